@@ -1,0 +1,16 @@
+//! `ccbt-engine`: the sans-I/O core of ccbt-uring.
+//!
+//! What it does: parses and builds the formats BitTorrent speaks (bencode, v1 metainfo,
+//! magnet URIs), computes piece geometry and info hashes, and — as the engine grows — holds
+//! the protocol state machines. Bytes and time go in; values, messages and actions come out.
+//!
+//! What it does not do: no sockets, no files, no threads, no clock. It never imports an async
+//! runtime. Callers (the `ccbt-shards` crate, the CLI, tests) own all I/O and pass the current
+//! time in as a value. `tests/house_rules.rs` enforces this.
+
+pub mod bencode;
+pub mod hash;
+pub mod magnet;
+pub mod metainfo;
+
+pub use hash::{InfoHash, Sha1Digest};

@@ -1,0 +1,303 @@
+use std::collections::HashSet;
+
+use thiserror::Error;
+
+use super::{FileEntry, Info, Metainfo, PathError, TorrentPath, FILES_MAX, PIECE_LENGTH_MAX};
+use crate::bencode::{self, DecodeError, Dict, Limits, Value};
+use crate::hash::{Sha1, Sha1Digest};
+
+/// Why a `.torrent` file was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MetainfoError {
+    #[error("not valid bencode: {0}")]
+    Bencode(#[from] DecodeError),
+    #[error("the torrent is not a bencoded dictionary")]
+    NotADict,
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{field}` should be a {expected}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+    },
+    #[error("`piece length` is {0}; it must be between 1 and {PIECE_LENGTH_MAX}")]
+    BadPieceLength(i64),
+    #[error("`pieces` is {0} bytes long, not a multiple of 20")]
+    PiecesNotMultipleOf20(usize),
+    #[error(
+        "the files add up to {total_length} bytes, which needs {expected} pieces of \
+         {piece_length} bytes, but `pieces` lists {actual}"
+    )]
+    PieceCountMismatch {
+        total_length: u64,
+        piece_length: u32,
+        expected: u64,
+        actual: usize,
+    },
+    #[error("file {file} has length {length}, which is not a valid size")]
+    BadFileLength { file: usize, length: i64 },
+    #[error("the files add up to more than 2^63 bytes")]
+    TotalLengthOverflow,
+    #[error("the torrent holds no data")]
+    Empty,
+    #[error("the info dict has both `length` and `files`")]
+    BothLengthAndFiles,
+    #[error("the torrent lists more than {FILES_MAX} files")]
+    TooManyFiles,
+    #[error("the torrent name is unsafe: {0}")]
+    BadName(PathError),
+    #[error("the path of file {file} ({shown}) is unsafe: {reason}")]
+    BadPath {
+        file: usize,
+        shown: String,
+        reason: PathError,
+    },
+    #[error("file path {0} appears twice, or is both a file and a directory")]
+    PathCollision(String),
+    #[error("this is a BitTorrent v2-only torrent; only v1 and hybrid torrents are supported")]
+    V2Only,
+}
+
+type Result<T> = std::result::Result<T, MetainfoError>;
+
+pub(super) fn parse(bytes: &[u8]) -> Result<Metainfo> {
+    let top = bencode::decode(bytes, &Limits::TORRENT)?;
+    let top = top.as_dict().ok_or(MetainfoError::NotADict)?;
+    let info_dict = match top.get(b"info") {
+        Some(Value::Dict(d)) => d,
+        Some(_) => return Err(wrong("info", "dictionary")),
+        None => return Err(MetainfoError::MissingField("info")),
+    };
+    let info_bytes = info_dict.raw().expect("decoded dicts keep their bytes");
+    let info = parse_info(info_dict)?;
+
+    Ok(Metainfo {
+        info_hash: Sha1::digest(info_bytes),
+        info,
+        info_bytes: info_bytes.into(),
+        announce: text(top, b"announce").filter(|s| !s.is_empty()),
+        announce_list: announce_list(top),
+        web_seeds: web_seeds(top),
+        comment: text(top, b"comment.utf-8").or_else(|| text(top, b"comment")),
+        created_by: text(top, b"created by"),
+        creation_date: top.get(b"creation date").and_then(Value::as_int),
+    })
+}
+
+fn parse_info(info: &Dict<'_>) -> Result<Info> {
+    let name = utf8_preferred(info, "name")?.ok_or(MetainfoError::MissingField("name"))?;
+    let name = TorrentPath::new([name]).map_err(MetainfoError::BadName)?;
+
+    let piece_length =
+        int(info, "piece length")?.ok_or(MetainfoError::MissingField("piece length"))?;
+    let piece_length = u32::try_from(piece_length)
+        .ok()
+        .filter(|&l| l > 0 && l <= PIECE_LENGTH_MAX)
+        .ok_or(MetainfoError::BadPieceLength(piece_length))?;
+
+    let pieces = match info.get(b"pieces") {
+        Some(Value::Bytes(b)) => *b,
+        Some(_) => return Err(wrong("pieces", "byte string")),
+        None if is_v2_only(info) => return Err(MetainfoError::V2Only),
+        None => return Err(MetainfoError::MissingField("pieces")),
+    };
+    if pieces.len() % 20 != 0 {
+        return Err(MetainfoError::PiecesNotMultipleOf20(pieces.len()));
+    }
+    let pieces: Box<[Sha1Digest]> = pieces
+        .chunks_exact(20)
+        .map(|c| Sha1Digest(c.try_into().expect("chunks of 20")))
+        .collect();
+
+    let (files, multi_file) = match (info.get(b"length"), info.get(b"files")) {
+        (Some(_), Some(_)) => return Err(MetainfoError::BothLengthAndFiles),
+        (Some(length), None) => {
+            let length = length.as_int().ok_or_else(|| wrong("length", "integer"))?;
+            let length = file_length(0, length)?;
+            let file = FileEntry {
+                path: name.clone(),
+                length,
+                offset: 0,
+                pad: false,
+            };
+            (vec![file], false)
+        }
+        (None, Some(Value::List(list))) => (parse_files(&name, list)?, true),
+        (None, Some(_)) => return Err(wrong("files", "list")),
+        (None, None) => return Err(MetainfoError::MissingField("length or files")),
+    };
+
+    let total_length = files.last().map_or(0, |f| f.offset + f.length);
+    if total_length == 0 {
+        return Err(MetainfoError::Empty);
+    }
+    let expected = total_length.div_ceil(u64::from(piece_length));
+    if expected != pieces.len() as u64 {
+        return Err(MetainfoError::PieceCountMismatch {
+            total_length,
+            piece_length,
+            expected,
+            actual: pieces.len(),
+        });
+    }
+
+    Ok(Info {
+        name,
+        piece_length,
+        pieces,
+        files,
+        private: int(info, "private")? == Some(1),
+        multi_file,
+        total_length,
+    })
+}
+
+fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<FileEntry>> {
+    if list.len() > FILES_MAX {
+        return Err(MetainfoError::TooManyFiles);
+    }
+    let mut files = Vec::with_capacity(list.len());
+    let mut offset = 0u64;
+    for (i, entry) in list.iter().enumerate() {
+        let field = |f: &str| format!("files[{i}].{f}");
+        let entry = entry
+            .as_dict()
+            .ok_or_else(|| wrong(&format!("files[{i}]"), "dictionary"))?;
+        let length = match entry.get(b"length") {
+            Some(Value::Int(l)) => file_length(i, *l)?,
+            Some(_) => return Err(wrong(&field("length"), "integer")),
+            None => return Err(MetainfoError::MissingField("files[].length")),
+        };
+        let components = match entry.get(b"path.utf-8").or_else(|| entry.get(b"path")) {
+            Some(Value::List(parts)) => parts
+                .iter()
+                .map(|p| {
+                    p.as_bytes()
+                        .ok_or_else(|| wrong(&field("path"), "list of byte strings"))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            Some(_) => return Err(wrong(&field("path"), "list of byte strings")),
+            None => return Err(MetainfoError::MissingField("files[].path")),
+        };
+        let shown = || {
+            components
+                .iter()
+                .map(|c| String::from_utf8_lossy(c))
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        // The name is prepended below, so an empty list must be caught before that.
+        let path = if components.is_empty() {
+            Err(PathError::NoComponents)
+        } else {
+            TorrentPath::new(name.components().chain(components.iter().copied()))
+        }
+        .map_err(|reason| MetainfoError::BadPath {
+            file: i,
+            shown: shown(),
+            reason,
+        })?;
+        let pad = matches!(entry.get(b"attr"), Some(Value::Bytes(a)) if a.contains(&b'p'));
+        files.push(FileEntry {
+            path,
+            length,
+            offset,
+            pad,
+        });
+        offset = offset
+            .checked_add(length)
+            .filter(|&o| o <= i64::MAX as u64)
+            .ok_or(MetainfoError::TotalLengthOverflow)?;
+    }
+    check_collisions(&files)?;
+    Ok(files)
+}
+
+/// Two files on one path, or a file where another file needs a directory, would make
+/// the data of one overwrite the other's.
+fn check_collisions(files: &[FileEntry]) -> Result<()> {
+    let stored = || files.iter().filter(|f| !f.pad);
+    let mut seen: HashSet<&TorrentPath> = HashSet::with_capacity(files.len());
+    for f in stored() {
+        if !seen.insert(&f.path) {
+            return Err(MetainfoError::PathCollision(f.path.display()));
+        }
+    }
+    for f in stored() {
+        if let Some(dir) = f.path.parents().find(|p| seen.contains(p)) {
+            return Err(MetainfoError::PathCollision(dir.display()));
+        }
+    }
+    Ok(())
+}
+
+fn file_length(file: usize, length: i64) -> Result<u64> {
+    u64::try_from(length).map_err(|_| MetainfoError::BadFileLength { file, length })
+}
+
+fn is_v2_only(info: &Dict<'_>) -> bool {
+    info.get(b"meta version").and_then(Value::as_int) == Some(2) && info.get(b"file tree").is_some()
+}
+
+fn wrong(field: &str, expected: &'static str) -> MetainfoError {
+    MetainfoError::WrongType {
+        field: field.to_string(),
+        expected,
+    }
+}
+
+fn int(dict: &Dict<'_>, key: &'static str) -> Result<Option<i64>> {
+    match dict.get(key.as_bytes()) {
+        None => Ok(None),
+        Some(Value::Int(i)) => Ok(Some(*i)),
+        Some(_) => Err(wrong(key, "integer")),
+    }
+}
+
+/// `key.utf-8` when present (older clients wrote a legacy encoding in `key`), else `key`.
+fn utf8_preferred<'a>(dict: &Dict<'a>, key: &'static str) -> Result<Option<&'a [u8]>> {
+    let utf8_key = format!("{key}.utf-8");
+    match dict
+        .get(utf8_key.as_bytes())
+        .or_else(|| dict.get(key.as_bytes()))
+    {
+        None => Ok(None),
+        Some(Value::Bytes(b)) => Ok(Some(b)),
+        Some(_) => Err(wrong(key, "byte string")),
+    }
+}
+
+/// An advisory text field; anything malformed is treated as absent.
+fn text(dict: &Dict<'_>, key: &[u8]) -> Option<String> {
+    let bytes = dict.get(key)?.as_bytes()?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn url(value: &Value<'_>) -> Option<String> {
+    let s = std::str::from_utf8(value.as_bytes()?).ok()?.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn announce_list(top: &Dict<'_>) -> Vec<Vec<String>> {
+    let Some(tiers) = top.get(b"announce-list").and_then(Value::as_list) else {
+        return Vec::new();
+    };
+    tiers
+        .iter()
+        .filter_map(Value::as_list)
+        .map(|tier| tier.iter().filter_map(url).collect::<Vec<_>>())
+        .filter(|tier| !tier.is_empty())
+        .collect()
+}
+
+/// BEP 19 allows `url-list` to be one string or a list of them.
+fn web_seeds(top: &Dict<'_>) -> Vec<String> {
+    match top.get(b"url-list") {
+        Some(Value::List(list)) => list.iter().filter_map(url).collect(),
+        Some(v) => url(v).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
