@@ -6,20 +6,19 @@
 //! `announce-list` entry is skipped, a malformed `pieces` string rejects the torrent.
 
 mod build;
-mod geometry;
+mod layout;
 mod parse;
 mod path;
 
 pub use build::{auto_piece_length, NewFile, NewTorrent};
-pub use geometry::{FileSpan, PieceIndex};
+pub use layout::{FileSpan, Layout, LayoutError, LayoutFile, PieceIndex};
 pub use parse::MetainfoError;
 pub use path::{check_component, PathError, TorrentPath, COMPONENT_LEN_MAX};
 
 use crate::hash::{InfoHash, Sha1Digest};
 
-/// Smallest and largest piece length we accept. libtorrent and Transmission make pieces from
-/// 16 KiB up; older tools made smaller ones, so anything from one block-free byte count up is
-/// read, but a piece must fit in memory and be hashable in one go.
+/// Largest piece length we accept: a piece must fit in memory and be hashed in one go.
+/// (Smaller than 16 KiB is unusual but legal in v1, so it is read.)
 pub const PIECE_LENGTH_MAX: u32 = 256 << 20;
 
 /// Most files one torrent may list.
@@ -48,14 +47,13 @@ pub struct Metainfo {
 pub struct Info {
     /// The suggested name: the file name (single-file) or the top directory (multi-file).
     pub name: TorrentPath,
-    pub piece_length: u32,
+    /// One hash per piece of `layout`.
     pub pieces: Box<[Sha1Digest]>,
-    /// Files in torrent order; each path starts with `name` for multi-file torrents.
-    pub files: Vec<FileEntry>,
+    /// Files and pieces; file paths start with `name` for multi-file torrents.
+    pub layout: Layout,
     pub private: bool,
     /// Multi-file torrents put their files in a directory named `name`.
     pub multi_file: bool,
-    pub total_length: u64,
 }
 
 /// One file of the torrent's byte stream.
@@ -86,20 +84,6 @@ impl Metainfo {
 }
 
 impl Info {
-    pub fn piece_count(&self) -> u32 {
-        self.pieces.len() as u32
-    }
-
-    /// Validates a piece number from outside (a peer, a CLI argument).
-    pub fn piece(&self, index: u32) -> Option<PieceIndex> {
-        (index < self.piece_count()).then_some(PieceIndex(index))
-    }
-
-    /// All pieces in order.
-    pub fn pieces_iter(&self) -> impl Iterator<Item = PieceIndex> {
-        (0..self.piece_count()).map(PieceIndex)
-    }
-
     pub fn piece_hash(&self, piece: PieceIndex) -> Sha1Digest {
         self.pieces[piece.0 as usize]
     }

@@ -1,8 +1,9 @@
-use std::collections::HashSet;
-
 use thiserror::Error;
 
-use super::{FileEntry, Info, Metainfo, PathError, TorrentPath, FILES_MAX, PIECE_LENGTH_MAX};
+use super::{
+    Info, Layout, LayoutError, LayoutFile, Metainfo, PathError, TorrentPath, FILES_MAX,
+    PIECE_LENGTH_MAX,
+};
 use crate::bencode::{self, DecodeError, Dict, Limits, Value};
 use crate::hash::{Sha1, Sha1Digest};
 
@@ -36,14 +37,12 @@ pub enum MetainfoError {
     },
     #[error("file {file} has length {length}, which is not a valid size")]
     BadFileLength { file: usize, length: i64 },
-    #[error("the files add up to more than 2^63 bytes")]
-    TotalLengthOverflow,
-    #[error("the torrent holds no data")]
-    Empty,
     #[error("the info dict has both `length` and `files`")]
     BothLengthAndFiles,
     #[error("the torrent lists more than {FILES_MAX} files")]
     TooManyFiles,
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
     #[error("the torrent name is unsafe: {0}")]
     BadName(PathError),
     #[error("the path of file {file} ({shown}) is unsafe: {reason}")]
@@ -52,8 +51,6 @@ pub enum MetainfoError {
         shown: String,
         reason: PathError,
     },
-    #[error("file path {0} appears twice, or is both a file and a directory")]
-    PathCollision(String),
     #[error("this is a BitTorrent v2-only torrent; only v1 and hybrid torrents are supported")]
     V2Only,
 }
@@ -113,11 +110,9 @@ fn parse_info(info: &Dict<'_>) -> Result<Info> {
         (Some(_), Some(_)) => return Err(MetainfoError::BothLengthAndFiles),
         (Some(length), None) => {
             let length = length.as_int().ok_or_else(|| wrong("length", "integer"))?;
-            let length = file_length(0, length)?;
-            let file = FileEntry {
+            let file = LayoutFile {
                 path: name.clone(),
-                length,
-                offset: 0,
+                length: file_length(0, length)?,
                 pad: false,
             };
             (vec![file], false)
@@ -126,38 +121,30 @@ fn parse_info(info: &Dict<'_>) -> Result<Info> {
         (None, Some(_)) => return Err(wrong("files", "list")),
         (None, None) => return Err(MetainfoError::MissingField("length or files")),
     };
-
-    let total_length = files.last().map_or(0, |f| f.offset + f.length);
-    if total_length == 0 {
-        return Err(MetainfoError::Empty);
-    }
-    let expected = total_length.div_ceil(u64::from(piece_length));
-    if expected != pieces.len() as u64 {
+    let layout = Layout::new(piece_length, files)?;
+    if layout.piece_count() as usize != pieces.len() {
         return Err(MetainfoError::PieceCountMismatch {
-            total_length,
+            total_length: layout.total_length(),
             piece_length,
-            expected,
+            expected: layout.total_length().div_ceil(u64::from(piece_length)),
             actual: pieces.len(),
         });
     }
 
     Ok(Info {
         name,
-        piece_length,
         pieces,
-        files,
+        layout,
         private: int(info, "private")? == Some(1),
         multi_file,
-        total_length,
     })
 }
 
-fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<FileEntry>> {
+fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<LayoutFile>> {
     if list.len() > FILES_MAX {
         return Err(MetainfoError::TooManyFiles);
     }
     let mut files = Vec::with_capacity(list.len());
-    let mut offset = 0u64;
     for (i, entry) in list.iter().enumerate() {
         let field = |f: &str| format!("files[{i}].{f}");
         let entry = entry
@@ -198,37 +185,9 @@ fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<FileEntry>>
             reason,
         })?;
         let pad = matches!(entry.get(b"attr"), Some(Value::Bytes(a)) if a.contains(&b'p'));
-        files.push(FileEntry {
-            path,
-            length,
-            offset,
-            pad,
-        });
-        offset = offset
-            .checked_add(length)
-            .filter(|&o| o <= i64::MAX as u64)
-            .ok_or(MetainfoError::TotalLengthOverflow)?;
+        files.push(LayoutFile { path, length, pad });
     }
-    check_collisions(&files)?;
     Ok(files)
-}
-
-/// Two files on one path, or a file where another file needs a directory, would make
-/// the data of one overwrite the other's.
-fn check_collisions(files: &[FileEntry]) -> Result<()> {
-    let stored = || files.iter().filter(|f| !f.pad);
-    let mut seen: HashSet<&TorrentPath> = HashSet::with_capacity(files.len());
-    for f in stored() {
-        if !seen.insert(&f.path) {
-            return Err(MetainfoError::PathCollision(f.path.display()));
-        }
-    }
-    for f in stored() {
-        if let Some(dir) = f.path.parents().find(|p| seen.contains(p)) {
-            return Err(MetainfoError::PathCollision(dir.display()));
-        }
-    }
-    Ok(())
 }
 
 fn file_length(file: usize, length: i64) -> Result<u64> {

@@ -57,12 +57,12 @@ fn single_file_round_trip() {
     assert!(!m.info.multi_file);
     assert!(m.info.private);
     assert_eq!(m.info.name.display(), "disk.iso");
-    assert_eq!(m.info.files.len(), 1);
-    assert_eq!(m.info.files[0].path.display(), "disk.iso");
-    assert_eq!(m.info.total_length, 100_000);
-    assert_eq!(m.info.piece_count(), 4);
+    assert_eq!(m.info.layout.files().len(), 1);
+    assert_eq!(m.info.layout.files()[0].path.display(), "disk.iso");
+    assert_eq!(m.info.layout.total_length(), 100_000);
+    assert_eq!(m.info.layout.piece_count(), 4);
     assert_eq!(
-        m.info.piece_len(m.info.piece(3).unwrap()),
+        m.info.layout.piece_len(m.info.layout.piece(3).unwrap()),
         100_000 - 3 * 32768
     );
     assert_eq!(m.announce.as_deref(), Some("http://t1/announce"));
@@ -86,7 +86,8 @@ fn multi_file_paths_start_with_the_name() {
     let m = Metainfo::parse(&t.encode().unwrap()).unwrap();
     let paths: Vec<_> = m
         .info
-        .files
+        .layout
+        .files()
         .iter()
         .map(|f| (f.path.display(), f.offset))
         .collect();
@@ -98,7 +99,7 @@ fn multi_file_paths_start_with_the_name() {
             ("album/cd2/01.flac".into(), 40)
         ]
     );
-    assert_eq!(m.info.total_length, 49);
+    assert_eq!(m.info.layout.total_length(), 49);
     assert!(m.info.multi_file);
 }
 
@@ -151,12 +152,12 @@ fn hostile_paths_are_rejected() {
 fn colliding_paths_are_rejected() {
     let t = multi(&[(&["a"], 5), (&["a"], 5)], 16);
     assert!(
-        matches!(Metainfo::parse(&t.encode().unwrap()), Err(MetainfoError::PathCollision(p)) if p == "album/a")
+        matches!(Metainfo::parse(&t.encode().unwrap()), Err(MetainfoError::Layout(LayoutError::PathCollision(p))) if p == "album/a")
     );
     let t = multi(&[(&["a"], 5), (&["a", "b"], 5)], 16);
     assert!(matches!(
         Metainfo::parse(&t.encode().unwrap()),
-        Err(MetainfoError::PathCollision(_))
+        Err(MetainfoError::Layout(LayoutError::PathCollision(_)))
     ));
 }
 
@@ -199,7 +200,7 @@ fn geometry_lies_are_rejected() {
     });
     assert_eq!(
         Metainfo::parse(&bytes).unwrap_err(),
-        MetainfoError::TotalLengthOverflow
+        MetainfoError::Layout(LayoutError::TotalLengthOverflow)
     );
     let bytes = with_info(|info| {
         let file = Dict::new()
@@ -281,7 +282,12 @@ fn pad_files_and_lenient_outer_fields() {
         );
     let m = Metainfo::parse(&encode(&Value::Dict(top))).unwrap();
     assert_eq!(
-        m.info.files.iter().map(|f| f.pad).collect::<Vec<_>>(),
+        m.info
+            .layout
+            .files()
+            .iter()
+            .map(|f| f.pad)
+            .collect::<Vec<_>>(),
         [false, true, false]
     );
     assert_eq!(m.web_seeds, ["http://ws/"]);
