@@ -1,0 +1,155 @@
+//! Read-only access to a torrent's files through `memmap2` mappings, for hashing in place.
+//!
+//! Files are opened `O_RDONLY` and mapped `PROT_READ`: nothing here can create, extend or
+//! write a file. A file that is missing, unreadable or shorter than the torrent says leaves
+//! the bytes it lacks unavailable, and the pieces that need them count as missing.
+
+use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use ccbt_engine::metainfo::{FileSpan, Layout, TorrentPath};
+use memmap2::{Advice, Mmap};
+
+/// What one file of the layout can provide.
+enum FileData {
+    /// The first `mapping.len()` bytes are readable (all of them unless the file is short).
+    Mapped(Mmap),
+    /// Not there, not readable or empty: every byte is unavailable.
+    Unavailable,
+    /// A BEP 47 pad file: zeros, never stored.
+    Pad,
+}
+
+/// A file that cannot supply all the bytes the torrent expects of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    /// Index into the layout's files.
+    pub file: usize,
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The bytes of a piece span, as [`MappedFiles::span`] finds them.
+pub enum SpanData<'a> {
+    Bytes(&'a [u8]),
+    /// That many zero bytes (pad files).
+    Zeros(u32),
+    /// Some of the span's bytes are not on disk.
+    Missing,
+}
+
+/// The files of one layout, mapped for reading.
+pub struct MappedFiles {
+    files: Vec<FileData>,
+    problems: Vec<FileProblem>,
+}
+
+impl MappedFiles {
+    /// Maps each file of `layout` from its torrent path under `save_dir` (the directory that
+    /// holds the torrent's name, as libtorrent's save path).
+    pub fn open_under(save_dir: &Path, layout: &Layout) -> Self {
+        Self::open(layout, |i| path_under(save_dir, &layout.files()[i].path))
+    }
+
+    /// Maps each file of `layout` from the given paths, in layout order (for `create`, where
+    /// the source files need not sit under their torrent paths).
+    pub fn open_paths(paths: &[PathBuf], layout: &Layout) -> Self {
+        assert_eq!(
+            paths.len(),
+            layout.files().len(),
+            "one path per layout file"
+        );
+        Self::open(layout, |i| paths[i].clone())
+    }
+
+    fn open(layout: &Layout, path_of: impl Fn(usize) -> PathBuf) -> Self {
+        let mut problems = Vec::new();
+        let files = layout
+            .files()
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                if entry.pad {
+                    return FileData::Pad;
+                }
+                let path = path_of(i);
+                let (data, problem) = map(&path, entry.length);
+                if let Some(reason) = problem {
+                    problems.push(FileProblem {
+                        file: i,
+                        path,
+                        reason,
+                    });
+                }
+                data
+            })
+            .collect();
+        Self { files, problems }
+    }
+
+    /// Files that cannot supply everything the torrent expects of them.
+    pub fn problems(&self) -> &[FileProblem] {
+        &self.problems
+    }
+
+    /// The bytes of one span of a piece. Also asks the kernel to map the span's pages in one
+    /// go, which is much cheaper than taking a page fault every few pages.
+    pub fn span(&self, span: &FileSpan) -> SpanData<'_> {
+        match &self.files[span.file] {
+            FileData::Pad => SpanData::Zeros(span.len),
+            FileData::Unavailable => SpanData::Missing,
+            FileData::Mapped(map) => {
+                let (start, len) = (span.offset as usize, span.len as usize);
+                if start + len > map.len() {
+                    return SpanData::Missing;
+                }
+                // Best effort: older kernels lack MADV_POPULATE_READ and fault pages instead.
+                let _ = map.advise_range(Advice::PopulateRead, start, len);
+                SpanData::Bytes(&map[start..start + len])
+            }
+        }
+    }
+}
+
+/// The on-disk path of a torrent path under `save_dir`. Components were checked by the
+/// engine (no `..`, no separators), so the result stays inside `save_dir`.
+pub fn path_under(save_dir: &Path, path: &TorrentPath) -> PathBuf {
+    let mut out = save_dir.to_path_buf();
+    for c in path.components() {
+        out.push(std::ffi::OsStr::from_bytes(c));
+    }
+    out
+}
+
+/// Maps the first `expected` bytes of `path`. A short file still maps what it has, and
+/// comes back with the reason it falls short.
+fn map(path: &Path, expected: u64) -> (FileData, Option<String>) {
+    let opened = File::open(path).and_then(|f| {
+        let meta = f.metadata()?;
+        Ok((f, meta))
+    });
+    let (file, meta) = match opened {
+        Ok(ok) => ok,
+        Err(e) => return (FileData::Unavailable, Some(e.to_string())),
+    };
+    if !meta.is_file() {
+        return (FileData::Unavailable, Some("not a regular file".into()));
+    }
+    let actual = meta.len();
+    let short = (actual < expected).then(|| format!("{actual} bytes on disk, {expected} expected"));
+    let len = actual.min(expected);
+    if len == 0 {
+        return (FileData::Unavailable, short);
+    }
+    // SAFETY: the mapping is read-only and private to this process. If another process
+    // truncates the file while we hash, reads past the new end raise SIGBUS; that is the
+    // accepted cost of hashing in place without copying (DESIGN.md, rule 6).
+    match unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) } {
+        Ok(map) => {
+            let _ = map.advise(Advice::Sequential);
+            (FileData::Mapped(map), short)
+        }
+        Err(e) => (FileData::Unavailable, Some(format!("cannot map: {e}"))),
+    }
+}
