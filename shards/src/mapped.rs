@@ -21,7 +21,7 @@ enum FileData {
     Pad,
 }
 
-/// A file that cannot supply all the bytes the torrent expects of it.
+/// A file that is missing, unreadable, or not the size the torrent says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileProblem {
     /// Index into the layout's files.
@@ -88,7 +88,7 @@ impl MappedFiles {
         Self { files, problems }
     }
 
-    /// Files that cannot supply everything the torrent expects of them.
+    /// Files that are missing, unreadable, or of the wrong size.
     pub fn problems(&self) -> &[FileProblem] {
         &self.problems
     }
@@ -122,8 +122,8 @@ pub fn path_under(save_dir: &Path, path: &TorrentPath) -> PathBuf {
     out
 }
 
-/// Maps the first `expected` bytes of `path`. A short file still maps what it has, and
-/// comes back with the reason it falls short.
+/// Maps the first `expected` bytes of `path`. A file of the wrong size still maps what it
+/// has, and comes back with a note saying how it differs.
 fn map(path: &Path, expected: u64) -> (FileData, Option<String>) {
     let opened = File::open(path).and_then(|f| {
         let meta = f.metadata()?;
@@ -137,7 +137,13 @@ fn map(path: &Path, expected: u64) -> (FileData, Option<String>) {
         return (FileData::Unavailable, Some("not a regular file".into()));
     }
     let actual = meta.len();
-    let short = (actual < expected).then(|| format!("{actual} bytes on disk, {expected} expected"));
+    let short = match actual.cmp(&expected) {
+        std::cmp::Ordering::Less => Some(format!("{actual} bytes on disk, {expected} expected")),
+        std::cmp::Ordering::Greater => Some(format!(
+            "{actual} bytes on disk, {expected} expected; the extra bytes are not checked"
+        )),
+        std::cmp::Ordering::Equal => None,
+    };
     let len = actual.min(expected);
     if len == 0 {
         return (FileData::Unavailable, short);

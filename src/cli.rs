@@ -1,0 +1,158 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use ccbt_engine::metainfo::PIECE_LENGTH_MAX;
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (verify: every piece is good)
+  1  verify: some pieces are missing or bad
+  2  the command line is wrong
+  3  the torrent or magnet link is invalid or unsafe
+  4  a file could not be read or written
+  5  the runtime cannot start here (io_uring disabled, memlock too low)";
+
+/// ccbt-uring: a thread-per-core io_uring BitTorrent engine.
+#[derive(Debug, Parser)]
+#[command(name = "ccbt-uring", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a .torrent from a file or directory, hashing on every core.
+    #[command(after_help = EXIT_CODES)]
+    Create(CreateArgs),
+    /// Show what a .torrent file or magnet link holds.
+    #[command(after_help = EXIT_CODES)]
+    Info(InfoArgs),
+    /// Recheck downloaded data against a .torrent, hashing on every core. Reads only.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+}
+
+/// How many shards (pinned executors) to hash with.
+#[derive(Debug, Args)]
+pub struct ShardArgs {
+    /// Number of shards; default: one per CPU this process may use.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: Option<u16>,
+}
+
+impl ShardArgs {
+    pub fn config(&self) -> ccbt_shards::ShardConfig {
+        match self.shards {
+            Some(n) => ccbt_shards::ShardConfig::with_count(n.into()),
+            None => ccbt_shards::ShardConfig::per_core(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The file or directory to share. A directory becomes a multi-file torrent; files are
+    /// ordered by path, byte-wise, and hidden and empty files are included (as mktorrent).
+    pub path: PathBuf,
+    /// Where to write the .torrent.
+    #[arg(short, long, value_name = "OUT.torrent")]
+    pub output: PathBuf,
+    /// Tracker announce URL; repeat for more. Each becomes its own tier, in order.
+    #[arg(short = 't', long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
+    /// Web seed URL (BEP 19); repeat for more.
+    #[arg(short = 'w', long = "web-seed", value_name = "URL")]
+    pub web_seeds: Vec<String>,
+    /// Piece size in bytes (a power of two, 16 KiB to 256 MiB; suffixes K, M allowed), or
+    /// `auto`: the smallest power of two from 16 KiB to 16 MiB giving at most 2048 pieces.
+    #[arg(long, value_name = "BYTES|auto", default_value = "auto", value_parser = parse_piece_size)]
+    pub piece_size: PieceSize,
+    /// Mark the torrent private (BEP 27): peers come only from its trackers.
+    #[arg(long)]
+    pub private: bool,
+    /// A comment stored in the torrent.
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    /// The torrent's name; default: the file or directory name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Leave out the creation date and `created by`, so the same input gives the same file.
+    #[arg(long)]
+    pub no_date: bool,
+    /// Overwrite OUT.torrent if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub shards: ShardArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`).
+    #[arg(value_name = "TORRENT|MAGNET")]
+    pub source: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The .torrent file.
+    pub torrent: PathBuf,
+    /// The save path: the directory that holds the torrent's name (as in libtorrent).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub shards: ShardArgs,
+}
+
+/// A piece size from the command line; `None` means `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PieceSize(pub Option<u32>);
+
+/// `auto` gives `None`; otherwise a power of two from 16 KiB to 256 MiB, with an optional
+/// `K`/`M` (binary) suffix.
+fn parse_piece_size(s: &str) -> Result<PieceSize, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(PieceSize(None));
+    }
+    let (digits, unit) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1u64 << 20),
+        _ => (s, 1),
+    };
+    let n = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{s:?} is not a byte count or `auto`"))?;
+    if !n.is_power_of_two() || n < 16 << 10 || n > u64::from(PIECE_LENGTH_MAX) {
+        return Err(format!("{n} must be a power of two from 16 KiB to 256 MiB"));
+    }
+    Ok(PieceSize(Some(n as u32)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_sizes() {
+        assert_eq!(parse_piece_size("auto"), Ok(PieceSize(None)));
+        assert_eq!(parse_piece_size("262144"), Ok(PieceSize(Some(262144))));
+        assert_eq!(parse_piece_size("256K"), Ok(PieceSize(Some(262144))));
+        assert_eq!(parse_piece_size("4m"), Ok(PieceSize(Some(4 << 20))));
+        assert!(parse_piece_size("1000").is_err());
+        assert!(parse_piece_size("8K").is_err());
+        assert!(parse_piece_size("512M").is_err());
+        assert!(parse_piece_size("-1").is_err());
+        assert!(parse_piece_size("99999999999999999999K").is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! `ccbt-uring info`: what a torrent or magnet link holds.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use ccbt_engine::magnet::{Magnet, PeerAddr};
+use ccbt_engine::metainfo::Metainfo;
+use serde::Serialize;
+
+use crate::cli::InfoArgs;
+use crate::failure::{Exit, OrExit, Outcome};
+use crate::format;
+
+pub fn run(args: InfoArgs) -> Outcome {
+    let is_magnet = args
+        .source
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"));
+    let report = if is_magnet {
+        let magnet = Magnet::parse(&args.source)
+            .context("not a valid magnet link")
+            .or_exit(Exit::BadInput)?;
+        Report::from_magnet(&magnet)
+    } else {
+        Report::from_torrent(&super::load_torrent(Path::new(&args.source))?)
+    };
+    if args.json {
+        crate::output::print_json(&report);
+    } else {
+        crate::output::print(&report.text());
+    }
+    Ok(Exit::Ok)
+}
+
+/// Everything `info` shows; the JSON form is this struct as is.
+#[derive(Debug, Serialize)]
+struct Report {
+    source: &'static str,
+    name: Option<String>,
+    info_hash: String,
+    /// Unknown for a magnet link until its metadata is fetched.
+    total_size: Option<u64>,
+    piece_size: Option<u32>,
+    piece_count: Option<u32>,
+    last_piece_size: Option<u32>,
+    private: Option<bool>,
+    /// BEP 12 tiers.
+    trackers: Vec<Vec<String>>,
+    web_seeds: Vec<String>,
+    files: Vec<FileReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creation_date: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    select_only: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileReport {
+    path: String,
+    size: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pad: bool,
+}
+
+impl Report {
+    fn from_torrent(m: &Metainfo) -> Self {
+        let layout = &m.info.layout;
+        let last = layout
+            .piece(layout.piece_count() - 1)
+            .expect("a torrent has a piece");
+        Report {
+            source: "torrent",
+            name: Some(m.info.name.display()),
+            info_hash: m.info_hash.to_hex(),
+            total_size: Some(layout.total_length()),
+            piece_size: Some(layout.piece_length()),
+            piece_count: Some(layout.piece_count()),
+            last_piece_size: Some(layout.piece_len(last)),
+            private: Some(m.info.private),
+            trackers: m.trackers(),
+            web_seeds: m.web_seeds.clone(),
+            files: layout
+                .files()
+                .iter()
+                .map(|f| FileReport {
+                    path: f.path.display(),
+                    size: f.length,
+                    pad: f.pad,
+                })
+                .collect(),
+            comment: m.comment.clone(),
+            created_by: m.created_by.clone(),
+            creation_date: m.creation_date,
+            peers: Vec::new(),
+            select_only: Vec::new(),
+        }
+    }
+
+    fn from_magnet(m: &Magnet) -> Self {
+        Report {
+            source: "magnet",
+            name: m.display_name.clone(),
+            info_hash: m.info_hash.to_hex(),
+            total_size: m.exact_length,
+            piece_size: None,
+            piece_count: None,
+            last_piece_size: None,
+            private: None,
+            trackers: m.trackers.iter().map(|t| vec![t.clone()]).collect(),
+            web_seeds: m.web_seeds.clone(),
+            files: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            peers: m
+                .peers
+                .iter()
+                .map(|p| match p {
+                    PeerAddr::Ip(a) => a.to_string(),
+                    PeerAddr::Host(h, port) => format!("{h}:{port}"),
+                })
+                .collect(),
+            select_only: m
+                .select_only
+                .iter()
+                .map(|r| {
+                    if r.start() == r.end() {
+                        r.start().to_string()
+                    } else {
+                        format!("{}-{}", r.start(), r.end())
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let unknown = || "unknown (magnet link: metadata not fetched)".to_string();
+        let line = |out: &mut String, k: &str, v: &str| {
+            let _ = writeln!(out, "{}", format!("{k:<12}{v}").trim_end());
+        };
+        line(&mut out, "name:", self.name.as_deref().unwrap_or("(none)"));
+        line(&mut out, "info hash:", &self.info_hash);
+        line(
+            &mut out,
+            "size:",
+            &self
+                .total_size
+                .map_or_else(unknown, |s| format!("{} ({s} bytes)", format::bytes(s))),
+        );
+        if let (Some(size), Some(count), Some(last)) =
+            (self.piece_size, self.piece_count, self.last_piece_size)
+        {
+            line(
+                &mut out,
+                "pieces:",
+                &format!(
+                    "{count} x {} (last piece {})",
+                    format::bytes(size.into()),
+                    format::bytes(last.into())
+                ),
+            );
+        }
+        if let Some(private) = self.private {
+            line(&mut out, "private:", if private { "yes" } else { "no" });
+        }
+        if let Some(c) = &self.comment {
+            line(&mut out, "comment:", c);
+        }
+        if let Some(c) = &self.created_by {
+            line(&mut out, "created by:", c);
+        }
+        if let Some(d) = self.creation_date {
+            line(&mut out, "created:", &format!("{d} (Unix time)"));
+        }
+        line(
+            &mut out,
+            "trackers:",
+            if self.trackers.is_empty() {
+                "(none)"
+            } else {
+                ""
+            },
+        );
+        for (tier, urls) in self.trackers.iter().enumerate() {
+            for url in urls {
+                let _ = writeln!(out, "  tier {tier}: {url}");
+            }
+        }
+        line(
+            &mut out,
+            "web seeds:",
+            if self.web_seeds.is_empty() {
+                "(none)"
+            } else {
+                ""
+            },
+        );
+        for url in &self.web_seeds {
+            let _ = writeln!(out, "  {url}");
+        }
+        for peer in &self.peers {
+            line(&mut out, "peer:", peer);
+        }
+        if !self.select_only.is_empty() {
+            line(
+                &mut out,
+                "select:",
+                &format!("files {}", self.select_only.join(", ")),
+            );
+        }
+        if self.source == "torrent" {
+            let _ = writeln!(out, "files:      {}", self.files.len());
+            for f in &self.files {
+                let pad = if f.pad { "  (padding)" } else { "" };
+                let _ = writeln!(out, "  {:>14}  {}{pad}", f.size, f.path);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,38 @@
+//! One module per subcommand.
+
+pub mod create;
+pub mod info;
+pub mod verify;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use ccbt_engine::metainfo::Metainfo;
+
+use crate::failure::{Exit, Failure, OrExit};
+
+/// The most we read of a `.torrent` file (the bencode limit; larger is refused unread).
+const TORRENT_FILE_BYTES_MAX: u64 = ccbt_engine::bencode::Limits::TORRENT.input_len_max as u64;
+
+/// Reads and parses a `.torrent` file, with the exit code that fits each failure.
+pub fn load_torrent(path: &Path) -> Result<Metainfo, Failure> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .or_exit(Exit::Io)?
+        .len();
+    if len > TORRENT_FILE_BYTES_MAX {
+        return Err(Failure::new(
+            Exit::BadInput,
+            anyhow::anyhow!(
+                "{} is {len} bytes; a .torrent may be at most {TORRENT_FILE_BYTES_MAX}",
+                path.display()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .or_exit(Exit::Io)?;
+    Metainfo::parse(&bytes)
+        .with_context(|| format!("{} is not a valid torrent", path.display()))
+        .or_exit(Exit::BadInput)
+}
