@@ -14,8 +14,8 @@ pub const MEMLOCK_BYTES_MIN: u64 = 512 << 10;
 
 #[derive(Debug, Error)]
 pub enum RuntimeError {
-    #[error("io_uring is not available: {source}. {advice}")]
-    IoUringUnavailable { source: io::Error, advice: String },
+    #[error("io_uring is not available ({cause}). {advice}")]
+    IoUringUnavailable { cause: io::Error, advice: String },
     #[error(
         "the locked-memory limit is {limit_bytes} bytes; the shards need at least \
          {MEMLOCK_BYTES_MIN}. Raise it with `ulimit -l 1024` (shell), `LimitMEMLOCK=1M` \
@@ -34,9 +34,9 @@ pub fn check() -> Result<(), RuntimeError> {
 fn check_io_uring() -> Result<(), RuntimeError> {
     match io_uring::IoUring::new(2) {
         Ok(_) => Ok(()),
-        Err(source) => {
-            let advice = advice(source.raw_os_error(), read_disabled_sysctl());
-            Err(RuntimeError::IoUringUnavailable { source, advice })
+        Err(cause) => {
+            let advice = advice(cause.raw_os_error(), read_disabled_sysctl());
+            Err(RuntimeError::IoUringUnavailable { cause, advice })
         }
     }
 }

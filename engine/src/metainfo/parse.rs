@@ -10,7 +10,7 @@ use crate::hash::{Sha1, Sha1Digest};
 /// Why a `.torrent` file was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MetainfoError {
-    #[error("not valid bencode: {0}")]
+    #[error("not valid bencode")]
     Bencode(#[from] DecodeError),
     #[error("the torrent is not a bencoded dictionary")]
     NotADict,
