@@ -201,7 +201,7 @@ fn collect(root: &Path) -> Result<Vec<SourceFile>, Failure> {
             length: meta.len(),
         });
     }
-    files.sort_by(|a, b| a.relative.join(&b'/').cmp(&b.relative.join(&b'/')));
+    files.sort_by_cached_key(|f| f.relative.join(&b'/'));
     if files.is_empty() {
         return Err(Failure::new(
             Exit::BadInput,

@@ -1,0 +1,77 @@
+//! The benchmark's data set: one large file of deterministic pseudo-random bytes and a
+//! torrent of it made by ccbt-uring.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+pub struct DataSet {
+    /// The save path (`--data` for verify).
+    pub save_dir: PathBuf,
+    pub data_file: PathBuf,
+    pub torrent: PathBuf,
+    pub bytes: u64,
+}
+
+/// Makes (or reuses) `dir/data/bench-<size>.bin` and its torrent with 1 MiB pieces.
+pub fn prepare(dir: &Path, bytes: u64, ccbt: &Path) -> Result<DataSet> {
+    let save_dir = dir.join("data");
+    std::fs::create_dir_all(&save_dir)
+        .with_context(|| format!("cannot create {}", save_dir.display()))?;
+    let name = format!("bench-{bytes}.bin");
+    let data_file = save_dir.join(&name);
+    if std::fs::metadata(&data_file).map(|m| m.len()).ok() != Some(bytes) {
+        eprintln!("writing {} ({bytes} bytes) ...", data_file.display());
+        write_pseudo_random(&data_file, bytes)?;
+    }
+    let torrent = dir.join(format!("{name}.torrent"));
+    let status = Command::new(ccbt)
+        .arg("create")
+        .arg(&data_file)
+        .arg("-o")
+        .arg(&torrent)
+        .args(["--piece-size", "1M", "--no-date", "--force"])
+        .status()?;
+    if !status.success() {
+        bail!("ccbt-uring create failed: {status}");
+    }
+    Ok(DataSet {
+        save_dir,
+        data_file,
+        torrent,
+        bytes,
+    })
+}
+
+fn write_pseudo_random(path: &Path, bytes: u64) -> Result<()> {
+    let mut out = BufWriter::with_capacity(8 << 20, File::create(path)?);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut chunk = vec![0u8; 8 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        for word in chunk.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(chunk.len() as u64) as usize;
+        out.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Reads the file twice so every contender finds it in the page cache.
+pub fn warm(path: &Path) -> Result<()> {
+    let mut buf = vec![0u8; 8 << 20];
+    for _ in 0..2 {
+        let mut f = File::open(path)?;
+        while f.read(&mut buf)? > 0 {}
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests and benchmarks use: real BitTorrent tools from
+# Debian for interop tests, a C compiler and git for glommio's build. Idempotent.
+set -euo pipefail
+
+packages=(
+  gcc make git pkg-config     # glommio builds a vendored liburing
+  mktorrent                   # interop: torrents made by mktorrent
+  transmission-cli            # interop: transmission-create / -show; bench: transmission-cli -v
+  python3-libtorrent python3  # interop + bench: libtorrent under /usr/bin/python3
+  openssl                     # bench: the SHA-1 ceiling
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
