@@ -10,6 +10,15 @@ fn create(src: &Path, out: &Path, extra: &[&str]) -> Ran {
     run(ccbt().arg("create").arg(src).arg("-o").arg(out).args(extra))
 }
 
+fn verify(torrent: &Path, data: &Path, extra: &[&str]) -> Ran {
+    run(ccbt()
+        .arg("verify")
+        .arg(torrent)
+        .arg("--data")
+        .arg(data)
+        .args(extra))
+}
+
 #[test]
 fn create_then_verify_a_multi_file_torrent() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,14 +93,7 @@ fn create_then_verify_a_multi_file_torrent() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 
-    let verified = run(ccbt()
-        .arg("verify")
-        .arg(&torrent)
-        .arg("--data")
-        .arg(dir.path())
-        .arg("--json"))
-    .ok()
-    .json();
+    let verified = verify(&torrent, dir.path(), &["--json"]).ok().json();
     assert_eq!(verified["complete"], true);
     assert_eq!(verified["good"], 12);
     assert_eq!(verified["bytes_hashed"], 370_005);
@@ -110,22 +112,12 @@ fn verify_names_the_piece_with_a_flipped_byte() {
     data[5 * 65536 + 1234] ^= 0x20;
     std::fs::write(&src, &data).unwrap();
 
-    let ran = run(ccbt()
-        .arg("verify")
-        .arg(&torrent)
-        .arg("--data")
-        .arg(dir.path()))
-    .expect_code(1);
+    let ran = verify(&torrent, dir.path(), &[]).expect_code(1);
     assert!(ran.stdout.contains("bad:        5\n"), "{}", ran.stdout);
     assert!(ran.stdout.contains("result:     incomplete"));
-    let json = run(ccbt()
-        .arg("verify")
-        .arg(&torrent)
-        .arg("--data")
-        .arg(dir.path())
-        .arg("--json"))
-    .expect_code(1)
-    .json();
+    let json = verify(&torrent, dir.path(), &["--json"])
+        .expect_code(1)
+        .json();
     assert_eq!(json["bad"], serde_json::json!([5]));
     assert_eq!(json["missing"], serde_json::json!([]));
     assert_eq!(json["good"], 15);
@@ -149,14 +141,9 @@ fn truncated_and_missing_files_are_missing_pieces_and_nothing_is_written() {
     std::fs::remove_file(src.join("c")).unwrap();
     let before = tree_snapshot(dir.path());
 
-    let json = run(ccbt()
-        .arg("verify")
-        .arg(&torrent)
-        .arg("--data")
-        .arg(dir.path())
-        .arg("--json"))
-    .expect_code(1)
-    .json();
+    let json = verify(&torrent, dir.path(), &["--json"])
+        .expect_code(1)
+        .json();
     // b keeps [100000,120000): piece 7 = [114688,131072) is the first that needs lost bytes.
     let missing: Vec<u64> = json["missing"]
         .as_array()
@@ -185,14 +172,9 @@ fn truncated_and_missing_files_are_missing_pieces_and_nothing_is_written() {
 
     // The whole directory gone: every piece missing, still a clean exit 1.
     std::fs::remove_dir_all(&src).unwrap();
-    let json = run(ccbt()
-        .arg("verify")
-        .arg(&torrent)
-        .arg("--data")
-        .arg(dir.path())
-        .arg("--json"))
-    .expect_code(1)
-    .json();
+    let json = verify(&torrent, dir.path(), &["--json"])
+        .expect_code(1)
+        .json();
     assert_eq!(json["missing"].as_array().unwrap().len(), 12);
     assert!(!src.exists());
 }
@@ -218,7 +200,7 @@ fn exit_codes_for_script_authors() {
     // Missing source, missing torrent, data dir that is not a directory.
     create(&dir.path().join("nope"), &dir.path().join("h.torrent"), &[]).expect_code(4);
     run(ccbt().args(["info", "/nonexistent.torrent"])).expect_code(4);
-    run(ccbt().arg("verify").arg(&out).arg("--data").arg(&src)).expect_code(4);
+    verify(&out, &src, &[]).expect_code(4);
     // Nothing to share.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

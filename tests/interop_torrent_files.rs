@@ -44,39 +44,45 @@ fn sample(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (single, multi)
 }
 
-#[test]
-fn we_read_mktorrent_torrents_as_transmission_does() {
-    require("mktorrent", "mktorrent");
+/// Torrents made by `program` (single- and multi-file): our info hash must be the one
+/// transmission-show prints, and the data the program hashed must verify with us.
+fn foreign_torrents_read_as_transmission_does(program: &str, package: &str, args: &[&str]) {
+    require(program, package);
     let dir = tempfile::tempdir().unwrap();
     let (single, multi) = sample(dir.path());
-    for (src, name) in [(&single, "mk-single.torrent"), (&multi, "mk-multi.torrent")] {
-        let out = dir.path().join(name);
-        run(Command::new("mktorrent")
-            .args(["-l", "16", "-a", "http://127.0.0.1:6969/announce", "-o"])
+    for (src, kind) in [(&single, "single"), (&multi, "multi")] {
+        let out = dir.path().join(format!("{program}-{kind}.torrent"));
+        run(Command::new(program)
+            .args(args)
+            .arg("-o")
             .arg(&out)
             .arg(src))
         .ok();
-        assert_eq!(our_info_hash(&out), transmission_info_hash(&out), "{name}");
-        // And the data mktorrent hashed verifies with us.
+        assert_eq!(
+            our_info_hash(&out),
+            transmission_info_hash(&out),
+            "{program}, {kind}"
+        );
         run(ccbt().arg("verify").arg(&out).arg("--data").arg(dir.path())).ok();
     }
 }
 
 #[test]
+fn we_read_mktorrent_torrents_as_transmission_does() {
+    foreign_torrents_read_as_transmission_does(
+        "mktorrent",
+        "mktorrent",
+        &["-l", "16", "-a", "http://127.0.0.1:6969/announce"],
+    );
+}
+
+#[test]
 fn we_read_transmission_torrents_as_transmission_does() {
-    require("transmission-create", "transmission-cli");
-    let dir = tempfile::tempdir().unwrap();
-    let (single, multi) = sample(dir.path());
-    for (src, name) in [(&single, "tr-single.torrent"), (&multi, "tr-multi.torrent")] {
-        let out = dir.path().join(name);
-        run(Command::new("transmission-create")
-            .args(["-s", "32", "-t", "udp://127.0.0.1:6969", "-o"])
-            .arg(&out)
-            .arg(src))
-        .ok();
-        assert_eq!(our_info_hash(&out), transmission_info_hash(&out), "{name}");
-        run(ccbt().arg("verify").arg(&out).arg("--data").arg(dir.path())).ok();
-    }
+    foreign_torrents_read_as_transmission_does(
+        "transmission-create",
+        "transmission-cli",
+        &["-s", "32", "-t", "udp://127.0.0.1:6969"],
+    );
 }
 
 #[test]

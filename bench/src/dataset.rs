@@ -48,16 +48,11 @@ pub fn prepare(dir: &Path, bytes: u64, ccbt: &Path) -> Result<DataSet> {
 
 fn write_pseudo_random(path: &Path, bytes: u64) -> Result<()> {
     let mut out = BufWriter::with_capacity(8 << 20, File::create(path)?);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut stream = ccbt_loadgen::PseudoRandom::new(1);
     let mut chunk = vec![0u8; 8 << 20];
     let mut left = bytes;
     while left > 0 {
-        for word in chunk.chunks_exact_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            word.copy_from_slice(&x.to_le_bytes());
-        }
+        stream.fill(&mut chunk);
         let n = left.min(chunk.len() as u64) as usize;
         out.write_all(&chunk[..n])?;
         left -= n as u64;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use ccbt_loadgen::bytes;
+
 /// The ccbt-uring binary cargo built for these tests.
 pub fn ccbt() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ccbt-uring"))
@@ -97,20 +99,6 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!("{program} is not installed: `apt-get install {package}` (see .ci/run)")
     })
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Writes `files` (relative path, length) under `root` with deterministic contents.

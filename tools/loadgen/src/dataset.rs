@@ -6,6 +6,8 @@ use anyhow::{ensure, Context, Result};
 use ccbt_engine::hash::Sha1;
 use ccbt_engine::metainfo::{NewFile, NewTorrent};
 
+use crate::bytes;
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -80,20 +82,6 @@ pub fn write(spec: &Spec, out: &Path) -> Result<u32> {
         std::fs::write(torrent_dir.join(format!("{name}.torrent")), encoded)?;
     }
     Ok(spec.torrents)
-}
-
-/// Deterministic pseudo-random bytes (xorshift64).
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 #[cfg(test)]

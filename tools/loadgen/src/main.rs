@@ -8,9 +8,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use ccbt_loadgen::dataset;
 use clap::{Parser, Subcommand};
-
-mod dataset;
 
 #[derive(Parser)]
 #[command(name = "ccbt-loadgen", about = "Load generator for ccbt-uring")]
