@@ -9,8 +9,16 @@
 //! time in as a value. `tests/house_rules.rs` enforces this.
 
 pub mod bencode;
+pub mod bitfield;
+pub mod block;
+pub mod choker;
 pub mod hash;
 pub mod magnet;
 pub mod metainfo;
+pub mod picker;
+pub mod tracker;
+pub mod wire;
 
+pub use bitfield::Bitfield;
+pub use block::{BlockRef, BLOCK_LEN};
 pub use hash::{InfoHash, Sha1Digest};

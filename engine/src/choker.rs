@@ -1,0 +1,1 @@
+//! Choking: which peers we upload to (placeholder; being written).

@@ -1,0 +1,1 @@
+//! Piece picker (placeholder; being written).

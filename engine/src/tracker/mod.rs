@@ -1,0 +1,1 @@
+//! Tracker codecs (placeholder; being written).
