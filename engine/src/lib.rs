@@ -16,6 +16,7 @@ pub mod hash;
 pub mod magnet;
 pub mod metainfo;
 pub mod picker;
+pub mod rate;
 pub mod tracker;
 pub mod wire;
 

@@ -1,0 +1,1 @@
+//! Transfer-rate estimation (placeholder; being written).
