@@ -1,1 +1,0 @@
-//! Choking: which peers we upload to (placeholder; being written).
