@@ -1,0 +1,42 @@
+//! Limits and timings of one torrent's swarm; defaults follow common client practice.
+
+use std::time::Duration;
+
+use crate::choker::ChokerConfig;
+
+/// How a torrent treats its peers.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Connected peers at most; more are refused.
+    pub max_peers: usize,
+    /// Requests a peer may queue with us before further ones are refused (Fast) or it is
+    /// dropped: a bound on what one peer can make us hold.
+    pub max_queued_requests: usize,
+    /// Requests a peer may send while we choke it before it is dropped. Some arrive
+    /// legitimately after a choke crosses them on the wire.
+    pub choked_request_allowance: u32,
+    /// Hash failures a peer may contribute to before it is banned from the torrent.
+    pub hash_failures_to_ban: u32,
+    /// A request unanswered this long goes back to the picker and the peer counts as snubbed.
+    pub request_timeout: Duration,
+    /// Send a keep-alive after this long without sending anything.
+    pub keepalive_interval: Duration,
+    /// Drop a peer silent for this long.
+    pub idle_timeout: Duration,
+    pub choker: ChokerConfig,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_peers: 80,
+            max_queued_requests: 512,
+            choked_request_allowance: 32,
+            hash_failures_to_ban: 2,
+            request_timeout: Duration::from_secs(20),
+            keepalive_interval: Duration::from_secs(90),
+            idle_timeout: Duration::from_secs(180),
+            choker: ChokerConfig::default(),
+        }
+    }
+}

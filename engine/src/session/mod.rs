@@ -1,0 +1,695 @@
+//! One torrent's swarm as a state machine: peers' messages and the clock go in; messages to
+//! send, blocks to serve, pieces to check and peers to drop come out.
+//!
+//! The I/O layer owns sockets and disk. It calls [`Torrent::on_message`] for every decoded
+//! message, copies a block's bytes into its piece buffer when told the block is wanted,
+//! hashes complete pieces and reports back with [`Torrent::piece_checked`], and drains
+//! [`Torrent::poll_action`] and each peer's outbox ([`Torrent::take_outbox`]).
+
+mod config;
+mod peer;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::bitfield::BitfieldError;
+use crate::choker::{Candidate, Choker};
+use crate::metainfo::Layout;
+use crate::picker::{request_queue_depth, Picker, Priority};
+use crate::rate::RateMeter;
+use crate::wire::Message;
+use crate::{Bitfield, BlockRef, BLOCK_LEN};
+
+pub use crate::picker::PeerKey;
+pub use config::SessionConfig;
+use peer::Peer;
+
+/// The largest block we serve to a peer that asks for more than 16 KiB.
+pub const MAX_SERVED_BLOCK: u32 = 8 * BLOCK_LEN;
+/// Banned addresses remembered per torrent, at most.
+const BANNED_MAX: usize = 10_000;
+
+/// What a ban applies to: a host, except on loopback, where every local process shares the
+/// address and banning it would ban innocent local peers with the guilty one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum BanKey {
+    Host(IpAddr),
+    Endpoint(SocketAddr),
+}
+
+impl BanKey {
+    fn of(addr: SocketAddr) -> BanKey {
+        if addr.ip().is_loopback() {
+            BanKey::Endpoint(addr)
+        } else {
+            BanKey::Host(addr.ip())
+        }
+    }
+}
+
+/// What the I/O layer must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The peer has bytes in its outbox or blocks to serve: wake its writer.
+    Wake(PeerKey),
+    /// Close the connection; the torrent has already forgotten the peer.
+    Disconnect(PeerKey, DropReason),
+    /// Every wanted piece is verified.
+    Done,
+}
+
+/// Why a peer was dropped: each is a line in a log a user may read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DropReason {
+    #[error("bad bitfield: {0}")]
+    BadBitfield(#[from] BitfieldError),
+    #[error("sent its piece list after other messages")]
+    LateBitfield,
+    #[error("sent HAVE ALL/HAVE NONE without the Fast extension")]
+    FastNotNegotiated,
+    #[error("named piece {0}, which this torrent does not have")]
+    PieceOutOfRange(u32),
+    #[error("requested {0:?}, outside its piece or too large")]
+    BadRequest(BlockRef),
+    #[error("sent block {0:?}, outside its piece")]
+    BadBlock(BlockRef),
+    #[error("kept requesting while choked")]
+    RequestsWhileChoked,
+    #[error("queued more than {0} requests")]
+    TooManyRequests(usize),
+    #[error("sent data that failed the hash check {0} times; banned")]
+    HashFailures(u32),
+    #[error("address is banned from this torrent")]
+    Banned,
+    #[error("silent for {0:?}")]
+    Idle(Duration),
+    #[error("both sides are seeds")]
+    BothSeeds,
+    #[error("connected to ourselves")]
+    SelfConnection,
+    #[error("already connected to this peer")]
+    Duplicate,
+    #[error("the torrent has {0} peers already")]
+    TooManyPeers(usize),
+}
+
+/// What the caller does with a message's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// Nothing to store.
+    Nothing,
+    /// A wanted block: copy its bytes into the piece's buffer. When `piece_complete`, every
+    /// block of that piece is in: hash it and call [`Torrent::piece_checked`].
+    Block { piece_complete: bool },
+}
+
+/// Figures for progress lines and the dashboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TorrentStats {
+    pub peers: usize,
+    pub unchoked_by: usize,
+    pub have_pieces: u32,
+    pub wanted_left: u32,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    pub wasted: u64,
+}
+
+/// One torrent's peers, pieces and choking.
+#[derive(Debug)]
+pub struct Torrent {
+    config: SessionConfig,
+    layout: Layout,
+    picker: Picker,
+    choker: Choker,
+    peers: BTreeMap<PeerKey, Peer>,
+    next_key: PeerKey,
+    banned: HashSet<BanKey>,
+    actions: VecDeque<Action>,
+    download: RateMeter,
+    upload: RateMeter,
+    wasted: u64,
+    done_reported: bool,
+    scratch: Vec<BlockRef>,
+}
+
+impl Torrent {
+    /// `have`: pieces already verified on disk. `seed` makes every random choice repeatable.
+    pub fn new(layout: Layout, have: &Bitfield, config: SessionConfig, seed: u64) -> Self {
+        let picker = Picker::new(&layout, have, seed);
+        let choker = Choker::new(config.choker.clone(), seed ^ 0x9e37_79b9_7f4a_7c15);
+        let done_reported = picker.is_done();
+        Torrent {
+            config,
+            layout,
+            picker,
+            choker,
+            peers: BTreeMap::new(),
+            next_key: 0,
+            banned: HashSet::new(),
+            actions: VecDeque::new(),
+            download: RateMeter::new(),
+            upload: RateMeter::new(),
+            wasted: 0,
+            done_reported,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn have(&self) -> &Bitfield {
+        self.picker.have()
+    }
+
+    /// All wanted pieces are verified.
+    pub fn is_done(&self) -> bool {
+        self.picker.is_done()
+    }
+
+    pub fn set_sequential(&mut self, on: bool) {
+        self.picker.set_sequential(on);
+    }
+
+    pub fn set_file_priorities(&mut self, priorities: &[Priority]) {
+        self.picker.set_file_priorities(&self.layout, priorities);
+        self.done_reported = self.picker.is_done();
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether a connection with `addr` would be refused.
+    pub fn is_banned(&self, addr: SocketAddr) -> bool {
+        self.banned.contains(&BanKey::of(addr))
+    }
+
+    /// Room for another connection.
+    pub fn wants_peers(&self) -> bool {
+        self.peers.len() < self.config.max_peers
+    }
+
+    /// A peer finished the handshake. `fast`: both sides set the Fast extension bit.
+    pub fn add_peer(
+        &mut self,
+        now: Duration,
+        addr: SocketAddr,
+        fast: bool,
+    ) -> Result<PeerKey, DropReason> {
+        if self.is_banned(addr) {
+            return Err(DropReason::Banned);
+        }
+        if self.peers.len() >= self.config.max_peers {
+            return Err(DropReason::TooManyPeers(self.peers.len()));
+        }
+        let key = self.next_key;
+        self.next_key = self.next_key.wrapping_add(1);
+        let mut peer = Peer::new(addr, fast, self.layout.piece_count(), now);
+        let have = self.picker.have();
+        let first = if fast && have.is_full() {
+            Message::HaveAll
+        } else if fast && have.has_none() {
+            Message::HaveNone
+        } else {
+            Message::Bitfield(have.as_bytes())
+        };
+        first.encode(&mut peer.outbox);
+        self.peers.insert(key, peer);
+        self.actions.push_back(Action::Wake(key));
+        Ok(key)
+    }
+
+    /// The connection closed, or the caller is closing it.
+    pub fn remove_peer(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.remove(&key) {
+            self.picker.peer_left(&peer.has);
+            self.picker.on_peer_gone(key);
+        }
+    }
+
+    /// Handles one message from a peer. On `Err` the peer is already forgotten and a
+    /// [`Action::Disconnect`] is queued; the caller closes the connection.
+    pub fn on_message(
+        &mut self,
+        now: Duration,
+        key: PeerKey,
+        msg: &Message<'_>,
+    ) -> Result<Incoming, DropReason> {
+        match self.handle(now, key, msg) {
+            Ok(incoming) => Ok(incoming),
+            Err(reason) => {
+                self.drop_peer(key, reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    fn handle(
+        &mut self,
+        now: Duration,
+        key: PeerKey,
+        msg: &Message<'_>,
+    ) -> Result<Incoming, DropReason> {
+        let pieces = self.layout.piece_count();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(Incoming::Nothing);
+        };
+        peer.last_received = now;
+        let first = std::mem::replace(&mut peer.awaiting_bitfield, false);
+        if matches!(msg, Message::KeepAlive) {
+            peer.awaiting_bitfield = first;
+        }
+        match *msg {
+            Message::KeepAlive
+            | Message::Port(_)
+            | Message::SuggestPiece(_)
+            | Message::AllowedFast(_)
+            | Message::Extended { .. }
+            | Message::Unknown { .. } => {}
+            Message::Bitfield(bytes) => {
+                if !first {
+                    return Err(DropReason::LateBitfield);
+                }
+                let has = Bitfield::from_wire(bytes, pieces)?;
+                self.picker.peer_joined(&has);
+                peer.has = has;
+                self.after_peer_gained_pieces(now, key)?;
+            }
+            Message::HaveAll | Message::HaveNone => {
+                if !peer.fast {
+                    return Err(DropReason::FastNotNegotiated);
+                }
+                if !first {
+                    return Err(DropReason::LateBitfield);
+                }
+                if matches!(msg, Message::HaveAll) {
+                    peer.has = Bitfield::full(pieces);
+                    self.picker.peer_joined(&peer.has);
+                    self.after_peer_gained_pieces(now, key)?;
+                }
+            }
+            Message::Have(piece) => {
+                if piece >= pieces {
+                    return Err(DropReason::PieceOutOfRange(piece));
+                }
+                if peer.has.set(piece) {
+                    self.picker.peer_has(piece);
+                    self.after_peer_gained_pieces(now, key)?;
+                }
+            }
+            Message::Choke => {
+                peer.peer_choking = true;
+                if !peer.fast {
+                    // Without the Fast extension a choke silently discards our requests.
+                    peer.sent_requests.clear();
+                    self.picker.on_peer_gone(key);
+                }
+            }
+            Message::Unchoke => {
+                peer.peer_choking = false;
+                self.fill_requests(now, key);
+            }
+            Message::Interested => {
+                let was = std::mem::replace(&mut peer.peer_interested, true);
+                if !was && peer.am_choking && self.free_upload_slot() {
+                    self.rechoke(now);
+                }
+            }
+            Message::NotInterested => {
+                peer.peer_interested = false;
+            }
+            Message::Request(block) => self.on_request(key, block)?,
+            Message::Cancel(block) => {
+                peer.queued.retain(|b| *b != block);
+            }
+            Message::RejectRequest(block) => {
+                if peer.fast {
+                    if let Some(i) = peer.sent_requests.iter().position(|(b, _)| *b == block) {
+                        peer.sent_requests.remove(i);
+                        self.picker.on_request_dropped(key, block);
+                        self.fill_requests(now, key);
+                    }
+                }
+            }
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => return self.on_block(now, key, piece, offset, data.len()),
+        }
+        Ok(Incoming::Nothing)
+    }
+
+    fn on_request(&mut self, key: PeerKey, block: BlockRef) -> Result<(), DropReason> {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        let Some(index) = self.layout.piece(block.piece) else {
+            return Err(DropReason::BadRequest(block));
+        };
+        let piece_len = self.layout.piece_len(index);
+        let in_piece = block
+            .offset
+            .checked_add(block.len)
+            .is_some_and(|end| end <= piece_len);
+        if block.len == 0 || block.len > MAX_SERVED_BLOCK || !in_piece {
+            return Err(DropReason::BadRequest(block));
+        }
+        if peer.am_choking || !self.picker.have().get(block.piece) {
+            if peer.am_choking {
+                peer.choked_requests += 1;
+                if peer.choked_requests > self.config.choked_request_allowance {
+                    return Err(DropReason::RequestsWhileChoked);
+                }
+            }
+            if peer.fast {
+                Message::RejectRequest(block).encode(&mut peer.outbox);
+                self.actions.push_back(Action::Wake(key));
+            }
+            return Ok(());
+        }
+        if peer.queued.len() >= self.config.max_queued_requests {
+            return Err(DropReason::TooManyRequests(self.config.max_queued_requests));
+        }
+        peer.queued.push_back(block);
+        self.actions.push_back(Action::Wake(key));
+        Ok(())
+    }
+
+    fn on_block(
+        &mut self,
+        now: Duration,
+        key: PeerKey,
+        piece: u32,
+        offset: u32,
+        len: usize,
+    ) -> Result<Incoming, DropReason> {
+        let block = BlockRef {
+            piece,
+            offset,
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        };
+        let fits = self.layout.piece(piece).is_some_and(|p| {
+            offset
+                .checked_add(block.len)
+                .is_some_and(|end| end <= self.layout.piece_len(p))
+        });
+        if !fits {
+            return Err(DropReason::BadBlock(block));
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(Incoming::Nothing);
+        };
+        peer.download.record(now, len as u64);
+        peer.snubbed = false;
+        self.download.record(now, len as u64);
+        if let Some(i) = peer.sent_requests.iter().position(|(b, _)| *b == block) {
+            let (_, sent) = peer.sent_requests.remove(i).unwrap_or((block, now));
+            peer.sample_rtt(now.saturating_sub(sent));
+        }
+        let outcome = self.picker.on_block(key, block);
+        if !outcome.accepted {
+            self.wasted += len as u64;
+            self.fill_requests(now, key);
+            return Ok(Incoming::Nothing);
+        }
+        for other in outcome.cancel {
+            if let Some(p) = self.peers.get_mut(&other) {
+                if let Some(i) = p.sent_requests.iter().position(|(b, _)| *b == block) {
+                    p.sent_requests.remove(i);
+                }
+                Message::Cancel(block).encode(&mut p.outbox);
+                p.last_sent = now;
+                self.actions.push_back(Action::Wake(other));
+            }
+        }
+        self.fill_requests(now, key);
+        Ok(Incoming::Block {
+            piece_complete: outcome.piece_complete,
+        })
+    }
+
+    /// The I/O layer hashed a complete piece: `ok` if it matched and is being written.
+    pub fn piece_checked(&mut self, now: Duration, piece: u32, ok: bool) {
+        if self.layout.piece(piece).is_none() {
+            return;
+        }
+        if !ok {
+            let piece_len = self
+                .layout
+                .piece(piece)
+                .map_or(0, |p| self.layout.piece_len(p));
+            self.wasted += u64::from(piece_len);
+            for key in self.picker.on_piece_failed(piece) {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    continue;
+                };
+                peer.hash_failures += 1;
+                if peer.hash_failures >= self.config.hash_failures_to_ban {
+                    let failures = peer.hash_failures;
+                    if self.banned.len() < BANNED_MAX {
+                        self.banned.insert(BanKey::of(peer.addr));
+                    }
+                    self.drop_peer(key, DropReason::HashFailures(failures));
+                }
+            }
+            self.refill_all(now);
+            return;
+        }
+        self.picker.on_piece_verified(piece);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            let interesting = {
+                let peer = &self.peers[&key];
+                peer.am_interested && self.picker.peer_is_interesting(&peer.has)
+            };
+            let peer = self.peers.get_mut(&key).expect("key from the map");
+            Message::Have(piece).encode(&mut peer.outbox);
+            peer.last_sent = now;
+            if peer.am_interested && !interesting {
+                peer.am_interested = false;
+                Message::NotInterested.encode(&mut peer.outbox);
+            }
+            self.actions.push_back(Action::Wake(key));
+        }
+        if self.picker.is_done() && !self.done_reported {
+            self.done_reported = true;
+            self.actions.push_back(Action::Done);
+            let seeds: Vec<PeerKey> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.has.is_full())
+                .map(|(k, _)| *k)
+                .collect();
+            for key in seeds {
+                self.drop_peer(key, DropReason::BothSeeds);
+            }
+        }
+    }
+
+    /// The next block to send to `key`, if it still wants one.
+    pub fn next_serve(&mut self, key: PeerKey) -> Option<BlockRef> {
+        let peer = self.peers.get_mut(&key)?;
+        if peer.am_choking {
+            return None;
+        }
+        peer.queued.pop_front()
+    }
+
+    /// A block's bytes went out to `key`.
+    pub fn on_block_sent(&mut self, now: Duration, key: PeerKey, len: u32) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.upload.record(now, u64::from(len));
+            peer.last_sent = now;
+        }
+        self.upload.record(now, u64::from(len));
+    }
+
+    /// Moves the peer's pending encoded messages into `out` (which the caller then writes).
+    pub fn take_outbox(&mut self, key: PeerKey, out: &mut Vec<u8>) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            out.append(&mut peer.outbox);
+        }
+    }
+
+    /// Periodic work; call about once a second.
+    pub fn tick(&mut self, now: Duration) {
+        let mut idle = Vec::new();
+        let mut stalled = Vec::new();
+        for (&key, peer) in &mut self.peers {
+            let silent = now.saturating_sub(peer.last_received);
+            if silent > self.config.idle_timeout {
+                idle.push((key, silent));
+                continue;
+            }
+            if let Some(&(_, sent)) = peer.sent_requests.front() {
+                if now.saturating_sub(sent) > self.config.request_timeout {
+                    stalled.push(key);
+                }
+            }
+            if now.saturating_sub(peer.last_sent) > self.config.keepalive_interval {
+                Message::KeepAlive.encode(&mut peer.outbox);
+                peer.last_sent = now;
+                self.actions.push_back(Action::Wake(key));
+            }
+        }
+        for (key, silent) in idle {
+            self.drop_peer(key, DropReason::Idle(silent));
+        }
+        for key in stalled {
+            // A snubbing peer's requests go back to the picker for others to take.
+            if let Some(peer) = self.peers.get_mut(&key) {
+                peer.sent_requests.clear();
+                peer.snubbed = true;
+            }
+            self.picker.on_peer_gone(key);
+        }
+        if now >= self.choker.next_rechoke() {
+            self.rechoke(now);
+        }
+        self.refill_all(now);
+    }
+
+    /// When [`Torrent::tick`] next has timed work.
+    pub fn next_tick(&self) -> Duration {
+        self.choker.next_rechoke()
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn stats(&self, now: Duration) -> TorrentStats {
+        TorrentStats {
+            peers: self.peers.len(),
+            unchoked_by: self.peers.values().filter(|p| !p.peer_choking).count(),
+            have_pieces: self.picker.have().count(),
+            wanted_left: self.picker.wanted_left(),
+            downloaded: self.download.total(),
+            uploaded: self.upload.total(),
+            download_rate: self.download.rate(now),
+            upload_rate: self.upload.rate(now),
+            wasted: self.wasted,
+        }
+    }
+
+    fn drop_peer(&mut self, key: PeerKey, reason: DropReason) {
+        if self.peers.contains_key(&key) {
+            self.remove_peer(key);
+            self.actions.push_back(Action::Disconnect(key, reason));
+        }
+    }
+
+    /// The peer has new pieces: become interested if we want any, and request.
+    fn after_peer_gained_pieces(&mut self, now: Duration, key: PeerKey) -> Result<(), DropReason> {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        if self.picker.is_done() && peer.has.is_full() {
+            return Err(DropReason::BothSeeds);
+        }
+        if !peer.am_interested && self.picker.peer_is_interesting(&peer.has) {
+            peer.am_interested = true;
+            Message::Interested.encode(&mut peer.outbox);
+            peer.last_sent = now;
+            self.actions.push_back(Action::Wake(key));
+        }
+        self.fill_requests(now, key);
+        Ok(())
+    }
+
+    /// Tops up our requests to `key` to its pipeline depth.
+    fn fill_requests(&mut self, now: Duration, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.peer_choking || !peer.am_interested {
+            return;
+        }
+        let depth = if peer.snubbed {
+            1
+        } else {
+            request_queue_depth(peer.download.rate(now), peer.rtt)
+        };
+        let outstanding = self.picker.outstanding(key);
+        if outstanding >= depth {
+            return;
+        }
+        self.scratch.clear();
+        self.picker
+            .pick(key, &peer.has, depth - outstanding, &mut self.scratch);
+        if self.scratch.is_empty() {
+            return;
+        }
+        for &block in &self.scratch {
+            Message::Request(block).encode(&mut peer.outbox);
+            peer.sent_requests.push_back((block, now));
+        }
+        peer.last_sent = now;
+        self.actions.push_back(Action::Wake(key));
+    }
+
+    fn refill_all(&mut self, now: Duration) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.fill_requests(now, key);
+        }
+    }
+
+    fn free_upload_slot(&self) -> bool {
+        let slots = self.config.choker.upload_slots;
+        slots == 0 || self.peers.values().filter(|p| !p.am_choking).count() < slots
+    }
+
+    /// Applies the choker's decision: UNCHOKE the chosen, CHOKE the rest.
+    fn rechoke(&mut self, now: Duration) {
+        let candidates: Vec<Candidate> = self
+            .peers
+            .iter()
+            .map(|(&key, p)| Candidate {
+                peer: key,
+                interested: p.peer_interested,
+                download_rate: p.download.rate(now),
+                upload_rate: p.upload.rate(now),
+                connected_at: p.connected_at,
+                unchoked: !p.am_choking,
+            })
+            .collect();
+        let seeding = self.picker.is_done();
+        let unchoke: HashSet<PeerKey> = self
+            .choker
+            .rechoke(now, &candidates, seeding)
+            .into_iter()
+            .collect();
+        for (&key, peer) in &mut self.peers {
+            let should = unchoke.contains(&key);
+            if should && peer.am_choking {
+                peer.am_choking = false;
+                peer.choked_requests = 0;
+                Message::Unchoke.encode(&mut peer.outbox);
+            } else if !should && !peer.am_choking {
+                peer.am_choking = true;
+                Message::Choke.encode(&mut peer.outbox);
+                for block in peer.queued.drain(..) {
+                    if peer.fast {
+                        Message::RejectRequest(block).encode(&mut peer.outbox);
+                    }
+                }
+            } else {
+                continue;
+            }
+            peer.last_sent = now;
+            self.actions.push_back(Action::Wake(key));
+        }
+    }
+}

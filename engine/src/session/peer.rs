@@ -1,0 +1,73 @@
+//! What one torrent knows about one connected peer.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::rate::RateMeter;
+use crate::{Bitfield, BlockRef};
+
+/// The four BEP 3 flags plus what the peer has, what we asked it for and what it asked us for.
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub addr: SocketAddr,
+    pub fast: bool,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    pub has: Bitfield,
+    /// Whether its bitfield (or HAVE ALL/NONE) may still arrive: only as the first message.
+    pub awaiting_bitfield: bool,
+    /// Our requests to it, oldest first, with when each was sent: for round-trip time and
+    /// time-outs. Mirrors the picker's record for this peer.
+    pub sent_requests: VecDeque<(BlockRef, Duration)>,
+    /// Its requests to us, not yet served. Bounded by `max_queued_requests`.
+    pub queued: VecDeque<BlockRef>,
+    /// Requests received while we choke it, since the last choke.
+    pub choked_requests: u32,
+    pub hash_failures: u32,
+    /// It let a request time out: it gets one request at a time until it delivers again.
+    pub snubbed: bool,
+    pub download: RateMeter,
+    pub upload: RateMeter,
+    /// Smoothed round-trip time of our requests.
+    pub rtt: Duration,
+    pub connected_at: Duration,
+    pub last_received: Duration,
+    pub last_sent: Duration,
+    /// Encoded messages waiting for the connection's writer.
+    pub outbox: Vec<u8>,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr, fast: bool, pieces: u32, now: Duration) -> Self {
+        Peer {
+            addr,
+            fast,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            has: Bitfield::empty(pieces),
+            awaiting_bitfield: true,
+            sent_requests: VecDeque::new(),
+            queued: VecDeque::new(),
+            choked_requests: 0,
+            hash_failures: 0,
+            snubbed: false,
+            download: RateMeter::new(),
+            upload: RateMeter::new(),
+            rtt: Duration::from_millis(100),
+            connected_at: now,
+            last_received: now,
+            last_sent: now,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Folds a round-trip sample into the estimate (RFC 6298's 1/8 gain).
+    pub fn sample_rtt(&mut self, sample: Duration) {
+        self.rtt = (self.rtt * 7 + sample) / 8;
+    }
+}

@@ -1,0 +1,376 @@
+//! Whole swarms in one thread: torrents exchange encoded bytes through in-memory pipes.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use super::*;
+use crate::hash::Sha1;
+use crate::metainfo::{LayoutFile, TorrentPath};
+use crate::wire::decode_message;
+
+const PIECE: u32 = 64 * 1024;
+
+fn layout(total: u64) -> Layout {
+    let file = LayoutFile {
+        path: TorrentPath::new([b"f".as_slice()]).unwrap(),
+        length: total,
+        pad: false,
+    };
+    Layout::new(PIECE, [file]).unwrap()
+}
+
+fn content(total: u64) -> Vec<u8> {
+    (0..total).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// One simulated client: its torrent, its copy of the data, and its piece buffers.
+struct Node {
+    torrent: Torrent,
+    data: Vec<u8>,
+    /// Pieces whose blocks this node corrupts when serving.
+    corrupt: Vec<u32>,
+    done: bool,
+}
+
+/// A connection: (node, key) at each end, plus bytes in flight each way.
+struct Link {
+    ends: [(usize, PeerKey); 2],
+    inbox: [Vec<u8>; 2],
+    closed: bool,
+}
+
+struct Swarm {
+    nodes: Vec<Node>,
+    links: Vec<Link>,
+    hashes: Vec<[u8; 20]>,
+    now: Duration,
+    drops: Vec<(usize, DropReason)>,
+}
+
+impl Swarm {
+    fn new(total: u64, seeders: usize, leechers: usize) -> Swarm {
+        let layout = layout(total);
+        let data = content(total);
+        let hashes = data
+            .chunks(PIECE as usize)
+            .map(|c| *Sha1::digest(c).as_bytes())
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 0..seeders + leechers {
+            let seeder = i < seeders;
+            let have = if seeder {
+                Bitfield::full(layout.piece_count())
+            } else {
+                Bitfield::empty(layout.piece_count())
+            };
+            nodes.push(Node {
+                torrent: Torrent::new(layout.clone(), &have, SessionConfig::default(), i as u64),
+                data: if seeder {
+                    data.clone()
+                } else {
+                    vec![0; total as usize]
+                },
+                corrupt: Vec::new(),
+                done: seeder,
+            });
+        }
+        Swarm {
+            nodes,
+            links: Vec::new(),
+            hashes,
+            now: Duration::ZERO,
+            drops: Vec::new(),
+        }
+    }
+
+    fn connect(&mut self, a: usize, b: usize) {
+        let addr = |n: usize| SocketAddr::from((Ipv4Addr::new(10, 0, 0, n as u8 + 1), 6881));
+        let ka = self.nodes[a]
+            .torrent
+            .add_peer(self.now, addr(b), true)
+            .unwrap();
+        let kb = self.nodes[b]
+            .torrent
+            .add_peer(self.now, addr(a), true)
+            .unwrap();
+        self.links.push(Link {
+            ends: [(a, ka), (b, kb)],
+            inbox: [Vec::new(), Vec::new()],
+            closed: false,
+        });
+    }
+
+    fn link_of(&self, node: usize, key: PeerKey) -> Option<(usize, usize)> {
+        self.links.iter().enumerate().find_map(|(i, l)| {
+            l.ends
+                .iter()
+                .position(|&e| e == (node, key))
+                .filter(|_| !l.closed)
+                .map(|side| (i, side))
+        })
+    }
+
+    /// Moves every pending action and byte once; returns whether anything happened.
+    fn step(&mut self) -> bool {
+        let mut busy = false;
+        for n in 0..self.nodes.len() {
+            while let Some(action) = self.nodes[n].torrent.poll_action() {
+                busy = true;
+                match action {
+                    Action::Wake(key) => self.flush(n, key),
+                    Action::Disconnect(key, reason) => {
+                        self.drops.push((n, reason));
+                        if let Some((l, side)) = self.link_of(n, key) {
+                            self.links[l].closed = true;
+                            let (other, okey) = self.links[l].ends[1 - side];
+                            self.nodes[other].torrent.remove_peer(okey);
+                        }
+                    }
+                    Action::Done => self.nodes[n].done = true,
+                }
+            }
+        }
+        for l in 0..self.links.len() {
+            for side in 0..2 {
+                if self.links[l].closed || self.links[l].inbox[side].is_empty() {
+                    continue;
+                }
+                busy = true;
+                let bytes = std::mem::take(&mut self.links[l].inbox[side]);
+                self.deliver(l, side, &bytes);
+            }
+        }
+        busy
+    }
+
+    fn flush(&mut self, n: usize, key: PeerKey) {
+        let Some((l, side)) = self.link_of(n, key) else {
+            return;
+        };
+        let mut out = Vec::new();
+        self.nodes[n].torrent.take_outbox(key, &mut out);
+        while let Some(block) = self.nodes[n].torrent.next_serve(key) {
+            let node = &self.nodes[n];
+            let start = u64::from(block.piece) * u64::from(PIECE) + u64::from(block.offset);
+            let mut data = node.data[start as usize..][..block.len as usize].to_vec();
+            if node.corrupt.contains(&block.piece) {
+                data[0] ^= 0xff;
+            }
+            Message::Piece {
+                piece: block.piece,
+                offset: block.offset,
+                data: &data,
+            }
+            .encode(&mut out);
+            let now = self.now;
+            self.nodes[n].torrent.on_block_sent(now, key, block.len);
+        }
+        self.links[l].inbox[1 - side].extend_from_slice(&out);
+    }
+
+    fn deliver(&mut self, l: usize, side: usize, bytes: &[u8]) {
+        let (n, key) = self.links[l].ends[side];
+        let max = crate::wire::max_message_len(self.nodes[n].torrent.layout().piece_count());
+        let mut rest = bytes;
+        while let Ok(Some((msg, used))) = decode_message(rest, max) {
+            rest = &rest[used..];
+            let now = self.now;
+            match self.nodes[n].torrent.on_message(now, key, &msg) {
+                Ok(Incoming::Block { piece_complete }) => {
+                    let Message::Piece {
+                        piece,
+                        offset,
+                        data,
+                    } = msg
+                    else {
+                        unreachable!()
+                    };
+                    let start = piece as usize * PIECE as usize + offset as usize;
+                    self.nodes[n].data[start..][..data.len()].copy_from_slice(data);
+                    if piece_complete {
+                        let len = self.nodes[n]
+                            .torrent
+                            .layout()
+                            .piece_len(self.nodes[n].torrent.layout().piece(piece).unwrap())
+                            as usize;
+                        let start = piece as usize * PIECE as usize;
+                        let ok = Sha1::digest(&self.nodes[n].data[start..][..len]).as_bytes()
+                            == &self.hashes[piece as usize];
+                        self.nodes[n].torrent.piece_checked(now, piece, ok);
+                    }
+                }
+                Ok(Incoming::Nothing) => {}
+                Err(_) => return,
+            }
+        }
+        assert!(rest.is_empty(), "whole messages only");
+    }
+
+    /// Runs until every node is done or `limit` simulated seconds pass.
+    fn run(&mut self, limit: u64) -> bool {
+        for _ in 0..limit * 10 {
+            while self.step() {}
+            if self.nodes.iter().all(|n| n.done) {
+                return true;
+            }
+            self.now += Duration::from_millis(100);
+            let now = self.now;
+            for node in &mut self.nodes {
+                node.torrent.tick(now);
+            }
+        }
+        false
+    }
+}
+
+#[test]
+fn one_seeder_one_leecher_completes_with_the_right_bytes() {
+    let total = 10 * u64::from(PIECE) + 1234;
+    let mut swarm = Swarm::new(total, 1, 1);
+    swarm.connect(0, 1);
+    assert!(swarm.run(120), "download did not finish");
+    assert_eq!(swarm.nodes[1].data, content(total));
+    assert!(swarm.nodes[1].torrent.have().is_full());
+    assert_eq!(swarm.nodes[0].torrent.stats(swarm.now).uploaded, total);
+}
+
+#[test]
+fn pieces_flow_between_leechers() {
+    let total = 40 * u64::from(PIECE);
+    let mut swarm = Swarm::new(total, 1, 3);
+    for a in 0..4 {
+        for b in a + 1..4 {
+            swarm.connect(a, b);
+        }
+    }
+    assert!(swarm.run(300), "swarm did not finish");
+    for n in 1..4 {
+        assert_eq!(swarm.nodes[n].data, content(total), "leecher {n}");
+    }
+    let from_leechers: u64 = (1..4)
+        .map(|n| swarm.nodes[n].torrent.stats(swarm.now).uploaded)
+        .sum();
+    assert!(from_leechers > 0, "leechers never uploaded to each other");
+}
+
+#[test]
+fn a_peer_serving_corrupt_data_is_banned_and_the_download_completes() {
+    let total = 16 * u64::from(PIECE);
+    let mut swarm = Swarm::new(total, 2, 1);
+    swarm.nodes[0].corrupt = (0..16).collect();
+    swarm.connect(0, 2);
+    swarm.connect(1, 2);
+    assert!(swarm.run(300), "download did not finish");
+    assert_eq!(swarm.nodes[2].data, content(total));
+    assert!(swarm
+        .drops
+        .iter()
+        .any(|(n, r)| *n == 2 && matches!(r, DropReason::HashFailures(_))));
+    assert!(swarm.nodes[2]
+        .torrent
+        .is_banned(SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 9999))));
+}
+
+fn one_leecher_and_a_hostile_peer() -> (Torrent, PeerKey) {
+    let layout = layout(4 * u64::from(PIECE));
+    let mut t = Torrent::new(
+        layout.clone(),
+        &Bitfield::full(layout.piece_count()),
+        SessionConfig::default(),
+        1,
+    );
+    let key = t
+        .add_peer(Duration::ZERO, "10.0.0.9:1".parse().unwrap(), false)
+        .unwrap();
+    (t, key)
+}
+
+#[test]
+fn hostile_messages_drop_only_that_peer() {
+    type Expect = fn(&DropReason) -> bool;
+    let cases: Vec<(Message<'static>, Expect)> = vec![
+        (Message::Have(4), |r| {
+            matches!(r, DropReason::PieceOutOfRange(4))
+        }),
+        (Message::Bitfield(&[0xff, 0xff]), |r| {
+            matches!(r, DropReason::BadBitfield(_))
+        }),
+        (Message::Bitfield(&[0xf1]), |r| {
+            matches!(r, DropReason::BadBitfield(BitfieldError::SpareBitsSet))
+        }),
+        (
+            Message::Request(BlockRef {
+                piece: 9,
+                offset: 0,
+                len: 16384,
+            }),
+            |r| matches!(r, DropReason::BadRequest(_)),
+        ),
+        (
+            Message::Request(BlockRef {
+                piece: 0,
+                offset: PIECE - 1,
+                len: 2,
+            }),
+            |r| matches!(r, DropReason::BadRequest(_)),
+        ),
+        (Message::HaveAll, |r| {
+            matches!(r, DropReason::FastNotNegotiated)
+        }),
+    ];
+    for (msg, expected) in cases {
+        let (mut t, key) = one_leecher_and_a_hostile_peer();
+        let other = t
+            .add_peer(Duration::ZERO, "10.0.0.8:1".parse().unwrap(), false)
+            .unwrap();
+        let err = t.on_message(Duration::ZERO, key, &msg).unwrap_err();
+        assert!(expected(&err), "{msg:?} gave {err:?}");
+        assert_eq!(t.peer_count(), 1, "only the hostile peer goes");
+        assert!(t
+            .on_message(Duration::ZERO, other, &Message::Interested)
+            .is_ok());
+    }
+}
+
+#[test]
+fn requests_while_choked_beyond_the_allowance_drop_the_peer() {
+    let (mut t, key) = one_leecher_and_a_hostile_peer();
+    let block = BlockRef {
+        piece: 0,
+        offset: 0,
+        len: 16384,
+    };
+    let allowance = SessionConfig::default().choked_request_allowance;
+    for _ in 0..allowance {
+        t.on_message(Duration::ZERO, key, &Message::Request(block))
+            .unwrap();
+    }
+    assert_eq!(
+        t.on_message(Duration::ZERO, key, &Message::Request(block)),
+        Err(DropReason::RequestsWhileChoked)
+    );
+}
+
+#[test]
+fn an_interested_peer_is_unchoked_and_served() {
+    let (mut t, key) = one_leecher_and_a_hostile_peer();
+    t.on_message(Duration::ZERO, key, &Message::Interested)
+        .unwrap();
+    let mut out = Vec::new();
+    t.take_outbox(key, &mut out);
+    let mut msgs = Vec::new();
+    let mut rest = out.as_slice();
+    while let Ok(Some((m, used))) = decode_message(rest, 1 << 20) {
+        msgs.push(format!("{m:?}"));
+        rest = &rest[used..];
+    }
+    assert!(msgs.iter().any(|m| m == "Unchoke"), "{msgs:?}");
+    let block = BlockRef {
+        piece: 1,
+        offset: 16384,
+        len: 16384,
+    };
+    t.on_message(Duration::ZERO, key, &Message::Request(block))
+        .unwrap();
+    assert_eq!(t.next_serve(key), Some(block));
+}
