@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success (verify: every piece is good)
-  1  verify: some pieces are missing or bad
+  1  verify: some pieces are missing or bad; download: stopped before complete;
+     seed: the data is incomplete
   2  the command line is wrong
   3  the torrent or magnet link is invalid or unsafe
   4  a file could not be read or written
@@ -33,6 +34,64 @@ pub enum Command {
     /// Recheck downloaded data against a .torrent, hashing on every core. Reads only.
     #[command(after_help = EXIT_CODES)]
     Verify(VerifyArgs),
+    /// Download a torrent into a directory, then exit (or keep seeding with --seed).
+    #[command(after_help = EXIT_CODES)]
+    Download(DownloadArgs),
+    /// Check a torrent's data, then seed it until stopped (Ctrl-C).
+    #[command(after_help = EXIT_CODES)]
+    Seed(SeedArgs),
+}
+
+/// Options every command that joins a swarm shares.
+#[derive(Debug, Args)]
+pub struct SwarmArgs {
+    /// TCP port every shard listens on for peers.
+    #[arg(long, default_value_t = 6881)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    pub listen: std::net::IpAddr,
+    /// Upload slots per torrent (0: unchoke every interested peer).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub upload_slots: usize,
+    /// Reserve every file's blocks before downloading instead of growing sparse files.
+    #[arg(long)]
+    pub preallocate: bool,
+    /// Also connect to this peer (repeatable), besides those the trackers name.
+    #[arg(long = "peer", value_name = "IP:PORT")]
+    pub peers: Vec<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub shards: ShardArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    pub torrent: PathBuf,
+    /// The save directory: the torrent's name is created inside it. Data already there is
+    /// checked first and only missing pieces are fetched.
+    #[arg(short = 'o', long = "output", visible_alias = "data", value_name = "DIR")]
+    pub output: PathBuf,
+    /// Keep seeding after the download completes, until stopped.
+    #[arg(long)]
+    pub seed: bool,
+    /// Fetch pieces strictly in order (for streaming), not rarest first.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Download only these files (0-based indexes as `info` lists them, e.g. 0,2,5).
+    #[arg(long, value_name = "FILE_INDEXES", value_delimiter = ',')]
+    pub only: Vec<usize>,
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    pub torrent: PathBuf,
+    /// The save directory that holds the torrent's name.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
 }
 
 /// How many shards (pinned executors) to hash with.

@@ -13,10 +13,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    init_logging();
     let result = match cli.command {
         cli::Command::Create(args) => commands::create::run(args),
         cli::Command::Info(args) => commands::info::run(args),
         cli::Command::Verify(args) => commands::verify::run(args),
+        cli::Command::Download(args) => commands::download::run(args),
+        cli::Command::Seed(args) => commands::seed::run(args),
     };
     match result {
         Ok(code) => code.into(),
@@ -25,4 +28,15 @@ fn main() -> ExitCode {
             failure.code.into()
         }
     }
+}
+
+/// Log lines go to stderr; `CCBT_LOG` sets the filter (`info`, `debug`, `ccbt_shards=debug`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CCBT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

@@ -14,6 +14,7 @@ pub mod mapped;
 pub mod pool;
 pub mod recheck;
 pub mod runtime;
+pub mod swarm;
 
 pub use hashing::{HashJob, HashProgress, PieceOutcome};
 pub use mapped::{FileProblem, MappedFiles, SpanData};

@@ -1,7 +1,10 @@
 //! One module per subcommand.
 
 pub mod create;
+pub mod download;
 pub mod info;
+pub mod seed;
+mod swarm;
 pub mod verify;
 
 use std::path::Path;

@@ -1,44 +1,28 @@
 //! `ccbt-uring verify`: a full, read-only recheck of downloaded data.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::anyhow;
-use ccbt_shards::{HashJob, HashProgress, MappedFiles, PieceState, RecheckReport};
+use ccbt_engine::metainfo::Metainfo;
+use ccbt_shards::{HashJob, HashProgress, MappedFiles, PieceState, RecheckReport, ShardConfig};
 use serde::Serialize;
 
 use crate::cli::VerifyArgs;
 use crate::failure::{Exit, Failure, Outcome};
+use crate::progress::Hashed;
 use crate::{format, progress};
 
 pub fn run(args: VerifyArgs) -> Outcome {
     let torrent = super::load_torrent(&args.torrent)?;
-    if !args.data.is_dir() {
-        return Err(Failure::new(
-            Exit::Io,
-            anyhow!(
-                "--data {} is not a directory (it should hold {})",
-                args.data.display(),
-                torrent.info.name.display()
-            ),
-        ));
-    }
     let config = args.shards.config();
-    let started = Instant::now();
-    let layout = Arc::new(torrent.info.layout.clone());
-    let data = Arc::new(MappedFiles::open_under(&args.data, &layout));
-    let file_problems: Vec<FileProblem> = data
-        .problems()
-        .iter()
-        .map(|p| FileProblem {
-            path: layout.files()[p.file].path.display(),
-            reason: p.reason.clone(),
-        })
-        .collect();
-    let progress = Arc::new(HashProgress::default());
-    let job = HashJob::start(&config, layout.clone(), data, progress.clone())?;
-    let hashed = progress::wait(job, &progress, layout.total_length(), started, "verifying")?;
-    let report = RecheckReport::new(&torrent.info, &hashed.outcomes);
+    let checked = check_data(&torrent, &args.data, &config, "verifying")?;
+    let Checked {
+        report,
+        hashed,
+        file_problems,
+    } = checked;
 
     let summary = Summary {
         name: torrent.info.name.display(),
@@ -85,6 +69,53 @@ struct Summary {
     /// Decimal gigabytes hashed per second of wall time.
     gb_per_s: f64,
     shards: usize,
+}
+
+/// The outcome of hashing a torrent's data where it lies.
+pub struct Checked {
+    pub report: RecheckReport,
+    pub hashed: Hashed,
+    file_problems: Vec<FileProblem>,
+}
+
+/// Hashes every piece of `torrent` under the save directory `data` (read-only), on all
+/// shards. `download` and `seed` start with this too.
+pub fn check_data(
+    torrent: &Metainfo,
+    data: &Path,
+    config: &ShardConfig,
+    what: &str,
+) -> Result<Checked, Failure> {
+    if !data.is_dir() {
+        return Err(Failure::new(
+            Exit::Io,
+            anyhow!(
+                "{} is not a directory (it should hold {})",
+                data.display(),
+                torrent.info.name.display()
+            ),
+        ));
+    }
+    let started = Instant::now();
+    let layout = Arc::new(torrent.info.layout.clone());
+    let mapped = Arc::new(MappedFiles::open_under(data, &layout));
+    let file_problems: Vec<FileProblem> = mapped
+        .problems()
+        .iter()
+        .map(|p| FileProblem {
+            path: layout.files()[p.file].path.display(),
+            reason: p.reason.clone(),
+        })
+        .collect();
+    let progress = Arc::new(HashProgress::default());
+    let job = HashJob::start(config, layout.clone(), mapped, progress.clone())?;
+    let hashed = progress::wait(job, &progress, layout.total_length(), started, what)?;
+    let report = RecheckReport::new(&torrent.info, &hashed.outcomes);
+    Ok(Checked {
+        report,
+        hashed,
+        file_problems,
+    })
 }
 
 #[derive(Debug, Serialize)]

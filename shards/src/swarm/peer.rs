@@ -1,0 +1,218 @@
+//! One peer connection: the handshake, then a reader task feeding the torrent's state
+//! machine and a writer task draining what it wants sent.
+//!
+//! glommio streams cannot be split, so the writer gets its own stream over a duplicate of
+//! the socket's fd. Closing is a `shutdown(2)` on the socket: both tasks see it at once.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use ccbt_engine::session::{Incoming, PeerKey};
+use ccbt_engine::wire::{self, decode_message, Handshake, Message, Reserved, HANDSHAKE_LEN};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use glommio::timer::timeout;
+use nix::sys::socket::{shutdown, Shutdown};
+
+use super::torrent::TorrentRt;
+
+/// How long a peer has to send its handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 256 * 1024;
+/// Serve blocks in batches of about this many bytes per write.
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// What the torrent keeps to reach a connection's tasks.
+pub struct PeerHandle {
+    doorbell: LocalSender<()>,
+    fd: RawFd,
+}
+
+impl PeerHandle {
+    /// Tells the writer there is work.
+    pub fn wake(&self) {
+        let _ = self.doorbell.try_send(());
+    }
+
+    /// Ends the connection: both tasks see the socket shut.
+    pub fn close(&self) {
+        let _ = shutdown(self.fd, Shutdown::Both);
+    }
+}
+
+/// The handshake we send: the Fast extension (BEP 6) and nothing we do not implement.
+pub fn our_reserved() -> Reserved {
+    let mut bits = [0u8; 8];
+    bits[7] |= 0x04;
+    Reserved(bits)
+}
+
+/// Reads until a whole handshake is in `buf`; returns it and leaves any further bytes.
+pub async fn read_handshake(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Result<Handshake, String> {
+    let read = async {
+        let mut chunk = [0u8; 1024];
+        while buf.len() < HANDSHAKE_LEN {
+            if buf.len() >= 48 {
+                Handshake::peek_info_hash(buf).map_err(|e| e.to_string())?;
+            }
+            let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("closed during the handshake".to_string());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Handshake::parse(buf).map_err(|e| e.to_string())
+    };
+    match timeout(HANDSHAKE_TIMEOUT, async { Ok(read.await) }).await {
+        Ok(result) => result,
+        Err(_) => Err("no handshake in time".to_string()),
+    }
+}
+
+/// Runs a connection whose handshakes are done, until either side ends it.
+/// `pending`: bytes that arrived after the peer's handshake.
+pub async fn run(
+    rt: Rc<TorrentRt>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    theirs: Handshake,
+    pending: Vec<u8>,
+) {
+    let fast = theirs.reserved.supports_fast();
+    let key = match rt.add_peer(addr, fast, theirs.peer_id.0) {
+        Ok(key) => key,
+        Err(reason) => {
+            tracing::debug!(%addr, %reason, "peer refused");
+            return;
+        }
+    };
+    let fd = stream.as_raw_fd();
+    let writer_stream = match nix::unistd::dup(fd) {
+        // SAFETY: `dup` returned a fresh descriptor that nothing else owns.
+        Ok(dup) => unsafe { TcpStream::from_raw_fd(dup) },
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "could not duplicate a socket");
+            rt.forget_peer(key);
+            return;
+        }
+    };
+    let (doorbell, rings) = local_channel::new_bounded(1);
+    rt.register(key, PeerHandle { doorbell, fd }, theirs.peer_id.0);
+    let writer = glommio::spawn_local(write_loop(rt.clone(), key, writer_stream, rings));
+    rt.drive();
+    let why = read_loop(&rt, key, stream, pending).await;
+    tracing::debug!(%addr, why, "peer disconnected");
+    rt.forget_peer(key);
+    writer.await;
+}
+
+async fn read_loop(rt: &Rc<TorrentRt>, key: PeerKey, mut stream: TcpStream, pending: Vec<u8>) -> String {
+    let max = wire::max_message_len(rt.piece_count());
+    let mut buf = pending;
+    let mut start = 0usize;
+    let mut complete = Vec::new();
+    loop {
+        let mut dropped = None;
+        {
+            let now = rt.now();
+            let mut engine = rt.engine.borrow_mut();
+            loop {
+                match decode_message(&buf[start..], max) {
+                    Ok(Some((msg, used))) => {
+                        start += used;
+                        match engine.on_message(now, key, &msg) {
+                            Ok(Incoming::Block { piece_complete }) => {
+                                if let Message::Piece { piece, offset, data } = msg {
+                                    rt.store_block(piece, offset, data);
+                                    if piece_complete {
+                                        complete.push(piece);
+                                    }
+                                }
+                            }
+                            Ok(Incoming::Nothing) => {}
+                            Err(reason) => {
+                                dropped = Some(reason.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        engine.remove_peer(key);
+                        dropped = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        for piece in complete.drain(..) {
+            rt.finish_piece(piece);
+        }
+        rt.drive();
+        if let Some(why) = dropped {
+            return why;
+        }
+        // Keep the unparsed tail at the front and read more after it.
+        buf.drain(..start);
+        start = 0;
+        let filled = buf.len();
+        buf.resize(filled + READ_CHUNK, 0);
+        match stream.read(&mut buf[filled..]).await {
+            Ok(0) => return "closed by peer".to_string(),
+            Ok(n) => buf.truncate(filled + n),
+            Err(e) => return e.to_string(),
+        }
+    }
+}
+
+async fn write_loop(rt: Rc<TorrentRt>, key: PeerKey, mut stream: TcpStream, rings: LocalReceiver<()>) {
+    let mut out = Vec::with_capacity(WRITE_BATCH + 64 * 1024);
+    while rings.recv().await.is_some() {
+        loop {
+            out.clear();
+            rt.engine.borrow_mut().take_outbox(key, &mut out);
+            let mut served = 0u32;
+            while out.len() < WRITE_BATCH {
+                let Some(block) = rt.engine.borrow_mut().next_serve(key) else {
+                    break;
+                };
+                let piece = match rt.piece_data(block.piece).await {
+                    Ok(piece) => piece,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read a piece to serve");
+                        rt.fail(e.to_string());
+                        return;
+                    }
+                };
+                let end = (block.offset + block.len) as usize;
+                let Some(bytes) = piece.get(block.offset as usize..end) else {
+                    continue;
+                };
+                out.extend_from_slice(&wire::encode_piece_header(block.piece, block.offset, block.len));
+                out.extend_from_slice(bytes);
+                served += block.len;
+            }
+            if out.is_empty() {
+                break;
+            }
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            if served > 0 {
+                rt.engine.borrow_mut().on_block_sent(rt.now(), key, served);
+            }
+        }
+    }
+}
+
+/// Sends our handshake.
+pub async fn send_handshake(stream: &mut TcpStream, hs: &Handshake) -> std::io::Result<()> {
+    stream.write_all(&hs.encode()).await
+}

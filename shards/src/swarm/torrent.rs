@@ -1,0 +1,459 @@
+//! A torrent on its owner shard: the engine's state machine plus the I/O it asks for —
+//! peer connections, piece buffers, hashing, disk, trackers.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccbt_engine::hash::Sha1;
+use ccbt_engine::metainfo::{Layout, Metainfo};
+use ccbt_engine::session::{Action, DropReason, PeerKey, Torrent};
+use ccbt_engine::tracker::schedule::AnnounceSchedule;
+use ccbt_engine::tracker::tiers::TrackerList;
+use ccbt_engine::tracker::{Announce, Event};
+use ccbt_engine::wire::{Handshake, PeerId};
+use glommio::net::TcpStream;
+
+use super::cache::PieceCache;
+use super::clock::Clock;
+use super::peer::{self, our_reserved, PeerHandle};
+use super::storage::{Storage, StorageError};
+use super::{tracker, TorrentStatus};
+
+/// Outgoing connection attempts in flight per torrent.
+const CONNECTING_MAX: usize = 16;
+/// Addresses remembered per torrent.
+const BOOK_MAX: usize = 2000;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What we know of an address a tracker gave us.
+struct BookEntry {
+    connected: bool,
+    next_try: Duration,
+    failures: u32,
+}
+
+pub struct TorrentRt {
+    /// Shard-local number, for the piece cache.
+    pub index: u32,
+    pub meta: Arc<Metainfo>,
+    pub engine: RefCell<Torrent>,
+    storage: Storage,
+    cache: Rc<RefCell<PieceCache>>,
+    /// Pieces being downloaded: blocks land here until the piece is hashed.
+    buffers: RefCell<HashMap<u32, Vec<u8>>>,
+    peers: RefCell<HashMap<PeerKey, PeerHandle>>,
+    peer_ids: RefCell<HashMap<PeerKey, [u8; 20]>>,
+    book: RefCell<HashMap<SocketAddr, BookEntry>>,
+    connecting: Cell<usize>,
+    pub status: Arc<TorrentStatus>,
+    pub our_id: PeerId,
+    pub port: u16,
+    clock: Clock,
+    seed: u64,
+    failed: RefCell<Option<String>>,
+}
+
+impl TorrentRt {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: u32,
+        meta: Arc<Metainfo>,
+        engine: Torrent,
+        storage: Storage,
+        cache: Rc<RefCell<PieceCache>>,
+        status: Arc<TorrentStatus>,
+        our_id: PeerId,
+        port: u16,
+        clock: Clock,
+        seed: u64,
+    ) -> Self {
+        TorrentRt {
+            index,
+            meta,
+            engine: RefCell::new(engine),
+            storage,
+            cache,
+            buffers: RefCell::new(HashMap::new()),
+            peers: RefCell::new(HashMap::new()),
+            peer_ids: RefCell::new(HashMap::new()),
+            book: RefCell::new(HashMap::new()),
+            connecting: Cell::new(0),
+            status,
+            our_id,
+            port,
+            clock,
+            seed,
+            failed: RefCell::new(None),
+        }
+    }
+
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.meta.info.layout
+    }
+
+    pub fn piece_count(&self) -> u32 {
+        self.layout().piece_count()
+    }
+
+    pub fn handshake(&self) -> Handshake {
+        Handshake {
+            reserved: our_reserved(),
+            info_hash: self.meta.info_hash,
+            peer_id: self.our_id,
+        }
+    }
+
+    /// Admits a handshaken peer, unless it is us, already connected, or refused.
+    pub fn add_peer(
+        &self,
+        addr: SocketAddr,
+        fast: bool,
+        peer_id: [u8; 20],
+    ) -> Result<PeerKey, DropReason> {
+        if peer_id == self.our_id.0 {
+            return Err(DropReason::SelfConnection);
+        }
+        if self.peer_ids.borrow().values().any(|id| *id == peer_id) {
+            return Err(DropReason::Duplicate);
+        }
+        self.engine.borrow_mut().add_peer(self.now(), addr, fast)
+    }
+
+    pub fn register(&self, key: PeerKey, handle: PeerHandle, peer_id: [u8; 20]) {
+        self.peers.borrow_mut().insert(key, handle);
+        self.peer_ids.borrow_mut().insert(key, peer_id);
+    }
+
+    /// The connection is gone: forget it everywhere.
+    pub fn forget_peer(&self, key: PeerKey) {
+        self.engine.borrow_mut().remove_peer(key);
+        self.peer_ids.borrow_mut().remove(&key);
+        if let Some(handle) = self.peers.borrow_mut().remove(&key) {
+            handle.close();
+        }
+    }
+
+    /// Copies a wanted block into its piece's buffer.
+    pub fn store_block(&self, piece: u32, offset: u32, data: &[u8]) {
+        let Some(index) = self.layout().piece(piece) else {
+            return;
+        };
+        let len = self.layout().piece_len(index) as usize;
+        let mut buffers = self.buffers.borrow_mut();
+        let buf = buffers.entry(piece).or_insert_with(|| vec![0; len]);
+        if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
+            dst.copy_from_slice(data);
+        }
+    }
+
+    /// Every block of `piece` is in: hash it, write it if good, tell the engine.
+    pub fn finish_piece(self: &Rc<Self>, piece: u32) {
+        let rt = self.clone();
+        glommio::spawn_local(async move {
+            let Some(buf) = rt.buffers.borrow_mut().remove(&piece) else {
+                return;
+            };
+            let Some(index) = rt.layout().piece(piece) else {
+                return;
+            };
+            let ok = Sha1::digest(&buf) == rt.meta.info.piece_hash(index);
+            if ok {
+                let data: Rc<[u8]> = buf.into();
+                if let Err(e) = rt.storage.write_piece(piece, &data).await {
+                    rt.fail(e.to_string());
+                    return;
+                }
+                rt.cache.borrow_mut().insert((rt.index, piece), data);
+            } else {
+                tracing::info!(piece, "piece failed its hash check; fetching it again");
+            }
+            rt.engine.borrow_mut().piece_checked(rt.now(), piece, ok);
+            rt.drive();
+        })
+        .detach();
+    }
+
+    /// A piece to serve, from the cache or the disk.
+    pub async fn piece_data(&self, piece: u32) -> Result<Rc<[u8]>, StorageError> {
+        if let Some(hit) = self.cache.borrow_mut().get((self.index, piece)) {
+            return Ok(hit);
+        }
+        let data: Rc<[u8]> = self.storage.read_piece(piece).await?.into();
+        self.cache
+            .borrow_mut()
+            .insert((self.index, piece), data.clone());
+        Ok(data)
+    }
+
+    /// The disk failed under this torrent: it stops; others go on.
+    pub fn fail(&self, why: String) {
+        tracing::error!(torrent = %self.meta.info_hash, error = %why, "torrent stopped");
+        *self.status.error.lock().expect("status lock") = Some(why.clone());
+        *self.failed.borrow_mut() = Some(why);
+    }
+
+    pub fn has_failed(&self) -> bool {
+        self.failed.borrow().is_some()
+    }
+
+    /// Carries out what the engine asked for.
+    pub fn drive(&self) {
+        loop {
+            let action = self.engine.borrow_mut().poll_action();
+            let Some(action) = action else { break };
+            match action {
+                Action::Wake(key) => {
+                    if let Some(h) = self.peers.borrow().get(&key) {
+                        h.wake();
+                    }
+                }
+                Action::Disconnect(key, reason) => {
+                    tracing::info!(%reason, "dropping a peer");
+                    self.peer_ids.borrow_mut().remove(&key);
+                    if let Some(h) = self.peers.borrow_mut().remove(&key) {
+                        h.close();
+                    }
+                }
+                Action::Done => {
+                    tracing::info!(torrent = %self.meta.info_hash, "download complete");
+                }
+            }
+        }
+    }
+
+    /// Publishes figures for the front end.
+    pub fn publish(&self) {
+        let stats = self.engine.borrow().stats(self.now());
+        let s = &self.status;
+        s.peers.store(stats.peers as u64, Ordering::Relaxed);
+        s.have_pieces.store(u64::from(stats.have_pieces), Ordering::Relaxed);
+        s.wanted_left.store(u64::from(stats.wanted_left), Ordering::Relaxed);
+        s.downloaded.store(stats.downloaded, Ordering::Relaxed);
+        s.uploaded.store(stats.uploaded, Ordering::Relaxed);
+        s.download_rate.store(stats.download_rate, Ordering::Relaxed);
+        s.upload_rate.store(stats.upload_rate, Ordering::Relaxed);
+        s.done.store(self.engine.borrow().is_done(), Ordering::Release);
+    }
+
+    fn announce_request(&self, event: Event) -> Announce {
+        let stats = self.engine.borrow().stats(self.now());
+        let layout = self.layout();
+        let have = self.engine.borrow().have().clone();
+        let have_bytes: u64 = have
+            .iter_ones()
+            .filter_map(|p| layout.piece(p))
+            .map(|p| u64::from(layout.piece_len(p)))
+            .sum();
+        Announce {
+            info_hash: self.meta.info_hash,
+            peer_id: self.our_id.0,
+            port: self.port,
+            uploaded: stats.uploaded,
+            downloaded: stats.downloaded,
+            left: layout.total_length() - have_bytes,
+            event,
+            num_want: Some(100),
+            key: self.seed as u32,
+            tracker_id: None,
+        }
+    }
+
+    /// Adds addresses (from trackers or the user) to the book.
+    pub fn learn(&self, peers: &[SocketAddr]) {
+        let mut book = self.book.borrow_mut();
+        for &addr in peers {
+            if book.len() >= BOOK_MAX {
+                break;
+            }
+            if addr.port() == 0 || (addr.port() == self.port && addr.ip().is_loopback()) {
+                continue;
+            }
+            book.entry(addr).or_insert(BookEntry {
+                connected: false,
+                next_try: Duration::ZERO,
+                failures: 0,
+            });
+        }
+    }
+
+    /// Starts connections to known addresses while there is room.
+    fn connect_more(self: &Rc<Self>) {
+        let now = self.now();
+        while self.connecting.get() < CONNECTING_MAX && self.engine.borrow().wants_peers() {
+            let next = {
+                let mut book = self.book.borrow_mut();
+                let pick = book
+                    .iter()
+                    .find(|(_, e)| !e.connected && e.next_try <= now)
+                    .map(|(a, _)| *a);
+                if let Some(addr) = pick {
+                    let e = book.get_mut(&addr).expect("picked from the book");
+                    e.connected = true;
+                }
+                pick
+            };
+            let Some(addr) = next else { break };
+            if self.engine.borrow().is_banned(addr) {
+                continue;
+            }
+            self.connecting.set(self.connecting.get() + 1);
+            let rt = self.clone();
+            glommio::spawn_local(async move {
+                let result = rt.connect(addr).await;
+                let now = rt.now();
+                let mut book = rt.book.borrow_mut();
+                if let Some(e) = book.get_mut(&addr) {
+                    e.connected = false;
+                    if result.is_err() {
+                        e.failures += 1;
+                    }
+                    // Reconnect to a peer that went away, but not in a tight loop.
+                    e.next_try = now + Duration::from_secs(15 * u64::from(e.failures.clamp(1, 20)));
+                }
+                if let Err(why) = result {
+                    tracing::debug!(%addr, why, "connection failed");
+                }
+            })
+            .detach();
+        }
+    }
+
+    async fn connect(self: &Rc<Self>, addr: SocketAddr) -> Result<(), String> {
+        let attempt = TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await;
+        self.connecting.set(self.connecting.get() - 1);
+        let mut stream = attempt.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        peer::send_handshake(&mut stream, &self.handshake())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        let theirs = peer::read_handshake(&mut stream, &mut buf).await?;
+        if theirs.info_hash != self.meta.info_hash {
+            return Err("answered for another torrent".into());
+        }
+        let pending = buf.split_off(ccbt_engine::wire::HANDSHAKE_LEN);
+        peer::run(self.clone(), stream, addr, theirs, pending).await;
+        Ok(())
+    }
+
+    /// An incoming connection for this torrent, its handshake read; we answer and run it.
+    pub async fn accept(
+        self: Rc<Self>,
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        mut buf: Vec<u8>,
+    ) {
+        let theirs = match Handshake::parse(&buf) {
+            Ok(hs) => hs,
+            Err(_) => return,
+        };
+        if self.engine.borrow().is_banned(addr) {
+            return;
+        }
+        if peer::send_handshake(&mut stream, &self.handshake())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let pending = buf.split_off(ccbt_engine::wire::HANDSHAKE_LEN);
+        peer::run(self, stream, addr, theirs, pending).await;
+    }
+
+    /// The torrent's life on its shard: ticks, announces and connections until `stop`.
+    pub async fn run(self: Rc<Self>, stop: impl Fn() -> bool, keep_seeding: bool) {
+        let mut trackers = TrackerList::new(self.meta.trackers(), self.seed);
+        let mut schedule = AnnounceSchedule::new(self.seed);
+        let mut event = Event::Started;
+        let mut completed_sent = self.engine.borrow().is_done();
+        let announcing = Rc::new(Cell::new(false));
+        let pending_outcome: Rc<RefCell<Option<(bool, Option<ccbt_engine::tracker::AnnounceResponse>)>>> =
+            Rc::default();
+        loop {
+            if stop() || self.has_failed() {
+                break;
+            }
+            let now = self.now();
+            self.engine.borrow_mut().tick(now);
+            self.drive();
+            self.publish();
+            let done = self.engine.borrow().is_done();
+            if done && !completed_sent {
+                completed_sent = true;
+                event = Event::Completed;
+                schedule.announce_now();
+            }
+            if let Some((ok, response)) = pending_outcome.borrow_mut().take() {
+                match response {
+                    Some(r) if ok => {
+                        self.learn(&r.peers);
+                        trackers.on_success();
+                        schedule.on_success(now, &r);
+                    }
+                    _ => {
+                        trackers.on_failure();
+                        schedule.on_failure(now);
+                    }
+                }
+            }
+            if !announcing.get() && now >= schedule.next() {
+                if let Some(url) = trackers.current().map(str::to_string) {
+                    announcing.set(true);
+                    let request = self.announce_request(event);
+                    event = Event::None;
+                    let rt = self.clone();
+                    let flag = announcing.clone();
+                    let out = pending_outcome.clone();
+                    glommio::spawn_local(async move {
+                        let result = tracker::announce(&url, &request, &rt.clock, rt.seed).await;
+                        match result {
+                            Ok(r) => {
+                                tracing::debug!(url, peers = r.peers.len(), "announced");
+                                *out.borrow_mut() = Some((true, Some(r)));
+                            }
+                            Err(e) => {
+                                tracing::warn!(url, error = %e, "announce failed");
+                                *out.borrow_mut() = Some((false, None));
+                            }
+                        }
+                        flag.set(false);
+                    })
+                    .detach();
+                }
+            }
+            self.connect_more();
+            if done && !keep_seeding && !announcing.get() {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+        }
+        self.publish();
+        if !self.has_failed() {
+            if let Err(e) = self.storage.sync().await {
+                self.fail(e.to_string());
+            }
+        }
+        // Say goodbye to the tracker, briefly: stopping must not hang on a dead tracker.
+        if let Some(url) = trackers.current().map(str::to_string) {
+            let request = self.announce_request(Event::Stopped);
+            let _ = glommio::timer::timeout(Duration::from_secs(3), async {
+                Ok(tracker::announce(&url, &request, &self.clock, self.seed).await)
+            })
+            .await;
+        }
+        let keys: Vec<PeerKey> = self.peers.borrow().keys().copied().collect();
+        for key in keys {
+            self.forget_peer(key);
+        }
+        self.status.finished.store(true, Ordering::Release);
+    }
+}

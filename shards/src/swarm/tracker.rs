@@ -1,0 +1,148 @@
+//! Announcing to trackers over the shard's own sockets: HTTP on a glommio TCP stream (with
+//! the request and response codec from the engine) and UDP (BEP 15) on a glommio socket.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use ccbt_engine::tracker::http::{announce_from_http, announce_url};
+use ccbt_engine::tracker::http_response::get_request;
+use ccbt_engine::tracker::{
+    Announce, AnnounceResponse, ResponseReader, TrackerError, UdpAnnouncer, UdpStep,
+};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpStream, UdpSocket};
+use glommio::timer::timeout;
+use thiserror::Error;
+
+use super::clock::Clock;
+
+/// Longest a whole HTTP announce may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most a tracker's response may weigh.
+const BODY_MAX: usize = 1 << 20;
+/// UDP retransmits before giving up (BEP 15 allows 8; a CLI user should not wait an hour).
+const UDP_TRIES: u32 = 3;
+
+pub const USER_AGENT: &str = concat!("ccbt-uring/", env!("CARGO_PKG_VERSION"));
+
+/// Why an announce got no answer: the tracker's fault, the network's, or the clock's.
+#[derive(Debug, Error)]
+pub enum AnnounceError {
+    #[error(transparent)]
+    Tracker(#[from] TrackerError),
+    #[error("cannot reach the tracker: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot reach the tracker: {0}")]
+    Runtime(#[from] glommio::GlommioError<()>),
+    #[error("the tracker did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Sends one announce to `url` and returns the tracker's answer.
+pub async fn announce(
+    url: &str,
+    request: &Announce,
+    clock: &Clock,
+    seed: u64,
+) -> Result<AnnounceResponse, AnnounceError> {
+    if url.starts_with("udp://") {
+        announce_udp(url, request, clock, seed).await
+    } else {
+        announce_http(url, request).await
+    }
+}
+
+fn bad(url: &str, why: &str) -> TrackerError {
+    TrackerError::BadUrl {
+        url: url.to_string(),
+        reason: why.to_string(),
+    }
+}
+
+fn resolve(host: &str, port: u16, url: &str) -> Result<SocketAddr, TrackerError> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(url, &e.to_string()))?
+        .next()
+        .ok_or_else(|| bad(url, "host has no address"))
+}
+
+async fn announce_http(url: &str, request: &Announce) -> Result<AnnounceResponse, AnnounceError> {
+    let full = announce_url(url, request)?;
+    let parsed = url::Url::parse(&full).map_err(|e| bad(url, &e.to_string()))?;
+    let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
+    let addr = resolve(host, parsed.port_or_known_default().unwrap_or(80), url)?;
+    let request_bytes = get_request(&parsed, USER_AGENT);
+    let exchange = async {
+        let mut stream = TcpStream::connect_timeout(addr, HTTP_TIMEOUT).await?;
+        stream.write_all(&request_bytes).await?;
+        let mut reader = ResponseReader::new(BODY_MAX);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut buf).await?;
+            let step = if n == 0 {
+                reader.on_eof().map(Some)
+            } else {
+                reader.feed(&buf[..n])
+            };
+            if let Some(response) = step? {
+                return Ok::<_, AnnounceError>(response);
+            }
+        }
+    };
+    let response = timeout(HTTP_TIMEOUT, async { Ok(exchange.await) })
+        .await
+        .map_err(|_| AnnounceError::Timeout(HTTP_TIMEOUT))??;
+    Ok(announce_from_http(&response)?)
+}
+
+async fn announce_udp(
+    url: &str,
+    request: &Announce,
+    clock: &Clock,
+    seed: u64,
+) -> Result<AnnounceResponse, AnnounceError> {
+    let parsed = url::Url::parse(url).map_err(|e| bad(url, &e.to_string()))?;
+    let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
+    let port = parsed.port().ok_or_else(|| bad(url, "no port"))?;
+    let addr = resolve(host, port, url)?;
+    let local: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let socket = UdpSocket::bind(local).map_err(std::io::Error::from)?;
+    let mut announcer = UdpAnnouncer::new(request.clone(), None, seed);
+    announcer.set_max_tries(UDP_TRIES);
+    announcer.set_ipv6(addr.is_ipv6());
+    let first = announcer.start(clock.now());
+    send(&socket, &first, addr).await?;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let wait = announcer.timeout().saturating_sub(clock.now());
+        let step = match timeout(wait.max(Duration::from_millis(1)), async {
+            Ok(socket.recv_from(&mut buf).await)
+        })
+        .await
+        {
+            Ok(Ok((n, from))) if from == addr => announcer.on_datagram(clock.now(), &buf[..n]),
+            Ok(Ok(_)) => UdpStep::Ignore,
+            Ok(Err(e)) => return Err(std::io::Error::from(e).into()),
+            Err(_) => announcer.on_timeout(clock.now()),
+        };
+        match step {
+            UdpStep::Send(bytes) => send(&socket, &bytes, addr).await?,
+            UdpStep::Done(response) => return Ok(response),
+            UdpStep::Failed(e) => return Err(e.into()),
+            UdpStep::Ignore => {}
+        }
+    }
+}
+
+async fn send(socket: &UdpSocket, bytes: &[u8], to: SocketAddr) -> Result<(), AnnounceError> {
+    socket
+        .send_to(bytes, to)
+        .await
+        .map(drop)
+        .map_err(|e| std::io::Error::from(e).into())
+}

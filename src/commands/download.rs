@@ -1,0 +1,60 @@
+//! `ccbt-uring download`: fetch a torrent into a save directory.
+
+use anyhow::{anyhow, Context as _};
+use ccbt_engine::picker::Priority;
+use ccbt_shards::swarm::TorrentSpec;
+
+use super::swarm::{self, Ended};
+use super::verify::check_data;
+use crate::cli::DownloadArgs;
+use crate::failure::{Exit, Failure, OrExit, Outcome};
+
+pub fn run(args: DownloadArgs) -> Outcome {
+    let torrent = super::load_torrent(&args.torrent)?;
+    let files = torrent.info.layout.files().len();
+    let priorities = if args.only.is_empty() {
+        None
+    } else {
+        if let Some(bad) = args.only.iter().find(|&&i| i >= files) {
+            return Err(Failure::new(
+                Exit::BadInput,
+                anyhow!("--only {bad}: the torrent has files 0 to {}", files - 1),
+            ));
+        }
+        Some(
+            (0..files)
+                .map(|i| {
+                    if args.only.contains(&i) {
+                        Priority::Normal
+                    } else {
+                        Priority::Skip
+                    }
+                })
+                .collect(),
+        )
+    };
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))
+        .or_exit(Exit::Io)?;
+    let config = swarm::config(&args.swarm);
+    let checked = check_data(&torrent, &args.output, &config.shards, "checking")?;
+    let have = swarm::have_from(&checked.report);
+    let ended = swarm::run(
+        torrent,
+        |metainfo| TorrentSpec {
+            metainfo,
+            save_dir: args.output.clone(),
+            have,
+            sequential: args.sequential,
+            priorities,
+            keep_seeding: args.seed,
+            peers: args.swarm.peers.clone(),
+        },
+        config,
+        "downloading",
+    )?;
+    Ok(match ended {
+        Ended::Complete => Exit::Ok,
+        Ended::Interrupted => Exit::Incomplete,
+    })
+}

@@ -1,0 +1,47 @@
+//! `ccbt-uring seed`: check a torrent's data, then serve it until stopped.
+
+use anyhow::anyhow;
+use ccbt_shards::swarm::TorrentSpec;
+
+use super::swarm;
+use super::verify::check_data;
+use crate::cli::SeedArgs;
+use crate::failure::{Exit, Failure, Outcome};
+use crate::format;
+
+pub fn run(args: SeedArgs) -> Outcome {
+    let torrent = super::load_torrent(&args.torrent)?;
+    let config = swarm::config(&args.swarm);
+    let checked = check_data(&torrent, &args.data, &config.shards, "checking")?;
+    if !checked.report.is_complete() {
+        let missing = checked.report.pieces_in(ccbt_shards::PieceState::Missing);
+        let bad = checked.report.pieces_in(ccbt_shards::PieceState::Bad);
+        return Err(Failure::new(
+            Exit::Incomplete,
+            anyhow!(
+                "{} does not hold all of {}: missing pieces {}, bad pieces {}; \
+                 use `download -o {0}` to complete it",
+                args.data.display(),
+                torrent.info.name.display(),
+                if missing.is_empty() { "none".into() } else { format::ranges(&missing) },
+                if bad.is_empty() { "none".into() } else { format::ranges(&bad) },
+            ),
+        ));
+    }
+    let have = swarm::have_from(&checked.report);
+    swarm::run(
+        torrent,
+        |metainfo| TorrentSpec {
+            metainfo,
+            save_dir: args.data.clone(),
+            have,
+            sequential: false,
+            priorities: None,
+            keep_seeding: true,
+            peers: args.swarm.peers.clone(),
+        },
+        config,
+        "seeding",
+    )?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,191 @@
+//! What `download` and `seed` share: starting the swarm, showing progress, stopping on
+//! Ctrl-C or SIGTERM.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use ccbt_engine::metainfo::Metainfo;
+use ccbt_engine::session::SessionConfig;
+use ccbt_engine::Bitfield;
+use ccbt_shards::swarm::{Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus};
+use ccbt_shards::{PieceState, RecheckReport};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::SwarmArgs;
+use crate::failure::{Exit, Failure};
+use crate::format;
+
+/// Plain progress lines, when stdout is not a terminal, come this often.
+const LINE_EVERY: Duration = Duration::from_secs(2);
+
+/// Pieces the check found good.
+pub fn have_from(report: &RecheckReport) -> Bitfield {
+    let mut have = Bitfield::empty(report.states.len() as u32);
+    for (i, state) in report.states.iter().enumerate() {
+        if *state == PieceState::Good {
+            have.set(i as u32);
+        }
+    }
+    have
+}
+
+pub fn config(args: &SwarmArgs) -> SwarmConfig {
+    let mut session = SessionConfig::default();
+    session.choker.upload_slots = args.upload_slots;
+    SwarmConfig {
+        shards: args.shards.config(),
+        listen: args.listen,
+        port: args.port,
+        session,
+        preallocate: if args.preallocate {
+            Preallocate::Full
+        } else {
+            Preallocate::Sparse
+        },
+        ..SwarmConfig::default()
+    }
+}
+
+/// How a swarm run ended.
+pub enum Ended {
+    /// Every wanted piece is verified and on disk.
+    Complete,
+    /// Stopped by a signal first.
+    Interrupted,
+}
+
+/// Runs one torrent until it completes (unless `keep_seeding`) or a signal stops it.
+pub fn run(
+    metainfo: Metainfo,
+    spec: impl FnOnce(Arc<Metainfo>) -> TorrentSpec,
+    config: SwarmConfig,
+    verb: &str,
+) -> Result<Ended, Failure> {
+    let stop_signal = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop_signal.clone())
+            .map_err(|e| Failure::new(Exit::Runtime, e.into()))?;
+    }
+    let metainfo = Arc::new(metainfo);
+    let spec = spec(metainfo.clone());
+    let swarm = Swarm::start(config, vec![spec])?;
+    eprintln!(
+        "{verb} {} ({}) on port {}",
+        metainfo.info.name.display(),
+        metainfo.info_hash.to_hex(),
+        swarm.port()
+    );
+    let status = swarm.status(0);
+    let mut view = View::new(&metainfo, verb);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        view.update(status);
+        if stop_signal.load(Ordering::Relaxed) {
+            eprintln!("stopping");
+            break;
+        }
+        // Without --seed the torrent ends by itself once complete, after telling the
+        // tracker.
+        if status.finished.load(Ordering::Acquire) || swarm.is_finished() {
+            break;
+        }
+    }
+    swarm.stop();
+    while !status.finished.load(Ordering::Acquire) && !swarm.is_finished() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    view.finish(status);
+    let ended = if status.done.load(Ordering::Acquire) {
+        Ended::Complete
+    } else {
+        Ended::Interrupted
+    };
+    let error = status.error.lock().expect("status lock").clone();
+    swarm.join()?;
+    if let Some(error) = error {
+        return Err(Failure::new(Exit::Io, anyhow!(error)));
+    }
+    Ok(ended)
+}
+
+/// A progress bar on a terminal, plain lines otherwise.
+struct View {
+    bar: Option<ProgressBar>,
+    total_pieces: u64,
+    piece_length: u64,
+    total_bytes: u64,
+    last_line: Instant,
+    verb: String,
+}
+
+impl View {
+    fn new(metainfo: &Metainfo, verb: &str) -> View {
+        let layout = &metainfo.info.layout;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(
+                Some(layout.total_length()),
+                ProgressDrawTarget::stderr_with_hz(4),
+            );
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(verb.to_string());
+            bar
+        });
+        View {
+            bar,
+            total_pieces: u64::from(layout.piece_count()),
+            piece_length: u64::from(layout.piece_length()),
+            total_bytes: layout.total_length(),
+            last_line: Instant::now(),
+            verb: verb.to_string(),
+        }
+    }
+
+    fn update(&mut self, s: &TorrentStatus) {
+        let have = s.have_pieces.load(Ordering::Relaxed);
+        let done_bytes = (have * self.piece_length).min(self.total_bytes);
+        let rates = format!(
+            "down {}/s up {}/s, {} peers",
+            format::bytes(s.download_rate.load(Ordering::Relaxed)),
+            format::bytes(s.upload_rate.load(Ordering::Relaxed)),
+            s.peers.load(Ordering::Relaxed)
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_position(done_bytes);
+            bar.set_message(rates);
+        } else if self.last_line.elapsed() >= LINE_EVERY {
+            self.last_line = Instant::now();
+            println!(
+                "{}: {:.1}% ({}/{} pieces), {}, uploaded {}",
+                self.verb,
+                have as f64 * 100.0 / self.total_pieces.max(1) as f64,
+                have,
+                self.total_pieces,
+                rates,
+                format::bytes(s.uploaded.load(Ordering::Relaxed))
+            );
+        }
+    }
+
+    fn finish(&mut self, s: &TorrentStatus) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        println!(
+            "{}: {} of {} pieces, downloaded {}, uploaded {}",
+            self.verb,
+            s.have_pieces.load(Ordering::Relaxed),
+            self.total_pieces,
+            format::bytes(s.downloaded.load(Ordering::Relaxed)),
+            format::bytes(s.uploaded.load(Ordering::Relaxed))
+        );
+    }
+}
