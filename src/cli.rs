@@ -69,7 +69,12 @@ pub struct DownloadArgs {
     pub torrent: PathBuf,
     /// The save directory: the torrent's name is created inside it. Data already there is
     /// checked first and only missing pieces are fetched.
-    #[arg(short = 'o', long = "output", visible_alias = "data", value_name = "DIR")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        visible_alias = "data",
+        value_name = "DIR"
+    )]
     pub output: PathBuf,
     /// Keep seeding after the download completes, until stopped.
     #[arg(long)]

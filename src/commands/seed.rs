@@ -23,8 +23,16 @@ pub fn run(args: SeedArgs) -> Outcome {
                  use `download -o {0}` to complete it",
                 args.data.display(),
                 torrent.info.name.display(),
-                if missing.is_empty() { "none".into() } else { format::ranges(&missing) },
-                if bad.is_empty() { "none".into() } else { format::ranges(&bad) },
+                if missing.is_empty() {
+                    "none".into()
+                } else {
+                    format::ranges(&missing)
+                },
+                if bad.is_empty() {
+                    "none".into()
+                } else {
+                    format::ranges(&bad)
+                },
             ),
         ));
     }

@@ -6,13 +6,14 @@
 //! hashes complete pieces and reports back with [`Torrent::piece_checked`], and drains
 //! [`Torrent::poll_action`] and each peer's outbox ([`Torrent::take_outbox`]).
 
+mod blame;
 mod config;
 mod peer;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use thiserror::Error;
@@ -23,9 +24,10 @@ use crate::metainfo::Layout;
 use crate::picker::{request_queue_depth, Picker, Priority};
 use crate::rate::RateMeter;
 use crate::wire::Message;
-use crate::{Bitfield, BlockRef, BLOCK_LEN};
+use crate::{Bitfield, BlockRef, Sha1Digest, BLOCK_LEN};
 
 pub use crate::picker::PeerKey;
+use blame::{BanKey, Blame, Finding};
 pub use config::SessionConfig;
 use peer::Peer;
 
@@ -34,22 +36,12 @@ pub const MAX_SERVED_BLOCK: u32 = 8 * BLOCK_LEN;
 /// Banned addresses remembered per torrent, at most.
 const BANNED_MAX: usize = 10_000;
 
-/// What a ban applies to: a host, except on loopback, where every local process shares the
-/// address and banning it would ban innocent local peers with the guilty one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum BanKey {
-    Host(IpAddr),
-    Endpoint(SocketAddr),
-}
-
-impl BanKey {
-    fn of(addr: SocketAddr) -> BanKey {
-        if addr.ip().is_loopback() {
-            BanKey::Endpoint(addr)
-        } else {
-            BanKey::Host(addr.ip())
-        }
-    }
+/// SHA-1 of each 16 KiB block of a piece, for [`Torrent::piece_checked`].
+pub fn block_digests(piece_data: &[u8]) -> Vec<Sha1Digest> {
+    piece_data
+        .chunks(BLOCK_LEN as usize)
+        .map(crate::hash::Sha1::digest)
+        .collect()
 }
 
 /// What the I/O layer must do next.
@@ -84,6 +76,8 @@ pub enum DropReason {
     TooManyRequests(usize),
     #[error("sent data that failed the hash check {0} times; banned")]
     HashFailures(u32),
+    #[error("sent a block that differs from the verified piece; banned")]
+    BadData,
     #[error("address is banned from this torrent")]
     Banned,
     #[error("silent for {0:?}")]
@@ -132,6 +126,7 @@ pub struct Torrent {
     peers: BTreeMap<PeerKey, Peer>,
     next_key: PeerKey,
     banned: HashSet<BanKey>,
+    blame: Blame,
     actions: VecDeque<Action>,
     download: RateMeter,
     upload: RateMeter,
@@ -154,6 +149,7 @@ impl Torrent {
             peers: BTreeMap::new(),
             next_key: 0,
             banned: HashSet::new(),
+            blame: Blame::default(),
             actions: VecDeque::new(),
             download: RateMeter::new(),
             upload: RateMeter::new(),
@@ -417,12 +413,14 @@ impl Torrent {
             let (_, sent) = peer.sent_requests.remove(i).unwrap_or((block, now));
             peer.sample_rtt(now.saturating_sub(sent));
         }
+        let from = peer.addr;
         let outcome = self.picker.on_block(key, block);
         if !outcome.accepted {
             self.wasted += len as u64;
             self.fill_requests(now, key);
             return Ok(Incoming::Nothing);
         }
+        self.blame.on_block(piece, offset, from);
         for other in outcome.cancel {
             if let Some(p) = self.peers.get_mut(&other) {
                 if let Some(i) = p.sent_requests.iter().position(|(b, _)| *b == block) {
@@ -439,33 +437,36 @@ impl Torrent {
         })
     }
 
-    /// The I/O layer hashed a complete piece: `ok` if it matched and is being written.
-    pub fn piece_checked(&mut self, now: Duration, piece: u32, ok: bool) {
-        if self.layout.piece(piece).is_none() {
+    /// Whether [`Torrent::piece_checked`] needs the SHA-1 of each 16 KiB block of the piece
+    /// (rarely: a failed piece from several peers, and its later good copy), to tell which
+    /// peer sent bad data.
+    pub fn wants_block_digests(&self, piece: u32, ok: bool) -> bool {
+        self.blame.wants_digests(piece, ok)
+    }
+
+    /// The I/O layer hashed a complete piece: `ok` if it matched and has been written.
+    /// `block_digests`: per-block SHA-1 when [`Torrent::wants_block_digests`] asked, else
+    /// empty.
+    pub fn piece_checked(
+        &mut self,
+        now: Duration,
+        piece: u32,
+        ok: bool,
+        block_digests: &[Sha1Digest],
+    ) {
+        let Some(index) = self.layout.piece(piece) else {
             return;
-        }
+        };
         if !ok {
-            let piece_len = self
-                .layout
-                .piece(piece)
-                .map_or(0, |p| self.layout.piece_len(p));
-            self.wasted += u64::from(piece_len);
-            for key in self.picker.on_piece_failed(piece) {
-                let Some(peer) = self.peers.get_mut(&key) else {
-                    continue;
-                };
-                peer.hash_failures += 1;
-                if peer.hash_failures >= self.config.hash_failures_to_ban {
-                    let failures = peer.hash_failures;
-                    if self.banned.len() < BANNED_MAX {
-                        self.banned.insert(BanKey::of(peer.addr));
-                    }
-                    self.drop_peer(key, DropReason::HashFailures(failures));
-                }
-            }
+            self.wasted += u64::from(self.layout.piece_len(index));
+            self.picker.on_piece_failed(piece);
+            let findings = self.blame.on_failed(piece, block_digests);
+            self.punish(&findings);
             self.refill_all(now);
             return;
         }
+        let findings = self.blame.on_verified(piece, block_digests);
+        self.punish(&findings);
         self.picker.on_piece_verified(piece);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
@@ -580,6 +581,31 @@ impl Torrent {
             download_rate: self.download.rate(now),
             upload_rate: self.upload.rate(now),
             wasted: self.wasted,
+        }
+    }
+
+    /// Bans convicted peers and those out of strikes, dropping them if connected.
+    fn punish(&mut self, findings: &[Finding]) {
+        for finding in findings {
+            let (addr, reason) = match *finding {
+                Finding::Strike(addr, n) if n >= self.config.hash_failures_to_ban => {
+                    (addr, DropReason::HashFailures(n))
+                }
+                Finding::Strike(..) => continue,
+                Finding::Guilty(addr) => (addr, DropReason::BadData),
+            };
+            if self.banned.len() < BANNED_MAX {
+                self.banned.insert(BanKey::of(addr));
+            }
+            let keys: Vec<PeerKey> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| BanKey::of(p.addr) == BanKey::of(addr))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in keys {
+                self.drop_peer(key, reason.clone());
+            }
         }
     }
 

@@ -26,7 +26,6 @@ pub(super) struct Peer {
     pub queued: VecDeque<BlockRef>,
     /// Requests received while we choke it, since the last choke.
     pub choked_requests: u32,
-    pub hash_failures: u32,
     /// It let a request time out: it gets one request at a time until it delivers again.
     pub snubbed: bool,
     pub download: RateMeter,
@@ -54,7 +53,6 @@ impl Peer {
             sent_requests: VecDeque::new(),
             queued: VecDeque::new(),
             choked_requests: 0,
-            hash_failures: 0,
             snubbed: false,
             download: RateMeter::new(),
             upload: RateMeter::new(),

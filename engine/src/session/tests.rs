@@ -194,9 +194,16 @@ impl Swarm {
                             .piece_len(self.nodes[n].torrent.layout().piece(piece).unwrap())
                             as usize;
                         let start = piece as usize * PIECE as usize;
-                        let ok = Sha1::digest(&self.nodes[n].data[start..][..len]).as_bytes()
-                            == &self.hashes[piece as usize];
-                        self.nodes[n].torrent.piece_checked(now, piece, ok);
+                        let data = &self.nodes[n].data[start..][..len];
+                        let ok = Sha1::digest(data).as_bytes() == &self.hashes[piece as usize];
+                        let digests = if self.nodes[n].torrent.wants_block_digests(piece, ok) {
+                            block_digests(data)
+                        } else {
+                            Vec::new()
+                        };
+                        self.nodes[n]
+                            .torrent
+                            .piece_checked(now, piece, ok, &digests);
                     }
                 }
                 Ok(Incoming::Nothing) => {}
@@ -265,10 +272,13 @@ fn a_peer_serving_corrupt_data_is_banned_and_the_download_completes() {
     assert!(swarm
         .drops
         .iter()
-        .any(|(n, r)| *n == 2 && matches!(r, DropReason::HashFailures(_))));
-    assert!(swarm.nodes[2]
-        .torrent
-        .is_banned(SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 9999))));
+        .any(|(n, r)| *n == 2 && matches!(r, DropReason::HashFailures(_) | DropReason::BadData)));
+    let t = &swarm.nodes[2].torrent;
+    assert!(t.is_banned(SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 9999))));
+    assert!(
+        !t.is_banned(SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2), 9999))),
+        "the honest seeder is not blamed"
+    );
 }
 
 fn one_leecher_and_a_hostile_peer() -> (Torrent, PeerKey) {

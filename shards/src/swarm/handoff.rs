@@ -27,8 +27,11 @@ pub struct Handoff {
     pub read: Vec<u8>,
 }
 
+/// A shard's receiving end, taken once by the shard when it starts.
+pub type Inbox = Mutex<Option<Receiver<Handoff>>>;
+
 /// One queue per shard: every shard may send to any; only the owner receives.
-pub fn queues(shards: usize) -> (Vec<Sender<Handoff>>, Vec<Mutex<Option<Receiver<Handoff>>>>) {
+pub fn queues(shards: usize) -> (Vec<Sender<Handoff>>, Vec<Inbox>) {
     (0..shards)
         .map(|_| {
             let (tx, rx) = bounded(QUEUE_LEN);
@@ -45,7 +48,11 @@ pub fn send(to: &Sender<Handoff>, handoff: Handoff) -> Result<(), Handoff> {
 }
 
 /// Receives handed-off connections until `stop` says so, passing each to `accept`.
-pub async fn receive(rx: Receiver<Handoff>, stop: impl Fn() -> bool, mut accept: impl FnMut(Handoff)) {
+pub async fn receive(
+    rx: Receiver<Handoff>,
+    stop: impl Fn() -> bool,
+    mut accept: impl FnMut(Handoff),
+) {
     let mut wait = POLL_MIN;
     while !stop() {
         match rx.try_recv() {

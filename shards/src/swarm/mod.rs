@@ -120,11 +120,13 @@ impl Swarm {
             config.port
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let statuses: Vec<Arc<TorrentStatus>> =
-            torrents.iter().map(|_| Arc::default()).collect();
+        let statuses: Vec<Arc<TorrentStatus>> = torrents.iter().map(|_| Arc::default()).collect();
         let (senders, receivers) = handoff::queues(config.shards.count);
         let shared = Arc::new(shard::Shared {
-            config: SwarmConfig { port, ..config.clone() },
+            config: SwarmConfig {
+                port,
+                ..config.clone()
+            },
             torrents,
             statuses: statuses.clone(),
             stop: stop.clone(),

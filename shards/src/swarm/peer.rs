@@ -113,7 +113,12 @@ pub async fn run(
     writer.await;
 }
 
-async fn read_loop(rt: &Rc<TorrentRt>, key: PeerKey, mut stream: TcpStream, pending: Vec<u8>) -> String {
+async fn read_loop(
+    rt: &Rc<TorrentRt>,
+    key: PeerKey,
+    mut stream: TcpStream,
+    pending: Vec<u8>,
+) -> String {
     let max = wire::max_message_len(rt.piece_count());
     let mut buf = pending;
     let mut start = 0usize;
@@ -129,7 +134,12 @@ async fn read_loop(rt: &Rc<TorrentRt>, key: PeerKey, mut stream: TcpStream, pend
                         start += used;
                         match engine.on_message(now, key, &msg) {
                             Ok(Incoming::Block { piece_complete }) => {
-                                if let Message::Piece { piece, offset, data } = msg {
+                                if let Message::Piece {
+                                    piece,
+                                    offset,
+                                    data,
+                                } = msg
+                                {
                                     rt.store_block(piece, offset, data);
                                     if piece_complete {
                                         complete.push(piece);
@@ -172,7 +182,12 @@ async fn read_loop(rt: &Rc<TorrentRt>, key: PeerKey, mut stream: TcpStream, pend
     }
 }
 
-async fn write_loop(rt: Rc<TorrentRt>, key: PeerKey, mut stream: TcpStream, rings: LocalReceiver<()>) {
+async fn write_loop(
+    rt: Rc<TorrentRt>,
+    key: PeerKey,
+    mut stream: TcpStream,
+    rings: LocalReceiver<()>,
+) {
     let mut out = Vec::with_capacity(WRITE_BATCH + 64 * 1024);
     while rings.recv().await.is_some() {
         loop {
@@ -195,7 +210,11 @@ async fn write_loop(rt: Rc<TorrentRt>, key: PeerKey, mut stream: TcpStream, ring
                 let Some(bytes) = piece.get(block.offset as usize..end) else {
                     continue;
                 };
-                out.extend_from_slice(&wire::encode_piece_header(block.piece, block.offset, block.len));
+                out.extend_from_slice(&wire::encode_piece_header(
+                    block.piece,
+                    block.offset,
+                    block.len,
+                ));
                 out.extend_from_slice(bytes);
                 served += block.len;
             }

@@ -5,19 +5,19 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ccbt_engine::session::Torrent;
 use ccbt_engine::wire::{Handshake, PeerId};
 use ccbt_engine::InfoHash;
-use crossbeam::channel::{Receiver, Sender};
+use crossbeam::channel::Sender;
 use futures_lite::StreamExt;
 use glommio::net::{TcpListener, TcpStream};
 
 use super::cache::PieceCache;
 use super::clock::Clock;
-use super::handoff::{self, Handoff};
+use super::handoff::{self, Handoff, Inbox};
 use super::storage::Storage;
 use super::torrent::TorrentRt;
 use super::{peer, shard_for, SwarmConfig, TorrentSpec, TorrentStatus};
@@ -30,7 +30,7 @@ pub struct Shared {
     pub statuses: Vec<Arc<TorrentStatus>>,
     pub stop: Arc<AtomicBool>,
     pub senders: Vec<Sender<Handoff>>,
-    pub receivers: Vec<Mutex<Option<Receiver<Handoff>>>>,
+    pub receivers: Vec<Inbox>,
 }
 
 type Owned = Rc<RefCell<HashMap<InfoHash, Rc<TorrentRt>>>>;
@@ -51,13 +51,27 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             continue;
         }
         let status = shared.statuses[i].clone();
-        match open_torrent(i as u32, spec, &shared.config, cache.clone(), status.clone(), clock, random ^ i as u64).await {
+        match open_torrent(
+            i as u32,
+            spec,
+            &shared.config,
+            cache.clone(),
+            status.clone(),
+            clock,
+            random ^ i as u64,
+        )
+        .await
+        {
             Ok(rt) => {
-                owned.borrow_mut().insert(spec.metainfo.info_hash, rt.clone());
+                owned
+                    .borrow_mut()
+                    .insert(spec.metainfo.info_hash, rt.clone());
                 rt.learn(&spec.peers);
                 let stop = stop.clone();
                 let keep = spec.keep_seeding;
-                tasks.push(glommio::spawn_local(async move { rt.run(stop, keep).await }));
+                tasks.push(glommio::spawn_local(
+                    async move { rt.run(stop, keep).await },
+                ));
             }
             Err(e) => {
                 *status.error.lock().expect("status lock") = Some(e.clone());
@@ -176,7 +190,11 @@ async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, ow
         }
         return;
     }
-    if !shared.torrents.iter().any(|t| t.metainfo.info_hash == hs.info_hash) {
+    if !shared
+        .torrents
+        .iter()
+        .any(|t| t.metainfo.info_hash == hs.info_hash)
+    {
         return;
     }
     // glommio streams cannot give up their fd: pass a duplicate and close ours.
@@ -186,7 +204,11 @@ async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, ow
         Err(_) => return,
     };
     drop(stream);
-    let handoff = Handoff { socket, addr, read: buf };
+    let handoff = Handoff {
+        socket,
+        addr,
+        read: buf,
+    };
     if handoff::send(&shared.senders[owner.0 as usize], handoff).is_err() {
         tracing::warn!(%addr, "owner shard's queue is full; connection refused");
     }
@@ -194,7 +216,9 @@ async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, ow
 
 /// Runs a connection another shard handed us.
 fn route_local(owned: &Owned, h: Handoff) {
-    let Ok(hs) = Handshake::parse(&h.read) else { return };
+    let Ok(hs) = Handshake::parse(&h.read) else {
+        return;
+    };
     let Some(rt) = owned.borrow().get(&hs.info_hash).cloned() else {
         return;
     };

@@ -165,8 +165,7 @@ impl Storage {
             match &file.direct {
                 Some(direct) if mid_end > mid_start => {
                     if mid_start > start {
-                        write_buffered(file, start, &bytes[..(mid_start - start) as usize])
-                            .await?;
+                        write_buffered(file, start, &bytes[..(mid_start - start) as usize]).await?;
                     }
                     let middle = &bytes[(mid_start - start) as usize..(mid_end - start) as usize];
                     let mut buf = direct.alloc_dma_buffer(middle.len());
@@ -176,8 +175,7 @@ impl Storage {
                         .await
                         .map_err(io_err(&file.path))?;
                     if end > mid_end {
-                        write_buffered(file, mid_end, &bytes[(mid_end - start) as usize..])
-                            .await?;
+                        write_buffered(file, mid_end, &bytes[(mid_end - start) as usize..]).await?;
                     }
                 }
                 _ => write_buffered(file, start, bytes).await?,

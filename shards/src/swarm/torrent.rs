@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use ccbt_engine::hash::Sha1;
 use ccbt_engine::metainfo::{Layout, Metainfo};
-use ccbt_engine::session::{Action, DropReason, PeerKey, Torrent};
+use ccbt_engine::session::{block_digests, Action, DropReason, PeerKey, Torrent};
 use ccbt_engine::tracker::schedule::AnnounceSchedule;
 use ccbt_engine::tracker::tiers::TrackerList;
-use ccbt_engine::tracker::{Announce, Event};
+use ccbt_engine::tracker::{Announce, AnnounceResponse, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
 use glommio::net::TcpStream;
 
@@ -166,6 +166,11 @@ impl TorrentRt {
                 return;
             };
             let ok = Sha1::digest(&buf) == rt.meta.info.piece_hash(index);
+            let digests = if rt.engine.borrow().wants_block_digests(piece, ok) {
+                block_digests(&buf)
+            } else {
+                Vec::new()
+            };
             if ok {
                 let data: Rc<[u8]> = buf.into();
                 if let Err(e) = rt.storage.write_piece(piece, &data).await {
@@ -176,7 +181,9 @@ impl TorrentRt {
             } else {
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
             }
-            rt.engine.borrow_mut().piece_checked(rt.now(), piece, ok);
+            rt.engine
+                .borrow_mut()
+                .piece_checked(rt.now(), piece, ok, &digests);
             rt.drive();
         })
         .detach();
@@ -235,13 +242,17 @@ impl TorrentRt {
         let stats = self.engine.borrow().stats(self.now());
         let s = &self.status;
         s.peers.store(stats.peers as u64, Ordering::Relaxed);
-        s.have_pieces.store(u64::from(stats.have_pieces), Ordering::Relaxed);
-        s.wanted_left.store(u64::from(stats.wanted_left), Ordering::Relaxed);
+        s.have_pieces
+            .store(u64::from(stats.have_pieces), Ordering::Relaxed);
+        s.wanted_left
+            .store(u64::from(stats.wanted_left), Ordering::Relaxed);
         s.downloaded.store(stats.downloaded, Ordering::Relaxed);
         s.uploaded.store(stats.uploaded, Ordering::Relaxed);
-        s.download_rate.store(stats.download_rate, Ordering::Relaxed);
+        s.download_rate
+            .store(stats.download_rate, Ordering::Relaxed);
         s.upload_rate.store(stats.upload_rate, Ordering::Relaxed);
-        s.done.store(self.engine.borrow().is_done(), Ordering::Release);
+        s.done
+            .store(self.engine.borrow().is_done(), Ordering::Release);
     }
 
     fn announce_request(&self, event: Event) -> Announce {
@@ -346,12 +357,7 @@ impl TorrentRt {
     }
 
     /// An incoming connection for this torrent, its handshake read; we answer and run it.
-    pub async fn accept(
-        self: Rc<Self>,
-        mut stream: TcpStream,
-        addr: SocketAddr,
-        mut buf: Vec<u8>,
-    ) {
+    pub async fn accept(self: Rc<Self>, mut stream: TcpStream, addr: SocketAddr, mut buf: Vec<u8>) {
         let theirs = match Handshake::parse(&buf) {
             Ok(hs) => hs,
             Err(_) => return,
@@ -376,8 +382,8 @@ impl TorrentRt {
         let mut event = Event::Started;
         let mut completed_sent = self.engine.borrow().is_done();
         let announcing = Rc::new(Cell::new(false));
-        let pending_outcome: Rc<RefCell<Option<(bool, Option<ccbt_engine::tracker::AnnounceResponse>)>>> =
-            Rc::default();
+        // The last announce's answer: `Some(None)` when it failed.
+        let pending_outcome: Rc<RefCell<Option<Option<AnnounceResponse>>>> = Rc::default();
         loop {
             if stop() || self.has_failed() {
                 break;
@@ -392,14 +398,14 @@ impl TorrentRt {
                 event = Event::Completed;
                 schedule.announce_now();
             }
-            if let Some((ok, response)) = pending_outcome.borrow_mut().take() {
+            if let Some(response) = pending_outcome.borrow_mut().take() {
                 match response {
-                    Some(r) if ok => {
+                    Some(r) => {
                         self.learn(&r.peers);
                         trackers.on_success();
                         schedule.on_success(now, &r);
                     }
-                    _ => {
+                    None => {
                         trackers.on_failure();
                         schedule.on_failure(now);
                     }
@@ -418,11 +424,11 @@ impl TorrentRt {
                         match result {
                             Ok(r) => {
                                 tracing::debug!(url, peers = r.peers.len(), "announced");
-                                *out.borrow_mut() = Some((true, Some(r)));
+                                *out.borrow_mut() = Some(Some(r));
                             }
                             Err(e) => {
                                 tracing::warn!(url, error = %e, "announce failed");
-                                *out.borrow_mut() = Some((false, None));
+                                *out.borrow_mut() = Some(None);
                             }
                         }
                         flag.set(false);

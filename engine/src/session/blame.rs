@@ -1,0 +1,168 @@
+//! Finding who sent bad data ("smart ban", as libtorrent calls it).
+//!
+//! A piece that fails its hash usually holds blocks from several peers, and blaming all of
+//! them would ban honest peers alongside the liar. So: a piece from a single peer is a
+//! strike against it (a ban after `hash_failures_to_ban`). A piece from several peers
+//! keeps a digest of each block and who sent it; when the piece later passes, every block
+//! whose digest differs from the verified one convicts its sender at once.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::{Sha1Digest, BLOCK_LEN};
+
+/// Pieces whose failed blocks we remember, at most: each costs about 28 bytes per block.
+const SUSPECT_PIECES_MAX: usize = 1024;
+/// Addresses with strikes remembered, at most.
+const STRIKES_MAX: usize = 10_000;
+
+/// What a ban or a strike applies to: a host, except on loopback, where every local
+/// process shares the address and banning it would ban innocent local peers with the
+/// guilty one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum BanKey {
+    Host(IpAddr),
+    Endpoint(SocketAddr),
+}
+
+impl BanKey {
+    pub fn of(addr: SocketAddr) -> BanKey {
+        if addr.ip().is_loopback() {
+            BanKey::Endpoint(addr)
+        } else {
+            BanKey::Host(addr.ip())
+        }
+    }
+}
+
+/// What a hash result proves about a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Finding {
+    /// It alone sent a piece that failed: its count of such pieces so far.
+    Strike(SocketAddr, u32),
+    /// Its block differs from the verified piece: it sent bad data.
+    Guilty(SocketAddr),
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Blame {
+    /// Pieces under way: who sent each received block (block offset, sender).
+    senders: HashMap<u32, Vec<(u32, SocketAddr)>>,
+    /// Failed pieces with several senders: what each sent.
+    suspects: HashMap<u32, Vec<(u32, SocketAddr, Sha1Digest)>>,
+    strikes: HashMap<BanKey, u32>,
+}
+
+impl Blame {
+    pub fn on_block(&mut self, piece: u32, offset: u32, from: SocketAddr) {
+        self.senders.entry(piece).or_default().push((offset, from));
+    }
+
+    /// Whether [`Blame::on_failed`] / [`Blame::on_verified`] need per-block digests.
+    pub fn wants_digests(&self, piece: u32, ok: bool) -> bool {
+        if ok {
+            self.suspects.contains_key(&piece)
+        } else {
+            self.senders.get(&piece).is_some_and(|s| several(s))
+        }
+    }
+
+    /// The piece failed. `digests`: SHA-1 of each 16 KiB block of the failed data, when
+    /// [`Blame::wants_digests`] asked for them.
+    pub fn on_failed(&mut self, piece: u32, digests: &[Sha1Digest]) -> Vec<Finding> {
+        let senders = self.senders.remove(&piece).unwrap_or_default();
+        let mut findings = Vec::new();
+        let keep = several(&senders) && self.suspects.len() < SUSPECT_PIECES_MAX;
+        if keep && !digests.is_empty() {
+            let entry = self.suspects.entry(piece).or_default();
+            for (offset, from) in senders {
+                if let Some(d) = digests.get((offset / BLOCK_LEN) as usize) {
+                    entry.push((offset, from, *d));
+                }
+            }
+            return findings;
+        }
+        let mut seen: Vec<SocketAddr> = Vec::new();
+        for (_, from) in senders {
+            if seen.contains(&from) {
+                continue;
+            }
+            seen.push(from);
+            if self.strikes.len() >= STRIKES_MAX {
+                self.strikes.clear();
+            }
+            let n = self.strikes.entry(BanKey::of(from)).or_default();
+            *n += 1;
+            findings.push(Finding::Strike(from, *n));
+        }
+        findings
+    }
+
+    /// The piece passed. `digests` as for [`Blame::on_failed`], of the good data.
+    pub fn on_verified(&mut self, piece: u32, digests: &[Sha1Digest]) -> Vec<Finding> {
+        self.senders.remove(&piece);
+        let Some(suspects) = self.suspects.remove(&piece) else {
+            return Vec::new();
+        };
+        let mut guilty: Vec<SocketAddr> = Vec::new();
+        for (offset, from, digest) in suspects {
+            let good = digests.get((offset / BLOCK_LEN) as usize);
+            if good.is_some_and(|g| *g != digest) && !guilty.contains(&from) {
+                guilty.push(from);
+            }
+        }
+        guilty.into_iter().map(Finding::Guilty).collect()
+    }
+}
+
+fn several(senders: &[(u32, SocketAddr)]) -> bool {
+    senders.iter().any(|(_, a)| *a != senders[0].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::Sha1;
+
+    fn addr(n: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, n], 1))
+    }
+
+    #[test]
+    fn a_lone_sender_gets_strikes() {
+        let mut b = Blame::default();
+        for round in 1..=2 {
+            b.on_block(0, 0, addr(1));
+            b.on_block(0, BLOCK_LEN, addr(1));
+            assert!(!b.wants_digests(0, false));
+            assert_eq!(b.on_failed(0, &[]), vec![Finding::Strike(addr(1), round)]);
+        }
+    }
+
+    #[test]
+    fn a_mixed_piece_convicts_only_the_peer_whose_block_differs() {
+        let mut b = Blame::default();
+        let good = [Sha1::digest(b"a"), Sha1::digest(b"b")];
+        let bad = [Sha1::digest(b"a"), Sha1::digest(b"x")];
+        b.on_block(3, 0, addr(1));
+        b.on_block(3, BLOCK_LEN, addr(2));
+        assert!(b.wants_digests(3, false));
+        assert!(b.on_failed(3, &bad).is_empty(), "no one is blamed yet");
+        assert!(b.wants_digests(3, true));
+        b.on_block(3, 0, addr(1));
+        b.on_block(3, BLOCK_LEN, addr(1));
+        assert_eq!(b.on_verified(3, &good), vec![Finding::Guilty(addr(2))]);
+        assert!(!b.wants_digests(3, true));
+    }
+
+    #[test]
+    fn loopback_peers_are_told_apart_by_port() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        assert_ne!(BanKey::of(a), BanKey::of(b));
+        assert_eq!(
+            BanKey::of(addr(1)),
+            BanKey::of(SocketAddr::from(([10, 0, 0, 1], 2)))
+        );
+    }
+}
