@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod process;
+pub mod wire_peer;
+
 pub use ccbt_loadgen::bytes;
 
 /// The ccbt-uring binary cargo built for these tests.

@@ -30,6 +30,7 @@ const WRITE_BATCH: usize = 256 * 1024;
 pub struct PeerHandle {
     doorbell: LocalSender<()>,
     fd: RawFd,
+    pub addr: SocketAddr,
 }
 
 impl PeerHandle {
@@ -104,7 +105,7 @@ pub async fn run(
         }
     };
     let (doorbell, rings) = local_channel::new_bounded(1);
-    rt.register(key, PeerHandle { doorbell, fd }, theirs.peer_id.0);
+    rt.register(key, PeerHandle { doorbell, fd, addr }, theirs.peer_id.0);
     let writer = glommio::spawn_local(write_loop(rt.clone(), key, writer_stream, rings));
     rt.drive();
     let why = read_loop(&rt, key, stream, pending).await;

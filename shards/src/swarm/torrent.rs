@@ -224,9 +224,9 @@ impl TorrentRt {
                     }
                 }
                 Action::Disconnect(key, reason) => {
-                    tracing::info!(%reason, "dropping a peer");
                     self.peer_ids.borrow_mut().remove(&key);
                     if let Some(h) = self.peers.borrow_mut().remove(&key) {
+                        tracing::info!(peer = %h.addr, %reason, "dropping a peer");
                         h.close();
                     }
                 }
