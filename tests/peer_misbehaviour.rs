@@ -83,11 +83,20 @@ fn hostile_peers_are_dropped_alone(shards: u32) {
             m.push(7);
             m
         }),
-        ("have out of range", message(4, &(PIECES as u32).to_be_bytes())),
-        ("bitfield too long", message(5, &vec![0xff; PIECES.div_ceil(8) + 1])),
+        (
+            "have out of range",
+            message(4, &(PIECES as u32).to_be_bytes()),
+        ),
+        (
+            "bitfield too long",
+            message(5, &vec![0xff; PIECES.div_ceil(8) + 1]),
+        ),
         ("bitfield with spare bits", message(5, &spare_bits)),
         ("request out of range", request(PIECES as u32, 0, 16384)),
-        ("request past the piece end", request(0, PIECE as u32 - 8, 16)),
+        (
+            "request past the piece end",
+            request(0, PIECE as u32 - 8, 16),
+        ),
         (
             "requests while choked",
             (0..64).flat_map(|i| request(i % 8, 0, 16384)).collect(),
@@ -109,7 +118,8 @@ fn hostile_peers_are_dropped_alone(shards: u32) {
     assert!(closed_within(&mut garbage, Duration::from_secs(10)));
 
     // The well-behaved peer was never disturbed.
-    good.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     good.write_all(&request(3, 16384, 16384)).unwrap();
     let piece = wait_for(&mut good, wire_peer::PIECE, Duration::from_secs(10))
         .unwrap_or_else(|| panic!("no block for the good peer\n{}", seed.logs()));

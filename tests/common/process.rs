@@ -64,7 +64,11 @@ impl Background {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{} did not finish within {limit:?}\n{}", self.name, self.logs());
+        panic!(
+            "{} did not finish within {limit:?}\n{}",
+            self.name,
+            self.logs()
+        );
     }
 
     /// Sends SIGINT (as Ctrl-C would) and waits for the exit code.

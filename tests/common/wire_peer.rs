@@ -76,15 +76,17 @@ pub fn wait_for(s: &mut TcpStream, id: u8, limit: Duration) -> Option<Vec<u8>> {
 
 /// Whether the other side closed the connection within `limit` (reading and discarding).
 pub fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let until = Instant::now() + limit;
     let mut buf = [0u8; 64 * 1024];
     while Instant::now() < until {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => return true,
         }
     }
@@ -167,8 +169,12 @@ fn serve_corrupt(
     while !stop.load(Ordering::Relaxed) {
         let msg = match read_message(&mut s) {
             Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                continue
+            }
             Err(e) => return Err(e),
         };
         if let Some((REQUEST, p)) = msg {

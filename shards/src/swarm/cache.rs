@@ -6,11 +6,13 @@ use std::rc::Rc;
 
 use lru::LruCache;
 
+use super::buffers::PieceBytes;
+
 /// Which torrent (by shard-local number) and which piece.
 pub type CacheKey = (u32, u32);
 
 pub struct PieceCache {
-    pieces: LruCache<CacheKey, Rc<[u8]>>,
+    pieces: LruCache<CacheKey, Rc<PieceBytes>>,
     bytes: usize,
     capacity: usize,
 }
@@ -24,26 +26,33 @@ impl PieceCache {
         }
     }
 
-    pub fn get(&mut self, key: CacheKey) -> Option<Rc<[u8]>> {
+    pub fn get(&mut self, key: CacheKey) -> Option<Rc<PieceBytes>> {
         self.pieces.get(&key).cloned()
     }
 
-    /// Adds a piece, evicting the least recently used until it fits. A piece larger than the
-    /// whole cache is not kept.
-    pub fn insert(&mut self, key: CacheKey, piece: Rc<[u8]>) {
+    /// Adds a piece, evicting the least recently used until it fits; returns what left, so
+    /// its buffers can be reused. A piece larger than the whole cache is not kept.
+    pub fn insert(&mut self, key: CacheKey, piece: Rc<PieceBytes>) -> Vec<Rc<PieceBytes>> {
+        let mut evicted = Vec::new();
         if piece.len() > self.capacity {
-            return;
+            evicted.push(piece);
+            return evicted;
         }
         if let Some(old) = self.pieces.put(key, piece.clone()) {
             self.bytes -= old.len();
+            evicted.push(old);
         }
         self.bytes += piece.len();
         while self.bytes > self.capacity {
             match self.pieces.pop_lru() {
-                Some((_, old)) => self.bytes -= old.len(),
+                Some((_, old)) => {
+                    self.bytes -= old.len();
+                    evicted.push(old);
+                }
                 None => break,
             }
         }
+        evicted
     }
 
     #[cfg(test)]
@@ -59,15 +68,16 @@ mod tests {
     #[test]
     fn stays_within_its_byte_bound_evicting_the_least_recent() {
         let mut c = PieceCache::new(300);
+        let piece = |n: u8, len: usize| Rc::new(PieceBytes::Heap(vec![n; len]));
         for p in 0..3 {
-            c.insert((0, p), vec![p as u8; 100].into());
+            c.insert((0, p), piece(p as u8, 100));
         }
         assert!(c.get((0, 0)).is_some());
-        c.insert((0, 3), vec![3; 100].into());
+        assert_eq!(c.insert((0, 3), piece(3, 100)).len(), 1);
         assert!(c.bytes() <= 300);
         assert!(c.get((0, 1)).is_none(), "least recently used goes first");
         assert!(c.get((0, 0)).is_some());
-        c.insert((0, 9), vec![0; 301].into());
+        c.insert((0, 9), piece(0, 301));
         assert!(c.get((0, 9)).is_none());
     }
 }

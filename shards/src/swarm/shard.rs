@@ -15,6 +15,7 @@ use crossbeam::channel::Sender;
 use futures_lite::StreamExt;
 use glommio::net::{TcpListener, TcpStream};
 
+use super::buffers::BufferPool;
 use super::cache::PieceCache;
 use super::clock::Clock;
 use super::handoff::{self, Handoff, Inbox};
@@ -43,6 +44,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         move || flag.load(Ordering::Acquire)
     };
     let cache = Rc::new(RefCell::new(PieceCache::new(shared.config.cache_bytes)));
+    let pool = Rc::new(RefCell::new(BufferPool::new(shared.config.cache_bytes / 2)));
     let owned: Owned = Rc::default();
     let mut tasks = Vec::new();
     let random = entropy(id);
@@ -55,7 +57,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             i as u32,
             spec,
             &shared.config,
-            cache.clone(),
+            (cache.clone(), pool.clone()),
             status.clone(),
             clock,
             random ^ i as u64,
@@ -110,7 +112,7 @@ async fn open_torrent(
     index: u32,
     spec: &TorrentSpec,
     config: &SwarmConfig,
-    cache: Rc<RefCell<PieceCache>>,
+    (cache, pool): (Rc<RefCell<PieceCache>>, Rc<RefCell<BufferPool>>),
     status: Arc<TorrentStatus>,
     clock: Clock,
     seed: u64,
@@ -143,6 +145,7 @@ async fn open_torrent(
         engine,
         storage,
         cache,
+        pool,
         status,
         PeerId::generate(id_random),
         config.port,

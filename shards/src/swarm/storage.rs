@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use ccbt_engine::metainfo::Layout;
-use glommio::io::{BufferedFile, DmaFile, OpenOptions};
+use glommio::io::{BufferedFile, DmaBuffer, DmaFile, OpenOptions};
+
+use super::buffers::PieceBytes;
 use thiserror::Error;
 
 use crate::mapped::path_under;
@@ -146,8 +148,39 @@ impl Storage {
         self.direct
     }
 
-    /// Writes a verified piece; `data` is the whole piece.
-    pub async fn write_piece(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
+    /// Writes a verified piece: the first `len` bytes of `buf`. A piece that is one aligned
+    /// run of one file goes out from `buf` itself, with no copy.
+    pub async fn write_piece(
+        &self,
+        piece: u32,
+        buf: &Rc<DmaBuffer>,
+        len: usize,
+    ) -> Result<(), StorageError> {
+        let Some(index) = self.layout.piece(piece) else {
+            return Ok(());
+        };
+        let mut spans = self.layout.piece_spans(index);
+        if let (Some(span), None) = (spans.next(), spans.next()) {
+            if let Some(StoredFile {
+                direct: Some(direct),
+                path,
+                ..
+            }) = &self.files[span.file]
+            {
+                if span.offset % ALIGN == 0 && buf.len() == len {
+                    direct
+                        .write_rc_at(buf.clone(), span.offset)
+                        .await
+                        .map_err(io_err(path))?;
+                    return Ok(());
+                }
+            }
+        }
+        self.write_spans(piece, &buf.as_bytes()[..len]).await
+    }
+
+    /// Writes a piece span by span: direct for aligned middles, buffered for the edges.
+    async fn write_spans(&self, piece: u32, data: &[u8]) -> Result<(), StorageError> {
         let Some(index) = self.layout.piece(piece) else {
             return Ok(());
         };
@@ -184,40 +217,52 @@ impl Storage {
         Ok(())
     }
 
-    /// Reads a whole piece (pad files read as zeros).
-    pub async fn read_piece(&self, piece: u32) -> Result<Vec<u8>, StorageError> {
+    /// Reads a whole piece (pad files read as zeros). A piece within one file comes back
+    /// as the read buffer itself.
+    pub async fn read_piece(&self, piece: u32) -> Result<PieceBytes, StorageError> {
         let Some(index) = self.layout.piece(piece) else {
-            return Ok(Vec::new());
+            return Ok(PieceBytes::Heap(Vec::new()));
         };
+        let mut spans = self.layout.piece_spans(index);
+        if let (Some(span), None) = (spans.next(), spans.next()) {
+            if let Some(file) = &self.files[span.file] {
+                let got = self.read_span(file, span.offset, span.len).await?;
+                return Ok(PieceBytes::Read(got));
+            }
+        }
         let mut out = Vec::with_capacity(self.layout.piece_len(index) as usize);
         for span in self.layout.piece_spans(index) {
             let Some(file) = &self.files[span.file] else {
                 out.resize(out.len() + span.len as usize, 0);
                 continue;
             };
-            let got = match &file.direct {
-                Some(direct) => direct
-                    .read_at(span.offset, span.len as usize)
-                    .await
-                    .map_err(io_err(&file.path))?,
-                None => file
-                    .buffered
-                    .read_at(span.offset, span.len as usize)
-                    .await
-                    .map_err(io_err(&file.path))?,
-            };
-            if got.len() != span.len as usize {
-                return Err(StorageError::Io {
-                    path: file.path.clone(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "file is shorter than the torrent says",
-                    ),
-                });
-            }
+            let got = self.read_span(file, span.offset, span.len).await?;
             out.extend_from_slice(&got);
         }
-        Ok(out)
+        Ok(PieceBytes::Heap(out))
+    }
+
+    async fn read_span(
+        &self,
+        file: &StoredFile,
+        offset: u64,
+        len: u32,
+    ) -> Result<glommio::io::ReadResult, StorageError> {
+        let got = match &file.direct {
+            Some(direct) => direct.read_at(offset, len as usize).await,
+            None => file.buffered.read_at(offset, len as usize).await,
+        }
+        .map_err(io_err(&file.path))?;
+        if got.len() != len as usize {
+            return Err(StorageError::Io {
+                path: file.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "file is shorter than the torrent says",
+                ),
+            });
+        }
+        Ok(got)
     }
 
     /// Flushes what went through the page cache, so a finished download is on disk.

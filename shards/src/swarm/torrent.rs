@@ -16,8 +16,10 @@ use ccbt_engine::tracker::schedule::AnnounceSchedule;
 use ccbt_engine::tracker::tiers::TrackerList;
 use ccbt_engine::tracker::{Announce, AnnounceResponse, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
+use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
 
+use super::buffers::{BufferPool, PieceBytes};
 use super::cache::PieceCache;
 use super::clock::Clock;
 use super::peer::{self, our_reserved, PeerHandle};
@@ -44,8 +46,9 @@ pub struct TorrentRt {
     pub engine: RefCell<Torrent>,
     storage: Storage,
     cache: Rc<RefCell<PieceCache>>,
+    pool: Rc<RefCell<BufferPool>>,
     /// Pieces being downloaded: blocks land here until the piece is hashed.
-    buffers: RefCell<HashMap<u32, Vec<u8>>>,
+    buffers: RefCell<HashMap<u32, DmaBuffer>>,
     peers: RefCell<HashMap<PeerKey, PeerHandle>>,
     peer_ids: RefCell<HashMap<PeerKey, [u8; 20]>>,
     book: RefCell<HashMap<SocketAddr, BookEntry>>,
@@ -66,6 +69,7 @@ impl TorrentRt {
         engine: Torrent,
         storage: Storage,
         cache: Rc<RefCell<PieceCache>>,
+        pool: Rc<RefCell<BufferPool>>,
         status: Arc<TorrentStatus>,
         our_id: PeerId,
         port: u16,
@@ -78,6 +82,7 @@ impl TorrentRt {
             engine: RefCell::new(engine),
             storage,
             cache,
+            pool,
             buffers: RefCell::new(HashMap::new()),
             peers: RefCell::new(HashMap::new()),
             peer_ids: RefCell::new(HashMap::new()),
@@ -149,8 +154,13 @@ impl TorrentRt {
         };
         let len = self.layout().piece_len(index) as usize;
         let mut buffers = self.buffers.borrow_mut();
-        let buf = buffers.entry(piece).or_insert_with(|| vec![0; len]);
-        if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
+        let buf = buffers
+            .entry(piece)
+            .or_insert_with(|| self.pool.borrow_mut().take(len));
+        if let Some(dst) = buf
+            .as_bytes_mut()
+            .get_mut(offset as usize..offset as usize + data.len())
+        {
             dst.copy_from_slice(data);
         }
     }
@@ -165,21 +175,27 @@ impl TorrentRt {
             let Some(index) = rt.layout().piece(piece) else {
                 return;
             };
-            let ok = Sha1::digest(&buf) == rt.meta.info.piece_hash(index);
+            let len = rt.layout().piece_len(index) as usize;
+            let data = &buf.as_bytes()[..len];
+            let ok = Sha1::digest(data) == rt.meta.info.piece_hash(index);
             let digests = if rt.engine.borrow().wants_block_digests(piece, ok) {
-                block_digests(&buf)
+                block_digests(data)
             } else {
                 Vec::new()
             };
             if ok {
-                let data: Rc<[u8]> = buf.into();
-                if let Err(e) = rt.storage.write_piece(piece, &data).await {
+                let buf = Rc::new(buf);
+                if let Err(e) = rt.storage.write_piece(piece, &buf, len).await {
                     rt.fail(e.to_string());
                     return;
                 }
-                rt.cache.borrow_mut().insert((rt.index, piece), data);
+                // The write is done, so this is the only reference again.
+                if let Ok(buf) = Rc::try_unwrap(buf) {
+                    rt.keep(piece, PieceBytes::Dma(buf, len));
+                }
             } else {
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
+                rt.pool.borrow_mut().give(buf);
             }
             rt.engine
                 .borrow_mut()
@@ -190,15 +206,27 @@ impl TorrentRt {
     }
 
     /// A piece to serve, from the cache or the disk.
-    pub async fn piece_data(&self, piece: u32) -> Result<Rc<[u8]>, StorageError> {
+    pub async fn piece_data(&self, piece: u32) -> Result<Rc<PieceBytes>, StorageError> {
         if let Some(hit) = self.cache.borrow_mut().get((self.index, piece)) {
             return Ok(hit);
         }
-        let data: Rc<[u8]> = self.storage.read_piece(piece).await?.into();
-        self.cache
+        let data = self.storage.read_piece(piece).await?;
+        Ok(self.keep(piece, data))
+    }
+
+    /// Puts a piece in the shard's cache; buffers it pushes out go back to the pool.
+    fn keep(&self, piece: u32, data: PieceBytes) -> Rc<PieceBytes> {
+        let data = Rc::new(data);
+        let evicted = self
+            .cache
             .borrow_mut()
             .insert((self.index, piece), data.clone());
-        Ok(data)
+        for old in evicted {
+            if let Ok(PieceBytes::Dma(buf, _)) = Rc::try_unwrap(old) {
+                self.pool.borrow_mut().give(buf);
+            }
+        }
+        data
     }
 
     /// The disk failed under this torrent: it stops; others go on.
