@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod swarm;
+
 pub use ccbt_loadgen::bytes;
 
 /// The ccbt-uring binary cargo built for these tests.
