@@ -439,7 +439,9 @@ where
     let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     Running::start(name, |_| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
-        cmd.args(&args).env("RUST_BACKTRACE", "1");
+        cmd.args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .env("CCBT_LOG", std::env::var("CCBT_LOG").unwrap_or("info".into()));
         cmd
     })
 }
@@ -458,6 +460,8 @@ pub fn ccbt_download(torrent: &Path, out_dir: &Path, port: u16, shards: u32) -> 
             OsStr::new(&shards.to_string()),
             OsStr::new("--port"),
             OsStr::new(&port.to_string()),
+            OsStr::new("--listen"),
+            OsStr::new("127.0.0.1"),
         ],
     )
 }
@@ -476,6 +480,8 @@ pub fn ccbt_seed(torrent: &Path, data_dir: &Path, port: u16, shards: u32) -> Run
             OsStr::new(&shards.to_string()),
             OsStr::new("--port"),
             OsStr::new(&port.to_string()),
+            OsStr::new("--listen"),
+            OsStr::new("127.0.0.1"),
         ],
     )
 }

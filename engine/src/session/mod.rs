@@ -60,8 +60,6 @@ pub enum Action {
 pub enum DropReason {
     #[error("bad bitfield: {0}")]
     BadBitfield(#[from] BitfieldError),
-    #[error("sent its piece list after other messages")]
-    LateBitfield,
     #[error("sent HAVE ALL/HAVE NONE without the Fast extension")]
     FastNotNegotiated,
     #[error("named piece {0}, which this torrent does not have")]
@@ -261,9 +259,14 @@ impl Torrent {
             return Ok(Incoming::Nothing);
         };
         peer.last_received = now;
-        let first = std::mem::replace(&mut peer.awaiting_bitfield, false);
-        if matches!(msg, Message::KeepAlive) {
-            peer.awaiting_bitfield = first;
+        // Its first piece list replaces the empty one; any later one (or one after HAVEs)
+        // only adds, so availability never counts a piece twice.
+        let first = peer.awaiting_bitfield;
+        if matches!(
+            msg,
+            Message::Have(_) | Message::Bitfield(_) | Message::HaveAll | Message::HaveNone
+        ) {
+            peer.awaiting_bitfield = false;
         }
         match *msg {
             Message::KeepAlive
@@ -273,24 +276,36 @@ impl Torrent {
             | Message::Extended { .. }
             | Message::Unknown { .. } => {}
             Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(DropReason::LateBitfield);
-                }
                 let has = Bitfield::from_wire(bytes, pieces)?;
-                self.picker.peer_joined(&has);
-                peer.has = has;
+                if first {
+                    self.picker.peer_joined(&has);
+                    peer.has = has;
+                } else {
+                    // A later bitfield stands for a batch of HAVEs (aria2 sends one instead
+                    // of 20 or more); pieces never go away.
+                    for piece in has.iter_ones() {
+                        if peer.has.set(piece) {
+                            self.picker.peer_has(piece);
+                        }
+                    }
+                }
                 self.after_peer_gained_pieces(now, key)?;
             }
             Message::HaveAll | Message::HaveNone => {
                 if !peer.fast {
                     return Err(DropReason::FastNotNegotiated);
                 }
-                if !first {
-                    return Err(DropReason::LateBitfield);
-                }
                 if matches!(msg, Message::HaveAll) {
-                    peer.has = Bitfield::full(pieces);
-                    self.picker.peer_joined(&peer.has);
+                    if first {
+                        peer.has = Bitfield::full(pieces);
+                        self.picker.peer_joined(&peer.has);
+                    } else {
+                        for piece in 0..pieces {
+                            if peer.has.set(piece) {
+                                self.picker.peer_has(piece);
+                            }
+                        }
+                    }
                     self.after_peer_gained_pieces(now, key)?;
                 }
             }

@@ -17,7 +17,7 @@ pub(super) struct Peer {
     pub peer_choking: bool,
     pub peer_interested: bool,
     pub has: Bitfield,
-    /// Whether its bitfield (or HAVE ALL/NONE) may still arrive: only as the first message.
+    /// Whether its bitfield (or HAVE ALL/NONE) may still arrive: only before any piece news.
     pub awaiting_bitfield: bool,
     /// Our requests to it, oldest first, with when each was sent: for round-trip time and
     /// time-outs. Mirrors the picker's record for this peer.

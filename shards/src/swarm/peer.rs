@@ -133,6 +133,7 @@ async fn read_loop(
                 match decode_message(&buf[start..], max) {
                     Ok(Some((msg, used))) => {
                         start += used;
+                        tracing::trace!(key, message = ?msg.id(), "received");
                         match engine.on_message(now, key, &msg) {
                             Ok(Incoming::Block { piece_complete }) => {
                                 if let Message::Piece {
