@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::process::{free_port, wait_listening, Background};
+use common::swarm::{self, free_port, wait_listening, Running};
 use common::wire_peer::{self, closed_within, message, request, wait_for, CorruptSeeder};
 use common::{bytes, ccbt, run};
 
@@ -45,18 +45,8 @@ fn fixture(len: usize) -> Fixture {
     }
 }
 
-fn seeder(dir: &Path, port: u16, shards: u32) -> Background {
-    let s = Background::start(
-        "ccbt-uring seed",
-        ccbt()
-            .env("CCBT_LOG", "info")
-            .arg("seed")
-            .arg(dir.join("t.torrent"))
-            .arg("--data")
-            .arg(dir.join("data"))
-            .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--shards", &shards.to_string()]),
-    );
+fn seeder(dir: &Path, port: u16, shards: u32) -> Running {
+    let s = swarm::ccbt_seed(&dir.join("t.torrent"), &dir.join("data"), port, shards);
     wait_listening(port, &s);
     s
 }
@@ -72,7 +62,7 @@ fn hostile_peers_are_dropped_alone(shards: u32) {
     assert!(
         wait_for(&mut good, 1, Duration::from_secs(10)).is_some(),
         "an interested peer is unchoked\n{}",
-        seed.logs()
+        seed.log()
     );
 
     let mut spare_bits = vec![0xffu8; PIECES.div_ceil(8)];
@@ -109,7 +99,7 @@ fn hostile_peers_are_dropped_alone(shards: u32) {
         assert!(
             closed_within(&mut bad, Duration::from_secs(10)),
             "{what}: the peer was not dropped\n{}",
-            seed.logs()
+            seed.log()
         );
     }
     // Not a BitTorrent handshake at all.
@@ -122,7 +112,7 @@ fn hostile_peers_are_dropped_alone(shards: u32) {
         .unwrap();
     good.write_all(&request(3, 16384, 16384)).unwrap();
     let piece = wait_for(&mut good, wire_peer::PIECE, Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("no block for the good peer\n{}", seed.logs()));
+        .unwrap_or_else(|| panic!("no block for the good peer\n{}", seed.log()));
     let start = 3 * PIECE + 16384;
     assert_eq!(&piece[8..], &f.content[start..start + 16384]);
 }
@@ -143,27 +133,36 @@ fn corrupt_peer_is_banned_and_the_download_completes(shards: u32) {
     let seed_port = free_port();
     let _seed = seeder(f.dir.path(), seed_port, 1);
     let out = f.dir.path().join("out");
-    let mut download = Background::start(
+    let torrent = f.dir.path().join("t.torrent");
+    let liar_addr = liar.addr.to_string();
+    let seed_addr = format!("127.0.0.1:{seed_port}");
+    let port = free_port().to_string();
+    let shards = shards.to_string();
+    let mut download = swarm::ccbt(
         "ccbt-uring download",
-        ccbt()
-            .env("CCBT_LOG", "info")
-            .arg("download")
-            .arg(f.dir.path().join("t.torrent"))
-            .arg("-o")
-            .arg(&out)
-            .args(["--listen", "127.0.0.1", "--port", &free_port().to_string()])
-            .args(["--shards", &shards.to_string()])
-            .args(["--peer", &liar.addr.to_string()])
-            .args(["--peer", &format!("127.0.0.1:{seed_port}")]),
+        [
+            "download".as_ref(),
+            torrent.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1".as_ref(),
+            "--port".as_ref(),
+            port.as_ref(),
+            "--shards".as_ref(),
+            shards.as_ref(),
+            "--peer".as_ref(),
+            liar_addr.as_ref(),
+            "--peer".as_ref(),
+            seed_addr.as_ref(),
+        ] as [&std::ffi::OsStr; 14],
     );
-    let code = download.wait(Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{}", download.logs());
+    download.wait_success(Duration::from_secs(60));
     assert_eq!(std::fs::read(out.join("file.bin")).unwrap(), f.content);
-    let log = download.stderr();
     assert!(
-        log.contains("banned"),
+        download.log().contains("banned"),
         "the corrupt peer was not banned\n{}",
-        download.logs()
+        download.log()
     );
     assert!(liar.blocks_sent.load(std::sync::atomic::Ordering::Relaxed) > 0);
     assert_eq!(

@@ -439,9 +439,10 @@ where
     let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     Running::start(name, |_| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
-        cmd.args(&args)
-            .env("RUST_BACKTRACE", "1")
-            .env("CCBT_LOG", std::env::var("CCBT_LOG").unwrap_or("info".into()));
+        cmd.args(&args).env("RUST_BACKTRACE", "1").env(
+            "CCBT_LOG",
+            std::env::var("CCBT_LOG").unwrap_or("info".into()),
+        );
         cmd
     })
 }
@@ -824,4 +825,18 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
             );
         }
     }
+}
+
+/// Waits until `who` accepts connections on 127.0.0.1:`port`.
+#[track_caller]
+pub fn wait_listening(port: u16, who: &Running) {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} does not listen on {port}\n{}", who.name(), who.log());
 }

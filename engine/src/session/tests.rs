@@ -388,11 +388,18 @@ fn an_interested_peer_is_unchoked_and_served() {
 #[test]
 fn a_later_bitfield_adds_pieces_like_haves() {
     let (mut t, key) = one_leecher_and_a_hostile_peer();
-    t.on_message(Duration::ZERO, key, &Message::Port(6881)).unwrap();
-    t.on_message(Duration::ZERO, key, &Message::Have(1)).unwrap();
-    t.on_message(Duration::ZERO, key, &Message::Bitfield(&[0x80])).unwrap();
-    t.on_message(Duration::ZERO, key, &Message::Bitfield(&[0x20])).unwrap();
-    assert_eq!(t.peers[&key].has.iter_ones().collect::<Vec<_>>(), vec![0, 1, 2]);
+    t.on_message(Duration::ZERO, key, &Message::Port(6881))
+        .unwrap();
+    t.on_message(Duration::ZERO, key, &Message::Have(1))
+        .unwrap();
+    t.on_message(Duration::ZERO, key, &Message::Bitfield(&[0x80]))
+        .unwrap();
+    t.on_message(Duration::ZERO, key, &Message::Bitfield(&[0x20]))
+        .unwrap();
+    assert_eq!(
+        t.peers[&key].has.iter_ones().collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
     assert!(matches!(
         t.on_message(Duration::ZERO, key, &Message::Bitfield(&[0x08])),
         Err(DropReason::BadBitfield(_))
