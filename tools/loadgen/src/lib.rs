@@ -1,7 +1,15 @@
 //! `ccbt-loadgen` as a library: the deterministic data that tests, benchmarks and the load
-//! generator share, so that a failure anywhere reproduces from its seed.
+//! generator share, so that a failure anywhere reproduces from its seed, and the simulated
+//! swarm (seeders and leechers, one glommio shard per core) that pushes a client to its limit.
 
+pub mod cli;
+pub mod content;
 pub mod dataset;
+pub mod leecher;
+pub mod net;
+pub mod report;
+pub mod seeder;
+pub mod torrent;
 
 /// A deterministic byte stream (xorshift64): the same seed always gives the same bytes.
 #[derive(Debug, Clone)]
