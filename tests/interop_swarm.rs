@@ -34,6 +34,9 @@ const TRANSFER: Duration = Duration::from_secs(40);
 const SEED_STOP: Duration = Duration::from_secs(10);
 
 /// A torrent on a fresh tracker, with a temp dir for everyone's downloads.
+/// The swarm test's seeder upload cap: about 4 s for the whole torrent to one leecher.
+const SWARM_SEED_RATE: u32 = 2_000_000;
+
 struct Setup {
     dir: tempfile::TempDir,
     tracker: Tracker,
@@ -223,21 +226,74 @@ fn libtorrent_seeds_aria2_transmission_and_ccbt_at_once() {
     let mut transmission =
         Client::Transmission.download(&s.torrent.path, &s.out("transmission"), free_port());
     s.tracker.wait_for_leechers(s.hash(), 1, LEECHER_READY);
-    let _seeder = Client::Libtorrent.seed(&s.torrent.path, &s.torrent.data_dir, free_port());
+    // A slow seeder: the leechers must get much of the torrent from each other.
+    let _seeder = Client::libtorrent_seed_throttled(
+        &s.torrent.path,
+        &s.torrent.data_dir,
+        free_port(),
+        SWARM_SEED_RATE,
+    );
     s.tracker.wait_for_seeders(s.hash(), 1, SEEDER_READY);
     let mut aria2 = Client::Aria2.download(&s.torrent.path, &s.out("aria2"), free_port());
-    let mut ccbt = swarm::ccbt_download(&s.torrent.path, &s.out("ccbt"), free_port(), 2);
+    // ccbt-uring stays on as a seed, so that the others can keep fetching from it.
+    let out = s.out("ccbt");
+    let port = free_port().to_string();
+    let mut ccbt = swarm::ccbt(
+        "ccbt-uring download --seed",
+        [
+            "download".as_ref(),
+            s.torrent.path.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--seed".as_ref(),
+            "--shards".as_ref(),
+            "2".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1".as_ref(),
+            "--port".as_ref(),
+            port.as_ref(),
+        ] as [&std::ffi::OsStr; 11],
+    );
 
     let start = Instant::now();
-    for (who, leecher) in [
-        ("ccbt", &mut ccbt),
-        ("aria2", &mut aria2),
-        ("transmission", &mut transmission),
-    ] {
+    while !ccbt.log().contains("download complete") {
+        assert!(start.elapsed() < TRANSFER, "ccbt-uring did not complete");
+        assert!(ccbt.is_running(), "ccbt-uring exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.assert_downloaded(&out);
+    eprintln!("ccbt done after {:.1?}", start.elapsed());
+    for (who, leecher) in [("aria2", &mut aria2), ("transmission", &mut transmission)] {
         let took = leecher.wait_success(TRANSFER.saturating_sub(start.elapsed()));
         s.assert_downloaded(&s.out(who));
         eprintln!("{who} done after {took:.1?}");
     }
+    assert!(ccbt.stop(Duration::from_secs(10)).success());
+    let uploaded = uploaded_bytes(&ccbt.log());
+    assert!(
+        uploaded > 0,
+        "ccbt-uring uploaded nothing to the other leechers\n{}",
+        ccbt.log()
+    );
+    eprintln!("ccbt-uring uploaded {uploaded} bytes to the other leechers");
+}
+
+/// The upload total from ccbt-uring's last progress line ("..., uploaded 1.50 MiB").
+fn uploaded_bytes(log: &str) -> u64 {
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split("uploaded ").nth(1))
+        .unwrap_or("0 B");
+    let mut parts = line.split_whitespace();
+    let n: f64 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
+    let unit = match parts.next().unwrap_or("B") {
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => 1.0,
+    };
+    (n * unit) as u64
 }
 
 /// The harness itself, without ccbt-uring: every client seeds to and downloads from another

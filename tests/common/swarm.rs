@@ -343,7 +343,19 @@ impl Client {
     /// torrent's top-level file or folder), then seeds it on 127.0.0.1:`port` until dropped.
     #[track_caller]
     pub fn seed(&self, torrent: &Path, data_dir: &Path, port: u16) -> Running {
-        self.start("seed", torrent, data_dir, port)
+        self.start("seed", torrent, data_dir, port, None)
+    }
+
+    /// libtorrent seeding at most `bytes_per_s`, so that leechers must also trade with each
+    /// other.
+    #[track_caller]
+    pub fn libtorrent_seed_throttled(
+        torrent: &Path,
+        data_dir: &Path,
+        port: u16,
+        bytes_per_s: u32,
+    ) -> Running {
+        Client::Libtorrent.start("seed", torrent, data_dir, port, Some(bytes_per_s))
     }
 
     /// Downloads `torrent` into `out_dir`, listening on 127.0.0.1:`port`; the process exits
@@ -351,11 +363,18 @@ impl Client {
     #[track_caller]
     pub fn download(&self, torrent: &Path, out_dir: &Path, port: u16) -> Running {
         std::fs::create_dir_all(out_dir).unwrap();
-        self.start("download", torrent, out_dir, port)
+        self.start("download", torrent, out_dir, port, None)
     }
 
     #[track_caller]
-    fn start(&self, mode: &str, torrent: &Path, dir: &Path, port: u16) -> Running {
+    fn start(
+        &self,
+        mode: &str,
+        torrent: &Path,
+        dir: &Path,
+        port: u16,
+        upload_limit: Option<u32>,
+    ) -> Running {
         let name = format!("{} {mode} :{port}", self.name());
         match self {
             Client::Aria2 => Running::start(&name, |private| {
@@ -389,6 +408,9 @@ impl Client {
                     .arg(torrent)
                     .arg(dir)
                     .arg(port.to_string());
+                if let Some(limit) = upload_limit {
+                    cmd.env("LT_UPLOAD_LIMIT", limit.to_string());
+                }
                 cmd
             }),
         }

@@ -14,6 +14,7 @@ explain a stuck swarm (tracker replies and errors, peer connects and disconnects
 Run it with /usr/bin/python3: Debian's python3-libtorrent lives there, not in other pythons.
 """
 
+import os
 import signal
 import sys
 import time
@@ -30,7 +31,12 @@ ALERTS = (
 
 
 def settings(port):
+    # LT_UPLOAD_LIMIT (bytes/s) throttles a seeder so that leechers must trade with each other.
+    limit = int(os.environ.get("LT_UPLOAD_LIMIT", "0"))
     return {
+        "upload_rate_limit": limit,
+        # Loopback counts as the local network, which libtorrent would exempt from limits.
+        "ignore_limits_on_local_network": limit == 0,
         "listen_interfaces": "127.0.0.1:%d" % port,
         "enable_dht": False,
         "enable_lsd": False,
