@@ -21,6 +21,7 @@ use super::clock::Clock;
 use super::handoff::{self, Handoff, Inbox};
 use super::storage::Storage;
 use super::torrent::TorrentRt;
+use super::tracker::TrackerConnections;
 use super::{peer, shard_for, SwarmConfig, TorrentSpec, TorrentStatus};
 use crate::pool::ShardId;
 
@@ -36,6 +37,13 @@ pub struct Shared {
 
 type Owned = Rc<RefCell<HashMap<InfoHash, Rc<TorrentRt>>>>;
 
+/// What a shard's torrents share: the read cache, piece buffers, tracker connections.
+type ShardMemory = (
+    Rc<RefCell<PieceCache>>,
+    Rc<RefCell<BufferPool>>,
+    Rc<TrackerConnections>,
+);
+
 pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     let n = shared.config.shards.count;
     let clock = Clock::start();
@@ -45,6 +53,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     };
     let cache = Rc::new(RefCell::new(PieceCache::new(shared.config.cache_bytes)));
     let pool = Rc::new(RefCell::new(BufferPool::new(shared.config.cache_bytes / 2)));
+    let trackers = Rc::new(TrackerConnections::default());
     let owned: Owned = Rc::default();
     let mut tasks = Vec::new();
     let random = entropy(id);
@@ -57,7 +66,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             i as u32,
             spec,
             &shared.config,
-            (cache.clone(), pool.clone()),
+            (cache.clone(), pool.clone(), trackers.clone()),
             status.clone(),
             clock,
             random ^ i as u64,
@@ -112,7 +121,7 @@ async fn open_torrent(
     index: u32,
     spec: &TorrentSpec,
     config: &SwarmConfig,
-    (cache, pool): (Rc<RefCell<PieceCache>>, Rc<RefCell<BufferPool>>),
+    (cache, pool, trackers): ShardMemory,
     status: Arc<TorrentStatus>,
     clock: Clock,
     seed: u64,
@@ -146,6 +155,7 @@ async fn open_torrent(
         storage,
         cache,
         pool,
+        trackers,
         status,
         PeerId::generate(id_random),
         config.port,

@@ -24,7 +24,8 @@ use super::cache::PieceCache;
 use super::clock::Clock;
 use super::peer::{self, our_reserved, PeerHandle};
 use super::storage::{Storage, StorageError};
-use super::{tracker, TorrentStatus};
+use super::tracker::{self, TrackerConnections};
+use super::TorrentStatus;
 
 /// Outgoing connection attempts in flight per torrent.
 const CONNECTING_MAX: usize = 16;
@@ -47,6 +48,7 @@ pub struct TorrentRt {
     storage: Storage,
     cache: Rc<RefCell<PieceCache>>,
     pool: Rc<RefCell<BufferPool>>,
+    trackers: Rc<TrackerConnections>,
     /// Pieces being downloaded: blocks land here until the piece is hashed.
     buffers: RefCell<HashMap<u32, DmaBuffer>>,
     peers: RefCell<HashMap<PeerKey, PeerHandle>>,
@@ -70,6 +72,7 @@ impl TorrentRt {
         storage: Storage,
         cache: Rc<RefCell<PieceCache>>,
         pool: Rc<RefCell<BufferPool>>,
+        trackers: Rc<TrackerConnections>,
         status: Arc<TorrentStatus>,
         our_id: PeerId,
         port: u16,
@@ -83,6 +86,7 @@ impl TorrentRt {
             storage,
             cache,
             pool,
+            trackers,
             buffers: RefCell::new(HashMap::new()),
             peers: RefCell::new(HashMap::new()),
             peer_ids: RefCell::new(HashMap::new()),
@@ -448,7 +452,9 @@ impl TorrentRt {
                     let flag = announcing.clone();
                     let out = pending_outcome.clone();
                     glommio::spawn_local(async move {
-                        let result = tracker::announce(&url, &request, &rt.clock, rt.seed).await;
+                        let result =
+                            tracker::announce(&url, &request, &rt.clock, &rt.trackers, rt.seed)
+                                .await;
                         match result {
                             Ok(r) => {
                                 tracing::debug!(url, peers = r.peers.len(), "announced");
@@ -480,7 +486,7 @@ impl TorrentRt {
         if let Some(url) = trackers.current().map(str::to_string) {
             let request = self.announce_request(Event::Stopped);
             let _ = glommio::timer::timeout(Duration::from_secs(3), async {
-                Ok(tracker::announce(&url, &request, &self.clock, self.seed).await)
+                Ok(tracker::announce(&url, &request, &self.clock, &self.trackers, self.seed).await)
             })
             .await;
         }

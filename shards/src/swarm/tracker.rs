@@ -1,13 +1,15 @@
 //! Announcing to trackers over the shard's own sockets: HTTP on a glommio TCP stream (with
 //! the request and response codec from the engine) and UDP (BEP 15) on a glommio socket.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ccbt_engine::tracker::http::{announce_from_http, announce_url};
 use ccbt_engine::tracker::http_response::get_request;
 use ccbt_engine::tracker::{
-    Announce, AnnounceResponse, ResponseReader, TrackerError, UdpAnnouncer, UdpStep,
+    Announce, AnnounceResponse, HttpResponse, ResponseReader, TrackerError, UdpAnnouncer, UdpStep,
 };
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpStream, UdpSocket};
@@ -38,17 +40,53 @@ pub enum AnnounceError {
     Timeout(Duration),
 }
 
+/// Idle keep-alive connections kept per tracker address, and in all, per shard.
+const IDLE_PER_TRACKER: usize = 4;
+const IDLE_MAX: usize = 64;
+/// Reuse an idle connection only this soon: trackers close idle ones after a while.
+const IDLE_FRESH: Duration = Duration::from_secs(20);
+
+/// A shard's idle HTTP connections to trackers, reused across its torrents' announces: a
+/// seedbox with thousands of torrents on one tracker should not open a connection for each.
+#[derive(Default)]
+pub struct TrackerConnections {
+    idle: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+}
+
+impl TrackerConnections {
+    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        while let Some((stream, since)) = list.pop() {
+            if since.elapsed() < IDLE_FRESH {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: SocketAddr, stream: TcpStream) {
+        let mut idle = self.idle.borrow_mut();
+        let total: usize = idle.values().map(Vec::len).sum();
+        let list = idle.entry(addr).or_default();
+        if list.len() < IDLE_PER_TRACKER && total < IDLE_MAX {
+            list.push((stream, Instant::now()));
+        }
+    }
+}
+
 /// Sends one announce to `url` and returns the tracker's answer.
 pub async fn announce(
     url: &str,
     request: &Announce,
     clock: &Clock,
+    connections: &TrackerConnections,
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
     if url.starts_with("udp://") {
         announce_udp(url, request, clock, seed).await
     } else {
-        announce_http(url, request).await
+        announce_http(url, request, connections).await
     }
 }
 
@@ -67,15 +105,37 @@ fn resolve(host: &str, port: u16, url: &str) -> Result<SocketAddr, TrackerError>
         .ok_or_else(|| bad(url, "host has no address"))
 }
 
-async fn announce_http(url: &str, request: &Announce) -> Result<AnnounceResponse, AnnounceError> {
+async fn announce_http(
+    url: &str,
+    request: &Announce,
+    connections: &TrackerConnections,
+) -> Result<AnnounceResponse, AnnounceError> {
     let full = announce_url(url, request)?;
     let parsed = url::Url::parse(&full).map_err(|e| bad(url, &e.to_string()))?;
     let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
     let addr = resolve(host, parsed.port_or_known_default().unwrap_or(80), url)?;
     let request_bytes = get_request(&parsed, USER_AGENT);
+    // A kept connection the tracker has meanwhile closed fails at once: retry on a new one.
+    if let Some(stream) = connections.take(addr) {
+        if let Ok(response) = exchange(stream, addr, &request_bytes, connections).await {
+            return Ok(announce_from_http(&response)?);
+        }
+    }
+    let stream = TcpStream::connect_timeout(addr, HTTP_TIMEOUT).await?;
+    let response = exchange(stream, addr, &request_bytes, connections).await?;
+    Ok(announce_from_http(&response)?)
+}
+
+/// One request and its response on `stream`, which goes back to the pool if the tracker
+/// keeps it alive.
+async fn exchange(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    request: &[u8],
+    connections: &TrackerConnections,
+) -> Result<HttpResponse, AnnounceError> {
     let exchange = async {
-        let mut stream = TcpStream::connect_timeout(addr, HTTP_TIMEOUT).await?;
-        stream.write_all(&request_bytes).await?;
+        stream.write_all(request).await?;
         let mut reader = ResponseReader::new(BODY_MAX);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
@@ -93,7 +153,10 @@ async fn announce_http(url: &str, request: &Announce) -> Result<AnnounceResponse
     let response = timeout(HTTP_TIMEOUT, async { Ok(exchange.await) })
         .await
         .map_err(|_| AnnounceError::Timeout(HTTP_TIMEOUT))??;
-    Ok(announce_from_http(&response)?)
+    if response.keep_alive {
+        connections.put(addr, stream);
+    }
+    Ok(response)
 }
 
 async fn announce_udp(
