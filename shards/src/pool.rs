@@ -31,6 +31,10 @@ pub struct ShardConfig {
     /// Memory each executor registers with io_uring for its buffers. Counts against the
     /// locked-memory limit; jobs that do no direct I/O need only glommio's 64 KiB minimum.
     pub io_memory_bytes: usize,
+    /// Submission entries per io_uring ring (completions get twice as many). glommio's
+    /// default of 128 lets completions overflow with thousands of sockets, and a shard then
+    /// stalls; sized for a seedbox's connection counts.
+    pub ring_depth: usize,
 }
 
 impl ShardConfig {
@@ -45,6 +49,7 @@ impl ShardConfig {
             count: count.clamp(1, SHARDS_MAX),
             pin: true,
             io_memory_bytes: 64 << 10,
+            ring_depth: 2048,
         }
     }
 }
@@ -109,6 +114,7 @@ where
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shard-{i}"))
             .io_memory(config.io_memory_bytes)
+            .ring_depth(config.ring_depth)
             .spawn(move || async move {
                 let _done = done;
                 task(id).await
