@@ -121,7 +121,11 @@ async fn read_loop(
     pending: Vec<u8>,
 ) -> String {
     let max = wire::max_message_len(rt.piece_count());
+    // Bytes live in buf[start..filled]; the buffer is zeroed once and reused, and grows only
+    // for a message longer than it (a big bitfield), up to the message limit.
+    let mut filled = pending.len();
     let mut buf = pending;
+    buf.resize(filled.max(READ_CHUNK * 2), 0);
     let mut start = 0usize;
     let mut complete = Vec::new();
     loop {
@@ -130,7 +134,7 @@ async fn read_loop(
             let now = rt.now();
             let mut engine = rt.engine.borrow_mut();
             loop {
-                match decode_message(&buf[start..], max) {
+                match decode_message(&buf[start..filled], max) {
                     Ok(Some((msg, used))) => {
                         start += used;
                         tracing::trace!(key, message = ?msg.id(), "received");
@@ -171,16 +175,30 @@ async fn read_loop(
         if let Some(why) = dropped {
             return why;
         }
-        // Keep the unparsed tail at the front and read more after it.
-        buf.drain(..start);
-        start = 0;
-        let filled = buf.len();
-        buf.resize(filled + READ_CHUNK, 0);
+        // Move the unparsed tail to the front when the space after it runs short.
+        if buf.len() - filled < READ_CHUNK {
+            buf.copy_within(start..filled, 0);
+            filled -= start;
+            start = 0;
+            let wanted = next_message_len(&buf[..filled]).min(max as usize + 4);
+            if wanted + READ_CHUNK > buf.len() {
+                buf.resize(wanted + READ_CHUNK, 0);
+            }
+        }
         match stream.read(&mut buf[filled..]).await {
             Ok(0) => return "closed by peer".to_string(),
-            Ok(n) => buf.truncate(filled + n),
+            Ok(n) => filled += n,
             Err(e) => return e.to_string(),
         }
+    }
+}
+
+/// The whole length of the message starting at `bytes` (prefix included), once its length
+/// prefix is in; 0 before.
+fn next_message_len(bytes: &[u8]) -> usize {
+    match bytes.first_chunk::<4>() {
+        Some(prefix) => 4 + u32::from_be_bytes(*prefix) as usize,
+        None => 0,
     }
 }
 
