@@ -6,6 +6,7 @@
 //! `Duration` since an origin of its choosing. Nothing here resolves names or reads a clock.
 
 mod announce;
+pub mod announcer;
 pub mod http;
 pub mod http_response;
 pub mod schedule;
@@ -15,6 +16,7 @@ pub mod udp;
 pub use announce::{
     Announce, AnnounceResponse, Event, ScrapeStats, INTERVAL_MAX, INTERVAL_MIN, PEERS_MAX,
 };
+pub use announcer::Announcer;
 pub use http_response::{HttpResponse, ResponseReader};
 pub use schedule::AnnounceSchedule;
 pub use tiers::TrackerList;

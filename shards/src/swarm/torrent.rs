@@ -12,9 +12,7 @@ use std::time::Duration;
 use ccbt_engine::hash::Sha1;
 use ccbt_engine::metainfo::{Layout, Metainfo};
 use ccbt_engine::session::{block_digests, Action, DropReason, PeerKey, Torrent};
-use ccbt_engine::tracker::schedule::AnnounceSchedule;
-use ccbt_engine::tracker::tiers::TrackerList;
-use ccbt_engine::tracker::{Announce, AnnounceResponse, Event};
+use ccbt_engine::tracker::{Announce, Announcer, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
 use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
@@ -32,6 +30,10 @@ const CONNECTING_MAX: usize = 16;
 /// Addresses remembered per torrent.
 const BOOK_MAX: usize = 2000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a torrent does its periodic work.
+const TICK: Duration = Duration::from_millis(100);
+/// How long each goodbye announce may take when stopping.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What we know of an address a tracker gave us.
 struct BookEntry {
@@ -407,74 +409,33 @@ impl TorrentRt {
         peer::run(self, stream, addr, theirs, pending).await;
     }
 
-    /// The torrent's life on its shard: ticks, announces and connections until `stop`.
+    /// The torrent's life on its shard: ticks, announces and connections until `stop`, or
+    /// until complete unless `keep_seeding`.
     pub async fn run(self: Rc<Self>, stop: impl Fn() -> bool, keep_seeding: bool) {
-        let mut trackers = TrackerList::new(self.meta.trackers(), self.seed);
-        let mut schedule = AnnounceSchedule::new(self.seed);
-        let mut event = Event::Started;
-        let mut completed_sent = self.engine.borrow().is_done();
-        let announcing = Rc::new(Cell::new(false));
-        // The last announce's answer: `Some(None)` when it failed.
-        let pending_outcome: Rc<RefCell<Option<Option<AnnounceResponse>>>> = Rc::default();
-        loop {
-            if stop() || self.has_failed() {
-                break;
-            }
+        let announcer = Rc::new(RefCell::new(Announcer::new(
+            self.meta.trackers(),
+            self.seed,
+        )));
+        let mut was_done = self.engine.borrow().is_done();
+        while !stop() && !self.has_failed() {
             let now = self.now();
             self.engine.borrow_mut().tick(now);
             self.drive();
             self.publish();
             let done = self.engine.borrow().is_done();
-            if done && !completed_sent {
-                completed_sent = true;
-                event = Event::Completed;
-                schedule.announce_now();
+            if done && !was_done {
+                was_done = true;
+                announcer.borrow_mut().completed();
             }
-            if let Some(response) = pending_outcome.borrow_mut().take() {
-                match response {
-                    Some(r) => {
-                        self.learn(&r.peers);
-                        trackers.on_success();
-                        schedule.on_success(now, &r);
-                    }
-                    None => {
-                        trackers.on_failure();
-                        schedule.on_failure(now);
-                    }
-                }
-            }
-            if !announcing.get() && now >= schedule.next() {
-                if let Some(url) = trackers.current().map(str::to_string) {
-                    announcing.set(true);
-                    let request = self.announce_request(event);
-                    event = Event::None;
-                    let rt = self.clone();
-                    let flag = announcing.clone();
-                    let out = pending_outcome.clone();
-                    glommio::spawn_local(async move {
-                        let result =
-                            tracker::announce(&url, &request, &rt.clock, &rt.trackers, rt.seed)
-                                .await;
-                        match result {
-                            Ok(r) => {
-                                tracing::debug!(url, peers = r.peers.len(), "announced");
-                                *out.borrow_mut() = Some(Some(r));
-                            }
-                            Err(e) => {
-                                tracing::warn!(url, error = %e, "announce failed");
-                                *out.borrow_mut() = Some(None);
-                            }
-                        }
-                        flag.set(false);
-                    })
-                    .detach();
-                }
-            }
-            self.connect_more();
-            if done && !keep_seeding && !announcing.get() {
+            if done && !keep_seeding {
                 break;
             }
-            glommio::timer::sleep(Duration::from_millis(100)).await;
+            let due = announcer.borrow_mut().poll(now);
+            if let Some((url, event)) = due {
+                glommio::spawn_local(self.clone().announce(announcer.clone(), url, event)).detach();
+            }
+            self.connect_more();
+            glommio::timer::sleep(TICK).await;
         }
         self.publish();
         if !self.has_failed() {
@@ -482,18 +443,56 @@ impl TorrentRt {
                 self.fail(e.to_string());
             }
         }
-        // Say goodbye to the tracker, briefly: stopping must not hang on a dead tracker.
-        if let Some(url) = trackers.current().map(str::to_string) {
-            let request = self.announce_request(Event::Stopped);
-            let _ = glommio::timer::timeout(Duration::from_secs(3), async {
-                Ok(tracker::announce(&url, &request, &self.clock, &self.trackers, self.seed).await)
-            })
-            .await;
+        // Tell the tracker we completed (if no tracker has heard it yet) and that we stop,
+        // briefly each: exiting must not hang on a dead tracker.
+        let (url, pending) = {
+            let a = announcer.borrow();
+            (a.current().map(str::to_string), a.pending_event())
+        };
+        if let Some(url) = url {
+            let events = match pending {
+                Event::Completed => vec![Event::Completed, Event::Stopped],
+                _ => vec![Event::Stopped],
+            };
+            for event in events {
+                let request = self.announce_request(event);
+                let _ = glommio::timer::timeout(GOODBYE_TIMEOUT, async {
+                    Ok(
+                        tracker::announce(&url, &request, &self.clock, &self.trackers, self.seed)
+                            .await,
+                    )
+                })
+                .await;
+            }
         }
         let keys: Vec<PeerKey> = self.peers.borrow().keys().copied().collect();
         for key in keys {
             self.forget_peer(key);
         }
         self.status.finished.store(true, Ordering::Release);
+    }
+
+    /// One announce; learns the peers it returns.
+    async fn announce(
+        self: Rc<Self>,
+        announcer: Rc<RefCell<Announcer>>,
+        url: String,
+        event: Event,
+    ) {
+        let request = self.announce_request(event);
+        let result =
+            tracker::announce(&url, &request, &self.clock, &self.trackers, self.seed).await;
+        let now = self.now();
+        match result {
+            Ok(response) => {
+                tracing::debug!(url, peers = response.peers.len(), "announced");
+                self.learn(&response.peers);
+                announcer.borrow_mut().on_success(now, &response);
+            }
+            Err(e) => {
+                tracing::warn!(url, error = %e, "announce failed");
+                announcer.borrow_mut().on_failure(now);
+            }
+        }
     }
 }

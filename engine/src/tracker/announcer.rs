@@ -1,0 +1,137 @@
+//! One torrent's announcing: which tracker, which event, and when — built from the tier
+//! list (BEP 12) and the schedule.
+//!
+//! Policy: a failed tracker gives way at once to the next one in the list; only after every
+//! tracker failed in a row does the torrent back off. An event (`started`, `completed`) is
+//! kept until some tracker has heard it. One announce is in flight at a time.
+
+use std::time::Duration;
+
+use super::{AnnounceResponse, AnnounceSchedule, Event, TrackerList};
+
+#[derive(Debug, Clone)]
+pub struct Announcer {
+    list: TrackerList,
+    schedule: AnnounceSchedule,
+    event: Event,
+    in_flight: bool,
+    failures_in_row: usize,
+}
+
+impl Announcer {
+    /// `tiers` as the torrent lists them; the first announce (`started`) is due at once.
+    pub fn new(tiers: Vec<Vec<String>>, seed: u64) -> Self {
+        Announcer {
+            list: TrackerList::new(tiers, seed),
+            schedule: AnnounceSchedule::new(seed),
+            event: Event::Started,
+            in_flight: false,
+            failures_in_row: 0,
+        }
+    }
+
+    /// The download completed: tell a tracker now.
+    pub fn completed(&mut self) {
+        self.event = Event::Completed;
+        self.schedule.announce_now();
+    }
+
+    /// The announce to send now, if one is due: tracker URL and event. The caller reports
+    /// back with [`Announcer::on_success`] or [`Announcer::on_failure`].
+    pub fn poll(&mut self, now: Duration) -> Option<(String, Event)> {
+        if self.in_flight || !self.schedule.is_due(now) {
+            return None;
+        }
+        let url = self.list.current()?.to_string();
+        self.in_flight = true;
+        Some((url, self.event))
+    }
+
+    pub fn on_success(&mut self, now: Duration, response: &AnnounceResponse) {
+        self.in_flight = false;
+        self.event = Event::None;
+        self.failures_in_row = 0;
+        self.list.on_success();
+        self.schedule.on_success(now, response);
+    }
+
+    pub fn on_failure(&mut self, now: Duration) {
+        self.in_flight = false;
+        self.list.on_failure();
+        self.failures_in_row += 1;
+        if self.failures_in_row < self.list.len() {
+            self.schedule.announce_now();
+        } else {
+            self.failures_in_row = 0;
+            self.schedule.on_failure(now);
+        }
+    }
+
+    pub fn is_in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// An event no tracker has heard yet.
+    pub fn pending_event(&self) -> Event {
+        self.event
+    }
+
+    /// The tracker to tell we are stopping.
+    pub fn current(&self) -> Option<&str> {
+        self.list.current()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(interval: u32) -> AnnounceResponse {
+        AnnounceResponse {
+            interval,
+            min_interval: None,
+            peers: Vec::new(),
+            seeders: None,
+            leechers: None,
+            warning: None,
+            tracker_id: None,
+        }
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn started_is_kept_until_a_tracker_hears_it_and_failures_try_the_next_tracker() {
+        let tiers = vec![
+            vec!["http://a/announce".into()],
+            vec!["http://b/announce".into()],
+        ];
+        let mut a = Announcer::new(tiers, 1);
+        let (first, event) = a.poll(secs(0)).unwrap();
+        assert_eq!(event, Event::Started);
+        assert!(a.poll(secs(0)).is_none(), "one at a time");
+        a.on_failure(secs(1));
+        let (second, event) = a.poll(secs(1)).expect("the next tracker, at once");
+        assert_ne!(first, second);
+        assert_eq!(event, Event::Started);
+        a.on_failure(secs(2));
+        assert!(a.poll(secs(2)).is_none(), "every tracker failed: back off");
+        assert!(a.poll(secs(30)).is_some());
+        a.on_success(secs(30), &ok(1800));
+        assert!(a.poll(secs(31)).is_none());
+        a.completed();
+        assert_eq!(a.poll(secs(32)).unwrap().1, Event::Completed);
+        a.on_success(secs(32), &ok(1800));
+        assert_eq!(a.pending_event(), Event::None);
+        assert!(a.poll(secs(32 + 1800)).is_some());
+    }
+
+    #[test]
+    fn no_trackers_means_no_announces() {
+        let mut a = Announcer::new(Vec::new(), 1);
+        assert!(a.poll(secs(0)).is_none());
+        assert!(a.current().is_none());
+    }
+}
