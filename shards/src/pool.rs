@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement, PoolPlacement};
 use thiserror::Error;
 
 use crate::runtime::{self, RuntimeError};
@@ -35,6 +35,9 @@ pub struct ShardConfig {
     /// default of 128 lets completions overflow with thousands of sockets, and a shard then
     /// stalls; sized for a seedbox's connection counts.
     pub ring_depth: usize,
+    /// Helper threads per shard for CPU-heavy work off the shard's loop (piece hashing).
+    /// They float, so the kernel runs them on whichever core is idle.
+    pub helper_threads: usize,
 }
 
 impl ShardConfig {
@@ -50,6 +53,7 @@ impl ShardConfig {
             pin: true,
             io_memory_bytes: 64 << 10,
             ring_depth: 2048,
+            helper_threads: 1,
         }
     }
 }
@@ -115,6 +119,7 @@ where
             .name(&format!("shard-{i}"))
             .io_memory(config.io_memory_bytes)
             .ring_depth(config.ring_depth)
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(config.helper_threads.max(1)))
             .spawn(move || async move {
                 let _done = done;
                 task(id).await

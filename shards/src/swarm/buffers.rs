@@ -1,6 +1,7 @@
-//! Piece memory: aligned buffers that blocks are gathered into, hashed in place and written
-//! with O_DIRECT as they are, then kept in the read cache; and a per-shard pool that takes
-//! them back when the cache lets go, so a steady download allocates nothing per piece.
+//! Piece memory, pooled per shard so a steady download allocates nothing per piece:
+//! assembly buffers that blocks are gathered into and that travel to the shard's hashing
+//! thread (plain memory, so they can cross threads), and aligned buffers that a verified
+//! piece is written from with O_DIRECT and then kept in the read cache.
 
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -31,7 +32,8 @@ impl Deref for PieceBytes {
 
 /// Free piece buffers by size, bounded in bytes.
 pub struct BufferPool {
-    free: HashMap<usize, Vec<DmaBuffer>>,
+    direct: HashMap<usize, Vec<DmaBuffer>>,
+    assembly: HashMap<usize, Vec<Vec<u8>>>,
     bytes: usize,
     capacity: usize,
 }
@@ -39,29 +41,48 @@ pub struct BufferPool {
 impl BufferPool {
     pub fn new(capacity_bytes: usize) -> Self {
         BufferPool {
-            free: HashMap::new(),
+            direct: HashMap::new(),
+            assembly: HashMap::new(),
             bytes: 0,
             capacity: capacity_bytes,
         }
     }
 
-    /// A buffer of at least `len` bytes, rounded up to a page so it can be written directly.
-    /// Its contents are whatever the last user left.
-    pub fn take(&mut self, len: usize) -> DmaBuffer {
+    /// An aligned buffer of at least `len` bytes, rounded up to a page so it can be written
+    /// directly. Its contents are whatever the last user left.
+    pub fn take_direct(&mut self, len: usize) -> DmaBuffer {
         let size = len.next_multiple_of(4096);
-        if let Some(buf) = self.free.get_mut(&size).and_then(Vec::pop) {
+        if let Some(buf) = self.direct.get_mut(&size).and_then(Vec::pop) {
             self.bytes -= size;
             return buf;
         }
         glommio::allocate_dma_buffer(size)
     }
 
-    /// Takes a buffer back, unless the pool is full.
-    pub fn give(&mut self, buf: DmaBuffer) {
+    /// Takes an aligned buffer back, unless the pool is full.
+    pub fn give_direct(&mut self, buf: DmaBuffer) {
         let size = buf.len();
         if self.bytes + size <= self.capacity {
             self.bytes += size;
-            self.free.entry(size).or_default().push(buf);
+            self.direct.entry(size).or_default().push(buf);
+        }
+    }
+
+    /// An assembly buffer of exactly `len` bytes.
+    pub fn take_assembly(&mut self, len: usize) -> Vec<u8> {
+        if let Some(buf) = self.assembly.get_mut(&len).and_then(Vec::pop) {
+            self.bytes -= len;
+            return buf;
+        }
+        vec![0; len]
+    }
+
+    /// Takes an assembly buffer back, unless the pool is full.
+    pub fn give_assembly(&mut self, buf: Vec<u8>) {
+        let size = buf.len();
+        if self.bytes + size <= self.capacity {
+            self.bytes += size;
+            self.assembly.entry(size).or_default().push(buf);
         }
     }
 }

@@ -14,7 +14,6 @@ use ccbt_engine::metainfo::{Layout, Metainfo};
 use ccbt_engine::session::{block_digests, Action, DropReason, PeerKey, Torrent};
 use ccbt_engine::tracker::{Announce, Announcer, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
-use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
 
 use super::buffers::{BufferPool, PieceBytes};
@@ -52,7 +51,7 @@ pub struct TorrentRt {
     pool: Rc<RefCell<BufferPool>>,
     trackers: Rc<TrackerConnections>,
     /// Pieces being downloaded: blocks land here until the piece is hashed.
-    buffers: RefCell<HashMap<u32, DmaBuffer>>,
+    buffers: RefCell<HashMap<u32, Vec<u8>>>,
     peers: RefCell<HashMap<PeerKey, PeerHandle>>,
     peer_ids: RefCell<HashMap<PeerKey, [u8; 20]>>,
     book: RefCell<HashMap<SocketAddr, BookEntry>>,
@@ -162,11 +161,8 @@ impl TorrentRt {
         let mut buffers = self.buffers.borrow_mut();
         let buf = buffers
             .entry(piece)
-            .or_insert_with(|| self.pool.borrow_mut().take(len));
-        if let Some(dst) = buf
-            .as_bytes_mut()
-            .get_mut(offset as usize..offset as usize + data.len())
-        {
+            .or_insert_with(|| self.pool.borrow_mut().take_assembly(len));
+        if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
             dst.copy_from_slice(data);
         }
     }
@@ -181,27 +177,36 @@ impl TorrentRt {
             let Some(index) = rt.layout().piece(piece) else {
                 return;
             };
-            let len = rt.layout().piece_len(index) as usize;
-            let data = &buf.as_bytes()[..len];
-            let ok = Sha1::digest(data) == rt.meta.info.piece_hash(index);
+            // SHA-1 runs on the shard's hashing thread, so this core keeps moving bytes.
+            let expected = rt.meta.info.piece_hash(index);
+            let (buf, ok) = glommio::executor()
+                .spawn_blocking(move || {
+                    let ok = Sha1::digest(&buf) == expected;
+                    (buf, ok)
+                })
+                .await;
             let digests = if rt.engine.borrow().wants_block_digests(piece, ok) {
-                block_digests(data)
+                block_digests(&buf)
             } else {
                 Vec::new()
             };
             if ok {
-                let buf = Rc::new(buf);
-                if let Err(e) = rt.storage.write_piece(piece, &buf, len).await {
+                let len = buf.len();
+                let mut direct = rt.pool.borrow_mut().take_direct(len);
+                direct.as_bytes_mut()[..len].copy_from_slice(&buf);
+                rt.pool.borrow_mut().give_assembly(buf);
+                let direct = Rc::new(direct);
+                if let Err(e) = rt.storage.write_piece(piece, &direct, len).await {
                     rt.fail(e.to_string());
                     return;
                 }
                 // The write is done, so this is the only reference again.
-                if let Ok(buf) = Rc::try_unwrap(buf) {
-                    rt.keep(piece, PieceBytes::Dma(buf, len));
+                if let Ok(direct) = Rc::try_unwrap(direct) {
+                    rt.keep(piece, PieceBytes::Dma(direct, len));
                 }
             } else {
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
-                rt.pool.borrow_mut().give(buf);
+                rt.pool.borrow_mut().give_assembly(buf);
             }
             rt.engine
                 .borrow_mut()
@@ -229,7 +234,7 @@ impl TorrentRt {
             .insert((self.index, piece), data.clone());
         for old in evicted {
             if let Ok(PieceBytes::Dma(buf, _)) = Rc::try_unwrap(old) {
-                self.pool.borrow_mut().give(buf);
+                self.pool.borrow_mut().give_direct(buf);
             }
         }
         data
