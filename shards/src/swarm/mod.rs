@@ -6,6 +6,7 @@
 //! the socket and the bytes already read to the owner over a bounded crossbeam queue.
 //! The front end sees only [`TorrentStatus`] counters and a stop flag.
 
+mod budget;
 mod buffers;
 mod cache;
 mod clock;

@@ -15,6 +15,7 @@ use crossbeam::channel::Sender;
 use futures_lite::StreamExt;
 use glommio::net::{TcpListener, TcpStream};
 
+use super::budget::ConnectionBudget;
 use super::buffers::BufferPool;
 use super::cache::PieceCache;
 use super::clock::Clock;
@@ -37,11 +38,13 @@ pub struct Shared {
 
 type Owned = Rc<RefCell<HashMap<InfoHash, Rc<TorrentRt>>>>;
 
-/// What a shard's torrents share: the read cache, piece buffers, tracker connections.
-type ShardMemory = (
+/// What a shard's torrents share: the read cache, piece buffers, tracker connections and
+/// the connection budget.
+type ShardShared = (
     Rc<RefCell<PieceCache>>,
     Rc<RefCell<BufferPool>>,
     Rc<TrackerConnections>,
+    ConnectionBudget,
 );
 
 pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
@@ -54,6 +57,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     let cache = Rc::new(RefCell::new(PieceCache::new(shared.config.cache_bytes)));
     let pool = Rc::new(RefCell::new(BufferPool::new(shared.config.cache_bytes / 2)));
     let trackers = Rc::new(TrackerConnections::default());
+    let budget = ConnectionBudget::new(shared.config.max_connections_per_shard);
     let owned: Owned = Rc::default();
     let mut tasks = Vec::new();
     let random = entropy(id);
@@ -66,7 +70,12 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             i as u32,
             spec,
             &shared.config,
-            (cache.clone(), pool.clone(), trackers.clone()),
+            (
+                cache.clone(),
+                pool.clone(),
+                trackers.clone(),
+                budget.clone(),
+            ),
             status.clone(),
             clock,
             random ^ i as u64,
@@ -93,7 +102,13 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
 
     let listener = TcpListener::bind((shared.config.listen, shared.config.port))
         .map_err(|e| format!("cannot listen on port {}: {e}", shared.config.port))?;
-    let accepting = glommio::spawn_local(accept_loop(listener, id, shared.clone(), owned.clone()));
+    let accepting = glommio::spawn_local(accept_loop(
+        listener,
+        id,
+        shared.clone(),
+        owned.clone(),
+        budget.clone(),
+    ));
     let rx = shared.receivers[id.0 as usize]
         .lock()
         .expect("receiver lock")
@@ -101,8 +116,9 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         .ok_or("shard started twice")?;
     let inbox = {
         let owned = owned.clone();
+        let budget = budget.clone();
         glommio::spawn_local(handoff::receive(rx, stop.clone(), move |h| {
-            route_local(&owned, h);
+            route_local(&owned, &budget, h);
         }))
     };
     for task in tasks {
@@ -121,7 +137,7 @@ async fn open_torrent(
     index: u32,
     spec: &TorrentSpec,
     config: &SwarmConfig,
-    (cache, pool, trackers): ShardMemory,
+    (cache, pool, trackers, budget): ShardShared,
     status: Arc<TorrentStatus>,
     clock: Clock,
     seed: u64,
@@ -156,6 +172,7 @@ async fn open_torrent(
         cache,
         pool,
         trackers,
+        budget,
         status,
         PeerId::generate(id_random),
         config.port,
@@ -164,21 +181,25 @@ async fn open_torrent(
     )))
 }
 
-async fn accept_loop(listener: TcpListener, id: ShardId, shared: Arc<Shared>, owned: Owned) {
+async fn accept_loop(
+    listener: TcpListener,
+    id: ShardId,
+    shared: Arc<Shared>,
+    owned: Owned,
+    budget: ConnectionBudget,
+) {
     let mut incoming = listener.incoming();
-    let live = Rc::new(std::cell::Cell::new(0usize));
     while let Some(conn) = incoming.next().await {
         let Ok(stream) = conn else { continue };
-        if live.get() >= shared.config.max_connections_per_shard {
+        let Some(slot) = budget.try_take() else {
+            tracing::debug!("connection refused: the shard is at its connection limit");
             continue;
-        }
-        live.set(live.get() + 1);
+        };
         let shared = shared.clone();
         let owned = owned.clone();
-        let live = live.clone();
         glommio::spawn_local(async move {
             handle_incoming(stream, id, &shared, &owned).await;
-            live.set(live.get() - 1);
+            drop(slot);
         })
         .detach();
     }
@@ -228,7 +249,7 @@ async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, ow
 }
 
 /// Runs a connection another shard handed us.
-fn route_local(owned: &Owned, h: Handoff) {
+fn route_local(owned: &Owned, budget: &ConnectionBudget, h: Handoff) {
     let Ok(hs) = Handshake::parse(&h.read) else {
         return;
     };
@@ -237,7 +258,14 @@ fn route_local(owned: &Owned, h: Handoff) {
     };
     // SAFETY: the descriptor came to us owned, from a socket the other shard gave up.
     let stream = unsafe { TcpStream::from_raw_fd(h.socket.into_raw_fd()) };
-    glommio::spawn_local(rt.accept(stream, h.addr, h.read)).detach();
+    let Some(slot) = budget.try_take() else {
+        return;
+    };
+    glommio::spawn_local(async move {
+        rt.accept(stream, h.addr, h.read).await;
+        drop(slot);
+    })
+    .detach();
 }
 
 /// Per-shard randomness for peer ids, keys and tie-breaks: no two runs alike.

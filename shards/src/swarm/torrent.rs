@@ -16,6 +16,7 @@ use ccbt_engine::tracker::{Announce, Announcer, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
 use glommio::net::TcpStream;
 
+use super::budget::ConnectionBudget;
 use super::buffers::{BufferPool, PieceBytes};
 use super::cache::PieceCache;
 use super::clock::Clock;
@@ -50,6 +51,7 @@ pub struct TorrentRt {
     cache: Rc<RefCell<PieceCache>>,
     pool: Rc<RefCell<BufferPool>>,
     trackers: Rc<TrackerConnections>,
+    budget: ConnectionBudget,
     /// Pieces being downloaded: blocks land here until the piece is hashed.
     buffers: RefCell<HashMap<u32, Vec<u8>>>,
     peers: RefCell<HashMap<PeerKey, PeerHandle>>,
@@ -74,6 +76,7 @@ impl TorrentRt {
         cache: Rc<RefCell<PieceCache>>,
         pool: Rc<RefCell<BufferPool>>,
         trackers: Rc<TrackerConnections>,
+        budget: ConnectionBudget,
         status: Arc<TorrentStatus>,
         our_id: PeerId,
         port: u16,
@@ -88,6 +91,7 @@ impl TorrentRt {
             cache,
             pool,
             trackers,
+            budget,
             buffers: RefCell::new(HashMap::new()),
             peers: RefCell::new(HashMap::new()),
             peer_ids: RefCell::new(HashMap::new()),
@@ -355,10 +359,17 @@ impl TorrentRt {
             if self.engine.borrow().is_banned(addr) {
                 continue;
             }
+            let Some(slot) = self.budget.try_take() else {
+                if let Some(e) = self.book.borrow_mut().get_mut(&addr) {
+                    e.connected = false;
+                }
+                break;
+            };
             self.connecting.set(self.connecting.get() + 1);
             let rt = self.clone();
             glommio::spawn_local(async move {
                 let result = rt.connect(addr).await;
+                drop(slot);
                 let now = rt.now();
                 let mut book = rt.book.borrow_mut();
                 if let Some(e) = book.get_mut(&addr) {

@@ -46,11 +46,16 @@ const IDLE_MAX: usize = 64;
 /// Reuse an idle connection only this soon: trackers close idle ones after a while.
 const IDLE_FRESH: Duration = Duration::from_secs(20);
 
-/// A shard's idle HTTP connections to trackers, reused across its torrents' announces: a
-/// seedbox with thousands of torrents on one tracker should not open a connection for each.
+/// UDP trackers remembered per shard, at most.
+const UDP_IDS_MAX: usize = 1024;
+
+/// A shard's connections to trackers, shared by its torrents: idle HTTP keep-alive streams,
+/// and UDP connection ids (BEP 15 lets one be reused for a minute). A seedbox with thousands
+/// of torrents on one tracker should not open a connection, or connect, for each.
 #[derive(Default)]
 pub struct TrackerConnections {
     idle: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+    udp_ids: RefCell<HashMap<SocketAddr, (u64, Duration)>>,
 }
 
 impl TrackerConnections {
@@ -84,7 +89,7 @@ pub async fn announce(
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
     if url.starts_with("udp://") {
-        announce_udp(url, request, clock, seed).await
+        announce_udp(url, request, clock, connections, seed).await
     } else {
         announce_http(url, request, connections).await
     }
@@ -163,6 +168,7 @@ async fn announce_udp(
     url: &str,
     request: &Announce,
     clock: &Clock,
+    connections: &TrackerConnections,
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
     let parsed = url::Url::parse(url).map_err(|e| bad(url, &e.to_string()))?;
@@ -175,7 +181,8 @@ async fn announce_udp(
         "[::]:0".parse().expect("literal")
     };
     let socket = UdpSocket::bind(local).map_err(std::io::Error::from)?;
-    let mut announcer = UdpAnnouncer::new(request.clone(), None, seed);
+    let cached = connections.udp_ids.borrow().get(&addr).copied();
+    let mut announcer = UdpAnnouncer::new(request.clone(), cached, seed);
     announcer.set_max_tries(UDP_TRIES);
     announcer.set_ipv6(addr.is_ipv6());
     let first = announcer.start(clock.now());
@@ -195,7 +202,15 @@ async fn announce_udp(
         };
         match step {
             UdpStep::Send(bytes) => send(&socket, &bytes, addr).await?,
-            UdpStep::Done(response) => return Ok(response),
+            UdpStep::Done(response) => {
+                if let Some(id) = announcer.connection() {
+                    let mut ids = connections.udp_ids.borrow_mut();
+                    if ids.len() < UDP_IDS_MAX || ids.contains_key(&addr) {
+                        ids.insert(addr, id);
+                    }
+                }
+                return Ok(response);
+            }
             UdpStep::Failed(e) => return Err(e.into()),
             UdpStep::Ignore => {}
         }
