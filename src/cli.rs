@@ -51,6 +51,9 @@ pub struct SwarmArgs {
     /// Address to listen on.
     #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
     pub listen: std::net::IpAddr,
+    /// Peer connections each shard holds at most, handshakes in progress included.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub max_connections: usize,
     /// Upload slots per torrent (0: unchoke every interested peer).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub upload_slots: usize,

@@ -181,3 +181,41 @@ fn corrupt_peer_is_banned_one_shard() {
 fn corrupt_peer_is_banned_two_shards() {
     corrupt_peer_is_banned_and_the_download_completes(2);
 }
+
+#[test]
+fn connections_beyond_the_shard_limit_are_refused() {
+    let f = fixture(PIECES * PIECE);
+    let port = free_port();
+    let torrent = f.dir.path().join("t.torrent");
+    let data = f.dir.path().join("data");
+    let port_arg = port.to_string();
+    let seed = swarm::ccbt(
+        "ccbt-uring seed --max-connections 2",
+        [
+            "seed".as_ref(),
+            torrent.as_os_str(),
+            "--data".as_ref(),
+            data.as_os_str(),
+            "--listen".as_ref(),
+            "127.0.0.1".as_ref(),
+            "--port".as_ref(),
+            port_arg.as_ref(),
+            "--shards".as_ref(),
+            "1".as_ref(),
+            "--max-connections".as_ref(),
+            "2".as_ref(),
+        ] as [&std::ffi::OsStr; 12],
+    );
+    wait_listening(port, &seed);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // wait_listening's probe may still hold a slot for a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    let _a = wire_peer::connect(addr, &f.info_hash, 1);
+    let _b = wire_peer::connect(addr, &f.info_hash, 2);
+    let mut third = std::net::TcpStream::connect(addr).unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_secs(5)),
+        "a third connection was kept\n{}",
+        seed.log()
+    );
+}

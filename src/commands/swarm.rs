@@ -40,6 +40,7 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         listen: args.listen,
         port: args.port,
         session,
+        max_connections_per_shard: args.max_connections.max(1),
         preallocate: if args.preallocate {
             Preallocate::Full
         } else {
