@@ -108,16 +108,20 @@ pub async fn run(
     rt.register(key, PeerHandle { doorbell, fd, addr }, theirs.peer_id.0);
     let writer = glommio::spawn_local(write_loop(rt.clone(), key, writer_stream, rings));
     rt.drive();
-    let why = read_loop(&rt, key, stream, pending).await;
+    let mut stream = stream;
+    let why = read_loop(&rt, key, &mut stream, pending).await;
     tracing::debug!(%addr, why, "peer disconnected");
+    // Shut the socket while `stream` still holds its fd: once closed, the number could
+    // belong to another socket of this process.
     rt.forget_peer(key);
     writer.await;
+    drop(stream);
 }
 
 async fn read_loop(
     rt: &Rc<TorrentRt>,
     key: PeerKey,
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     pending: Vec<u8>,
 ) -> String {
     let max = wire::max_message_len(rt.piece_count());
