@@ -17,6 +17,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod picker;
 pub mod rate;
+mod rng;
 pub mod session;
 pub mod tracker;
 pub mod wire;

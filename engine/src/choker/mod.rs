@@ -22,6 +22,8 @@ mod tests;
 
 use std::time::Duration;
 
+use crate::rng::scramble;
+
 use line::Line;
 use optimistic::Optimistic;
 
@@ -174,25 +176,17 @@ impl Draw {
 
     fn new(seed: u64, round: u64) -> Draw {
         Draw {
-            key: splitmix64(seed ^ splitmix64(round)),
+            key: scramble(seed ^ scramble(round)),
         }
     }
 
     /// A random rank for `peer`, used to break ties.
     fn for_peer(&self, peer: PeerKey) -> u64 {
-        splitmix64(self.key ^ u64::from(peer))
+        scramble(self.key ^ u64::from(peer))
     }
 
     /// The random number behind this round's optimistic pick.
     fn optimistic(&self) -> u64 {
-        splitmix64(self.key ^ Self::OPTIMISTIC_SALT)
+        scramble(self.key ^ Self::OPTIMISTIC_SALT)
     }
-}
-
-/// SplitMix64's output function: a cheap, well-mixed bijection on `u64`.
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -7,7 +7,7 @@
 //! (one more swap), so equally rare pieces are spread over the swarm instead of every client
 //! starting at the lowest index.
 
-use super::rng::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// `pos` value for a piece that is in no list.
 pub(super) const UNLISTED: u32 = u32::MAX;

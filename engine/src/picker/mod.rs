@@ -20,7 +20,6 @@
 mod availability;
 mod partial;
 pub mod pipeline;
-mod rng;
 
 #[cfg(test)]
 mod tests;
@@ -31,10 +30,10 @@ use crate::block::{block, block_count};
 use crate::metainfo::Layout;
 use crate::{Bitfield, BlockRef};
 
+use crate::rng::SplitMix64;
 use availability::{BucketList, UNLISTED};
 use partial::{BlockState, Partial, Requesters, MAX_REQUESTERS};
 pub use pipeline::request_queue_depth;
-use rng::SplitMix64;
 
 /// A slot number the caller assigns to each connected peer.
 pub type PeerKey = u32;

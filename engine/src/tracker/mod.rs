@@ -57,37 +57,3 @@ pub enum TrackerError {
     #[error("the tracker did not answer after {tries} tries")]
     TimedOut { tries: u32 },
 }
-
-/// SplitMix64: a tiny deterministic PRNG for transaction ids, shuffles and jitter. The
-/// caller supplies the seed, so every run can be replayed.
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub(crate) fn next_u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
-    }
-
-    /// Uniform in `0..bound` (`bound > 0`), by rejection so no value is favoured.
-    pub(crate) fn below(&mut self, bound: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % bound;
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return x % bound;
-            }
-        }
-    }
-}

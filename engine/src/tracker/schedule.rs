@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use super::{AnnounceResponse, SplitMix64};
+use super::AnnounceResponse;
+use crate::rng::SplitMix64;
 
 /// The first retry delay after a failure.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(15);
@@ -71,7 +72,7 @@ impl AnnounceSchedule {
         let doublings = self.failures.saturating_sub(1).min(16);
         let base = BACKOFF_MIN.saturating_mul(1 << doublings).min(BACKOFF_MAX);
         // Jitter in per-mille: 900..=1100.
-        let per_mille = 900 + self.rng.below(201) as u32;
+        let per_mille = 900 + self.rng.below_u64(201) as u32;
         base * per_mille / 1000
     }
 }

@@ -4,7 +4,7 @@
 //! answers moves to the front of its tier, so we keep using what works. Each new round
 //! starts again from the first tier, as BEP 12 asks.
 
-use super::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// The trackers of one torrent, in BEP 12 order, with a cursor on the one to try now.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ impl TrackerList {
             }
             // Fisher–Yates.
             for i in (1..urls.len()).rev() {
-                let j = rng.below(i as u64 + 1) as usize;
+                let j = rng.below_u64(i as u64 + 1) as usize;
                 urls.swap(i, j);
             }
             if !urls.is_empty() {

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::announce::{clamp_interval, message, push_compact_peers};
-use super::{Announce, AnnounceResponse, ScrapeStats, SplitMix64, TrackerError};
+use super::{Announce, AnnounceResponse, ScrapeStats, TrackerError};
 use crate::hash::InfoHash;
+use crate::rng::SplitMix64;
 
 /// The magic constant a connect request starts with.
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;

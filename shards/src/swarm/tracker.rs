@@ -102,7 +102,13 @@ fn bad(url: &str, why: &str) -> TrackerError {
     }
 }
 
-fn resolve(host: &str, port: u16, url: &str) -> Result<SocketAddr, TrackerError> {
+/// Where a tracker URL points: host and port (the scheme's default if none), resolved.
+fn endpoint(url: &str) -> Result<SocketAddr, TrackerError> {
+    let parsed = url::Url::parse(url).map_err(|e| bad(url, &e.to_string()))?;
+    let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
+    let port = parsed
+        .port_or_known_default()
+        .ok_or_else(|| bad(url, "no port"))?;
     (host, port)
         .to_socket_addrs()
         .map_err(|e| bad(url, &e.to_string()))?
@@ -117,8 +123,7 @@ async fn announce_http(
 ) -> Result<AnnounceResponse, AnnounceError> {
     let full = announce_url(url, request)?;
     let parsed = url::Url::parse(&full).map_err(|e| bad(url, &e.to_string()))?;
-    let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
-    let addr = resolve(host, parsed.port_or_known_default().unwrap_or(80), url)?;
+    let addr = endpoint(url)?;
     let request_bytes = get_request(&parsed, USER_AGENT);
     // A kept connection the tracker has meanwhile closed fails at once: retry on a new one.
     if let Some(stream) = connections.take(addr) {
@@ -171,10 +176,7 @@ async fn announce_udp(
     connections: &TrackerConnections,
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    let parsed = url::Url::parse(url).map_err(|e| bad(url, &e.to_string()))?;
-    let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
-    let port = parsed.port().ok_or_else(|| bad(url, "no port"))?;
-    let addr = resolve(host, port, url)?;
+    let addr = endpoint(url)?;
     let local: SocketAddr = if addr.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {

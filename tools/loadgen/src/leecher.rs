@@ -27,7 +27,7 @@ use hdrhistogram::Histogram;
 
 use crate::content::splitmix64;
 use crate::net::{self, Ended, Gauge, Inbox};
-use crate::report::{self, Counters, Local, Progress, ShardReport, Summary};
+use crate::report::{self, Counters, Local, Progress, Summary};
 use crate::torrent::Loaded;
 
 /// Most simulated leechers one run starts.
@@ -131,22 +131,14 @@ async fn shard(shared: Arc<Shared>, id: ShardId) -> Result<(), String> {
     for index in (u32::from(id.0)..shared.peers).step_by(shared.shards as usize) {
         glommio::spawn_local(leecher(shared.clone(), state.clone(), index)).detach();
     }
-    net::tend_shard(
+    net::finish_shard(
         &state.local,
         &shared.counters,
         &state.tasks,
         shared.deadline,
+        || Some(state.latency_us.replace(report::latency_histogram())),
     )
     .await;
-    shared
-        .counters
-        .reports
-        .lock()
-        .expect("no shard panics holding it")
-        .push(ShardReport {
-            messages: state.local.take_messages(),
-            latency: Some(state.latency_us.replace(report::latency_histogram())),
-        });
     Ok(())
 }
 

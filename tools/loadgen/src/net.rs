@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use ccbt_engine::wire::{PeerId, Reserved};
 use futures_lite::{AsyncRead, AsyncReadExt};
+use hdrhistogram::Histogram;
 
 use crate::content::splitmix64;
-use crate::report::{Counters, Local};
+use crate::report::{Counters, Local, ShardReport};
 
 /// Runs `fut` until it finishes or `deadline` passes (`None`).
 pub async fn until<T>(deadline: Instant, fut: impl Future<Output = T>) -> Option<T> {
@@ -51,6 +52,26 @@ pub async fn tend_shard(
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
     local.flush(counters);
+}
+
+/// Tends the shard to the end (see [`tend_shard`]), then hands in its report: its error
+/// messages and, for leechers, its latency histogram.
+pub async fn finish_shard(
+    local: &Local,
+    counters: &Counters,
+    tasks: &Rc<Cell<usize>>,
+    deadline: Instant,
+    latency: impl FnOnce() -> Option<Histogram<u64>>,
+) {
+    tend_shard(local, counters, tasks, deadline).await;
+    counters
+        .reports
+        .lock()
+        .expect("no shard panics holding it")
+        .push(ShardReport {
+            messages: local.take_messages(),
+            latency: latency(),
+        });
 }
 
 /// Counts a live thing (a task, a connection) for as long as it is held.

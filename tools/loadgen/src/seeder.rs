@@ -26,7 +26,7 @@ use glommio::sync::Semaphore;
 
 use crate::content::Content;
 use crate::net::{self, Ended, Gauge, Inbox};
-use crate::report::{self, Counters, Local, Progress, ShardReport, Summary};
+use crate::report::{self, Counters, Local, Progress, Summary};
 use crate::torrent::Loaded;
 
 /// Largest request served; larger ones drop the peer (as libtorrent and others do).
@@ -160,22 +160,14 @@ async fn shard(shared: Arc<Shared>) -> Result<(), String> {
     for (endpoint, listener) in listeners {
         glommio::spawn_local(accept(shared.clone(), state.clone(), endpoint, listener)).detach();
     }
-    net::tend_shard(
+    net::finish_shard(
         &state.local,
         &shared.counters,
         &state.tasks,
         shared.deadline,
+        || None,
     )
     .await;
-    shared
-        .counters
-        .reports
-        .lock()
-        .expect("no shard panics holding it")
-        .push(ShardReport {
-            messages: state.local.take_messages(),
-            latency: None,
-        });
     Ok(())
 }
 
