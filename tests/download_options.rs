@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,22 +46,16 @@ fn seeded() -> Seeded {
 }
 
 fn download(s: &Seeded, out: &Path, extra: &[&str]) -> Running {
-    let torrent = s.dir.path().join("t.torrent");
-    let port = free_port().to_string();
-    let mut args: Vec<&OsStr> = vec![
-        "download".as_ref(),
-        torrent.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--listen".as_ref(),
-        "127.0.0.1".as_ref(),
-        "--port".as_ref(),
-        port.as_ref(),
-        "--peer".as_ref(),
-        s.seed_addr.as_ref(),
-    ];
-    args.extend(extra.iter().map(|a| OsStr::new(*a)));
-    swarm::ccbt("ccbt-uring download", args)
+    let mut args = vec!["--peer", s.seed_addr.as_str()];
+    args.extend(extra);
+    swarm::ccbt_swarm(
+        "download",
+        &s.dir.path().join("t.torrent"),
+        out,
+        free_port(),
+        1,
+        &args,
+    )
 }
 
 fn same_file(s: &Seeded, out: &Path, name: &str) -> bool {

@@ -237,22 +237,13 @@ fn libtorrent_seeds_aria2_transmission_and_ccbt_at_once() {
     let mut aria2 = Client::Aria2.download(&s.torrent.path, &s.out("aria2"), free_port());
     // ccbt-uring stays on as a seed, so that the others can keep fetching from it.
     let out = s.out("ccbt");
-    let port = free_port().to_string();
-    let mut ccbt = swarm::ccbt(
-        "ccbt-uring download --seed",
-        [
-            "download".as_ref(),
-            s.torrent.path.as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--seed".as_ref(),
-            "--shards".as_ref(),
-            "2".as_ref(),
-            "--listen".as_ref(),
-            "127.0.0.1".as_ref(),
-            "--port".as_ref(),
-            port.as_ref(),
-        ] as [&std::ffi::OsStr; 11],
+    let mut ccbt = swarm::ccbt_swarm(
+        "download",
+        &s.torrent.path,
+        &out,
+        free_port(),
+        2,
+        &["--seed"],
     );
 
     let start = Instant::now();

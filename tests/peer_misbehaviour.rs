@@ -133,29 +133,14 @@ fn corrupt_peer_is_banned_and_the_download_completes(shards: u32) {
     let seed_port = free_port();
     let _seed = seeder(f.dir.path(), seed_port, 1);
     let out = f.dir.path().join("out");
-    let torrent = f.dir.path().join("t.torrent");
-    let liar_addr = liar.addr.to_string();
     let seed_addr = format!("127.0.0.1:{seed_port}");
-    let port = free_port().to_string();
-    let shards = shards.to_string();
-    let mut download = swarm::ccbt(
-        "ccbt-uring download",
-        [
-            "download".as_ref(),
-            torrent.as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--listen".as_ref(),
-            "127.0.0.1".as_ref(),
-            "--port".as_ref(),
-            port.as_ref(),
-            "--shards".as_ref(),
-            shards.as_ref(),
-            "--peer".as_ref(),
-            liar_addr.as_ref(),
-            "--peer".as_ref(),
-            seed_addr.as_ref(),
-        ] as [&std::ffi::OsStr; 14],
+    let mut download = swarm::ccbt_swarm(
+        "download",
+        &f.dir.path().join("t.torrent"),
+        &out,
+        free_port(),
+        shards,
+        &["--peer", &liar.addr.to_string(), "--peer", &seed_addr],
     );
     download.wait_success(Duration::from_secs(60));
     assert_eq!(std::fs::read(out.join("file.bin")).unwrap(), f.content);
@@ -186,25 +171,13 @@ fn corrupt_peer_is_banned_two_shards() {
 fn connections_beyond_the_shard_limit_are_refused() {
     let f = fixture(PIECES * PIECE);
     let port = free_port();
-    let torrent = f.dir.path().join("t.torrent");
-    let data = f.dir.path().join("data");
-    let port_arg = port.to_string();
-    let seed = swarm::ccbt(
-        "ccbt-uring seed --max-connections 2",
-        [
-            "seed".as_ref(),
-            torrent.as_os_str(),
-            "--data".as_ref(),
-            data.as_os_str(),
-            "--listen".as_ref(),
-            "127.0.0.1".as_ref(),
-            "--port".as_ref(),
-            port_arg.as_ref(),
-            "--shards".as_ref(),
-            "1".as_ref(),
-            "--max-connections".as_ref(),
-            "2".as_ref(),
-        ] as [&std::ffi::OsStr; 12],
+    let seed = swarm::ccbt_swarm(
+        "seed",
+        &f.dir.path().join("t.torrent"),
+        &f.dir.path().join("data"),
+        port,
+        1,
+        &["--max-connections", "2"],
     );
     wait_listening(port, &seed);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

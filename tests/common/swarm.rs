@@ -472,40 +472,46 @@ where
 /// `ccbt-uring download TORRENT -o OUT --shards N --port P`.
 #[track_caller]
 pub fn ccbt_download(torrent: &Path, out_dir: &Path, port: u16, shards: u32) -> Running {
-    ccbt(
-        &format!("ccbt-uring download --shards {shards} :{port}"),
-        [
-            OsStr::new("download"),
-            torrent.as_os_str(),
-            OsStr::new("-o"),
-            out_dir.as_os_str(),
-            OsStr::new("--shards"),
-            OsStr::new(&shards.to_string()),
-            OsStr::new("--port"),
-            OsStr::new(&port.to_string()),
-            OsStr::new("--listen"),
-            OsStr::new("127.0.0.1"),
-        ],
-    )
+    ccbt_swarm("download", torrent, out_dir, port, shards, &[])
 }
 
 /// `ccbt-uring seed TORRENT --data DIR --shards N --port P`.
 #[track_caller]
 pub fn ccbt_seed(torrent: &Path, data_dir: &Path, port: u16, shards: u32) -> Running {
+    ccbt_swarm("seed", torrent, data_dir, port, shards, &[])
+}
+
+/// `ccbt-uring VERB TORRENT --data DIR --shards N --port P --listen 127.0.0.1 EXTRA...`
+/// (`--data` is also `download`'s name for `-o`).
+#[track_caller]
+pub fn ccbt_swarm(
+    verb: &str,
+    torrent: &Path,
+    dir: &Path,
+    port: u16,
+    shards: u32,
+    extra: &[&str],
+) -> Running {
+    let mut args: Vec<OsString> = vec![verb.into(), torrent.into(), "--data".into(), dir.into()];
+    for arg in [
+        "--shards",
+        &shards.to_string(),
+        "--port",
+        &port.to_string(),
+        "--listen",
+        "127.0.0.1",
+    ]
+    .iter()
+    .chain(extra)
+    {
+        args.push(arg.into());
+    }
     ccbt(
-        &format!("ccbt-uring seed --shards {shards} :{port}"),
-        [
-            OsStr::new("seed"),
-            torrent.as_os_str(),
-            OsStr::new("--data"),
-            data_dir.as_os_str(),
-            OsStr::new("--shards"),
-            OsStr::new(&shards.to_string()),
-            OsStr::new("--port"),
-            OsStr::new(&port.to_string()),
-            OsStr::new("--listen"),
-            OsStr::new("127.0.0.1"),
-        ],
+        &format!(
+            "ccbt-uring {verb} --shards {shards} :{port} {}",
+            extra.join(" ")
+        ),
+        args,
     )
 }
 

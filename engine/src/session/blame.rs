@@ -1,10 +1,11 @@
 //! Finding who sent bad data ("smart ban", as libtorrent calls it).
 //!
 //! A piece that fails its hash usually holds blocks from several peers, and blaming all of
-//! them would ban honest peers alongside the liar. So: a piece from a single peer is a
-//! strike against it (a ban after `hash_failures_to_ban`). A piece from several peers
-//! keeps a digest of each block and who sent it; when the piece later passes, every block
-//! whose digest differs from the verified one convicts its sender at once.
+//! them would ban honest peers alongside the liar. So a failed piece keeps a digest of each
+//! block and who sent it; when the piece later passes, every block whose digest differs
+//! from the verified one convicts its sender at once. A piece from a single peer is also a
+//! strike against it (a ban after `hash_failures_to_ban`), for the peer that keeps sending
+//! the same bad piece when nobody else has it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,8 @@ use crate::{Sha1Digest, BLOCK_LEN};
 
 /// Pieces whose failed blocks we remember, at most: each costs about 28 bytes per block.
 const SUSPECT_PIECES_MAX: usize = 1024;
+/// Failed copies of one piece remembered, at most.
+const SUSPECT_COPIES_MAX: usize = 4;
 /// Addresses with strikes remembered, at most.
 const STRIKES_MAX: usize = 10_000;
 
@@ -63,7 +66,7 @@ impl Blame {
         if ok {
             self.suspects.contains_key(&piece)
         } else {
-            self.senders.get(&piece).is_some_and(|s| several(s))
+            self.senders.contains_key(&piece)
         }
     }
 
@@ -72,15 +75,21 @@ impl Blame {
     pub fn on_failed(&mut self, piece: u32, digests: &[Sha1Digest]) -> Vec<Finding> {
         let senders = self.senders.remove(&piece).unwrap_or_default();
         let mut findings = Vec::new();
-        let keep = several(&senders) && self.suspects.len() < SUSPECT_PIECES_MAX;
-        if keep && !digests.is_empty() {
+        let remembered = !digests.is_empty()
+            && (self.suspects.len() < SUSPECT_PIECES_MAX || self.suspects.contains_key(&piece));
+        if remembered {
             let entry = self.suspects.entry(piece).or_default();
-            for (offset, from) in senders {
+            // Keep a few failed copies of a piece, not every one a liar can send.
+            let room = (SUSPECT_COPIES_MAX * digests.len()).saturating_sub(entry.len());
+            for &(offset, from) in senders.iter().take(room) {
                 if let Some(d) = digests.get((offset / BLOCK_LEN) as usize) {
                     entry.push((offset, from, *d));
                 }
             }
-            return findings;
+            if several(&senders) {
+                // Wait for the proof rather than blame every sender.
+                return findings;
+            }
         }
         let mut seen: Vec<SocketAddr> = Vec::new();
         for (_, from) in senders {
@@ -129,14 +138,19 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_sender_gets_strikes() {
+    fn a_lone_sender_gets_strikes_and_is_convicted_once_another_copy_passes() {
         let mut b = Blame::default();
+        let bad = [Sha1::digest(b"x"), Sha1::digest(b"b")];
         for round in 1..=2 {
             b.on_block(0, 0, addr(1));
             b.on_block(0, BLOCK_LEN, addr(1));
-            assert!(!b.wants_digests(0, false));
-            assert_eq!(b.on_failed(0, &[]), vec![Finding::Strike(addr(1), round)]);
+            assert!(b.wants_digests(0, false));
+            assert_eq!(b.on_failed(0, &bad), vec![Finding::Strike(addr(1), round)]);
         }
+        b.on_block(0, 0, addr(2));
+        b.on_block(0, BLOCK_LEN, addr(2));
+        let good = [Sha1::digest(b"a"), Sha1::digest(b"b")];
+        assert_eq!(b.on_verified(0, &good), vec![Finding::Guilty(addr(1))]);
     }
 
     #[test]
