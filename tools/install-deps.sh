@@ -12,6 +12,7 @@ packages=(
   aria2                       # interop + bench: aria2c seeds and downloads
   opentracker                 # interop: a real tracker on 127.0.0.1
   iproute2                    # interop: network namespaces for clients that skip loopback peers
+  time                        # bench: /usr/bin/time, CPU and peak RSS of each downloader
 )
 
 missing=()

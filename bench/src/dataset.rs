@@ -28,22 +28,49 @@ pub fn prepare(dir: &Path, bytes: u64, ccbt: &Path) -> Result<DataSet> {
         write_pseudo_random(&data_file, bytes)?;
     }
     let torrent = dir.join(format!("{name}.torrent"));
-    let status = Command::new(ccbt)
-        .arg("create")
-        .arg(&data_file)
-        .arg("-o")
-        .arg(&torrent)
-        .args(["--piece-size", "1M", "--no-date", "--force"])
-        .status()?;
-    if !status.success() {
-        bail!("ccbt-uring create failed: {status}");
-    }
+    create_torrent(ccbt, &data_file, &torrent, None)?;
     Ok(DataSet {
         save_dir,
         data_file,
         torrent,
         bytes,
     })
+}
+
+impl DataSet {
+    /// The file's name inside the torrent (and inside a download's save dir).
+    pub fn name(&self) -> &std::ffi::OsStr {
+        self.data_file.file_name().expect("a file name")
+    }
+
+    /// A second torrent of the same data that announces to `url`. Its info hash is the
+    /// same as [`DataSet::torrent`]'s: the announce URL is outside the info dictionary.
+    pub fn torrent_with_tracker(&self, ccbt: &Path, url: &str) -> Result<PathBuf> {
+        let mut name = self.name().to_owned();
+        name.push(".tracker.torrent");
+        let torrent = self.torrent.with_file_name(name);
+        create_torrent(ccbt, &self.data_file, &torrent, Some(url))?;
+        Ok(torrent)
+    }
+}
+
+/// `ccbt-uring create` with 1 MiB pieces and no date, so the same data gives the same file.
+fn create_torrent(ccbt: &Path, data: &Path, torrent: &Path, tracker: Option<&str>) -> Result<()> {
+    let mut cmd = Command::new(ccbt);
+    cmd.arg("create").arg(data).arg("-o").arg(torrent).args([
+        "--piece-size",
+        "1M",
+        "--no-date",
+        "--force",
+    ]);
+    if let Some(url) = tracker {
+        cmd.args(["--tracker", url]);
+    }
+    let status = cmd.status()?;
+    if !status.success() {
+        bail!("ccbt-uring create failed: {status}");
+    }
+    Ok(())
 }
 
 fn write_pseudo_random(path: &Path, bytes: u64) -> Result<()> {

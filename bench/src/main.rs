@@ -6,9 +6,12 @@
 //!   `ccbt-uring verify`, python3-libtorrent and Transmission (`transmission-cli -v`),
 //!   against `openssl speed -evp sha1` summed over all cores as the hashing ceiling.
 //!   Runs are interleaved so that noise hits every contender alike.
+//! - `download`: a 2 GiB download over loopback from local ccbt-uring seeders by
+//!   ccbt-uring, libtorrent, aria2 and Transmission: rate, CPU per GiB and peak memory.
 
 mod contenders;
 mod dataset;
+mod download;
 mod report;
 
 use std::path::PathBuf;
@@ -30,6 +33,8 @@ struct Cli {
 enum Scenario {
     /// Recheck speed on page-cached data: ccbt-uring vs OpenSSL's ceiling, libtorrent and Transmission.
     Verify(VerifyArgs),
+    /// Download speed, CPU and memory from local seeders: ccbt-uring vs libtorrent, aria2, Transmission.
+    Download(download::DownloadArgs),
 }
 
 #[derive(clap::Args)]
@@ -57,6 +62,7 @@ struct VerifyArgs {
 fn main() -> Result<()> {
     match Cli::parse().scenario {
         Scenario::Verify(args) => verify(args),
+        Scenario::Download(args) => download::run(args),
     }
 }
 
