@@ -9,8 +9,8 @@ use crate::choker::ChokerConfig;
 pub struct SessionConfig {
     /// Connected peers at most; more are refused.
     pub max_peers: usize,
-    /// Requests a peer may queue with us before further ones are refused (Fast) or it is
-    /// dropped: a bound on what one peer can make us hold.
+    /// Requests a peer may queue with us; further ones are refused (Fast) or ignored: a
+    /// bound on what one peer can make us hold.
     pub max_queued_requests: usize,
     /// Requests a peer may send while we choke it before it is dropped. Some arrive
     /// legitimately after a choke crosses them on the wire.
@@ -30,7 +30,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             max_peers: 80,
-            max_queued_requests: 512,
+            max_queued_requests: 2000,
             choked_request_allowance: 32,
             hash_failures_to_ban: 2,
             request_timeout: Duration::from_secs(20),

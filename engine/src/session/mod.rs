@@ -8,6 +8,7 @@
 
 mod blame;
 mod config;
+mod extension;
 mod peer;
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,15 @@ pub fn block_digests(piece_data: &[u8]) -> Vec<Sha1Digest> {
         .collect()
 }
 
+/// What both ends of a connection support, from the reserved bits of the handshakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerCaps {
+    /// BEP 6, the Fast extension.
+    pub fast: bool,
+    /// BEP 10, the extension protocol.
+    pub extensions: bool,
+}
+
 /// What the I/O layer must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -70,8 +80,6 @@ pub enum DropReason {
     BadBlock(BlockRef),
     #[error("kept requesting while choked")]
     RequestsWhileChoked,
-    #[error("queued more than {0} requests")]
-    TooManyRequests(usize),
     #[error("sent data that failed the hash check {0} times; banned")]
     HashFailures(u32),
     #[error("sent a block that differs from the verified piece; banned")]
@@ -198,8 +206,9 @@ impl Torrent {
         &mut self,
         now: Duration,
         addr: SocketAddr,
-        fast: bool,
+        caps: PeerCaps,
     ) -> Result<PeerKey, DropReason> {
+        let fast = caps.fast;
         if self.is_banned(addr) {
             return Err(DropReason::Banned);
         }
@@ -218,6 +227,14 @@ impl Torrent {
             Message::Bitfield(have.as_bytes())
         };
         first.encode(&mut peer.outbox);
+        if caps.extensions {
+            let payload = extension::our_handshake(self.config.max_queued_requests);
+            Message::Extended {
+                id: 0,
+                payload: &payload,
+            }
+            .encode(&mut peer.outbox);
+        }
         self.peers.insert(key, peer);
         self.actions.push_back(Action::Wake(key));
         Ok(key)
@@ -269,6 +286,9 @@ impl Torrent {
             peer.awaiting_bitfield = false;
         }
         match *msg {
+            Message::Extended { id: 0, payload } => {
+                peer.reqq = extension::their_reqq(payload);
+            }
             Message::KeepAlive
             | Message::Port(_)
             | Message::SuggestPiece(_)
@@ -376,7 +396,11 @@ impl Torrent {
         if block.len == 0 || block.len > MAX_SERVED_BLOCK || !in_piece {
             return Err(DropReason::BadRequest(block));
         }
-        if peer.am_choking || !self.picker.have().get(block.piece) {
+        // A request we will not serve: refused under the Fast extension, else ignored (the
+        // peer re-requests after its time-out). A full queue is refused like this too, as
+        // libtorrent does: Transmission, for one, queues many seconds' worth of requests.
+        let full = peer.queued.len() >= self.config.max_queued_requests;
+        if peer.am_choking || full || !self.picker.have().get(block.piece) {
             if peer.am_choking {
                 peer.choked_requests += 1;
                 if peer.choked_requests > self.config.choked_request_allowance {
@@ -388,9 +412,6 @@ impl Torrent {
                 self.actions.push_back(Action::Wake(key));
             }
             return Ok(());
-        }
-        if peer.queued.len() >= self.config.max_queued_requests {
-            return Err(DropReason::TooManyRequests(self.config.max_queued_requests));
         }
         peer.queued.push_back(block);
         self.actions.push_back(Action::Wake(key));
@@ -661,6 +682,7 @@ impl Torrent {
             1
         } else {
             request_queue_depth(peer.download.rate(now), peer.rtt)
+                .min(peer.reqq.unwrap_or(extension::DEFAULT_REQQ))
         };
         let outstanding = self.picker.outstanding(key);
         if outstanding >= depth {

@@ -30,6 +30,8 @@ pub(super) struct Peer {
     pub snubbed: bool,
     pub download: RateMeter,
     pub upload: RateMeter,
+    /// How many requests it queues, from its extension handshake.
+    pub reqq: Option<usize>,
     /// Smoothed round-trip time of our requests.
     pub rtt: Duration,
     pub connected_at: Duration,
@@ -56,6 +58,7 @@ impl Peer {
             snubbed: false,
             download: RateMeter::new(),
             upload: RateMeter::new(),
+            reqq: None,
             rtt: Duration::from_millis(100),
             connected_at: now,
             last_received: now,

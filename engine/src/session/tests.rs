@@ -9,6 +9,10 @@ use crate::metainfo::{LayoutFile, TorrentPath};
 use crate::wire::decode_message;
 
 const PIECE: u32 = 64 * 1024;
+const CAPS: PeerCaps = PeerCaps {
+    fast: true,
+    extensions: true,
+};
 
 fn layout(total: u64) -> Layout {
     let file = LayoutFile {
@@ -87,11 +91,11 @@ impl Swarm {
         let addr = |n: usize| SocketAddr::from((Ipv4Addr::new(10, 0, 0, n as u8 + 1), 6881));
         let ka = self.nodes[a]
             .torrent
-            .add_peer(self.now, addr(b), true)
+            .add_peer(self.now, addr(b), CAPS)
             .unwrap();
         let kb = self.nodes[b]
             .torrent
-            .add_peer(self.now, addr(a), true)
+            .add_peer(self.now, addr(a), CAPS)
             .unwrap();
         self.links.push(Link {
             ends: [(a, ka), (b, kb)],
@@ -290,7 +294,11 @@ fn one_leecher_and_a_hostile_peer() -> (Torrent, PeerKey) {
         1,
     );
     let key = t
-        .add_peer(Duration::ZERO, "10.0.0.9:1".parse().unwrap(), false)
+        .add_peer(
+            Duration::ZERO,
+            "10.0.0.9:1".parse().unwrap(),
+            PeerCaps::default(),
+        )
         .unwrap();
     (t, key)
 }
@@ -331,7 +339,11 @@ fn hostile_messages_drop_only_that_peer() {
     for (msg, expected) in cases {
         let (mut t, key) = one_leecher_and_a_hostile_peer();
         let other = t
-            .add_peer(Duration::ZERO, "10.0.0.8:1".parse().unwrap(), false)
+            .add_peer(
+                Duration::ZERO,
+                "10.0.0.8:1".parse().unwrap(),
+                PeerCaps::default(),
+            )
             .unwrap();
         let err = t.on_message(Duration::ZERO, key, &msg).unwrap_err();
         assert!(expected(&err), "{msg:?} gave {err:?}");
@@ -404,4 +416,58 @@ fn a_later_bitfield_adds_pieces_like_haves() {
         t.on_message(Duration::ZERO, key, &Message::Bitfield(&[0x08])),
         Err(DropReason::BadBitfield(_))
     ));
+}
+
+#[test]
+fn a_full_request_queue_refuses_requests_without_dropping_the_peer() {
+    let (mut t, key) = one_leecher_and_a_hostile_peer();
+    t.on_message(Duration::ZERO, key, &Message::Interested)
+        .unwrap();
+    let block = BlockRef {
+        piece: 0,
+        offset: 0,
+        len: 16384,
+    };
+    for _ in 0..SessionConfig::default().max_queued_requests + 50 {
+        t.on_message(Duration::ZERO, key, &Message::Request(block))
+            .unwrap();
+    }
+    assert_eq!(t.peer_count(), 1);
+    assert_eq!(
+        t.peers[&key].queued.len(),
+        SessionConfig::default().max_queued_requests
+    );
+}
+
+#[test]
+fn the_peers_reqq_caps_our_requests_to_it() {
+    let layout = layout(40 * u64::from(PIECE));
+    let mut t = Torrent::new(
+        layout.clone(),
+        &Bitfield::empty(layout.piece_count()),
+        SessionConfig::default(),
+        1,
+    );
+    let caps = PeerCaps {
+        fast: true,
+        extensions: true,
+    };
+    let key = t
+        .add_peer(Duration::ZERO, "10.0.0.7:1".parse().unwrap(), caps)
+        .unwrap();
+    let payload = extension::our_handshake(3);
+    t.on_message(
+        Duration::ZERO,
+        key,
+        &Message::Extended {
+            id: 0,
+            payload: &payload,
+        },
+    )
+    .unwrap();
+    t.on_message(Duration::ZERO, key, &Message::HaveAll)
+        .unwrap();
+    t.on_message(Duration::ZERO, key, &Message::Unchoke)
+        .unwrap();
+    assert_eq!(t.peers[&key].sent_requests.len(), 3);
 }

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use ccbt_engine::session::{Incoming, PeerKey};
+use ccbt_engine::session::{Incoming, PeerCaps, PeerKey};
 use ccbt_engine::wire::{self, decode_message, Handshake, Message, Reserved, HANDSHAKE_LEN};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -45,11 +45,10 @@ impl PeerHandle {
     }
 }
 
-/// The handshake we send: the Fast extension (BEP 6) and nothing we do not implement.
+/// The handshake we send: the extension protocol (BEP 10, for `reqq`) and the Fast
+/// extension (BEP 6).
 pub fn our_reserved() -> Reserved {
-    let mut bits = [0u8; 8];
-    bits[7] |= 0x04;
-    Reserved(bits)
+    Reserved::ours()
 }
 
 /// Reads until a whole handshake is in `buf`; returns it and leaves any further bytes.
@@ -86,8 +85,11 @@ pub async fn run(
     theirs: Handshake,
     pending: Vec<u8>,
 ) {
-    let fast = theirs.reserved.supports_fast();
-    let key = match rt.add_peer(addr, fast, theirs.peer_id.0) {
+    let caps = PeerCaps {
+        fast: theirs.reserved.supports_fast(),
+        extensions: theirs.reserved.supports_extensions(),
+    };
+    let key = match rt.add_peer(addr, caps, theirs.peer_id.0) {
         Ok(key) => key,
         Err(reason) => {
             tracing::debug!(%addr, %reason, "peer refused");

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ccbt_engine::hash::Sha1;
 use ccbt_engine::metainfo::{Layout, Metainfo};
-use ccbt_engine::session::{block_digests, Action, DropReason, PeerKey, Torrent};
+use ccbt_engine::session::{block_digests, Action, DropReason, PeerCaps, PeerKey, Torrent};
 use ccbt_engine::tracker::{Announce, Announcer, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
 use glommio::net::TcpStream;
@@ -130,7 +130,7 @@ impl TorrentRt {
     pub fn add_peer(
         &self,
         addr: SocketAddr,
-        fast: bool,
+        caps: PeerCaps,
         peer_id: [u8; 20],
     ) -> Result<PeerKey, DropReason> {
         if peer_id == self.our_id.0 {
@@ -139,7 +139,7 @@ impl TorrentRt {
         if self.peer_ids.borrow().values().any(|id| *id == peer_id) {
             return Err(DropReason::Duplicate);
         }
-        self.engine.borrow_mut().add_peer(self.now(), addr, fast)
+        self.engine.borrow_mut().add_peer(self.now(), addr, caps)
     }
 
     pub fn register(&self, key: PeerKey, handle: PeerHandle, peer_id: [u8; 20]) {
