@@ -543,6 +543,23 @@ impl Torrent {
         peer.queued.pop_front()
     }
 
+    /// The distinct pieces of the next blocks `key` waits for, beyond the one being served:
+    /// what a seeder should start reading now so the disk stays ahead of the socket.
+    pub fn upcoming_pieces(&self, key: PeerKey, max: usize) -> Vec<u32> {
+        let mut pieces = Vec::new();
+        if let Some(peer) = self.peers.get(&key) {
+            for block in &peer.queued {
+                if pieces.len() == max {
+                    break;
+                }
+                if !pieces.contains(&block.piece) {
+                    pieces.push(block.piece);
+                }
+            }
+        }
+        pieces
+    }
+
     /// A block's bytes went out to `key`.
     pub fn on_block_sent(&mut self, now: Duration, key: PeerKey, len: u32) {
         if let Some(peer) = self.peers.get_mut(&key) {

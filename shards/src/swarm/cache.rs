@@ -26,6 +26,11 @@ impl PieceCache {
         }
     }
 
+    /// Whether the piece is cached, without counting as a use.
+    pub fn contains(&self, key: CacheKey) -> bool {
+        self.pieces.contains(&key)
+    }
+
     pub fn get(&mut self, key: CacheKey) -> Option<Rc<PieceBytes>> {
         self.pieces.get(&key).cloned()
     }

@@ -23,6 +23,8 @@ use super::torrent::TorrentRt;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 256 * 1024;
+/// Pieces a peer has asked for that are read ahead while its current one is sent.
+const READ_AHEAD_PIECES: usize = 2;
 /// Serve blocks in batches of about this many bytes per write.
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -224,6 +226,8 @@ async fn write_loop(
                 let Some(block) = rt.engine.borrow_mut().next_serve(key) else {
                     break;
                 };
+                let upcoming = rt.engine.borrow().upcoming_pieces(key, READ_AHEAD_PIECES);
+                rt.read_ahead(upcoming);
                 let piece = match rt.piece_data(block.piece).await {
                     Ok(piece) => piece,
                     Err(e) => {

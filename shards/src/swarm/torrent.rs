@@ -14,6 +14,7 @@ use ccbt_engine::metainfo::{Layout, Metainfo};
 use ccbt_engine::session::{block_digests, Action, DropReason, PeerCaps, PeerKey, Torrent};
 use ccbt_engine::tracker::{Announce, Announcer, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
+use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
 
 use super::budget::ConnectionBudget;
@@ -54,6 +55,8 @@ pub struct TorrentRt {
     budget: ConnectionBudget,
     /// Pieces being downloaded: blocks land here until the piece is hashed.
     buffers: RefCell<HashMap<u32, Vec<u8>>>,
+    /// Pieces being read from disk, with whoever waits for each.
+    reads: RefCell<HashMap<u32, Vec<LocalSender<()>>>>,
     peers: RefCell<HashMap<PeerKey, PeerHandle>>,
     peer_ids: RefCell<HashMap<PeerKey, [u8; 20]>>,
     book: RefCell<HashMap<SocketAddr, BookEntry>>,
@@ -93,6 +96,7 @@ impl TorrentRt {
             trackers,
             budget,
             buffers: RefCell::new(HashMap::new()),
+            reads: RefCell::new(HashMap::new()),
             peers: RefCell::new(HashMap::new()),
             peer_ids: RefCell::new(HashMap::new()),
             book: RefCell::new(HashMap::new()),
@@ -220,13 +224,57 @@ impl TorrentRt {
         .detach();
     }
 
-    /// A piece to serve, from the cache or the disk.
+    /// A piece to serve, from the cache or the disk. Several peers (or a read-ahead) asking
+    /// for the same piece share one read.
     pub async fn piece_data(&self, piece: u32) -> Result<Rc<PieceBytes>, StorageError> {
-        if let Some(hit) = self.cache.borrow_mut().get((self.index, piece)) {
-            return Ok(hit);
+        loop {
+            if let Some(hit) = self.cache.borrow_mut().get((self.index, piece)) {
+                return Ok(hit);
+            }
+            let waiting = {
+                let mut reads = self.reads.borrow_mut();
+                match reads.get_mut(&piece) {
+                    Some(waiters) => {
+                        let (tx, rx) = local_channel::new_bounded(1);
+                        waiters.push(tx);
+                        Some(rx)
+                    }
+                    None => {
+                        reads.insert(piece, Vec::new());
+                        None
+                    }
+                }
+            };
+            match waiting {
+                // Someone else is reading it; look again once they are done.
+                Some(rx) => {
+                    rx.recv().await;
+                }
+                None => {
+                    let read = self.storage.read_piece(piece).await;
+                    for waiter in self.reads.borrow_mut().remove(&piece).unwrap_or_default() {
+                        let _ = waiter.try_send(());
+                    }
+                    return Ok(self.keep(piece, read?));
+                }
+            }
         }
-        let data = self.storage.read_piece(piece).await?;
-        Ok(self.keep(piece, data))
+    }
+
+    /// Starts reading pieces a peer will ask for next, so serving never waits on the disk
+    /// for a piece that could have been read while the last one went out.
+    pub fn read_ahead(self: &Rc<Self>, pieces: Vec<u32>) {
+        for piece in pieces {
+            let cached = self.cache.borrow_mut().contains((self.index, piece));
+            if cached || self.reads.borrow().contains_key(&piece) {
+                continue;
+            }
+            let rt = self.clone();
+            glommio::spawn_local(async move {
+                let _ = rt.piece_data(piece).await;
+            })
+            .detach();
+        }
     }
 
     /// Puts a piece in the shard's cache; buffers it pushes out go back to the pool.
