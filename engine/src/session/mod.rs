@@ -228,7 +228,9 @@ impl Torrent {
         };
         first.encode(&mut peer.outbox);
         if caps.extensions {
-            let payload = extension::our_handshake(self.config.max_queued_requests);
+            let payload = extension::our_handshake(
+                extension::ADVERTISED_REQQ.min(self.config.max_queued_requests),
+            );
             Message::Extended {
                 id: 0,
                 payload: &payload,
@@ -543,21 +545,33 @@ impl Torrent {
         peer.queued.pop_front()
     }
 
-    /// The distinct pieces of the next blocks `key` waits for, beyond the one being served:
-    /// what a seeder should start reading now so the disk stays ahead of the socket.
+    /// Pieces `key` has asked for most of, among its next queued requests: worth reading
+    /// from disk whole, ahead of serving them. A peer that spreads a few requests over many
+    /// pieces gets no read-ahead, which would only read pieces it takes one block of.
     pub fn upcoming_pieces(&self, key: PeerKey, max: usize) -> Vec<u32> {
-        let mut pieces = Vec::new();
-        if let Some(peer) = self.peers.get(&key) {
-            for block in &peer.queued {
-                if pieces.len() == max {
-                    break;
-                }
-                if !pieces.contains(&block.piece) {
-                    pieces.push(block.piece);
-                }
+        const SCAN: usize = 512;
+        let Some(peer) = self.peers.get(&key) else {
+            return Vec::new();
+        };
+        let mut counts: Vec<(u32, u32)> = Vec::new();
+        for block in peer.queued.iter().take(SCAN) {
+            if let Some((_, n)) = counts.iter_mut().find(|(p, _)| *p == block.piece) {
+                *n += 1;
+            } else if counts.len() < max * 4 {
+                counts.push((block.piece, 1));
             }
         }
-        pieces
+        counts
+            .into_iter()
+            .filter(|&(piece, n)| {
+                let blocks = self.layout.piece(piece).map_or(u32::MAX, |p| {
+                    crate::block::block_count(self.layout.piece_len(p))
+                });
+                2 * n >= blocks
+            })
+            .map(|(piece, _)| piece)
+            .take(max)
+            .collect()
     }
 
     /// A block's bytes went out to `key`.

@@ -23,7 +23,7 @@ use super::torrent::TorrentRt;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 256 * 1024;
-/// Pieces a peer has asked for that are read ahead while its current one is sent.
+/// Pieces a peer has mostly asked for that are read ahead while its current one is sent.
 const READ_AHEAD_PIECES: usize = 2;
 /// Serve blocks in batches of about this many bytes per write.
 const WRITE_BATCH: usize = 256 * 1024;

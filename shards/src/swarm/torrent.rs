@@ -224,8 +224,8 @@ impl TorrentRt {
         .detach();
     }
 
-    /// A piece to serve, from the cache or the disk. Several peers (or a read-ahead) asking
-    /// for the same piece share one read.
+    /// A piece to serve, from the cache or the disk. Several peers asking for the same piece
+    /// share one read.
     pub async fn piece_data(&self, piece: u32) -> Result<Rc<PieceBytes>, StorageError> {
         loop {
             if let Some(hit) = self.cache.borrow_mut().get((self.index, piece)) {
@@ -261,11 +261,11 @@ impl TorrentRt {
         }
     }
 
-    /// Starts reading pieces a peer will ask for next, so serving never waits on the disk
-    /// for a piece that could have been read while the last one went out.
+    /// Starts reading pieces a peer will want next, so serving does not wait on the disk for
+    /// a piece that could have been read while the last one went out.
     pub fn read_ahead(self: &Rc<Self>, pieces: Vec<u32>) {
         for piece in pieces {
-            let cached = self.cache.borrow_mut().contains((self.index, piece));
+            let cached = self.cache.borrow().contains((self.index, piece));
             if cached || self.reads.borrow().contains_key(&piece) {
                 continue;
             }
