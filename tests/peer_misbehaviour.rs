@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::swarm::{self, free_port, wait_listening, Running};
-use common::wire_peer::{self, closed_within, message, request, wait_for, CorruptSeeder};
+use common::wire_peer::{self, closed_within, message, request, wait_for, ScriptedSeeder};
 use common::{bytes, ccbt, run};
 
 /// 35 pieces of 64 KiB: a bitfield of 5 bytes with 5 spare bits.
@@ -129,11 +129,16 @@ fn hostile_peers_are_dropped_alone_two_shards() {
 
 fn corrupt_peer_is_banned_and_the_download_completes(shards: u32) {
     let f = fixture(PIECES * PIECE);
-    let liar = CorruptSeeder::start(f.info_hash, f.content.clone(), PIECE as u32);
-    let seed_port = free_port();
-    let _seed = seeder(f.dir.path(), seed_port, 1);
+    let liar = ScriptedSeeder::corrupt(f.info_hash, f.content.clone(), PIECE as u32);
+    // The honest seeder unchokes late, so the liar's blocks surely arrive first.
+    let honest = ScriptedSeeder::honest_after(
+        Duration::from_millis(500),
+        f.info_hash,
+        f.content.clone(),
+        PIECE as u32,
+    );
     let out = f.dir.path().join("out");
-    let seed_addr = format!("127.0.0.1:{seed_port}");
+    let seed_addr = honest.addr.to_string();
     let mut download = swarm::ccbt_swarm(
         "download",
         &f.dir.path().join("t.torrent"),

@@ -93,9 +93,10 @@ pub fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     false
 }
 
-/// A seeder that serves `content` (the torrent's byte stream) with every block it sends
-/// corrupted: the first byte flipped.
-pub struct CorruptSeeder {
+/// A scripted seeder of `content` (the torrent's byte stream). A corrupt one flips the
+/// first byte of every block it sends; a honest one can wait before it unchokes, so that a
+/// test can let another peer go first.
+pub struct ScriptedSeeder {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub blocks_sent: Arc<AtomicUsize>,
@@ -103,8 +104,27 @@ pub struct CorruptSeeder {
     thread: Option<JoinHandle<()>>,
 }
 
-impl CorruptSeeder {
-    pub fn start(info_hash: [u8; 20], content: Vec<u8>, piece_len: u32) -> CorruptSeeder {
+impl ScriptedSeeder {
+    pub fn corrupt(info_hash: [u8; 20], content: Vec<u8>, piece_len: u32) -> ScriptedSeeder {
+        Self::start(info_hash, content, piece_len, true, Duration::ZERO)
+    }
+
+    pub fn honest_after(
+        delay: Duration,
+        info_hash: [u8; 20],
+        content: Vec<u8>,
+        piece_len: u32,
+    ) -> ScriptedSeeder {
+        Self::start(info_hash, content, piece_len, false, delay)
+    }
+
+    fn start(
+        info_hash: [u8; 20],
+        content: Vec<u8>,
+        piece_len: u32,
+        corrupt: bool,
+        unchoke_after: Duration,
+    ) -> ScriptedSeeder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -120,14 +140,20 @@ impl CorruptSeeder {
                         c.fetch_add(1, Ordering::Relaxed);
                         let (content, b, st) = (content.clone(), b.clone(), st.clone());
                         std::thread::spawn(move || {
-                            let _ = serve_corrupt(stream, info_hash, &content, piece_len, &b, &st);
+                            let script = Script {
+                                info_hash,
+                                piece_len,
+                                corrupt,
+                                unchoke_after,
+                            };
+                            let _ = serve(stream, &script, &content, &b, &st);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         });
-        CorruptSeeder {
+        ScriptedSeeder {
             addr,
             connections,
             blocks_sent,
@@ -137,7 +163,7 @@ impl CorruptSeeder {
     }
 }
 
-impl Drop for CorruptSeeder {
+impl Drop for ScriptedSeeder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -146,25 +172,37 @@ impl Drop for CorruptSeeder {
     }
 }
 
-fn serve_corrupt(
-    mut s: TcpStream,
+struct Script {
     info_hash: [u8; 20],
-    content: &[u8],
     piece_len: u32,
+    corrupt: bool,
+    unchoke_after: Duration,
+}
+
+fn serve(
+    mut s: TcpStream,
+    script: &Script,
+    content: &[u8],
     blocks: &AtomicUsize,
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
+    let (info_hash, piece_len) = (script.info_hash, script.piece_len);
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
     let mut theirs = [0u8; 68];
     s.read_exact(&mut theirs)?;
-    s.write_all(&handshake(&info_hash, 0xee))?;
+    // Each script has its own peer id: two peers with one id are one peer, twice.
+    s.write_all(&handshake(
+        &info_hash,
+        if script.corrupt { 0xee } else { 0xdd },
+    ))?;
     let pieces = content.len().div_ceil(piece_len as usize);
     let mut bits = vec![0u8; pieces.div_ceil(8)];
     for p in 0..pieces {
         bits[p / 8] |= 0x80 >> (p % 8);
     }
     s.write_all(&message(5, &bits))?;
+    std::thread::sleep(script.unchoke_after);
     s.write_all(&message(1, &[]))?;
     while !stop.load(Ordering::Relaxed) {
         let msg = match read_message(&mut s) {
@@ -183,7 +221,9 @@ fn serve_corrupt(
             let len = u32::from_be_bytes(p[8..12].try_into().unwrap());
             let start = piece as usize * piece_len as usize + offset as usize;
             let mut data = content[start..start + len as usize].to_vec();
-            data[0] ^= 0xff;
+            if script.corrupt {
+                data[0] ^= 0xff;
+            }
             let mut payload = p[0..8].to_vec();
             payload.extend_from_slice(&data);
             s.write_all(&message(PIECE, &payload))?;
