@@ -12,6 +12,7 @@
 mod contenders;
 mod dataset;
 mod download;
+mod harness;
 mod report;
 
 use std::path::PathBuf;

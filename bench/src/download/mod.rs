@@ -8,11 +8,8 @@
 //! measures what the seeders can serve at most, with `ccbt-loadgen leech` as the sink.
 
 mod contenders;
-mod ports;
-mod process;
 mod report;
 mod seeders;
-mod tracker;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,12 +18,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::dataset::{self, DataSet};
+use crate::harness::ports::Ports;
+use crate::harness::process::{self, wait_listening, Process};
+use crate::harness::tracker::Tracker;
 use contenders::Contender;
-use ports::Ports;
-use process::{wait_listening, Process};
 use report::{Results, Sample};
 use seeders::{Seeders, Setup};
-use tracker::Tracker;
 
 #[derive(clap::Args)]
 pub struct DownloadArgs {

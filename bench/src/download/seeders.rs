@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::ports::Ports;
-use super::process::{wait_listening, Process};
-use super::tracker::Tracker;
+use crate::harness::ports::Ports;
+use crate::harness::process::{wait_listening, Process};
+use crate::harness::tracker::Tracker;
 
 /// Time a seeder gets to check its data and start listening.
 const START_LIMIT: Duration = Duration::from_secs(120);

@@ -1,4 +1,4 @@
-//! Processes the download scenario starts: each leads its own process group, logs its
+//! Processes a scenario starts: each leads its own process group, logs its
 //! stdout and stderr to a file, is bounded in time by its caller, and is stopped (SIGTERM to
 //! its group, then SIGKILL) by its own PID when dropped. Nothing else is ever signalled.
 

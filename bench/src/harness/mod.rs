@@ -1,0 +1,6 @@
+//! What every scenario shares: child processes with their CPU and memory use, free
+//! loopback ports, and an opentracker that lists only the torrents a scenario names.
+
+pub mod ports;
+pub mod process;
+pub mod tracker;
