@@ -88,6 +88,46 @@ fn write_pseudo_random(path: &Path, bytes: u64) -> Result<()> {
     Ok(())
 }
 
+/// The load generator's synthetic content of `bytes` (seed 1, 1 MiB pieces): its
+/// torrent, announcing to `tracker_url`, and the same bytes on disk under `dir/synthetic`
+/// (written once), to compare downloads with.
+pub fn synthetic(
+    dir: &Path,
+    bytes: u64,
+    loadgen: &Path,
+    tracker_url: &str,
+) -> Result<(DataSet, PathBuf)> {
+    let save_dir = dir.join("synthetic");
+    std::fs::create_dir_all(&save_dir)
+        .with_context(|| format!("cannot create {}", save_dir.display()))?;
+    let name = format!("synthetic-1-{bytes}.bin");
+    let data_file = save_dir.join(&name);
+    let torrent = dir.join(format!("{name}.torrent"));
+    let mut cmd = Command::new(loadgen);
+    cmd.arg("make-torrent")
+        .args(["--size", &bytes.to_string(), "--piece-size", "1048576"])
+        .args(["--seed", "1", "--tracker", tracker_url, "-o"])
+        .arg(&torrent);
+    if std::fs::metadata(&data_file).map(|m| m.len()).ok() != Some(bytes) {
+        eprintln!("writing {} ({bytes} bytes) ...", data_file.display());
+        cmd.arg("--write-files").arg(&save_dir);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "ccbt-loadgen make-torrent failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let set = DataSet {
+        save_dir,
+        data_file,
+        torrent: torrent.clone(),
+        bytes,
+    };
+    Ok((set, torrent))
+}
+
 /// Reads the file twice so every contender finds it in the page cache.
 pub fn warm(path: &Path) -> Result<()> {
     let mut buf = vec![0u8; 8 << 20];

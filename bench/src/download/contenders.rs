@@ -8,7 +8,7 @@ use std::process::Command;
 /// python3-libtorrent lives under Debian's python only.
 const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Contender {
     /// `ccbt-uring download`, default shards (one per core).
     Ccbt,

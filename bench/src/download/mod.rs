@@ -23,7 +23,7 @@ use crate::harness::process::{self, wait_listening, Process};
 use crate::harness::tracker::Tracker;
 use contenders::Contender;
 use report::{Results, Sample};
-use seeders::{Seeders, Setup};
+use seeders::{Seeders, Setup, Source};
 
 #[derive(clap::Args)]
 pub struct DownloadArgs {
@@ -36,9 +36,12 @@ pub struct DownloadArgs {
     /// Rounds; every round runs each downloader once.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// `ccbt-uring seed --shards 1` processes to download from.
+    /// Seeders to download from.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     seeders: u16,
+    /// What seeds: the load generator's synthetic seeders, or ccbt-uring seeders.
+    #[arg(long, value_enum, default_value_t = Source::Synthetic)]
+    source: Source,
     /// The ccbt-uring binary (seeders, and the ccbt-uring downloader).
     #[arg(long, default_value = "target/release/ccbt-uring")]
     ccbt: PathBuf,
@@ -51,6 +54,9 @@ pub struct DownloadArgs {
     /// Leave out libtorrent, aria2 and Transmission.
     #[arg(long)]
     only_ours: bool,
+    /// The downloaders to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    contenders: Vec<Contender>,
     /// Write the results table into this Markdown file, between the scenario's markers.
     #[arg(long)]
     write: Option<PathBuf>,
@@ -84,11 +90,22 @@ pub fn run(args: DownloadArgs) -> Result<()> {
             loadgen.display()
         )
     })?;
-    let set = dataset::prepare(&args.dir, args.size_gib << 30, &ccbt)?;
     let mut ports = Ports::default();
-    let tracker = Tracker::start(ports.next()?, &info_hash(&ccbt, &set.torrent)?)?;
-    let torrent = set.torrent_with_tracker(&ccbt, &tracker.announce_url())?;
+    let tracker_port = ports.next()?;
+    let announce_url = Tracker::url(tracker_port);
+    let bytes = args.size_gib << 30;
+    let (set, torrent) = match args.source {
+        Source::Ccbt => {
+            let set = dataset::prepare(&args.dir, bytes, &ccbt)?;
+            let torrent = set.torrent_with_tracker(&ccbt, &announce_url)?;
+            (set, torrent)
+        }
+        Source::Synthetic => dataset::synthetic(&args.dir, bytes, &loadgen, &announce_url)?,
+    };
+    let tracker = Tracker::start(tracker_port, &info_hash(&ccbt, &torrent)?)?;
     let mut bench = Bench {
+        source: args.source,
+        loadgen: &loadgen,
         ccbt: &ccbt,
         torrent: &torrent,
         set: &set,
@@ -100,12 +117,13 @@ pub fn run(args: DownloadArgs) -> Result<()> {
     };
     let contenders: Vec<Contender> = Contender::ALL
         .into_iter()
+        .filter(|c| args.contenders.is_empty() || args.contenders.contains(c))
         .filter(|c| c.is_ours() || !args.only_ours)
         .collect();
-    let mut results = Results::new(set.bytes, bench.seeders);
+    let mut results = Results::new(set.bytes, bench.seeders, args.source);
     for round in 0..args.rounds {
         eprintln!("round {}/{}", round + 1, args.rounds);
-        bench.measure_seeders(&loadgen, &mut results)?;
+        bench.measure_seeders(&mut results)?;
         // Start each round with the next contender, so none always goes first.
         for i in 0..contenders.len() {
             let contender = contenders[(round + i) % contenders.len()];
@@ -130,6 +148,8 @@ pub fn run(args: DownloadArgs) -> Result<()> {
 
 /// What every download of the run shares.
 struct Bench<'a> {
+    source: Source,
+    loadgen: &'a Path,
     ccbt: &'a Path,
     /// The data set's torrent, announcing to `tracker`.
     torrent: &'a Path,
@@ -141,21 +161,26 @@ struct Bench<'a> {
     out_root: &'a Path,
 }
 
-impl Bench<'_> {
-    fn start_seeders(&mut self) -> Result<Seeders> {
+impl<'a> Bench<'a> {
+    /// Starts the seeders; `dial`: the port of a downloader they must connect to.
+    fn start_seeders(&mut self, dial: Option<u16>) -> Result<Seeders<'a>> {
         let setup = Setup {
+            source: self.source,
             ccbt: self.ccbt,
+            loadgen: self.loadgen,
             torrent: self.torrent,
             data_dir: &self.set.save_dir,
             count: self.seeders,
+            lifetime: self.timeout.as_secs() + 2 * ANNOUNCE_LIMIT.as_secs(),
         };
-        Seeders::start(&setup, &mut self.ports, self.tracker)
+        Seeders::start(&setup, &mut self.ports, self.tracker, dial)
     }
 
     /// The seeders' capacity into a load-generator sink: all at once, and one alone.
-    fn measure_seeders(&mut self, loadgen: &Path, results: &mut Results) -> Result<()> {
+    fn measure_seeders(&mut self, results: &mut Results) -> Result<()> {
         dataset::warm(&self.set.data_file)?;
-        let seeders = self.start_seeders()?;
+        let seeders = self.start_seeders(None)?;
+        let loadgen = self.loadgen;
         let all = seeders.capacity(loadgen, self.torrent, self.seeders)?;
         results.record_sink(
             &format!(
@@ -194,14 +219,14 @@ impl Bench<'_> {
         let command = contender.command(self.ccbt, self.torrent, &out_dir, port);
         let name = format!("{} :{port}", contender.name());
         let (mut downloader, seeders, start) = if contender.dials_loopback_peers() {
-            let seeders = self.start_seeders()?;
+            let seeders = self.start_seeders(None)?;
             let start = Instant::now();
             (Process::start_timed(&name, command)?, seeders, start)
         } else {
             let mut downloader = Process::start_timed(&name, command)?;
             wait_listening(port, &mut downloader, ANNOUNCE_LIMIT)?;
             self.tracker.wait_listed(&[port], ANNOUNCE_LIMIT)?;
-            let seeders = self.start_seeders()?;
+            let seeders = self.start_seeders(Some(port))?;
             (downloader, seeders, Instant::now())
         };
         let seconds = match self.wait(contender, &mut downloader, &out_dir, start)? {

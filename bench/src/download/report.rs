@@ -3,6 +3,8 @@
 
 use hdrhistogram::Histogram;
 
+use super::seeders::Source;
+
 /// One finished, verified download.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
@@ -48,16 +50,18 @@ fn median(h: &Histogram<u64>) -> f64 {
 pub struct Results {
     bytes: u64,
     seeders: usize,
+    source: Source,
     downloads: Vec<(String, bool, Series)>,
     /// Load-generator runs: (what, MB/s samples in kB/s).
     sinks: Vec<(String, Histogram<u64>)>,
 }
 
 impl Results {
-    pub fn new(bytes: u64, seeders: usize) -> Self {
+    pub fn new(bytes: u64, seeders: usize, source: Source) -> Self {
         Results {
             bytes,
             seeders,
+            source,
             downloads: Vec::new(),
             sinks: Vec::new(),
         }
@@ -131,10 +135,17 @@ impl Results {
 
     pub fn markdown(&self) -> String {
         let rounds = self.downloads.first().map_or(0, |(.., s)| s.attempts());
+        let seeders = match self.source {
+            Source::Synthetic => "synthetic `ccbt-loadgen seed` seeders (content made on the \
+                                  fly, no disk) on 127.0.0.1"
+                .to_string(),
+            Source::Ccbt => "`ccbt-uring seed --shards 1` seeders on 127.0.0.1, data in the \
+                             page cache"
+                .to_string(),
+        };
         let mut out = format!(
-            "Data: {:.2} GiB in one file, 1 MiB pieces; {} `ccbt-uring seed --shards 1` \
-             seeders on 127.0.0.1, data in the page cache. {rounds} rounds, interleaved; \
-             medians of the finished downloads.\n\n",
+            "Data: {:.2} GiB in one file, 1 MiB pieces; {} {seeders}. {rounds} rounds, \
+             interleaved; medians of the finished downloads.\n\n",
             self.bytes as f64 / (1u64 << 30) as f64,
             self.seeders,
         );
@@ -218,7 +229,7 @@ mod tests {
     #[test]
     fn medians_ratios_and_the_seeder_note() {
         let gib = 1u64 << 30;
-        let mut r = Results::new(gib, 2);
+        let mut r = Results::new(gib, 2, Source::Ccbt);
         for seconds in [1.0, 2.0, 4.0] {
             let sample = |s: f64| Sample {
                 seconds: s,
@@ -241,7 +252,7 @@ mod tests {
         assert!(table.contains("| *sink* | 3 | 4002 |"), "{table}");
         assert!(table.contains("not what limits"), "{table}");
 
-        let mut slow = Results::new(gib, 2);
+        let mut slow = Results::new(gib, 2, Source::Ccbt);
         slow.record(
             "theirs",
             false,

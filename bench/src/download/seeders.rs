@@ -1,6 +1,8 @@
-//! The seeders every contender downloads from: `ccbt-uring seed --shards 1` processes on
-//! their own ports, all serving the same page-cached data dir, and the load generator that
-//! measures what they can serve at most.
+//! The seeders every contender downloads from, and the load generator that measures what
+//! they can serve at most. Either synthetic seeders (`ccbt-loadgen seed`: content made on
+//! the fly, no disk, little CPU; the default, so the seeders are not what is measured) or
+//! `ccbt-uring seed --shards 1` processes on their own ports, all serving the same
+//! page-cached data dir.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,27 +28,104 @@ const SINK_PEERS_PER_SEEDER: usize = 4;
 /// Seconds each load-generator run lasts.
 const SINK_SECONDS: u64 = 5;
 
+/// Which seeders serve the downloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// `ccbt-loadgen seed`: synthetic content, no disk.
+    Synthetic,
+    /// `ccbt-uring seed --shards 1` processes reading the data set from the page cache.
+    Ccbt,
+}
+
 /// What the data set and the programs are, for starting seeders.
 pub struct Setup<'a> {
+    pub source: Source,
     pub ccbt: &'a Path,
+    pub loadgen: &'a Path,
     pub torrent: &'a Path,
     pub data_dir: &'a Path,
     pub count: usize,
+    /// Seconds the seeders must last at least.
+    pub lifetime: u64,
 }
 
 /// Running seeders, stopped when dropped.
-pub struct Seeders {
+pub struct Seeders<'t> {
     ports: Vec<u16>,
     _processes: Vec<Process>,
+    /// The tracker, for seeders it lists only because we announced them.
+    announced_to: Option<&'t Tracker>,
 }
 
-impl Seeders {
-    /// Starts `setup.count` seeders, seeder `i` pinned (with `taskset`) to the `i`-th CPU
+impl Drop for Seeders<'_> {
+    fn drop(&mut self) {
+        if let Some(tracker) = self.announced_to {
+            for &port in &self.ports {
+                let _ = tracker.announce_seeder(port, true);
+            }
+        }
+    }
+}
+
+impl<'t> Seeders<'t> {
+    /// Starts `setup.count` seeders and returns once the tracker lists each. `dial`: a
+    /// downloader that does not dial loopback peers, which they must connect to (ccbt-uring
+    /// seeders do so on their own: they announce after it did).
+    pub fn start(
+        setup: &Setup,
+        ports: &mut Ports,
+        tracker: &'t Tracker,
+        dial: Option<u16>,
+    ) -> Result<Seeders<'t>> {
+        match setup.source {
+            Source::Ccbt => Self::start_ccbt(setup, ports, tracker),
+            Source::Synthetic => Self::start_synthetic(setup, ports, tracker, dial),
+        }
+    }
+
+    /// One `ccbt-loadgen seed` process with `setup.count` endpoints on consecutive ports,
+    /// announced to the tracker on its behalf.
+    fn start_synthetic(
+        setup: &Setup,
+        ports: &mut Ports,
+        tracker: &'t Tracker,
+        dial: Option<u16>,
+    ) -> Result<Seeders<'t>> {
+        let count = u16::try_from(setup.count).context("too many seeders")?;
+        let first = ports.next_run(count)?;
+        let mut cmd = Command::new(setup.loadgen);
+        cmd.arg("seed")
+            .arg("--torrent")
+            .arg(setup.torrent)
+            .args(["--listen", &format!("127.0.0.1:{first}")])
+            .args(["--peers", &count.to_string()])
+            .args(["--duration", &setup.lifetime.to_string()]);
+        if let Some(port) = dial {
+            cmd.args(["--dial", &format!("127.0.0.1:{port}")]);
+        }
+        let mut process = Process::start(&format!("ccbt-loadgen seed :{first}"), cmd)?;
+        let seeder_ports: Vec<u16> = (first..first + count).collect();
+        for &port in &seeder_ports {
+            wait_listening(port, &mut process, START_LIMIT)?;
+        }
+        let seeders = Seeders {
+            ports: seeder_ports,
+            _processes: vec![process],
+            announced_to: Some(tracker),
+        };
+        for &port in &seeders.ports {
+            tracker.announce_seeder(port, false)?;
+        }
+        tracker.wait_listed(&seeders.ports, ANNOUNCE_LIMIT)?;
+        Ok(seeders)
+    }
+
+    /// `ccbt-uring seed --shards 1` processes, seeder `i` pinned (with `taskset`) to the `i`-th CPU
     /// this process may use, round robin: a one-shard ccbt-uring pins its shard to the
     /// first CPU it is allowed, so without this every seeder would share one core. Returns
     /// once each listens and the tracker lists it, having announced (and dialled the
     /// peers the tracker named then).
-    pub fn start(setup: &Setup, ports: &mut Ports, tracker: &Tracker) -> Result<Seeders> {
+    fn start_ccbt(setup: &Setup, ports: &mut Ports, tracker: &'t Tracker) -> Result<Seeders<'t>> {
         let cpus = allowed_cpus()?;
         let mut processes = Vec::new();
         let mut seeder_ports = Vec::new();
@@ -76,6 +155,7 @@ impl Seeders {
         Ok(Seeders {
             ports: seeder_ports,
             _processes: processes,
+            announced_to: None,
         })
     }
 

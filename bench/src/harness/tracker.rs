@@ -52,8 +52,9 @@ impl Tracker {
         })
     }
 
-    pub fn announce_url(&self) -> String {
-        format!("http://127.0.0.1:{}/announce", self.port)
+    /// The announce URL of a tracker on `port`, known before it starts.
+    pub fn url(port: u16) -> String {
+        format!("http://127.0.0.1:{port}/announce")
     }
 
     /// Waits until the tracker lists a peer on each of `ports` (every peer is on 127.0.0.1).
@@ -71,15 +72,30 @@ impl Tracker {
         }
     }
 
-    /// The ports of the peers the tracker lists. Asks as a probe leecher on port 1, which
-    /// then announces `stopped` to leave again.
-    fn peer_ports(&self) -> Result<Vec<u16>> {
-        let encoded: String = self
-            .info_hash
+    /// Announces a seeder on 127.0.0.1:`port` that does not announce itself (the load
+    /// generator's synthetic seeders); `stopped` takes it off the list again.
+    pub fn announce_seeder(&self, port: u16, stopped: bool) -> Result<()> {
+        let event = if stopped { "stopped" } else { "started" };
+        let query = format!(
+            "/announce?info_hash={}&peer_id=-CCBTSYNTH-{port:09}&port={port}&uploaded=0\
+             &downloaded=0&left=0&compact=1&event={event}",
+            self.url_encoded_hash()
+        );
+        self.http_get(&query).map(drop)
+    }
+
+    fn url_encoded_hash(&self) -> String {
+        self.info_hash
             .as_bytes()
             .chunks(2)
             .map(|pair| format!("%{}", String::from_utf8_lossy(pair)))
-            .collect();
+            .collect()
+    }
+
+    /// The ports of the peers the tracker lists. Asks as a probe leecher on port 1, which
+    /// then announces `stopped` to leave again.
+    fn peer_ports(&self) -> Result<Vec<u16>> {
+        let encoded = self.url_encoded_hash();
         let query = |event: &str| {
             format!(
                 "/announce?info_hash={encoded}&peer_id=-CCBTBENCH-000000001&port=1&uploaded=0\

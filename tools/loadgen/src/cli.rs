@@ -77,6 +77,10 @@ enum Command {
         /// Seeder endpoints (ports) to present.
         #[arg(long, default_value_t = 1)]
         peers: u16,
+        /// Also connect to this peer and serve it the first torrent (for clients that do
+        /// not dial loopback peers); repeat for more.
+        #[arg(long = "dial")]
+        dial: Vec<SocketAddr>,
         /// Most connections served at once.
         #[arg(long, default_value_t = 20_000)]
         max_connections: usize,
@@ -210,10 +214,14 @@ pub fn main() -> Result<()> {
             torrents,
             listen,
             peers,
+            dial,
             max_connections,
             run,
         } => {
             net::check_loopback(&listen, run.allow_remote)?;
+            for peer in &dial {
+                net::check_loopback(peer, run.allow_remote)?;
+            }
             net::raise_fd_limit();
             let summary = seeder::run(seeder::Options {
                 torrents: torrent::load_all(&torrents)?,
@@ -222,6 +230,7 @@ pub fn main() -> Result<()> {
                 duration: run.duration()?,
                 shards: run.shards(),
                 max_connections,
+                dial,
                 progress: run.progress(),
             })?;
             run.print(&summary)?;

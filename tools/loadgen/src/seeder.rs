@@ -41,6 +41,8 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 const CACHE_BYTES: usize = 64 << 20;
 /// Most endpoints (listening ports) one run presents.
 pub const ENDPOINTS_MAX: u16 = 4096;
+/// Pause before dialling a `--dial` peer again.
+const DIAL_RETRY: Duration = Duration::from_millis(500);
 
 pub struct Options {
     pub torrents: Vec<Loaded>,
@@ -50,11 +52,15 @@ pub struct Options {
     pub duration: Duration,
     pub shards: ShardConfig,
     pub max_connections: usize,
+    /// Peers to connect to (from the first endpoint's identity) and serve the first
+    /// torrent to: for clients that never dial loopback peers, as Transmission.
+    pub dial: Vec<SocketAddr>,
     pub progress: Progress,
 }
 
 /// A torrent as the seeder serves it.
 struct Served {
+    info_hash: InfoHash,
     layout: Layout,
     content: Content,
     bitfield: Vec<u8>,
@@ -69,6 +75,7 @@ struct Shared {
     connections_per_shard: usize,
     cache_entries: usize,
     counters: Counters,
+    dial: Vec<SocketAddr>,
 }
 
 /// Serves until the duration is up, then reports.
@@ -96,6 +103,7 @@ pub fn run(options: Options) -> Result<Summary> {
         let count = layout.piece_count();
         by_hash.insert(t.meta.info_hash, torrents.len());
         torrents.push(Served {
+            info_hash: t.meta.info_hash,
             bitfield: Bitfield::full(count).as_bytes().to_vec(),
             max_len: max_message_len(count),
             layout,
@@ -123,10 +131,13 @@ pub fn run(options: Options) -> Result<Summary> {
             .max(1),
         cache_entries: (CACHE_BYTES / largest).clamp(2, 64),
         counters: Counters::default(),
+        dial: options.dial,
     });
     let task_shared = shared.clone();
-    let shards = spawn(&options.shards, move |_| shard(task_shared.clone()))
-        .context("starting the seeder shards")?;
+    let shards = spawn(&options.shards, move |id| {
+        shard(task_shared.clone(), id.0 == 0)
+    })
+    .context("starting the seeder shards")?;
     report::watch(
         "seed",
         shards,
@@ -144,7 +155,8 @@ struct ShardState {
     connections: Rc<Cell<usize>>,
 }
 
-async fn shard(shared: Arc<Shared>) -> Result<(), String> {
+/// `dials`: whether this shard connects to the `--dial` peers (one shard does).
+async fn shard(shared: Arc<Shared>, dials: bool) -> Result<(), String> {
     let state = Rc::new(ShardState {
         local: Local::default(),
         cache: RefCell::new(PieceCache::new(shared.cache_entries)),
@@ -159,6 +171,9 @@ async fn shard(shared: Arc<Shared>) -> Result<(), String> {
     }
     for (endpoint, listener) in listeners {
         glommio::spawn_local(accept(shared.clone(), state.clone(), endpoint, listener)).detach();
+    }
+    for &peer in shared.dial.iter().filter(|_| dials) {
+        glommio::spawn_local(dial(shared.clone(), state.clone(), peer)).detach();
     }
     net::finish_shard(
         &state.local,
@@ -181,7 +196,7 @@ async fn accept(
     while let Some(accepted) = net::until(shared.deadline, listener.accept()).await {
         match accepted {
             Ok(stream) if state.connections.get() < shared.connections_per_shard => {
-                let task = connection(shared.clone(), state.clone(), endpoint, stream);
+                let task = connection(shared.clone(), state.clone(), endpoint, stream, None);
                 glommio::spawn_local(task).detach();
             }
             Ok(_) => {} // Over the connection limit: dropping the stream refuses it.
@@ -196,17 +211,40 @@ async fn accept(
     }
 }
 
+/// Connects to `peer` and serves it the first torrent; connects again whenever the
+/// connection fails or ends, until the deadline.
+async fn dial(shared: Arc<Shared>, state: Rc<ShardState>, peer: SocketAddr) {
+    let _task = Gauge::enter(&state.tasks);
+    while Instant::now() < shared.deadline {
+        match net::until(shared.deadline, TcpStream::connect(peer)).await {
+            None => return,
+            Some(Ok(stream)) => {
+                connection(shared.clone(), state.clone(), 0, stream, Some(0)).await;
+            }
+            Some(Err(e)) => state.local.error(format!("cannot dial {peer}: {e}")),
+        }
+        net::pause_until(shared.deadline, DIAL_RETRY).await;
+    }
+}
+
+/// `dialed`: the torrent we connected to serve (our handshake goes first); `None` for an
+/// accepted connection, whose handshake names the torrent.
 async fn connection(
     shared: Arc<Shared>,
     state: Rc<ShardState>,
     endpoint: usize,
     stream: TcpStream,
+    dialed: Option<usize>,
 ) {
     let _task = Gauge::enter(&state.tasks);
     let _connection = Gauge::enter(&state.connections);
     Local::add(&state.local.connections, 1);
     let peer = stream.peer_addr().map_or("?".into(), |a| a.to_string());
-    let Some(ended) = net::until(shared.deadline, serve(&shared, &state, endpoint, stream)).await
+    let Some(ended) = net::until(
+        shared.deadline,
+        serve(&shared, &state, endpoint, stream, dialed),
+    )
+    .await
     else {
         return;
     };
@@ -240,8 +278,20 @@ async fn serve(
     state: &ShardState,
     endpoint: usize,
     mut stream: TcpStream,
+    dialed: Option<usize>,
 ) -> Ended {
     let _ = stream.set_nodelay(true);
+    let handshake = |info_hash| Handshake {
+        reserved: net::reserved(),
+        info_hash,
+        peer_id: shared.endpoints[endpoint].1,
+    };
+    if let Some(index) = dialed {
+        let ours = handshake(shared.torrents[index].info_hash);
+        if let Err(e) = stream.write_all(&ours.encode()).await {
+            return Ended::Io(e);
+        }
+    }
     let mut inbox = Inbox::new(max_message_len(0));
     while inbox.data().len() < HANDSHAKE_LEN {
         if let Err(e) = Handshake::peek_info_hash(inbox.data()) {
@@ -261,13 +311,14 @@ async fn serve(
     let Some(&index) = shared.by_hash.get(&theirs.info_hash) else {
         return Ended::Protocol(format!("unknown info hash {}", theirs.info_hash.to_hex()));
     };
+    if dialed.is_some_and(|d| d != index) {
+        return Ended::Protocol("answered for another torrent".into());
+    }
     let torrent = &shared.torrents[index];
-    let ours = Handshake {
-        reserved: net::reserved(),
-        info_hash: theirs.info_hash,
-        peer_id: shared.endpoints[endpoint].1,
+    let mut hello = match dialed {
+        Some(_) => Vec::new(),
+        None => handshake(theirs.info_hash).encode().to_vec(),
     };
-    let mut hello = ours.encode().to_vec();
     if theirs.reserved.supports_fast() {
         Message::HaveAll.encode(&mut hello);
     } else {

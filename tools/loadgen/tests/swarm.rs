@@ -305,3 +305,84 @@ fn refuses_remote_addresses_by_default() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 }
+
+#[test]
+fn a_dialling_seeder_handshakes_first_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(dir.path(), 4 * 32768, 32768, 6);
+    let meta = Metainfo::parse(&std::fs::read(&torrent).unwrap()).unwrap();
+    // A leecher that only listens, as Transmission does towards loopback peers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let leecher = listener.local_addr().unwrap().to_string();
+    let port = free_port().to_string();
+    let seeder = spawn(&[
+        "seed",
+        "--torrent",
+        &torrent,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--dial",
+        &leecher,
+        "--duration",
+        "5",
+    ]);
+    let (mut stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = vec![0; 68];
+    stream.read_exact(&mut buf).unwrap();
+    let theirs = Handshake::parse(&buf).unwrap();
+    assert_eq!(theirs.info_hash, meta.info_hash);
+    let ours = Handshake {
+        reserved: Reserved::default(),
+        ..theirs
+    };
+    let mut out = ours.encode().to_vec();
+    Message::Interested.encode(&mut out);
+    Message::Request(ccbt_engine::BlockRef {
+        piece: 2,
+        offset: 0,
+        len: 16384,
+    })
+    .encode(&mut out);
+    stream.write_all(&out).unwrap();
+    // Bitfield, unchoke, then the block; the request may be served after the unchoke.
+    let mut inbox = Vec::new();
+    let mut chunk = [0; 4096];
+    let block = loop {
+        let mut found = None;
+        while let Ok(Some((message, used))) = decode_message(&inbox, 1 << 20) {
+            if let Message::Piece {
+                piece: 2,
+                offset: 0,
+                data,
+            } = message
+            {
+                found = Some(data.to_vec());
+            }
+            inbox.drain(..used);
+            if found.is_some() {
+                break;
+            }
+        }
+        if let Some(data) = found {
+            break data;
+        }
+        let n = stream
+            .read(&mut chunk)
+            .expect("the seeder serves the block");
+        assert!(n > 0, "the seeder hung up");
+        inbox.extend_from_slice(&chunk[..n]);
+    };
+    let mut want = vec![0; 16384];
+    Content::new(6).fill(2 * 32768, &mut want);
+    assert_eq!(block, want);
+    drop(stream);
+    let out = seeder.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
