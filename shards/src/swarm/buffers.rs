@@ -1,17 +1,18 @@
-//! Piece memory, pooled per shard so a steady download allocates nothing per piece:
-//! assembly buffers that blocks are gathered into and that travel to the shard's hashing
-//! thread (plain memory, so they can cross threads), and aligned buffers that a verified
-//! piece is written from with O_DIRECT and then kept in the read cache.
+//! Piece memory, pooled per shard so a steady download allocates nothing per piece: the
+//! aligned buffers that blocks are gathered into, hashed in place, written from with
+//! O_DIRECT and then kept in the read cache (which gives them back when it evicts them).
 
 use std::collections::HashMap;
 use std::ops::Deref;
+use std::rc::Rc;
 
 use glommio::io::{DmaBuffer, ReadResult};
 
 /// Bytes of one piece, wherever they came from.
 pub enum PieceBytes {
-    /// A piece buffer (its first `len` bytes; the buffer may be rounded up).
-    Dma(DmaBuffer, usize),
+    /// A piece buffer (its first `len` bytes; the buffer may be rounded up). Shared,
+    /// because a finished write may still hold a reference for a while.
+    Dma(Rc<DmaBuffer>, usize),
     /// A direct read straight from the file, not copied.
     Read(ReadResult),
     /// Assembled from several files.
@@ -33,7 +34,6 @@ impl Deref for PieceBytes {
 /// Free piece buffers by size, bounded in bytes.
 pub struct BufferPool {
     direct: HashMap<usize, Vec<DmaBuffer>>,
-    assembly: HashMap<usize, Vec<Vec<u8>>>,
     bytes: usize,
     capacity: usize,
 }
@@ -42,7 +42,6 @@ impl BufferPool {
     pub fn new(capacity_bytes: usize) -> Self {
         BufferPool {
             direct: HashMap::new(),
-            assembly: HashMap::new(),
             bytes: 0,
             capacity: capacity_bytes,
         }
@@ -65,24 +64,6 @@ impl BufferPool {
         if self.bytes + size <= self.capacity {
             self.bytes += size;
             self.direct.entry(size).or_default().push(buf);
-        }
-    }
-
-    /// An assembly buffer of exactly `len` bytes.
-    pub fn take_assembly(&mut self, len: usize) -> Vec<u8> {
-        if let Some(buf) = self.assembly.get_mut(&len).and_then(Vec::pop) {
-            self.bytes -= len;
-            return buf;
-        }
-        vec![0; len]
-    }
-
-    /// Takes an assembly buffer back, unless the pool is full.
-    pub fn give_assembly(&mut self, buf: Vec<u8>) {
-        let size = buf.len();
-        if self.bytes + size <= self.capacity {
-            self.bytes += size;
-            self.assembly.entry(size).or_default().push(buf);
         }
     }
 }

@@ -11,6 +11,7 @@ mod buffers;
 mod cache;
 mod clock;
 mod handoff;
+mod offload;
 mod peer;
 mod shard;
 mod storage;

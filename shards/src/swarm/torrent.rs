@@ -9,18 +9,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccbt_engine::hash::Sha1;
 use ccbt_engine::metainfo::{Layout, Metainfo};
 use ccbt_engine::session::{block_digests, Action, DropReason, PeerCaps, PeerKey, Torrent};
 use ccbt_engine::tracker::{Announce, Announcer, Event};
 use ccbt_engine::wire::{Handshake, PeerId};
 use glommio::channels::local_channel::{self, LocalSender};
+use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
 
 use super::budget::ConnectionBudget;
 use super::buffers::{BufferPool, PieceBytes};
 use super::cache::PieceCache;
 use super::clock::Clock;
+use super::offload;
 use super::peer::{self, our_reserved, PeerHandle};
 use super::storage::{Storage, StorageError};
 use super::tracker::{self, TrackerConnections};
@@ -53,8 +54,9 @@ pub struct TorrentRt {
     pool: Rc<RefCell<BufferPool>>,
     trackers: Rc<TrackerConnections>,
     budget: ConnectionBudget,
-    /// Pieces being downloaded: blocks land here until the piece is hashed.
-    buffers: RefCell<HashMap<u32, Vec<u8>>>,
+    /// Pieces being downloaded: blocks land in the aligned buffer each piece will be
+    /// written from, until the piece is hashed.
+    buffers: RefCell<HashMap<u32, DmaBuffer>>,
     /// Pieces being read from disk, with whoever waits for each.
     reads: RefCell<HashMap<u32, Vec<LocalSender<()>>>>,
     peers: RefCell<HashMap<PeerKey, PeerHandle>>,
@@ -169,8 +171,9 @@ impl TorrentRt {
         let mut buffers = self.buffers.borrow_mut();
         let buf = buffers
             .entry(piece)
-            .or_insert_with(|| self.pool.borrow_mut().take_assembly(len));
-        if let Some(dst) = buf.get_mut(offset as usize..offset as usize + data.len()) {
+            .or_insert_with(|| self.pool.borrow_mut().take_direct(len));
+        let dst = &mut buf.as_bytes_mut()[..len];
+        if let Some(dst) = dst.get_mut(offset as usize..offset as usize + data.len()) {
             dst.copy_from_slice(data);
         }
     }
@@ -186,35 +189,24 @@ impl TorrentRt {
                 return;
             };
             // SHA-1 runs on the shard's hashing thread, so this core keeps moving bytes.
-            let expected = rt.meta.info.piece_hash(index);
-            let (buf, ok) = glommio::executor()
-                .spawn_blocking(move || {
-                    let ok = Sha1::digest(&buf) == expected;
-                    (buf, ok)
-                })
-                .await;
+            let len = rt.layout().piece_len(index) as usize;
+            let (buf, digest) = offload::digest_on_helper(buf, len).await;
+            let ok = digest == rt.meta.info.piece_hash(index);
             let digests = if rt.engine.borrow().wants_block_digests(piece, ok) {
-                block_digests(&buf)
+                block_digests(&buf.as_bytes()[..len])
             } else {
                 Vec::new()
             };
             if ok {
-                let len = buf.len();
-                let mut direct = rt.pool.borrow_mut().take_direct(len);
-                direct.as_bytes_mut()[..len].copy_from_slice(&buf);
-                rt.pool.borrow_mut().give_assembly(buf);
-                let direct = Rc::new(direct);
+                let direct = Rc::new(buf);
                 if let Err(e) = rt.storage.write_piece(piece, &direct, len).await {
                     rt.fail(e.to_string());
                     return;
                 }
-                // The write is done, so this is the only reference again.
-                if let Ok(direct) = Rc::try_unwrap(direct) {
-                    rt.keep(piece, PieceBytes::Dma(direct, len));
-                }
+                rt.keep(piece, PieceBytes::Dma(direct, len));
             } else {
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
-                rt.pool.borrow_mut().give_assembly(buf);
+                rt.pool.borrow_mut().give_direct(buf);
             }
             rt.engine
                 .borrow_mut()
@@ -285,8 +277,11 @@ impl TorrentRt {
             .borrow_mut()
             .insert((self.index, piece), data.clone());
         for old in evicted {
+            // Unless a peer is still sending from it, the buffer is free again.
             if let Ok(PieceBytes::Dma(buf, _)) = Rc::try_unwrap(old) {
-                self.pool.borrow_mut().give_direct(buf);
+                if let Ok(buf) = Rc::try_unwrap(buf) {
+                    self.pool.borrow_mut().give_direct(buf);
+                }
             }
         }
         data
