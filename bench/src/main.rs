@@ -8,12 +8,15 @@
 //!   Runs are interleaved so that noise hits every contender alike.
 //! - `download`: a 2 GiB download over loopback from local ccbt-uring seeders by
 //!   ccbt-uring, libtorrent, aria2 and Transmission: rate, CPU per GiB and peak memory.
+//! - `seed`: one torrent seeded to 50 and 500 load-generator leechers (S2), and ccbt-uring
+//!   with one shard against all (S5).
 
 mod contenders;
 mod dataset;
 mod download;
 mod harness;
 mod report;
+mod seed;
 
 use std::path::PathBuf;
 
@@ -36,6 +39,8 @@ enum Scenario {
     Verify(VerifyArgs),
     /// Download speed, CPU and memory from local seeders: ccbt-uring vs libtorrent, aria2, Transmission.
     Download(download::DownloadArgs),
+    /// Seeding to many leechers (S2) and core scaling (S5): ccbt-uring vs libtorrent, aria2.
+    Seed(seed::SeedArgs),
 }
 
 #[derive(clap::Args)]
@@ -64,6 +69,10 @@ fn main() -> Result<()> {
     match Cli::parse().scenario {
         Scenario::Verify(args) => verify(args),
         Scenario::Download(args) => download::run(args),
+        Scenario::Seed(args) => {
+            println!("{}", seed::run(args)?);
+            Ok(())
+        }
     }
 }
 
