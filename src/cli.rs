@@ -54,6 +54,10 @@ pub struct SwarmArgs {
     /// Peer connections each shard holds at most, handshakes in progress included.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub max_connections: usize,
+    /// Peers each torrent connects with at most (a seedbox serving many leechers raises
+    /// it; --max-connections still bounds each shard).
+    #[arg(long, value_name = "N", default_value_t = 80, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_peers: u32,
     /// Upload slots per torrent (0: unchoke every interested peer).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub upload_slots: usize,

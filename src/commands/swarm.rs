@@ -35,6 +35,7 @@ pub fn have_from(report: &RecheckReport) -> Bitfield {
 pub fn config(args: &SwarmArgs) -> SwarmConfig {
     let mut session = SessionConfig::default();
     session.choker.upload_slots = args.upload_slots;
+    session.max_peers = args.max_peers as usize;
     SwarmConfig {
         shards: args.shards.config(),
         listen: args.listen,

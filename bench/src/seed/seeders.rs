@@ -58,11 +58,10 @@ impl Seeder {
     pub fn configuration(self) -> &'static str {
         match self {
             Seeder::CcbtAllShards | Seeder::CcbtOneShard => {
-                "`ccbt-uring seed T --data DIR --listen 127.0.0.1 --port P --upload-slots 0` \
-                 (every interested peer unchoked; `--max-connections` 2000 per shard, the \
-                 default), with `--shards 1` or one shard per core. The engine caps a torrent \
-                 at 80 peers (`SessionConfig::max_peers`, no flag yet): leechers past that are \
-                 refused after the handshake and re-dial, which the *drops* column counts."
+                "`ccbt-uring seed T --data DIR --listen 127.0.0.1 --port P --upload-slots 0 --max-peers 1000` \
+                 (every interested peer unchoked, up to 1000 peers per torrent; \
+                 `--max-connections` 2000 per shard, the default), with `--shards 1` or one \
+                 shard per core."
             }
             Seeder::Libtorrent => {
                 "`LT_SEEDBOX=1 lt_client.py seed`: libtorrent's own `high_performance_seed()` \
@@ -121,7 +120,7 @@ impl Seeder {
                     .arg("--data")
                     .arg(save_dir)
                     .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
-                    .args(["--upload-slots", "0"])
+                    .args(["--upload-slots", "0", "--max-peers", "1000"])
                     .env("CCBT_LOG", "warn");
                 if self == Seeder::CcbtOneShard {
                     cmd.args(["--shards", "1"]);
