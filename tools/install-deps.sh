@@ -9,6 +9,7 @@ packages=(
   transmission-cli            # interop: transmission-create / -show; bench: transmission-cli -v
   python3-libtorrent python3  # interop + bench: libtorrent under /usr/bin/python3
   openssl                     # bench: the SHA-1 ceiling
+  fio iperf3                  # bench: the disk's O_DIRECT read and loopback TCP ceilings
   aria2                       # interop + bench: aria2c seeds and downloads
   opentracker                 # interop: a real tracker on 127.0.0.1
   iproute2                    # interop: network namespaces for clients that skip loopback peers

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,7 +67,8 @@ fn create_torrent(ccbt: &Path, data: &Path, torrent: &Path, tracker: Option<&str
     if let Some(url) = tracker {
         cmd.args(["--tracker", url]);
     }
-    let status = cmd.status()?;
+    // Its report goes to our stderr: stdout carries the scenario's Markdown.
+    let status = cmd.stdout(std::io::stderr()).status()?;
     if !status.success() {
         bail!("ccbt-uring create failed: {status}");
     }
@@ -128,12 +130,101 @@ pub fn synthetic(
     Ok((set, torrent))
 }
 
-/// Reads the file twice so every contender finds it in the page cache.
+/// Reads the file twice so every contender finds it in the page cache, and checks that it
+/// is all there (a warm figure from a half-cached file would be a cold one).
 pub fn warm(path: &Path) -> Result<()> {
     let mut buf = vec![0u8; 8 << 20];
     for _ in 0..2 {
         let mut f = File::open(path)?;
         while f.read(&mut buf)? > 0 {}
     }
+    let cached = cached_fraction(&File::open(path)?)?;
+    if cached < 0.99 {
+        bail!(
+            "only {:.0}% of {} stays in the page cache: too little free memory for a warm run",
+            cached * 100.0,
+            path.display()
+        );
+    }
     Ok(())
+}
+
+/// Drops this one file from the page cache (fsync, then `POSIX_FADV_DONTNEED`) so the
+/// next reader goes to the disk, and checks that it is gone. Only this file: the rest of
+/// the machine's cache is left alone.
+pub fn evict(path: &Path) -> Result<()> {
+    let file = File::open(path)?;
+    file.sync_all()?;
+    // SAFETY: a plain syscall on a descriptor we own; it reads and writes no memory of ours.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        bail!(
+            "posix_fadvise(DONTNEED) on {}: {}",
+            path.display(),
+            std::io::Error::from_raw_os_error(rc)
+        );
+    }
+    let cached = cached_fraction(&file)?;
+    if cached > 0.01 {
+        bail!(
+            "{:.0}% of {} is still in the page cache after POSIX_FADV_DONTNEED \
+             (does another process map it?)",
+            cached * 100.0,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The share of the file's pages that are in the page cache, from `mincore` over a
+/// read-only mapping of it (the mapping itself reads nothing).
+pub fn cached_fraction(file: &File) -> Result<f64> {
+    let len = file.metadata()?.len() as usize;
+    if len == 0 {
+        return Ok(1.0);
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let mut resident = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a fresh private read-only mapping of `len` bytes of an open file, never
+    // dereferenced; `resident` holds one byte per page of it, as mincore requires; the
+    // mapping is unmapped before returning.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        if map == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mmap for mincore");
+        }
+        let rc = libc::mincore(map, len, resident.as_mut_ptr());
+        let err = std::io::Error::last_os_error();
+        libc::munmap(map, len);
+        if rc != 0 {
+            return Err(err).context("mincore");
+        }
+    }
+    let cached = resident.iter().filter(|&&b| b & 1 == 1).count();
+    Ok(cached as f64 / resident.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warms_and_evicts_one_file() {
+        // On disk, not tmpfs: tmpfs pages cannot leave the page cache.
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let path = dir.path().join("data");
+        write_pseudo_random(&path, 4 << 20).unwrap();
+        warm(&path).unwrap();
+        assert_eq!(cached_fraction(&File::open(&path).unwrap()).unwrap(), 1.0);
+        evict(&path).unwrap();
+        assert!(cached_fraction(&File::open(&path).unwrap()).unwrap() <= 0.01);
+    }
 }

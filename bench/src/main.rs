@@ -2,25 +2,28 @@
 //! reports medians and ratios (the machine is small and noisy: single runs mean little).
 //!
 //! Scenarios:
-//! - `verify`: a full recheck of a torrent whose data is in the page cache, by
-//!   `ccbt-uring verify`, python3-libtorrent and Transmission (`transmission-cli -v`),
-//!   against `openssl speed -evp sha1` summed over all cores as the hashing ceiling.
-//!   Runs are interleaved so that noise hits every contender alike.
-//! - `download`: a 2 GiB download over loopback from local ccbt-uring seeders by
-//!   ccbt-uring, libtorrent, aria2 and Transmission: rate, CPU per GiB and peak memory.
-//! - `seed`: one torrent seeded to 50 and 500 load-generator leechers (S2), and ccbt-uring
-//!   with one shard against all (S5).
+//! - `download` (S1): a download over loopback from the load generator's synthetic seeders
+//!   by ccbt-uring, libtorrent, aria2 and Transmission: rate, CPU per GiB and peak memory.
+//! - `seed` (S2, S5): one torrent seeded to 50 and 500 load-generator leechers by
+//!   ccbt-uring, libtorrent and aria2; and ccbt-uring with one shard against all.
+//! - `verify` (alias `recheck`, S3): a full recheck of a torrent by `ccbt-uring verify`,
+//!   python3-libtorrent and Transmission (`transmission-cli -v`), with the data in the page
+//!   cache (against `openssl speed -evp sha1` on all cores) and dropped from it (against
+//!   fio's O_DIRECT read of the same file). Runs are interleaved so noise hits all alike.
+//! - `limits`: the machine's limits alone (OpenSSL SHA-1, fio O_DIRECT read, iperf3).
+//! - `quick` and `full`: every scenario, short (under 3 minutes) or at full size;
+//!   `--update-md` rewrites their sections of BENCHMARKS.md.
 
-mod contenders;
 mod dataset;
 mod download;
 mod harness;
+mod limits;
+mod recheck;
 mod report;
 mod seed;
+mod suite;
 
-use std::path::PathBuf;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -35,85 +38,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Recheck speed on page-cached data: ccbt-uring vs OpenSSL's ceiling, libtorrent and Transmission.
-    Verify(VerifyArgs),
-    /// Download speed, CPU and memory from local seeders: ccbt-uring vs libtorrent, aria2, Transmission.
+    /// Every scenario, short (under 3 minutes): S1, S2 and S5, S3.
+    Quick(suite::SuiteArgs),
+    /// Every scenario at full size (about half an hour).
+    Full(suite::SuiteArgs),
+    /// S1: download speed, CPU and memory from synthetic seeders: ccbt-uring vs libtorrent, aria2, Transmission.
     Download(download::DownloadArgs),
-    /// Seeding to many leechers (S2) and core scaling (S5): ccbt-uring vs libtorrent, aria2.
+    /// S2 and S5: seeding to many leechers, and core scaling: ccbt-uring vs libtorrent, aria2.
     Seed(seed::SeedArgs),
-}
-
-#[derive(clap::Args)]
-struct VerifyArgs {
-    /// Size of the test torrent in GiB.
-    #[arg(long, default_value_t = 2)]
-    size_gib: u64,
-    /// Where to keep the test data (reused between runs if it is already the right size).
-    #[arg(long, default_value = "/var/tmp/ccbt-bench")]
-    dir: PathBuf,
-    /// Rounds; every round runs each contender once.
-    #[arg(long, default_value_t = 5)]
-    rounds: usize,
-    /// The ccbt-uring binary to measure.
-    #[arg(long, default_value = "target/release/ccbt-uring")]
-    ccbt: PathBuf,
-    /// Leave out the Transmission and libtorrent contenders.
-    #[arg(long)]
-    only_ours: bool,
-    /// Write the results table into this Markdown file, between the scenario's markers.
-    #[arg(long)]
-    write: Option<PathBuf>,
+    /// S3: recheck, warm and cold: ccbt-uring vs libtorrent and Transmission, OpenSSL and fio.
+    #[command(alias = "recheck")]
+    Verify(recheck::RecheckArgs),
+    /// The machine's limits: OpenSSL SHA-1 on all cores, fio O_DIRECT read, iperf3 loopback.
+    Limits(limits::LimitsArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().scenario {
-        Scenario::Verify(args) => verify(args),
-        Scenario::Download(args) => download::run(args),
-        Scenario::Seed(args) => {
-            println!("{}", seed::run(args)?);
-            Ok(())
-        }
-    }
-}
-
-fn verify(args: VerifyArgs) -> Result<()> {
-    let ccbt = std::fs::canonicalize(&args.ccbt).with_context(|| {
-        format!(
-            "{} not found: run `cargo build --release` first",
-            args.ccbt.display()
-        )
-    })?;
-    let set = dataset::prepare(&args.dir, args.size_gib << 30, &ccbt)?;
-    // Transmission drops the file from the page cache after verifying (posix_fadvise
-    // DONTNEED), so the cache is warmed again before every contender.
-    let warm = || dataset::warm(&set.data_file);
-    let mut results = report::Results::new(set.bytes);
-    for round in 1..=args.rounds {
-        eprintln!("round {round}/{}", args.rounds);
-        results.record(
-            "openssl speed -evp sha1, all cores",
-            contenders::openssl_all_cores()?,
-        );
-        warm()?;
-        results.record("ccbt-uring verify", contenders::ccbt_verify(&ccbt, &set)?);
-        if !args.only_ours {
-            warm()?;
-            results.record(
-                "python3-libtorrent recheck",
-                contenders::libtorrent_recheck(&set)?,
-            );
-            warm()?;
-            results.record(
-                "Transmission 3.00 verify",
-                contenders::transmission_verify(&set)?,
-            );
-        }
-    }
-    let table = results.markdown("ccbt-uring verify", "openssl speed -evp sha1, all cores");
-    println!("{table}");
-    if let Some(path) = args.write {
-        report::write_section(&path, "verify", &table)?;
-        eprintln!("wrote {}", path.display());
+        Scenario::Quick(args) => suite::run(suite::Size::Quick, args)?,
+        Scenario::Full(args) => suite::run(suite::Size::Full, args)?,
+        Scenario::Download(args) => println!("{}", download::run(args)?),
+        Scenario::Seed(args) => println!("{}", seed::run(args)?),
+        Scenario::Verify(args) => println!("{}", recheck::run(args)?),
+        Scenario::Limits(args) => println!("{}", limits::run(args)?),
     }
     Ok(())
 }

@@ -1,76 +1,53 @@
-//! Medians, ratios and the Markdown table that goes into BENCHMARKS.md.
+//! Putting a scenario's Markdown into BENCHMARKS.md.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hdrhistogram::Histogram;
-
-/// Throughput samples per contender, in MB/s (10^6 bytes), kept in first-seen order.
-pub struct Results {
-    bytes: u64,
-    rows: Vec<(String, Histogram<u64>)>,
-}
-
-impl Results {
-    pub fn new(bytes: u64) -> Self {
-        Self {
-            bytes,
-            rows: Vec::new(),
-        }
-    }
-
-    /// Adds one sample in GB/s.
-    pub fn record(&mut self, who: &str, gb_per_s: f64) {
-        eprintln!("  {who}: {gb_per_s:.2} GB/s");
-        let mb_per_s = (gb_per_s * 1000.0).round().max(1.0) as u64;
-        let hist = match self.rows.iter_mut().find(|(w, _)| w == who) {
-            Some((_, h)) => h,
-            None => {
-                self.rows
-                    .push((who.to_string(), Histogram::new(3).expect("valid sigfig")));
-                &mut self.rows.last_mut().unwrap().1
-            }
-        };
-        hist.record(mb_per_s).expect("in range");
-    }
-
-    fn median(&self, who: &str) -> Option<f64> {
-        let (_, h) = self.rows.iter().find(|(w, _)| w == who)?;
-        Some(h.value_at_quantile(0.5) as f64 / 1000.0)
-    }
-
-    /// A table of medians with min/max, and each contender's ratio to `ours`, plus ours as a
-    /// share of `ceiling`.
-    pub fn markdown(&self, ours: &str, ceiling: &str) -> String {
-        let our = self.median(ours).unwrap_or(f64::NAN);
-        let mut out = format!(
-            "Data: {:.2} GiB in one file, 1 MiB pieces, in the page cache. {} rounds, interleaved.\n\n\
-             | contender | median GB/s | min | max | ccbt-uring verify / this |\n|---|---:|---:|---:|---:|\n",
-            self.bytes as f64 / (1u64 << 30) as f64,
-            self.rows.first().map_or(0, |(_, h)| h.len()),
-        );
-        for (who, h) in &self.rows {
-            let median = h.value_at_quantile(0.5) as f64 / 1000.0;
-            out += &format!(
-                "| {who} | {median:.2} | {:.2} | {:.2} | {:.2}x |\n",
-                h.min() as f64 / 1000.0,
-                h.max() as f64 / 1000.0,
-                our / median
-            );
-        }
-        if let Some(c) = self.median(ceiling) {
-            out += &format!(
-                "\nccbt-uring verify reaches **{:.0}%** of {ceiling} (medians).\n",
-                100.0 * our / c
-            );
-        }
-        out
-    }
-}
 
 /// Replaces the text between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`
-/// in `path` (appending the markers if they are missing).
+/// in `path` (appending the markers if they are missing) with `body`, after a line that
+/// says when, on what machine and by which command it was measured. The prose around the
+/// markers is kept.
 pub fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
+    replace_section(path, name, &format!("{}\n\n{body}", stamp()))
+}
+
+/// `_Measured 2026-11-29 on <cpu> (2 cores, 24 GiB, Linux 6.x): `ccbt-bench ...`_`
+fn stamp() -> String {
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let command: Vec<String> = std::iter::once("ccbt-bench".to_string())
+        .chain(std::env::args().skip(1))
+        .collect();
+    format!("_Measured {date} on {}: `{}`_", machine(), command.join(" "))
+}
+
+/// The CPU model, cores, memory and kernel, from /proc.
+pub fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1.trim()))
+        .unwrap_or("unknown CPU");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mem_kib: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    format!(
+        "{model} ({cores} cores, {} GiB, Linux {})",
+        (mem_kib + (1 << 19)) >> 20,
+        kernel.trim()
+    )
+}
+
+fn replace_section(path: &Path, name: &str, body: &str) -> Result<()> {
     let (start, end) = (
         format!("<!-- bench:{name}:start -->"),
         format!("<!-- bench:{name}:end -->"),
@@ -89,19 +66,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn medians_ratios_and_sections() {
-        let mut r = Results::new(1 << 30);
-        for (a, b) in [(4.0, 3.0), (4.2, 3.6), (3.8, 3.5)] {
-            r.record("ceiling", a);
-            r.record("ours", b);
-        }
-        let table = r.markdown("ours", "ceiling");
-        assert!(
-            table.contains("| ours | 3.50 | 3.00 | 3.60 | 1.00x |"),
-            "{table}"
-        );
-        assert!(table.contains("**88%**"), "{table}");
-
+    fn replaces_sections() {
         let dir = tempfile::tempdir().unwrap();
         let md = dir.path().join("B.md");
         std::fs::write(
@@ -109,10 +74,15 @@ mod tests {
             "# T\n<!-- bench:x:start -->\nold\n<!-- bench:x:end -->\ntail\n",
         )
         .unwrap();
-        write_section(&md, "x", "new\n").unwrap();
+        replace_section(&md, "x", "new\n").unwrap();
         assert_eq!(
             std::fs::read_to_string(&md).unwrap(),
             "# T\n<!-- bench:x:start -->\nnew\n<!-- bench:x:end -->\ntail\n"
         );
+        write_section(&md, "x", "table\n").unwrap();
+        let text = std::fs::read_to_string(&md).unwrap();
+        assert!(text.starts_with("# T\n<!-- bench:x:start -->\n_Measured "), "{text}");
+        assert!(text.contains("cores, "), "{text}");
+        assert!(text.ends_with("`_\n\ntable\n<!-- bench:x:end -->\ntail\n"), "{text}");
     }
 }

@@ -52,12 +52,14 @@ impl HashJob {
         let piece_count = layout.piece_count();
         let claim = claim_size(&layout, config.count);
         let cursor = Arc::new(AtomicU32::new(0));
+        let read_ahead = Arc::new(ReadAhead::new(&layout));
         let shards = pool::spawn(config, move |_shard| {
-            let (layout, data, progress, cursor) = (
+            let (layout, data, progress, cursor, read_ahead) = (
                 layout.clone(),
                 data.clone(),
                 progress.clone(),
                 cursor.clone(),
+                read_ahead.clone(),
             );
             async move {
                 let mut outcomes = Vec::new();
@@ -66,7 +68,9 @@ impl HashJob {
                     if first >= piece_count {
                         break;
                     }
-                    for index in first..first.saturating_add(claim).min(piece_count) {
+                    let end = first.saturating_add(claim).min(piece_count);
+                    read_ahead.reach_past(end, &layout, &data);
+                    for index in first..end {
                         let piece = layout.piece(index).expect("index below piece count");
                         let outcome = hash_piece(&layout, &data, piece);
                         if let PieceOutcome::Hashed(_) = outcome {
@@ -112,6 +116,42 @@ fn claim_size(layout: &Layout, shards: usize) -> u32 {
     let by_bytes = (CLAIM_BYTES / u64::from(layout.piece_length())).max(1);
     let by_spread = u64::from(layout.piece_count()) / (shards as u64 * 8);
     by_bytes.min(by_spread).max(1) as u32
+}
+
+/// How far past the pieces being hashed the kernel is asked to have read. On a cold file
+/// the mapping's own readahead keeps about one request in flight per shard, and the shards
+/// wait for the disk in turn; asking for the next pieces early keeps enough reads queued
+/// to run the disk at its sequential rate while both cores hash.
+const READ_AHEAD_BYTES: u64 = 64 << 20;
+
+/// The pieces below `requested` have been asked for (`MADV_WILLNEED`); shared by the
+/// shards, so each piece is asked for once, by whichever shard moves the window first.
+struct ReadAhead {
+    requested: AtomicU32,
+    window: u32,
+}
+
+impl ReadAhead {
+    fn new(layout: &Layout) -> Self {
+        let window = READ_AHEAD_BYTES / u64::from(layout.piece_length());
+        Self {
+            requested: AtomicU32::new(0),
+            window: window.max(1) as u32,
+        }
+    }
+
+    /// Asks for every piece up to [`READ_AHEAD_BYTES`] past piece `end` that nobody has
+    /// asked for yet.
+    fn reach_past(&self, end: u32, layout: &Layout, data: &MappedFiles) {
+        let target = end.saturating_add(self.window).min(layout.piece_count());
+        let from = self.requested.fetch_max(target, Ordering::Relaxed);
+        for index in from..target {
+            let piece = layout.piece(index).expect("index below piece count");
+            for span in layout.piece_spans(piece) {
+                data.will_need(&span);
+            }
+        }
+    }
 }
 
 /// Hashes one piece across the files it spans.

@@ -110,6 +110,18 @@ impl MappedFiles {
             }
         }
     }
+
+    /// Asks the kernel to start reading a span's pages into the page cache (`MADV_WILLNEED`)
+    /// without waiting for them, so a cold recheck keeps the disk busy while it hashes.
+    /// Pages already cached cost a lookup each.
+    pub fn will_need(&self, span: &FileSpan) {
+        if let FileData::Mapped(map) = &self.files[span.file] {
+            let (start, len) = (span.offset as usize, span.len as usize);
+            if start + len <= map.len() {
+                let _ = map.advise_range(Advice::WillNeed, start, len);
+            }
+        }
+    }
 }
 
 /// The on-disk path of a torrent path under `save_dir`. Components were checked by the

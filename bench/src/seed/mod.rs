@@ -8,7 +8,6 @@
 //! checked before the window opens; seeders take turns, and each round starts with the
 //! next one, so noise hits all alike.
 
-mod iperf;
 mod load;
 mod procfs;
 mod report;
@@ -19,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::dataset::{self, DataSet};
+use crate::limits::Limit;
 use crate::harness::ports::Ports;
 use load::Load;
 use report::{Loopback, Results, Sample};
@@ -56,11 +56,10 @@ pub struct SeedArgs {
     /// Write the S2 and S5 tables into this Markdown file, between the `seed` and
     /// `scaling` markers.
     #[arg(long)]
-    write: Option<PathBuf>,
+    pub write: Option<PathBuf>,
 }
 
 /// A run that takes about a minute: 256 MiB, 50 and 500 leechers, one round of 5 s windows.
-#[allow(dead_code)] // For `ccbt-bench quick`, which runs every scenario's quick preset.
 pub fn quick(ccbt: PathBuf, dir: PathBuf) -> SeedArgs {
     SeedArgs {
         size_mib: 256,
@@ -89,9 +88,9 @@ pub fn run(args: SeedArgs) -> Result<String> {
     let mut ports = Ports::default();
 
     eprintln!("iperf3 over loopback ...");
-    results.set_loopback(match iperf::loopback_mb_per_s(&mut ports) {
-        Ok(Some(rate)) => Loopback::MbPerS(rate),
-        Ok(None) => Loopback::Missing,
+    results.set_loopback(match crate::limits::iperf3_loopback() {
+        Ok(Limit::Measured(rate)) => Loopback::MbPerS(rate),
+        Ok(Limit::Missing(_)) => Loopback::Missing,
         Err(e) => Loopback::Failed(first_line(&e)),
     });
 

@@ -1,5 +1,5 @@
-//! One function per contender; each runs it once and returns decimal GB/s.
-//! Every process started here is ours, bounded in time, and stopped by its own handle.
+//! The rechecking contenders; each run checks the whole data set once and gives decimal
+//! GB/s. Every process started here is ours, bounded in time, and stopped by its own handle.
 
 use std::io::Read;
 use std::path::Path;
@@ -10,44 +10,64 @@ use anyhow::{bail, Context, Result};
 
 use crate::dataset::DataSet;
 
-/// The hashing ceiling: `openssl speed -multi <cores> -evp sha1` on 1 MiB blocks, summed
-/// over the cores by OpenSSL itself.
-pub fn openssl_all_cores() -> Result<f64> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let out = Command::new("openssl")
-        .args([
-            "speed",
-            "-mr",
-            "-multi",
-            &cores.to_string(),
-            "-evp",
-            "sha1",
-            "-bytes",
-            "1048576",
-            "-seconds",
-            "2",
-        ])
-        .stderr(Stdio::null())
-        .output()
-        .context("cannot run openssl")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The total is the `+F:` line not prefixed by `Got:` (those are the per-core ones).
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("+F:"))
-        .with_context(|| format!("no +F: line in openssl output:\n{text}"))?;
-    let bytes_per_s: f64 = line
-        .rsplit(':')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .parse()
-        .context("openssl +F: value")?;
-    Ok(bytes_per_s / 1e9)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contender {
+    Ccbt,
+    Libtorrent,
+    Transmission,
+}
+
+impl Contender {
+    pub const ALL: [Contender; 3] = [Self::Ccbt, Self::Libtorrent, Self::Transmission];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ccbt => "ccbt-uring verify",
+            Self::Libtorrent => "python3-libtorrent recheck",
+            Self::Transmission => "Transmission 3.00 verify",
+        }
+    }
+
+    pub fn is_ours(self) -> bool {
+        self == Self::Ccbt
+    }
+
+    /// Why this contender cannot run here (what to install), if it cannot.
+    pub fn missing(self) -> Option<&'static str> {
+        let (mut probe, install) = match self {
+            Self::Ccbt => return None,
+            Self::Libtorrent => {
+                let mut cmd = Command::new("/usr/bin/python3");
+                cmd.args(["-c", "import libtorrent"]);
+                (cmd, "apt-get install python3-libtorrent")
+            }
+            Self::Transmission => {
+                let mut cmd = Command::new("transmission-cli");
+                cmd.arg("--version");
+                (cmd, "apt-get install transmission-cli")
+            }
+        };
+        let works = probe
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        (!works).then_some(install)
+    }
+
+    /// Rechecks the data set once; decimal GB/s.
+    pub fn run(self, ccbt: &Path, set: &DataSet) -> Result<f64> {
+        match self {
+            Self::Ccbt => ccbt_verify(ccbt, set),
+            Self::Libtorrent => libtorrent_recheck(set),
+            Self::Transmission => transmission_verify(set),
+        }
+    }
 }
 
 /// `ccbt-uring verify --json`, its own figure (bytes hashed / wall time of the recheck).
-pub fn ccbt_verify(ccbt: &Path, set: &DataSet) -> Result<f64> {
+fn ccbt_verify(ccbt: &Path, set: &DataSet) -> Result<f64> {
     let out = Command::new(ccbt)
         .arg("verify")
         .arg(&set.torrent)
@@ -68,7 +88,7 @@ pub fn ccbt_verify(ccbt: &Path, set: &DataSet) -> Result<f64> {
 /// python3-libtorrent (Debian's, under /usr/bin/python3) with default settings, no resume
 /// data: time from `add_torrent` until the check is done. Network off: no DHT, LSD,
 /// UPnP or NAT-PMP; it listens on 127.0.0.1 only.
-pub fn libtorrent_recheck(set: &DataSet) -> Result<f64> {
+fn libtorrent_recheck(set: &DataSet) -> Result<f64> {
     const SCRIPT: &str = r#"
 import sys, time, libtorrent as lt
 s = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': False, 'enable_lsd': False,
@@ -109,7 +129,7 @@ print(t1 - t0)
 /// bound to 127.0.0.1. It reports progress as `Verifying local files (P%, ...)` roughly
 /// five times a second; the rate is taken between its first and last progress reports, so
 /// its start-up time is not counted against it.
-pub fn transmission_verify(set: &DataSet) -> Result<f64> {
+fn transmission_verify(set: &DataSet) -> Result<f64> {
     let config = tempfile::tempdir()?;
     let port = 20000 + (std::process::id() % 20000);
     std::fs::write(

@@ -1,0 +1,180 @@
+//! S3, `verify` (alias `recheck`): a full recheck of one torrent's data by ccbt-uring,
+//! python3-libtorrent and Transmission, twice per round: warm (the file in the page cache)
+//! against OpenSSL's SHA-1 on every core, and cold (the file dropped from the page cache)
+//! against fio's O_DIRECT sequential read of the same file. Both limits are measured in the
+//! same rounds as the contenders, and each round starts with the next contender, so noise
+//! hits every one alike.
+
+mod contenders;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::dataset::{self, DataSet};
+use crate::limits::{self, Limit};
+use contenders::Contender;
+use report::Phase;
+
+#[derive(clap::Args)]
+pub struct RecheckArgs {
+    /// Size of the test torrent in MiB.
+    #[arg(long, default_value_t = 2048)]
+    size_mib: u64,
+    /// Where to keep the test data (reused between runs if it is already the right size).
+    #[arg(long, default_value = "/var/tmp/ccbt-bench")]
+    dir: PathBuf,
+    /// Rounds; every round runs each contender once warm and once cold.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// The ccbt-uring binary to measure.
+    #[arg(long, default_value = "target/release/ccbt-uring")]
+    ccbt: PathBuf,
+    /// Leave out the Transmission and libtorrent contenders.
+    #[arg(long)]
+    only_ours: bool,
+    /// The quick preset: 512 MiB, one round (overrides --size-mib and --rounds).
+    #[arg(long)]
+    quick: bool,
+    /// Write the results into this Markdown file, between the scenario's markers.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+}
+
+/// 512 MiB, one round: warm and cold in well under a minute.
+pub fn quick(ccbt: PathBuf, dir: PathBuf) -> RecheckArgs {
+    RecheckArgs {
+        size_mib: 512,
+        dir,
+        rounds: 1,
+        ccbt,
+        only_ours: false,
+        quick: true,
+        write: None,
+    }
+}
+
+/// The targets of issue 4: shares of the phase's limit.
+const WARM_TARGET: f64 = 0.85;
+const COLD_TARGET: f64 = 0.90;
+
+const FIO: &str = "fio O_DIRECT sequential read";
+
+pub fn run(args: RecheckArgs) -> Result<String> {
+    let args = if args.quick {
+        RecheckArgs {
+            only_ours: args.only_ours,
+            write: args.write,
+            ..quick(args.ccbt, args.dir)
+        }
+    } else {
+        args
+    };
+    let ccbt = std::fs::canonicalize(&args.ccbt).with_context(|| {
+        format!(
+            "{} not found: run `cargo build --release` first",
+            args.ccbt.display()
+        )
+    })?;
+    let set = dataset::prepare(&args.dir, args.size_mib << 20, &ccbt)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let openssl = format!("openssl speed -evp sha1, {cores} cores");
+    let ours = Contender::Ccbt.name();
+    let mut warm = Phase::new(&openssl, ours, WARM_TARGET);
+    let mut cold = Phase::new(FIO, ours, COLD_TARGET);
+    let mut contenders = Vec::new();
+    for contender in Contender::ALL {
+        if args.only_ours && !contender.is_ours() {
+            continue;
+        }
+        match contender.missing() {
+            Some(install) => {
+                let line = format!("{}: not installed, skipped ({install})", contender.name());
+                eprintln!("{line}");
+                warm.note(line.clone());
+                cold.note(line);
+            }
+            None => contenders.push(contender),
+        }
+    }
+    let bench = Bench {
+        ccbt: &ccbt,
+        set: &set,
+        contenders: &contenders,
+    };
+    for round in 0..args.rounds {
+        eprintln!("round {}/{}", round + 1, args.rounds);
+        eprintln!(" warm");
+        record_limit(&mut warm, &openssl, limits::openssl_sha1_all_cores());
+        bench.warm_round(round, &mut warm)?;
+        eprintln!(" cold");
+        dataset::evict(&set.data_file)?;
+        record_limit(&mut cold, FIO, limits::fio_direct_read(&set.data_file));
+        bench.cold_round(round, &mut cold)?;
+    }
+    let markdown = format!(
+        "Data: {:.2} GiB in one file, 1 MiB pieces; {} round{}, contenders interleaved; medians.\n\n\
+         **Warm**: the file is read into the page cache before every run.\n\n{}\n{}\n\n\
+         **Cold**: the file is dropped from the page cache (`POSIX_FADV_DONTNEED`, checked \
+         with `mincore`) before every run.\n\n{}\n{}\n",
+        set.bytes as f64 / f64::from(1 << 30),
+        args.rounds,
+        if args.rounds == 1 { "" } else { "s" },
+        warm.table(),
+        warm.statement(),
+        cold.table(),
+        cold.statement(),
+    );
+    if let Some(path) = &args.write {
+        crate::report::write_section(path, "verify", &markdown)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(markdown)
+}
+
+struct Bench<'a> {
+    ccbt: &'a std::path::Path,
+    set: &'a DataSet,
+    contenders: &'a [Contender],
+}
+
+impl Bench<'_> {
+    /// Each contender once, from a fully cached file. Transmission drops the file from the
+    /// page cache after verifying, so the file is warmed again before every contender.
+    fn warm_round(&self, round: usize, phase: &mut Phase) -> Result<()> {
+        for contender in self.in_turn(round) {
+            dataset::warm(&self.set.data_file)?;
+            phase.record(contender.name(), contender.run(self.ccbt, self.set));
+        }
+        Ok(())
+    }
+
+    /// Each contender once, with none of the file cached.
+    fn cold_round(&self, round: usize, phase: &mut Phase) -> Result<()> {
+        for contender in self.in_turn(round) {
+            dataset::evict(&self.set.data_file)?;
+            phase.record(contender.name(), contender.run(self.ccbt, self.set));
+        }
+        Ok(())
+    }
+
+    /// The contenders, starting with a different one each round.
+    fn in_turn(&self, round: usize) -> impl Iterator<Item = Contender> + '_ {
+        let n = self.contenders.len();
+        (0..n).map(move |i| self.contenders[(round + i) % n])
+    }
+}
+
+/// Records a measured limit; a missing tool becomes a note saying what to install.
+fn record_limit(phase: &mut Phase, who: &str, limit: Result<Limit>) {
+    match limit {
+        Ok(Limit::Measured(gb_per_s)) => phase.record(who, Ok(gb_per_s)),
+        Ok(Limit::Missing(install)) => {
+            let line = format!("{who}: not measured, the tool is missing ({install})");
+            eprintln!("  {line}");
+            phase.note(line);
+        }
+        Err(e) => phase.record(who, Err(e)),
+    }
+}
