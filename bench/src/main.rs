@@ -8,11 +8,14 @@
 //!   Runs are interleaved so that noise hits every contender alike.
 //! - `download`: a 2 GiB download over loopback from local ccbt-uring seeders by
 //!   ccbt-uring, libtorrent, aria2 and Transmission: rate, CPU per GiB and peak memory.
+//! - `many`: N small torrents loaded and seeding: load time and RSS per torrent, ccbt-uring
+//!   vs libtorrent.
 
 mod contenders;
 mod dataset;
 mod download;
 mod harness;
+mod many;
 mod report;
 
 use std::path::PathBuf;
@@ -36,6 +39,8 @@ enum Scenario {
     Verify(VerifyArgs),
     /// Download speed, CPU and memory from local seeders: ccbt-uring vs libtorrent, aria2, Transmission.
     Download(download::DownloadArgs),
+    /// Many small torrents seeding at once: load time and RSS per torrent vs libtorrent.
+    Many(many::ManyArgs),
 }
 
 #[derive(clap::Args)]
@@ -64,6 +69,7 @@ fn main() -> Result<()> {
     match Cli::parse().scenario {
         Scenario::Verify(args) => verify(args),
         Scenario::Download(args) => download::run(args),
+        Scenario::Many(args) => many::run(args).map(drop),
     }
 }
 
