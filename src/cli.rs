@@ -9,7 +9,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (verify: every piece is good)
   1  verify: some pieces are missing or bad; download: stopped before complete;
-     seed: the data is incomplete
+     seed: the data is incomplete (with several torrents: none of them can be seeded)
   2  the command line is wrong
   3  the torrent or magnet link is invalid or unsafe
   4  a file could not be read or written
@@ -37,7 +37,7 @@ pub enum Command {
     /// Download a torrent into a directory, then exit (or keep seeding with --seed).
     #[command(after_help = EXIT_CODES)]
     Download(DownloadArgs),
-    /// Check a torrent's data, then seed it until stopped (Ctrl-C).
+    /// Check torrents' data, then seed them until stopped (Ctrl-C).
     #[command(after_help = EXIT_CODES)]
     Seed(SeedArgs),
 }
@@ -98,8 +98,11 @@ pub struct DownloadArgs {
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
-    pub torrent: PathBuf,
-    /// The save directory that holds the torrent's name.
+    /// .torrent files, or directories of them. With more than one torrent, a torrent whose
+    /// data is incomplete or that cannot be read is reported and skipped; the rest seed.
+    #[arg(value_name = "TORRENT|DIR", required = true)]
+    pub torrents: Vec<PathBuf>,
+    /// The save directory that holds each torrent's name.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     #[command(flatten)]

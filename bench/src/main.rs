@@ -10,6 +10,8 @@
 //!   python3-libtorrent and Transmission (`transmission-cli -v`), with the data in the page
 //!   cache (against `openssl speed -evp sha1` on all cores) and dropped from it (against
 //!   fio's O_DIRECT read of the same file). Runs are interleaved so noise hits all alike.
+//! - `many` (S4): 10,000 small torrents loaded and seeding: load time and RSS per torrent,
+//!   ccbt-uring vs python3-libtorrent.
 //! - `limits`: the machine's limits alone (OpenSSL SHA-1, fio O_DIRECT read, iperf3).
 //! - `quick` and `full`: every scenario, short (under 3 minutes) or at full size;
 //!   `--update-md` rewrites their sections of BENCHMARKS.md.
@@ -18,6 +20,7 @@ mod dataset;
 mod download;
 mod harness;
 mod limits;
+mod many;
 mod recheck;
 mod report;
 mod seed;
@@ -38,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Every scenario, short (under 3 minutes): S1, S2 and S5, S3.
+    /// Every scenario, short (under 3 minutes): S1, S2 and S5, S3, S4.
     Quick(suite::SuiteArgs),
     /// Every scenario at full size (about half an hour).
     Full(suite::SuiteArgs),
@@ -49,6 +52,8 @@ enum Scenario {
     /// S3: recheck, warm and cold: ccbt-uring vs libtorrent and Transmission, OpenSSL and fio.
     #[command(alias = "recheck")]
     Verify(recheck::RecheckArgs),
+    /// S4: many small torrents seeding at once: load time and RSS per torrent vs libtorrent.
+    Many(many::ManyArgs),
     /// The machine's limits: OpenSSL SHA-1 on all cores, fio O_DIRECT read, iperf3 loopback.
     Limits(limits::LimitsArgs),
 }
@@ -60,6 +65,7 @@ fn main() -> Result<()> {
         Scenario::Download(args) => println!("{}", download::run(args)?),
         Scenario::Seed(args) => println!("{}", seed::run(args)?),
         Scenario::Verify(args) => println!("{}", recheck::run(args)?),
+        Scenario::Many(args) => println!("{}", many::run(args)?),
         Scenario::Limits(args) => println!("{}", limits::run(args)?),
     }
     Ok(())

@@ -23,7 +23,11 @@ fn stamp() -> String {
     let command: Vec<String> = std::iter::once("ccbt-bench".to_string())
         .chain(std::env::args().skip(1))
         .collect();
-    format!("_Measured {date} on {}: `{}`_", machine(), command.join(" "))
+    format!(
+        "_Measured {date} on {}: `{}`_",
+        machine(),
+        command.join(" ")
+    )
 }
 
 /// The CPU model, cores, memory and kernel, from /proc.
@@ -32,12 +36,23 @@ pub fn machine() -> String {
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1.trim()))
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|x| x.1.trim())
+        })
         .unwrap_or("unknown CPU");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mem_kib: u64 = read("/proc/meminfo")
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:")?.trim().split(' ').next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .trim()
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0);
     let kernel = read("/proc/sys/kernel/osrelease");
     format!(
@@ -81,8 +96,14 @@ mod tests {
         );
         write_section(&md, "x", "table\n").unwrap();
         let text = std::fs::read_to_string(&md).unwrap();
-        assert!(text.starts_with("# T\n<!-- bench:x:start -->\n_Measured "), "{text}");
+        assert!(
+            text.starts_with("# T\n<!-- bench:x:start -->\n_Measured "),
+            "{text}"
+        );
         assert!(text.contains("cores, "), "{text}");
-        assert!(text.ends_with("`_\n\ntable\n<!-- bench:x:end -->\ntail\n"), "{text}");
+        assert!(
+            text.ends_with("`_\n\ntable\n<!-- bench:x:end -->\ntail\n"),
+            "{text}"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser};
 
-use crate::{download, recheck, seed};
+use crate::{download, many, recheck, seed};
 
 #[derive(Args)]
 pub struct SuiteArgs {
@@ -79,6 +79,14 @@ pub fn run(size: Size, args: SuiteArgs) -> Result<()> {
     s3.write = md.clone();
     section("S3: recheck", recheck::run(s3)?);
 
+    let mut s4 = if quick {
+        many::quick(ccbt.clone(), dir.clone())
+    } else {
+        defaults::<many::ManyArgs>(&args)?
+    };
+    s4.write = md.clone();
+    section("S4: many torrents", many::run(s4)?);
+
     eprintln!(
         "all scenarios done in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -108,5 +116,6 @@ mod tests {
         assert!(s1.write.is_none());
         let _: seed::SeedArgs = defaults(&args).unwrap();
         let _: recheck::RecheckArgs = defaults(&args).unwrap();
+        let _: many::ManyArgs = defaults(&args).unwrap();
     }
 }

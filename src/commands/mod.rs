@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
+mod check_many;
 pub mod create;
 pub mod download;
 pub mod info;
 pub mod seed;
+mod seed_many;
 mod swarm;
 pub mod verify;
 

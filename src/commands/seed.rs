@@ -1,16 +1,25 @@
-//! `ccbt-uring seed`: check a torrent's data, then serve it until stopped.
+//! `ccbt-uring seed`: check torrents' data, then serve them until stopped. One torrent file
+//! must be complete to seed; with several, those that cannot seed are reported and skipped
+//! (see `seed_many`).
 
 use anyhow::anyhow;
 use ccbt_shards::swarm::TorrentSpec;
 
-use super::swarm;
 use super::verify::check_data;
+use super::{seed_many, swarm};
 use crate::cli::SeedArgs;
 use crate::failure::{Exit, Failure, Outcome};
 use crate::format;
 
 pub fn run(args: SeedArgs) -> Outcome {
-    let torrent = super::load_torrent(&args.torrent)?;
+    match &args.torrents[..] {
+        [one] if !one.is_dir() => seed_one(one, &args),
+        _ => seed_many::run(args),
+    }
+}
+
+fn seed_one(path: &std::path::Path, args: &SeedArgs) -> Outcome {
+    let torrent = super::load_torrent(path)?;
     let config = swarm::config(&args.swarm);
     let checked = check_data(&torrent, &args.data, &config.shards, "checking")?;
     if !checked.report.is_complete() {

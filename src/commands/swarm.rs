@@ -51,6 +51,16 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
     }
 }
 
+/// A flag that SIGINT or SIGTERM raises.
+pub fn stop_on_signals() -> Result<Arc<AtomicBool>, Failure> {
+    let stop_signal = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop_signal.clone())
+            .map_err(|e| Failure::new(Exit::Runtime, e.into()))?;
+    }
+    Ok(stop_signal)
+}
+
 /// How a swarm run ended.
 pub enum Ended {
     /// Every wanted piece is verified and on disk.
@@ -66,11 +76,7 @@ pub fn run(
     config: SwarmConfig,
     verb: &str,
 ) -> Result<Ended, Failure> {
-    let stop_signal = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop_signal.clone())
-            .map_err(|e| Failure::new(Exit::Runtime, e.into()))?;
-    }
+    let stop_signal = stop_on_signals()?;
     let metainfo = Arc::new(metainfo);
     let spec = spec(metainfo.clone());
     let swarm = Swarm::start(config, vec![spec])?;

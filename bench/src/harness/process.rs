@@ -96,6 +96,11 @@ impl Process {
         })
     }
 
+    /// The process id (of `/usr/bin/time` for a timed process).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

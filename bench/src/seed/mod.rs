@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::dataset::{self, DataSet};
-use crate::limits::Limit;
 use crate::harness::ports::Ports;
+use crate::limits::Limit;
 use load::Load;
 use report::{Loopback, Results, Sample};
 use seeders::Seeder;

@@ -67,6 +67,15 @@ impl Announcer {
         }
     }
 
+    /// When [`Announcer::poll`] next has an announce to give: `None` while one is in flight
+    /// or when there is no tracker (nothing is due until something changes).
+    pub fn next_due(&self) -> Option<Duration> {
+        if self.in_flight || self.list.current().is_none() {
+            return None;
+        }
+        Some(self.schedule.next())
+    }
+
     pub fn is_in_flight(&self) -> bool {
         self.in_flight
     }
@@ -133,5 +142,16 @@ mod tests {
         let mut a = Announcer::new(Vec::new(), 1);
         assert!(a.poll(secs(0)).is_none());
         assert!(a.current().is_none());
+        assert_eq!(a.next_due(), None);
+    }
+
+    #[test]
+    fn next_due_follows_the_schedule_and_waits_while_in_flight() {
+        let mut a = Announcer::new(vec![vec!["http://a/announce".into()]], 1);
+        assert_eq!(a.next_due(), Some(secs(0)));
+        a.poll(secs(0)).unwrap();
+        assert_eq!(a.next_due(), None);
+        a.on_success(secs(5), &ok(1800));
+        assert_eq!(a.next_due(), Some(secs(1805)));
     }
 }

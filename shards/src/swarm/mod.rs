@@ -6,11 +6,13 @@
 //! the socket and the bytes already read to the owner over a bounded crossbeam queue.
 //! The front end sees only [`TorrentStatus`] counters and a stop flag.
 
+mod alarm;
 mod budget;
 mod buffers;
 mod cache;
 mod clock;
 mod handoff;
+mod lazy_storage;
 mod offload;
 mod peer;
 mod shard;
@@ -20,7 +22,7 @@ mod tracker;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ccbt_engine::metainfo::Metainfo;
@@ -109,6 +111,9 @@ pub struct Swarm {
     stop: Arc<AtomicBool>,
     statuses: Vec<Arc<TorrentStatus>>,
     port: u16,
+    /// Shards that have opened their torrents and listen.
+    ready: Arc<AtomicUsize>,
+    shard_count: usize,
 }
 
 impl Swarm {
@@ -125,7 +130,9 @@ impl Swarm {
         let stop = Arc::new(AtomicBool::new(false));
         let statuses: Vec<Arc<TorrentStatus>> = torrents.iter().map(|_| Arc::default()).collect();
         let (senders, receivers) = handoff::queues(config.shards.count);
+        let ready = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(shard::Shared {
+            hashes: torrents.iter().map(|t| t.metainfo.info_hash).collect(),
             config: SwarmConfig {
                 port,
                 ..config.clone()
@@ -135,6 +142,7 @@ impl Swarm {
             stop: stop.clone(),
             senders,
             receivers,
+            ready: ready.clone(),
         });
         let mut shard_config = config.shards.clone();
         shard_config.io_memory_bytes = shard_config.io_memory_bytes.max(1 << 20);
@@ -144,7 +152,15 @@ impl Swarm {
             stop,
             statuses,
             port,
+            ready,
+            shard_count: config.shards.count,
         })
+    }
+
+    /// Every shard has opened its torrents (those that failed have their error set) and
+    /// listens: everything that can seed is seeding.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) == self.shard_count
     }
 
     /// The port every shard listens on.

@@ -1,10 +1,10 @@
 //! One shard's life: open its torrents, listen, route connections, stop on request.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use super::buffers::BufferPool;
 use super::cache::PieceCache;
 use super::clock::Clock;
 use super::handoff::{self, Handoff, Inbox};
+use super::lazy_storage::LazyStorage;
 use super::storage::Storage;
 use super::torrent::TorrentRt;
 use super::tracker::TrackerConnections;
@@ -30,10 +31,14 @@ use crate::pool::ShardId;
 pub struct Shared {
     pub config: SwarmConfig,
     pub torrents: Vec<TorrentSpec>,
+    /// Every torrent's info hash, to route a handshake without a scan.
+    pub hashes: HashSet<InfoHash>,
     pub statuses: Vec<Arc<TorrentStatus>>,
     pub stop: Arc<AtomicBool>,
     pub senders: Vec<Sender<Handoff>>,
     pub receivers: Vec<Inbox>,
+    /// Shards that have opened their torrents and listen.
+    pub ready: Arc<AtomicUsize>,
 }
 
 type Owned = Rc<RefCell<HashMap<InfoHash, Rc<TorrentRt>>>>;
@@ -100,8 +105,14 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         }
     }
 
-    let listener = TcpListener::bind((shared.config.listen, shared.config.port))
-        .map_err(|e| format!("cannot listen on port {}: {e}", shared.config.port))?;
+    let listener = match TcpListener::bind((shared.config.listen, shared.config.port)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            // A swarm with a deaf shard is broken: stop the others too.
+            shared.stop.store(true, Ordering::Release);
+            return Err(format!("cannot listen on port {}: {e}", shared.config.port));
+        }
+    };
     let accepting = glommio::spawn_local(accept_loop(
         listener,
         id,
@@ -109,6 +120,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         owned.clone(),
         budget.clone(),
     ));
+    shared.ready.fetch_add(1, Ordering::Release);
     let rx = shared.receivers[id.0 as usize]
         .lock()
         .expect("receiver lock")
@@ -121,12 +133,22 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             route_local(&owned, &budget, h);
         }))
     };
+    // Idle torrents sleep until something happens to them: stopping is such a thing.
+    let waking = {
+        let (owned, stop) = (owned.clone(), stop.clone());
+        glommio::spawn_local(async move {
+            while !stop() {
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+            for rt in owned.borrow().values() {
+                rt.wake();
+            }
+        })
+    };
     for task in tasks {
         task.await;
     }
-    while !stop() {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
+    waking.await;
     inbox.await;
     drop(accepting);
     Ok(())
@@ -143,15 +165,19 @@ async fn open_torrent(
     seed: u64,
 ) -> Result<Rc<TorrentRt>, String> {
     let layout = Rc::new(spec.metainfo.info.layout.clone());
-    let create = !spec.have.is_full();
-    let storage = Storage::open(&spec.save_dir, layout.clone(), create, config.preallocate)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(
-        torrent = %spec.metainfo.info_hash,
-        direct_io = storage.is_direct(),
-        "opened the torrent's files"
-    );
+    let storage = if spec.have.is_full() {
+        LazyStorage::on_demand(spec.save_dir.clone(), layout)
+    } else {
+        let storage = Storage::open(&spec.save_dir, layout.clone(), true, config.preallocate)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            torrent = %spec.metainfo.info_hash,
+            direct_io = storage.is_direct(),
+            "opened the torrent's files"
+        );
+        LazyStorage::opened(storage, spec.save_dir.clone(), layout)
+    };
     let mut engine = Torrent::new(
         spec.metainfo.info.layout.clone(),
         &spec.have,
@@ -224,11 +250,7 @@ async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, ow
         }
         return;
     }
-    if !shared
-        .torrents
-        .iter()
-        .any(|t| t.metainfo.info_hash == hs.info_hash)
-    {
+    if !shared.hashes.contains(&hs.info_hash) {
         return;
     }
     // glommio streams cannot give up their fd: pass a duplicate and close ours.

@@ -17,13 +17,15 @@ use glommio::channels::local_channel::{self, LocalSender};
 use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
 
+use super::alarm::Alarm;
 use super::budget::ConnectionBudget;
 use super::buffers::{BufferPool, PieceBytes};
 use super::cache::PieceCache;
 use super::clock::Clock;
+use super::lazy_storage::LazyStorage;
 use super::offload;
 use super::peer::{self, our_reserved, PeerHandle};
-use super::storage::{Storage, StorageError};
+use super::storage::StorageError;
 use super::tracker::{self, TrackerConnections};
 use super::TorrentStatus;
 
@@ -32,8 +34,10 @@ const CONNECTING_MAX: usize = 16;
 /// Addresses remembered per torrent.
 const BOOK_MAX: usize = 2000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a torrent does its periodic work.
+/// How often a torrent with peers does its periodic work.
 const TICK: Duration = Duration::from_millis(100);
+/// The longest an idle torrent (no peers, nothing to try) sleeps without being rung.
+const IDLE_NAP_MAX: Duration = Duration::from_secs(60);
 /// How long each goodbye announce may take when stopping.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -49,7 +53,7 @@ pub struct TorrentRt {
     pub index: u32,
     pub meta: Arc<Metainfo>,
     pub engine: RefCell<Torrent>,
-    storage: Storage,
+    storage: LazyStorage,
     cache: Rc<RefCell<PieceCache>>,
     pool: Rc<RefCell<BufferPool>>,
     trackers: Rc<TrackerConnections>,
@@ -69,6 +73,8 @@ pub struct TorrentRt {
     clock: Clock,
     seed: u64,
     failed: RefCell<Option<String>>,
+    /// Rings the run loop awake when an idle torrent gets something to do.
+    alarm: Alarm,
 }
 
 impl TorrentRt {
@@ -77,7 +83,7 @@ impl TorrentRt {
         index: u32,
         meta: Arc<Metainfo>,
         engine: Torrent,
-        storage: Storage,
+        storage: LazyStorage,
         cache: Rc<RefCell<PieceCache>>,
         pool: Rc<RefCell<BufferPool>>,
         trackers: Rc<TrackerConnections>,
@@ -109,6 +115,7 @@ impl TorrentRt {
             clock,
             seed,
             failed: RefCell::new(None),
+            alarm: Alarm::default(),
         }
     }
 
@@ -151,6 +158,13 @@ impl TorrentRt {
     pub fn register(&self, key: PeerKey, handle: PeerHandle, peer_id: [u8; 20]) {
         self.peers.borrow_mut().insert(key, handle);
         self.peer_ids.borrow_mut().insert(key, peer_id);
+        // An idle torrent sleeps: it must tick (choke, keep alive) now that it has a peer.
+        self.wake();
+    }
+
+    /// Cuts the run loop's sleep short (a peer arrived, addresses came, or stopping).
+    pub fn wake(&self) {
+        self.alarm.ring();
     }
 
     /// The connection is gone: forget it everywhere.
@@ -199,7 +213,11 @@ impl TorrentRt {
             };
             if ok {
                 let direct = Rc::new(buf);
-                if let Err(e) = rt.storage.write_piece(piece, &direct, len).await {
+                let written = match rt.storage.get().await {
+                    Ok(storage) => storage.write_piece(piece, &direct, len).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     rt.fail(e.to_string());
                     return;
                 }
@@ -243,7 +261,10 @@ impl TorrentRt {
                     rx.recv().await;
                 }
                 None => {
-                    let read = self.storage.read_piece(piece).await;
+                    let read = match self.storage.get().await {
+                        Ok(storage) => storage.read_piece(piece).await,
+                        Err(e) => Err(e),
+                    };
                     for waiter in self.reads.borrow_mut().remove(&piece).unwrap_or_default() {
                         let _ = waiter.try_send(());
                     }
@@ -380,6 +401,8 @@ impl TorrentRt {
                 failures: 0,
             });
         }
+        drop(book);
+        self.wake();
     }
 
     /// Starts connections to known addresses while there is room.
@@ -494,12 +517,22 @@ impl TorrentRt {
                 glommio::spawn_local(self.clone().announce(announcer.clone(), url, event)).detach();
             }
             self.connect_more();
-            glommio::timer::sleep(TICK).await;
+            let nap = self.nap(now, &announcer.borrow());
+            self.alarm.sleep(nap).await;
         }
+        // Boxed: its state (tracker requests) is allocated only when stopping, so the
+        // future every idle torrent keeps is small.
+        Box::pin(self.wind_down(&announcer)).await;
+    }
+
+    /// Syncs the files, says goodbye to the tracker and drops the peers.
+    async fn wind_down(&self, announcer: &RefCell<Announcer>) {
         self.publish();
         if !self.has_failed() {
-            if let Err(e) = self.storage.sync().await {
-                self.fail(e.to_string());
+            if let Some(storage) = self.storage.if_open() {
+                if let Err(e) = storage.sync().await {
+                    self.fail(e.to_string());
+                }
             }
         }
         // Tell the tracker we completed (if no tracker has heard it yet) and that we stop,
@@ -531,6 +564,35 @@ impl TorrentRt {
         self.status.finished.store(true, Ordering::Release);
     }
 
+    /// How long the run loop may sleep: a tick while there are peers or pieces in flight;
+    /// an idle torrent sleeps until its next announce or connection retry, unless rung.
+    fn nap(&self, now: Duration, announcer: &Announcer) -> Duration {
+        let busy = !self.peers.borrow().is_empty()
+            || self.connecting.get() > 0
+            || !self.buffers.borrow().is_empty()
+            || self.engine.borrow().peer_count() > 0;
+        if busy {
+            return TICK;
+        }
+        let mut until = now + IDLE_NAP_MAX;
+        if let Some(due) = announcer.next_due() {
+            until = until.min(due);
+        }
+        if self.engine.borrow().wants_peers() {
+            let retry = self
+                .book
+                .borrow()
+                .values()
+                .filter(|e| !e.connected)
+                .map(|e| e.next_try)
+                .min();
+            if let Some(retry) = retry {
+                until = until.min(retry);
+            }
+        }
+        until.saturating_sub(now).max(TICK)
+    }
+
     /// One announce; learns the peers it returns.
     async fn announce(
         self: Rc<Self>,
@@ -553,5 +615,7 @@ impl TorrentRt {
                 announcer.borrow_mut().on_failure(now);
             }
         }
+        // The schedule moved: an idle torrent works out again how long to sleep.
+        self.wake();
     }
 }
