@@ -157,7 +157,7 @@ fn transmission_verify(set: &DataSet) -> Result<f64> {
     let mut pending = Vec::new();
     let mut samples: Vec<(Instant, f64)> = Vec::new();
     let mut buf = [0u8; 4096];
-    let result = loop {
+    let result = 'read: loop {
         if Instant::now() > deadline {
             break Err(anyhow::anyhow!(
                 "transmission-cli did not finish verifying in 120 s"
@@ -174,6 +174,13 @@ fn transmission_verify(set: &DataSet) -> Result<f64> {
             pending.drain(..=end);
             if let Some(pct) = verifying_percent(&line) {
                 samples.push((Instant::now(), pct));
+            } else if samples.is_empty() && line.starts_with("Seeding") {
+                // It reports once a second: a small torrent is verified before the first
+                // report, and there is nothing to time it by.
+                break 'read Err(anyhow::anyhow!(
+                    "transmission-cli verified it before its first progress report: too \
+                     little data to time"
+                ));
             } else if !samples.is_empty() && !line.trim().is_empty() {
                 samples.push((Instant::now(), 100.0));
                 break;

@@ -1,8 +1,11 @@
-//! `seed` (scenarios S2 and S5): one torrent seeded to 50 and to 500 `ccbt-loadgen leech`
-//! leechers by ccbt-uring (one shard, and one per core), libtorrent and aria2, each tuned
-//! as a seedbox: upload rate and block latency as the load generator measured them, the
-//! seeder's CPU per GiB over the load window alone, its peak RSS, and iperf3 over loopback
-//! as the machine's limit.
+//! `seed` (scenarios S2 and S5). S2: one torrent seeded to 50 and to 500 `ccbt-loadgen
+//! leech` leechers by ccbt-uring, libtorrent and aria2, each tuned as a seedbox: upload
+//! rate and block latency as the load generator measured them, the seeder's CPU per GiB
+//! over the load window alone, its peak RSS, and iperf3 over loopback as the machine's
+//! limit. S5: the same load spread over several torrents of the same total size, seeded by
+//! ccbt-uring with one shard and with one per core. A torrent lives on one shard (its
+//! peers, pieces and files are that core's alone), so cores scale across torrents, which is
+//! what a seedbox has many of.
 //!
 //! Every window gets a freshly started seeder on the same page-cached data, started and
 //! checked before the window opens; seeders take turns, and each round starts with the
@@ -17,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::dataset::{self, DataSet};
+use crate::dataset;
 use crate::harness::ports::Ports;
 use crate::limits::Limit;
 use load::Load;
@@ -83,8 +86,15 @@ pub fn run(args: SeedArgs) -> Result<String> {
         "cargo build --release -p ccbt-loadgen",
     )?;
     let set = dataset::prepare(&args.dir, args.size_mib << 20, &ccbt)?;
+    let one = Target {
+        torrent: set.torrent.clone(),
+        save_dir: set.save_dir.clone(),
+        files: vec![set.data_file.clone()],
+    };
+    let spread = spread_target(&args, &loadgen)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut results = Results::new(set.bytes, args.seconds, args.pipeline, args.rounds, cores);
+    let mut scaling = Results::new(set.bytes, args.seconds, args.pipeline, args.rounds, cores);
     let mut ports = Ports::default();
 
     eprintln!("iperf3 over loopback ...");
@@ -96,7 +106,7 @@ pub fn run(args: SeedArgs) -> Result<String> {
 
     let mut seeders = Vec::new();
     for seeder in Seeder::ALL {
-        if args.only_ours && !seeder.is_ours() {
+        if (args.only_ours && !seeder.is_ours()) || seeder == Seeder::CcbtOneShard {
             continue;
         }
         match seeder.missing() {
@@ -107,28 +117,31 @@ pub fn run(args: SeedArgs) -> Result<String> {
     let bench = Bench {
         ccbt: &ccbt,
         loadgen: &loadgen,
-        set: &set,
         seconds: args.seconds,
         pipeline: args.pipeline,
     };
+    let shards = [Seeder::CcbtOneShard, Seeder::CcbtAllShards];
     for round in 0..args.rounds {
         eprintln!("round {}/{}", round + 1, args.rounds);
         for &leechers in &args.leechers {
             for i in 0..seeders.len() {
                 let seeder = seeders[(round + i) % seeders.len()];
-                match bench.window(seeder, leechers, &mut ports) {
-                    Ok(Ok(sample)) => results.record(seeder, leechers, sample),
-                    Ok(Err(why)) => results.record_invalid(seeder, leechers, why),
-                    Err(e) => {
-                        eprintln!("{e:#}");
-                        results.record_invalid(seeder, leechers, first_line(&e));
-                    }
-                }
+                bench.record(&mut results, seeder, &one, leechers, &mut ports);
+            }
+            for i in 0..shards.len() {
+                let seeder = shards[(round + i) % shards.len()];
+                bench.record(&mut scaling, seeder, &spread, leechers, &mut ports);
             }
         }
     }
 
-    let (s2, s5) = (results.seed_markdown(), results.scaling_markdown());
+    let s2 = results.seed_markdown();
+    let s5 = format!(
+        "{SPREAD_TORRENTS} torrents of {} MiB each (the S2 total), the leechers spread evenly \
+         over them.\n\n{}",
+        args.size_mib / u64::from(SPREAD_TORRENTS),
+        scaling.scaling_markdown()
+    );
     if let Some(path) = &args.write {
         crate::report::write_section(path, "seed", &s2)?;
         crate::report::write_section(path, "scaling", &s5)?;
@@ -139,34 +152,104 @@ pub fn run(args: SeedArgs) -> Result<String> {
     ))
 }
 
+/// Torrents S5 spreads the load over: enough that hashing them onto two shards is close
+/// to even.
+const SPREAD_TORRENTS: u32 = 8;
+
+/// What a window seeds: a torrent or a directory of them, the save dir, and the files to
+/// warm.
+struct Target {
+    torrent: PathBuf,
+    save_dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+/// S5's data: [`SPREAD_TORRENTS`] single-file torrents of `ccbt-loadgen dataset` with
+/// 1 MiB pieces, as much data as S2's torrent, made once under `dir`.
+fn spread_target(args: &SeedArgs, loadgen: &Path) -> Result<Target> {
+    let file_bytes = (args.size_mib << 20) / u64::from(SPREAD_TORRENTS);
+    let root = args
+        .dir
+        .join(format!("spread-{SPREAD_TORRENTS}x{file_bytes}"));
+    let names: Vec<String> = (0..SPREAD_TORRENTS).map(|t| format!("t{t:06}")).collect();
+    let target = Target {
+        torrent: root.join("torrents"),
+        save_dir: root.join("data"),
+        files: names.iter().map(|n| root.join("data").join(n)).collect(),
+    };
+    let complete = target
+        .files
+        .iter()
+        .all(|f| std::fs::metadata(f).is_ok_and(|m| m.len() == file_bytes));
+    if !complete {
+        eprintln!(
+            "writing {SPREAD_TORRENTS} torrents under {}",
+            root.display()
+        );
+        let _ = std::fs::remove_dir_all(&root);
+        let status = std::process::Command::new(loadgen)
+            .arg("dataset")
+            .args(["--torrents", &SPREAD_TORRENTS.to_string(), "--files", "1"])
+            .args(["--file-bytes", &file_bytes.to_string()])
+            .args(["--piece-length", &(1u32 << 20).to_string()])
+            .arg("--out")
+            .arg(&root)
+            .status()
+            .with_context(|| format!("cannot run {}", loadgen.display()))?;
+        anyhow::ensure!(status.success(), "ccbt-loadgen dataset failed ({status})");
+    }
+    Ok(target)
+}
+
 /// What every window shares.
 struct Bench<'a> {
     ccbt: &'a Path,
     loadgen: &'a Path,
-    set: &'a DataSet,
     seconds: u64,
     pipeline: u32,
 }
 
 impl Bench<'_> {
+    /// One window, recorded as a sample or as why it does not count.
+    fn record(
+        &self,
+        results: &mut Results,
+        seeder: Seeder,
+        target: &Target,
+        leechers: u32,
+        ports: &mut Ports,
+    ) {
+        match self.window(seeder, target, leechers, ports) {
+            Ok(Ok(sample)) => results.record(seeder, leechers, sample),
+            Ok(Err(why)) => results.record_invalid(seeder, leechers, why),
+            Err(e) => {
+                eprintln!("{e:#}");
+                results.record_invalid(seeder, leechers, first_line(&e));
+            }
+        }
+    }
+
     /// One load window against a fresh `seeder`: the sample, or why the window does not
     /// count (load-generator errors, nothing served, the seeder gone).
     fn window(
         &self,
         seeder: Seeder,
+        target: &Target,
         leechers: u32,
         ports: &mut Ports,
     ) -> Result<std::result::Result<Sample, String>> {
-        dataset::warm(&self.set.data_file)?;
+        for file in &target.files {
+            dataset::warm(file)?;
+        }
         let port = ports.next()?;
-        let mut running = seeder.start(self.ccbt, &self.set.torrent, &self.set.save_dir, port)?;
+        let mut running = seeder.start(self.ccbt, &target.torrent, &target.save_dir, port)?;
         let load = Load {
             leechers,
             seconds: self.seconds,
             pipeline: self.pipeline,
         };
         let cpu_before = procfs::group_cpu_seconds(running.pid)?;
-        let measured = load::run(self.loadgen, &self.set.torrent, port, load)?;
+        let measured = load::run(self.loadgen, &target.torrent, port, load)?;
         let seeder_cpu_s = procfs::group_cpu_seconds(running.pid)? - cpu_before;
         let peak_rss_kib = procfs::peak_rss_kib(running.pid)?;
         if let Some(status) = running.process.exit_status()? {

@@ -1,0 +1,149 @@
+//! CI's smoke run of every scenario: tiny sizes and one round, so it takes seconds, but
+//! with the real contenders (CI installs them), so the harness cannot rot unnoticed. Each
+//! test checks that every contender produced a figure, not what the figure is: timing on a
+//! shared CI machine proves nothing.
+//!
+//! Uses the debug `ccbt-uring` and `ccbt-loadgen` that `cargo test --workspace` builds next
+//! to `ccbt-bench`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Longest any one scenario may take here.
+const LIMIT: Duration = Duration::from_secs(240);
+
+fn sibling(name: &str) -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_ccbt-bench"));
+    let path = bench.with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the workspace's tests (`cargo test --workspace`), which build it",
+        path.display()
+    );
+    path
+}
+
+/// Runs `ccbt-bench SCENARIO ARGS... --ccbt <debug ccbt-uring> --dir <temp>` and gives its
+/// Markdown.
+fn bench(scenario: &str, args: &[&str]) -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("ccbt-bench-smoke-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ccbt-bench"))
+        .arg(scenario)
+        .args(args)
+        .arg("--ccbt")
+        .arg(sibling("ccbt-uring"))
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sibling("ccbt-loadgen");
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{scenario} ran past {LIMIT:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{scenario} failed:\n{stderr}\n{stdout}");
+    stdout
+}
+
+/// The table row that starts with `| who |`.
+fn row<'a>(markdown: &'a str, who: &str) -> &'a str {
+    let start = format!("| {who} |");
+    markdown
+        .lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("no row for {who}:\n{markdown}"))
+}
+
+#[test]
+fn download_scenario_measures_every_downloader() {
+    let md = bench(
+        "download",
+        &[
+            "--size-mib",
+            "16",
+            "--rounds",
+            "1",
+            "--timeout",
+            "60",
+            "--contenders",
+            "ccbt,libtorrent,aria2",
+        ],
+    );
+    for who in [
+        "ccbt-uring download",
+        "python3-libtorrent 2.0",
+        "aria2c 1.36",
+    ] {
+        assert!(row(&md, who).contains("| 1/1 |"), "{who} did not finish:\n{md}");
+    }
+    assert!(md.contains("ccbt-loadgen sink"), "{md}");
+}
+
+#[test]
+fn seed_scenario_measures_every_seeder_and_both_shard_counts() {
+    let md = bench(
+        "seed",
+        &[
+            "--size-mib",
+            "16",
+            "--leechers",
+            "4",
+            "--seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--pipeline",
+            "8",
+        ],
+    );
+    for who in [
+        "ccbt-uring, all shards",
+        "python3-libtorrent 2.0",
+        "aria2c 1.36",
+    ] {
+        assert!(row(&md, who).contains("| 1/1 |"), "{who} has no valid window:\n{md}");
+    }
+    let scaling = row(&md, "4");
+    assert!(scaling.trim_end().ends_with("x |"), "no S5 ratio:\n{md}");
+}
+
+#[test]
+fn recheck_scenario_measures_warm_cold_and_the_limits() {
+    let md = bench("verify", &["--size-mib", "16", "--rounds", "1"]);
+    assert!(md.contains("ccbt-uring verify"), "{md}");
+    assert!(md.contains("openssl"), "{md}");
+    assert!(md.contains("fio"), "{md}");
+    assert!(!md.contains("not measured"), "a limit is missing:\n{md}");
+}
+
+#[test]
+fn many_scenario_loads_and_seeds_every_torrent() {
+    let md = bench("many", &["--torrents", "20", "--timeout", "60"]);
+    for who in [
+        "ccbt-uring seed (recheck)",
+        "python3-libtorrent 2.0 (recheck)",
+    ] {
+        let line = row(&md, who);
+        assert!(line.contains("| 20 |"), "{who} did not load 20 torrents:\n{md}");
+        assert!(line.contains("yes"), "{who} did not seed:\n{md}");
+    }
+}
