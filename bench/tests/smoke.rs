@@ -60,7 +60,10 @@ fn bench(scenario: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
-    assert!(out.status.success(), "{scenario} failed:\n{stderr}\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{scenario} failed:\n{stderr}\n{stdout}"
+    );
     stdout
 }
 
@@ -93,7 +96,10 @@ fn download_scenario_measures_every_downloader() {
         "python3-libtorrent 2.0",
         "aria2c 1.36",
     ] {
-        assert!(row(&md, who).contains("| 1/1 |"), "{who} did not finish:\n{md}");
+        assert!(
+            row(&md, who).contains("| 1/1 |"),
+            "{who} did not finish:\n{md}"
+        );
     }
     assert!(md.contains("ccbt-loadgen sink"), "{md}");
 }
@@ -120,7 +126,10 @@ fn seed_scenario_measures_every_seeder_and_both_shard_counts() {
         "python3-libtorrent 2.0",
         "aria2c 1.36",
     ] {
-        assert!(row(&md, who).contains("| 1/1 |"), "{who} has no valid window:\n{md}");
+        assert!(
+            row(&md, who).contains("| 1/1 |"),
+            "{who} has no valid window:\n{md}"
+        );
     }
     let scaling = row(&md, "4");
     assert!(scaling.trim_end().ends_with("x |"), "no S5 ratio:\n{md}");
@@ -143,7 +152,10 @@ fn many_scenario_loads_and_seeds_every_torrent() {
         "python3-libtorrent 2.0 (recheck)",
     ] {
         let line = row(&md, who);
-        assert!(line.contains("| 20 |"), "{who} did not load 20 torrents:\n{md}");
+        assert!(
+            line.contains("| 20 |"),
+            "{who} did not load 20 torrents:\n{md}"
+        );
         assert!(line.contains("yes"), "{who} did not seed:\n{md}");
     }
 }

@@ -48,8 +48,9 @@ pub struct DownloadArgs {
     /// The ccbt-loadgen binary; default: next to this one.
     #[arg(long)]
     loadgen: Option<PathBuf>,
-    /// Seconds any one download may take before the run fails.
-    #[arg(long, default_value_t = 300)]
+    /// Seconds any one download may take; a slower one is reported unfinished, with its
+    /// rate so far.
+    #[arg(long, default_value_t = 90)]
     timeout: u64,
     /// Leave out libtorrent, aria2 and Transmission.
     #[arg(long)]
@@ -294,8 +295,11 @@ impl<'a> Bench<'a> {
                 (percent, last_progress) = (now_percent, now);
             }
             if now > start + self.timeout {
+                let mb_per_s = percent / 100.0 * self.set.bytes as f64
+                    / now.duration_since(start).as_secs_f64()
+                    / 1e6;
                 return Ok(Err(format!(
-                    "not done after {} s ({percent:.1}% done)",
+                    "not done after {} s ({percent:.1}% done, {mb_per_s:.1} MB/s so far)",
                     self.timeout.as_secs()
                 )));
             }

@@ -30,6 +30,7 @@ use crate::{Bitfield, BlockRef, Sha1Digest, BLOCK_LEN};
 pub use crate::picker::PeerKey;
 use blame::{BanKey, Blame, Finding};
 pub use config::SessionConfig;
+pub use extension::{our_handshake as extension_handshake, ADVERTISED_REQQ};
 use peer::Peer;
 
 /// The largest block we serve to a peer that asks for more than 16 KiB.

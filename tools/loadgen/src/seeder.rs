@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _, Result};
 use ccbt_engine::metainfo::Layout;
+use ccbt_engine::session::{extension_handshake, ADVERTISED_REQQ};
 use ccbt_engine::wire::{
-    decode_message, encode_piece_header, max_message_len, Handshake, Message, PeerId, HANDSHAKE_LEN,
+    decode_message, encode_piece_header, max_message_len, Handshake, Message, PeerId, Reserved,
+    HANDSHAKE_LEN,
 };
 use ccbt_engine::{Bitfield, BlockRef, InfoHash};
 use ccbt_shards::pool::{spawn, ShardConfig};
@@ -31,8 +33,12 @@ use crate::torrent::Loaded;
 
 /// Largest request served; larger ones drop the peer (as libtorrent and others do).
 pub const REQUEST_LEN_MAX: u32 = 128 << 10;
-/// Requests one peer may have queued; more is a peer flooding us.
+/// Requests one peer may have queued; more are refused (with a reject under the Fast
+/// extension), as a real seeder does. We advertise a `reqq` well below it.
 const QUEUED_MAX: usize = 2048;
+/// Queued items (blocks and rejects) past which a peer that ignores our rejects is flooding
+/// us and is dropped.
+const FLOOD_MAX: usize = 2 * QUEUED_MAX;
 /// Bytes the writer gathers before one write.
 const BATCH_BYTES: usize = 256 << 10;
 /// Idle time after which a keep-alive goes out.
@@ -258,6 +264,7 @@ async fn connection(
 enum Outgoing {
     Unchoke,
     Block(BlockRef),
+    Reject(BlockRef),
 }
 
 /// The writer's work, with a doorbell rung once per item pushed.
@@ -282,7 +289,7 @@ async fn serve(
 ) -> Ended {
     let _ = stream.set_nodelay(true);
     let handshake = |info_hash| Handshake {
-        reserved: net::reserved(),
+        reserved: Reserved::ours(),
         info_hash,
         peer_id: shared.endpoints[endpoint].1,
     };
@@ -319,10 +326,20 @@ async fn serve(
         Some(_) => Vec::new(),
         None => handshake(theirs.info_hash).encode().to_vec(),
     };
-    if theirs.reserved.supports_fast() {
+    let fast = theirs.reserved.supports_fast();
+    if fast {
         Message::HaveAll.encode(&mut hello);
     } else {
         Message::Bitfield(&torrent.bitfield).encode(&mut hello);
+    }
+    if theirs.reserved.supports_extensions() {
+        // Our `reqq`, which clients such as Transmission size their pipelines by.
+        let payload = extension_handshake(ADVERTISED_REQQ);
+        Message::Extended {
+            id: 0,
+            payload: &payload,
+        }
+        .encode(&mut hello);
     }
     if let Err(e) = stream.write_all(&hello).await {
         return Ended::Io(e);
@@ -334,17 +351,19 @@ async fn serve(
     };
     let mut inbox = Inbox::new(torrent.max_len).with_data(inbox.data());
     futures_lite::future::or(
-        read_requests(reader, &mut inbox, &queue, torrent),
+        read_requests(reader, &mut inbox, &queue, torrent, fast),
         write_blocks(writer, &queue, index, torrent, state),
     )
     .await
 }
 
+/// `fast`: the peer speaks the Fast extension, so refused requests are rejected.
 async fn read_requests(
     mut reader: impl AsyncRead + Unpin,
     inbox: &mut Inbox,
     queue: &Queue,
     torrent: &Served,
+    fast: bool,
 ) -> Ended {
     let mut unchoked = false;
     loop {
@@ -363,10 +382,15 @@ async fn read_requests(
                     if let Err(reason) = check_request(&torrent.layout, block) {
                         return Ended::Protocol(reason);
                     }
-                    if queue.items.borrow().len() >= QUEUED_MAX {
-                        return Ended::Protocol(format!("more than {QUEUED_MAX} requests queued"));
+                    let queued = queue.items.borrow().len();
+                    if queued >= FLOOD_MAX {
+                        return Ended::Protocol(format!("more than {FLOOD_MAX} requests queued"));
                     }
-                    queue.push(Outgoing::Block(block));
+                    if queued < QUEUED_MAX {
+                        queue.push(Outgoing::Block(block));
+                    } else if fast {
+                        queue.push(Outgoing::Reject(block));
+                    }
                 }
                 Message::Cancel(block) => {
                     let mut items = queue.items.borrow_mut();
@@ -434,6 +458,7 @@ async fn write_blocks(
             };
             match item {
                 Outgoing::Unchoke => Message::Unchoke.encode(&mut out),
+                Outgoing::Reject(b) => Message::RejectRequest(b).encode(&mut out),
                 Outgoing::Block(b) => {
                     let piece = state.cache.borrow_mut().get(index, b.piece, || {
                         let at = torrent.layout.piece(b.piece).expect("request was checked");
