@@ -109,20 +109,26 @@ pub struct SeedArgs {
     pub swarm: SwarmArgs,
 }
 
-/// How many shards (pinned executors) to hash with.
+/// How many shards (executors, pinned one per CPU by default) to run.
 #[derive(Debug, Args)]
 pub struct ShardArgs {
     /// Number of shards; default: one per CPU this process may use.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub shards: Option<u16>,
+    /// Let the kernel place the shards instead of pinning one to each CPU: better when
+    /// other busy processes share the machine's cores.
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 impl ShardArgs {
     pub fn config(&self) -> ccbt_shards::ShardConfig {
-        match self.shards {
+        let mut config = match self.shards {
             Some(n) => ccbt_shards::ShardConfig::with_count(n.into()),
             None => ccbt_shards::ShardConfig::per_core(),
-        }
+        };
+        config.pin = !self.no_pin;
+        config
     }
 }
 
@@ -228,5 +234,33 @@ mod tests {
         assert!(parse_piece_size("512M").is_err());
         assert!(parse_piece_size("-1").is_err());
         assert!(parse_piece_size("99999999999999999999K").is_err());
+    }
+
+    #[test]
+    fn swarm_options_reach_the_configs() {
+        let cli = Cli::try_parse_from([
+            "ccbt-uring",
+            "seed",
+            "t.torrent",
+            "--data",
+            "d",
+            "--shards",
+            "3",
+            "--no-pin",
+            "--max-peers",
+            "700",
+        ])
+        .unwrap();
+        let Command::Seed(args) = cli.command else {
+            panic!("not seed");
+        };
+        let shards = args.swarm.shards.config();
+        assert_eq!((shards.count, shards.pin), (3, false));
+        assert_eq!(args.swarm.max_peers, 700);
+        let pinned = ShardArgs {
+            shards: None,
+            no_pin: false,
+        };
+        assert!(pinned.config().pin);
     }
 }

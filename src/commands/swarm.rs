@@ -88,9 +88,14 @@ pub fn run(
     );
     let status = swarm.status(0);
     let mut view = View::new(&metainfo, verb);
+    let mut said_complete = status.done.load(Ordering::Acquire);
     loop {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
         view.update(status);
+        if !said_complete && status.done.load(Ordering::Acquire) {
+            said_complete = true;
+            view.complete(status);
+        }
         if stop_signal.load(Ordering::Relaxed) {
             eprintln!("stopping");
             break;
@@ -179,6 +184,19 @@ impl View {
                 self.total_pieces,
                 rates,
                 format::bytes(s.uploaded.load(Ordering::Relaxed))
+            );
+        }
+    }
+
+    /// The moment every piece is verified and written (scripts wait for this line).
+    fn complete(&mut self, s: &TorrentStatus) {
+        if let Some(bar) = &self.bar {
+            bar.suspend(|| println!("{}: complete", self.verb));
+        } else {
+            println!(
+                "{}: complete, {} pieces verified",
+                self.verb,
+                s.have_pieces.load(Ordering::Relaxed)
             );
         }
     }

@@ -10,7 +10,8 @@ const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Contender {
-    /// `ccbt-uring download`, default shards (one per core).
+    /// `ccbt-uring download --no-pin`, default shards (one per core), unpinned because
+    /// the seeders run on the same cores.
     Ccbt,
     /// libtorrent 2.0 through `tests/scripts/lt_client.py download`.
     Libtorrent,
@@ -63,7 +64,8 @@ impl Contender {
     /// the process's exit marks the end.
     pub fn done_line(self) -> Option<&'static str> {
         match self {
-            Contender::Ccbt | Contender::Aria2 => None,
+            Contender::Ccbt => Some("downloading: complete"),
+            Contender::Aria2 => None,
             Contender::Libtorrent => Some("lt_client: download complete"),
             Contender::Transmission => Some("transmission_client: download complete"),
         }
@@ -95,6 +97,8 @@ impl Contender {
                     .arg(out_dir)
                     .args(["--listen", "127.0.0.1", "--port"])
                     .arg(port.to_string())
+                    // The seeders share the two cores: let the kernel place the shards.
+                    .arg("--no-pin")
                     .env("CCBT_LOG", "warn");
                 cmd
             }

@@ -145,7 +145,9 @@ impl Results {
         };
         let mut out = format!(
             "Data: {:.2} GiB in one file, 1 MiB pieces; {} {seeders}. {rounds} rounds, \
-             interleaved; medians of the finished downloads.\n\n",
+             interleaved; medians of the finished downloads. Each downloader is bound to \
+             127.0.0.1 and finds the seeders through opentracker; ccbt-uring runs with \
+             `--no-pin`, since the seeders share its cores.\n\n",
             self.bytes as f64 / (1u64 << 30) as f64,
             self.seeders,
         );

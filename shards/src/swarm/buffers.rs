@@ -1,11 +1,18 @@
 //! Piece memory, pooled per shard so a steady download allocates nothing per piece: the
 //! aligned buffers that blocks are gathered into, hashed in place, written from with
 //! O_DIRECT and then kept in the read cache (which gives them back when it evicts them).
+//!
+//! It also bounds the backlog: bytes of complete pieces waiting for their hash check and
+//! their write. Past the limit, peer readers stop reading their sockets until the hasher
+//! and the disk catch up (TCP then slows the senders), so a download that outruns its
+//! hashing or its disk holds bounded memory instead of queueing pieces without end.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::rc::Rc;
 
+use glommio::channels::local_channel::{self, LocalSender};
 use glommio::io::{DmaBuffer, ReadResult};
 
 /// Bytes of one piece, wherever they came from.
@@ -36,14 +43,55 @@ pub struct BufferPool {
     direct: HashMap<usize, Vec<DmaBuffer>>,
     bytes: usize,
     capacity: usize,
+    backlog_bytes: usize,
+    backlog_max: usize,
+    /// Readers waiting for the backlog to shrink (one per peer at most).
+    waiting: Vec<LocalSender<()>>,
 }
 
 impl BufferPool {
-    pub fn new(capacity_bytes: usize) -> Self {
+    /// `capacity_bytes` of free buffers kept; readers pause while more than
+    /// `backlog_max_bytes` of pieces wait for hashing or writing.
+    pub fn new(capacity_bytes: usize, backlog_max_bytes: usize) -> Self {
         BufferPool {
             direct: HashMap::new(),
             bytes: 0,
             capacity: capacity_bytes,
+            backlog_bytes: 0,
+            backlog_max: backlog_max_bytes,
+            waiting: Vec::new(),
+        }
+    }
+
+    /// A complete piece of `len` bytes joins the backlog.
+    pub fn backlog_add(&mut self, len: usize) {
+        self.backlog_bytes += len;
+    }
+
+    /// A piece of `len` bytes left the backlog (written, or failed); wakes the readers
+    /// once there is room.
+    pub fn backlog_done(&mut self, len: usize) {
+        self.backlog_bytes = self.backlog_bytes.saturating_sub(len);
+        if self.backlog_bytes <= self.backlog_max {
+            for reader in self.waiting.drain(..) {
+                let _ = reader.try_send(());
+            }
+        }
+    }
+
+    /// Waits while the backlog is over its limit.
+    pub async fn backlog_room(pool: &RefCell<BufferPool>) {
+        loop {
+            let wait = {
+                let mut pool = pool.borrow_mut();
+                if pool.backlog_bytes <= pool.backlog_max {
+                    return;
+                }
+                let (tx, rx) = local_channel::new_bounded(1);
+                pool.waiting.push(tx);
+                rx
+            };
+            wait.recv().await;
         }
     }
 

@@ -193,6 +193,7 @@ async fn read_loop(
                 buf.resize(wanted + READ_CHUNK, 0);
             }
         }
+        rt.backlog_room().await;
         match stream.read(&mut buf[filled..]).await {
             Ok(0) => return "closed by peer".to_string(),
             Ok(n) => filled += n,

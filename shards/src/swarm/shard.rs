@@ -60,7 +60,10 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         move || flag.load(Ordering::Acquire)
     };
     let cache = Rc::new(RefCell::new(PieceCache::new(shared.config.cache_bytes)));
-    let pool = Rc::new(RefCell::new(BufferPool::new(shared.config.cache_bytes / 2)));
+    let pool = Rc::new(RefCell::new(BufferPool::new(
+        shared.config.cache_bytes / 2,
+        shared.config.cache_bytes,
+    )));
     let trackers = Rc::new(TrackerConnections::default());
     let budget = ConnectionBudget::new(shared.config.max_connections_per_shard);
     let owned: Owned = Rc::default();

@@ -194,16 +194,19 @@ impl TorrentRt {
 
     /// Every block of `piece` is in: hash it, write it if good, tell the engine.
     pub fn finish_piece(self: &Rc<Self>, piece: u32) {
+        let Some(index) = self.layout().piece(piece) else {
+            return;
+        };
+        let len = self.layout().piece_len(index) as usize;
+        // Counted now, not when the task runs, so readers see it at once.
+        let backlog = InBacklog::enter(&self.pool, len);
         let rt = self.clone();
         glommio::spawn_local(async move {
+            let _backlog = backlog;
             let Some(buf) = rt.buffers.borrow_mut().remove(&piece) else {
                 return;
             };
-            let Some(index) = rt.layout().piece(piece) else {
-                return;
-            };
             // SHA-1 runs on the shard's hashing thread, so this core keeps moving bytes.
-            let len = rt.layout().piece_len(index) as usize;
             let (buf, digest) = offload::digest_on_helper(buf, len).await;
             let ok = digest == rt.meta.info.piece_hash(index);
             let digests = if rt.engine.borrow().wants_block_digests(piece, ok) {
@@ -229,9 +232,19 @@ impl TorrentRt {
             rt.engine
                 .borrow_mut()
                 .piece_checked(rt.now(), piece, ok, &digests);
+            if rt.engine.borrow().is_done() {
+                // The last piece: say so now, not at the next tick.
+                rt.publish();
+            }
             rt.drive();
         })
         .detach();
+    }
+
+    /// Waits while the shard's pieces waiting for hashing and writing are over their
+    /// limit, so readers stop taking in blocks the disk cannot keep up with.
+    pub async fn backlog_room(&self) {
+        BufferPool::backlog_room(&self.pool).await;
     }
 
     /// A piece to serve, from the cache or the disk. Several peers asking for the same piece
@@ -617,5 +630,28 @@ impl TorrentRt {
         }
         // The schedule moved: an idle torrent works out again how long to sleep.
         self.wake();
+    }
+}
+
+/// A complete piece counted in the shard's backlog until dropped (written, failed or
+/// abandoned).
+struct InBacklog {
+    pool: Rc<RefCell<BufferPool>>,
+    len: usize,
+}
+
+impl InBacklog {
+    fn enter(pool: &Rc<RefCell<BufferPool>>, len: usize) -> InBacklog {
+        pool.borrow_mut().backlog_add(len);
+        InBacklog {
+            pool: pool.clone(),
+            len,
+        }
+    }
+}
+
+impl Drop for InBacklog {
+    fn drop(&mut self) {
+        self.pool.borrow_mut().backlog_done(self.len);
     }
 }
