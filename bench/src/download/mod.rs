@@ -34,7 +34,7 @@ pub struct DownloadArgs {
     #[arg(long, default_value = "/var/tmp/ccbt-bench")]
     dir: PathBuf,
     /// Rounds; every round runs each downloader once.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Seeders to download from.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -50,7 +50,7 @@ pub struct DownloadArgs {
     loadgen: Option<PathBuf>,
     /// Seconds any one download may take; a slower one is reported unfinished, with its
     /// rate so far.
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = 60)]
     timeout: u64,
     /// Leave out libtorrent, aria2 and Transmission.
     #[arg(long)]

@@ -39,7 +39,7 @@ pub struct SeedArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [50, 500])]
     leechers: Vec<u32>,
     /// Seconds of each load window.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Rounds; every round runs each seeder once per leecher count.
     #[arg(long, default_value_t = 3)]
