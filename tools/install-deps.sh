@@ -14,7 +14,6 @@ packages=(
   opentracker                 # interop: a real tracker on 127.0.0.1
   iproute2                    # interop: network namespaces for clients that skip loopback peers
   time                        # bench: /usr/bin/time, CPU and peak RSS of each downloader
-  iperf3                      # bench: the loopback limit for seeding (S2)
 )
 
 missing=()

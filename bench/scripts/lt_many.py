@@ -26,6 +26,7 @@ def main():
         sys.exit(__doc__)
     started = time.monotonic()
     mode, torrent_dir, save_path, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    names = sorted(n for n in os.listdir(torrent_dir) if n.endswith(".torrent"))
     ses = lt.session(
         {
             "listen_interfaces": "127.0.0.1:%d" % port,
@@ -40,10 +41,12 @@ def main():
             "active_seeds": -1,
             "active_checking": os.cpu_count() or 1,
             "alert_mask": int(lt.alert.category_t.error_notification),
+            # One add_torrent_alert per torrent: the default queue (2000) would drop some
+            # of 10,000, and the wait below would never end.
+            "alert_queue_size": 2 * len(names) + 1000,
         }
     )
     flags = lt.torrent_flags.seed_mode if mode == "seed_mode" else 0
-    names = sorted(n for n in os.listdir(torrent_dir) if n.endswith(".torrent"))
     for name in names:
         params = lt.add_torrent_params()
         params.ti = lt.torrent_info(os.path.join(torrent_dir, name))

@@ -6,6 +6,7 @@
 //! Uses the debug `ccbt-uring` and `ccbt-loadgen` that `cargo test --workspace` builds next
 //! to `ccbt-bench`.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -41,12 +42,16 @@ fn bench(scenario: &str, args: &[&str]) -> String {
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        // Its own process group, so a run past the limit is stopped with every client
+        // it started.
+        .process_group(0)
         .spawn()
         .unwrap();
     sibling("ccbt-loadgen");
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > LIMIT {
-            let _ = child.kill();
+            // SAFETY: kill(2) on the group this test created; no memory is touched.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let out = child.wait_with_output().unwrap();
             panic!(
                 "{scenario} ran past {LIMIT:?}:\n{}",

@@ -173,22 +173,35 @@ pub fn run(args: ManyArgs) -> Result<String> {
             port: ports.next()?,
             limit,
         };
-        let ((count, load_seconds, rss_many_kib), served) =
-            many.measure(|port| leech(&loadgen, &set.torrents, port))?;
-        let one = Run {
-            torrents: &set.one,
-            port: ports.next()?,
-            ..many
-        };
-        let ((_, _, rss_one_kib), ()) = one.measure(|_| Ok(()))?;
-        rows.push(Row {
-            name: seeder.name().to_string(),
-            torrents: count,
-            load_seconds,
-            rss_many_kib,
-            rss_one_kib,
-            served: Some(served),
-        });
+        let one_port = ports.next()?;
+        let measured = (|| {
+            let ((count, load_seconds, rss_many_kib), served) =
+                many.measure(|port| leech(&loadgen, &set.torrents, port))?;
+            let one = Run {
+                torrents: &set.one,
+                port: one_port,
+                ..many
+            };
+            let ((_, _, rss_one_kib), ()) = one.measure(|_| Ok(()))?;
+            anyhow::Ok(Row {
+                name: seeder.name().to_string(),
+                torrents: count,
+                load_seconds,
+                rss_many_kib,
+                rss_one_kib,
+                served: Some(served),
+            })
+        })();
+        // One seeder failing (not loading in time, say) is a result, not the end of the run.
+        match measured {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                eprintln!("{e:#}");
+                let first = format!("{e:#}");
+                let first = first.lines().next().unwrap_or_default();
+                skipped.push(format!("{}: no figures: {first}.", seeder.name()));
+            }
+        }
     }
     let table = report::markdown(&rows, &skipped);
     println!("{table}");

@@ -248,6 +248,7 @@ impl Bench<'_> {
             seconds: self.seconds,
             pipeline: self.pipeline,
         };
+        procfs::reset_peak_rss(running.pid)?;
         let cpu_before = procfs::group_cpu_seconds(running.pid)?;
         let measured = load::run(self.loadgen, &target.torrent, port, load)?;
         let seeder_cpu_s = procfs::group_cpu_seconds(running.pid)? - cpu_before;

@@ -104,6 +104,15 @@ pub fn group_cpu_seconds(pgrp: u32) -> Result<f64> {
     Ok(ticks as f64 / clock_ticks_per_second())
 }
 
+/// Restarts `pid`'s peak resident set from its current one (`5` to /proc/PID/clear_refs),
+/// so the peak read after a window is the window's own: start-up checks map the whole
+/// file for a moment (ccbt-uring's recheck through mmap, libtorrent's mmap storage), and
+/// would otherwise be what the peak shows.
+pub fn reset_peak_rss(pid: u32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+        .with_context(|| format!("cannot reset the peak RSS of process {pid}"))
+}
+
 /// The peak resident set of `pid` so far (VmHWM), in KiB.
 pub fn peak_rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))

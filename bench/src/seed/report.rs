@@ -12,7 +12,7 @@ pub struct Sample {
     pub measured: Measured,
     /// CPU seconds of the seeder's process group over the window.
     pub seeder_cpu_s: f64,
-    /// The seeder's VmHWM at the end of the window, in KiB.
+    /// The seeder's VmHWM over the window (reset as it opened), in KiB.
     pub peak_rss_kib: u64,
 }
 
@@ -191,7 +191,7 @@ impl Results {
              interleaved, a fresh seeder for every window; medians of the valid windows (a \
              window with any load-generator error is invalid). CPU: the seeder's process \
              group over the window alone (/proc utime+stime), per GiB it served; peak RSS: \
-             its VmHWM. {} cores, shared by seeder and load generator.\n\n\
+             its VmHWM over the window (reset as it opens, so start-up checks do not count). {} cores, shared by seeder and load generator.\n\n\
              | seeder | leechers | valid | MB/s | / fastest other | p50 ms | p99 ms | \
              CPU s/GiB | peak RSS MiB | connections (drops) | loadgen CPU s |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",

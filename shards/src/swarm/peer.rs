@@ -21,8 +21,12 @@ use super::torrent::TorrentRt;
 
 /// How long a peer has to send its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bytes read from the socket at a time.
+/// Most bytes read from the socket at a time.
 const READ_CHUNK: usize = 256 * 1024;
+/// Bytes a peer's first reads take. The read size doubles, up to [`READ_CHUNK`], each time
+/// a read fills all the room it had, so a peer that only sends requests (a leecher of
+/// ours) keeps a buffer of tens of KiB, and one that sends blocks soon reads 256 KiB.
+const FIRST_READ: usize = 16 * 1024;
 /// Pieces a peer has mostly asked for that are read ahead while its current one is sent.
 const READ_AHEAD_PIECES: usize = 2;
 /// Serve blocks in batches of about this many bytes per write.
@@ -129,11 +133,12 @@ async fn read_loop(
     pending: Vec<u8>,
 ) -> String {
     let max = wire::max_message_len(rt.piece_count());
-    // Bytes live in buf[start..filled]; the buffer is zeroed once and reused, and grows only
-    // for a message longer than it (a big bitfield), up to the message limit.
+    // Bytes live in buf[start..filled]; the buffer is zeroed once and reused, and grows with
+    // the read size and for a message longer than it (a big bitfield), up to the limit.
+    let mut chunk = FIRST_READ;
     let mut filled = pending.len();
     let mut buf = pending;
-    buf.resize(filled.max(READ_CHUNK * 2), 0);
+    buf.resize(filled.max(chunk * 2), 0);
     let mut start = 0usize;
     let mut complete = Vec::new();
     loop {
@@ -184,19 +189,26 @@ async fn read_loop(
             return why;
         }
         // Move the unparsed tail to the front when the space after it runs short.
-        if buf.len() - filled < READ_CHUNK {
+        if buf.len() - filled < chunk {
             buf.copy_within(start..filled, 0);
             filled -= start;
             start = 0;
             let wanted = next_message_len(&buf[..filled]).min(max as usize + 4);
-            if wanted + READ_CHUNK > buf.len() {
-                buf.resize(wanted + READ_CHUNK, 0);
+            if wanted + chunk > buf.len() {
+                buf.resize(wanted + chunk, 0);
             }
         }
         rt.backlog_room().await;
+        let room = buf.len() - filled;
         match stream.read(&mut buf[filled..]).await {
             Ok(0) => return "closed by peer".to_string(),
-            Ok(n) => filled += n,
+            Ok(n) => {
+                if n == room && chunk < READ_CHUNK {
+                    // The socket had more than there was room for: read more at a time.
+                    chunk *= 2;
+                }
+                filled += n;
+            }
             Err(e) => return e.to_string(),
         }
     }
