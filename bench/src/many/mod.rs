@@ -174,7 +174,7 @@ pub fn run(args: ManyArgs) -> Result<String> {
             limit,
         };
         let one_port = ports.next()?;
-        let measured = (|| {
+        let measure = || {
             let ((count, load_seconds, rss_many_kib), served) =
                 many.measure(|port| leech(&loadgen, &set.torrents, port))?;
             let one = Run {
@@ -191,7 +191,13 @@ pub fn run(args: ManyArgs) -> Result<String> {
                 rss_one_kib,
                 served: Some(served),
             })
-        })();
+        };
+        // python3-libtorrent has been seen to crash (SIGSEGV) now and then while adding
+        // torrents; one crash gets a second try, and a second failure is reported.
+        let measured = measure().or_else(|e| {
+            eprintln!("{e:#}\nmany: trying {} once more", seeder.name());
+            measure()
+        });
         // One seeder failing (not loading in time, say) is a result, not the end of the run.
         match measured {
             Ok(row) => rows.push(row),
