@@ -2,8 +2,10 @@
 //! in tests/scripts, called by path): everything bound to 127.0.0.1, no DHT, LSD, PeX,
 //! uTP or port mapping, so the tracker is the only way peers meet.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use crate::harness::bins;
 
 /// python3-libtorrent lives under Debian's python only.
 const DEBIAN_PYTHON: &str = "/usr/bin/python3";
@@ -105,7 +107,7 @@ impl Contender {
             Contender::Libtorrent => {
                 let mut cmd = Command::new(DEBIAN_PYTHON);
                 cmd.arg("-u")
-                    .arg(scripts_dir().join("lt_client.py"))
+                    .arg(bins::client_scripts().join("lt_client.py"))
                     .arg("download")
                     .arg(torrent)
                     .arg(out_dir)
@@ -136,7 +138,7 @@ impl Contender {
             }
             Contender::Transmission => {
                 let mut cmd = Command::new("bash");
-                cmd.arg(scripts_dir().join("transmission_client.sh"))
+                cmd.arg(bins::client_scripts().join("transmission_client.sh"))
                     .arg("download")
                     .arg(torrent)
                     .arg(out_dir)
@@ -147,19 +149,16 @@ impl Contender {
     }
 }
 
-/// The interop tests' client scripts, in this repository.
-fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scripts")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_scripts_are_where_the_tests_keep_them() {
-        assert!(scripts_dir().join("lt_client.py").is_file());
-        assert!(scripts_dir().join("transmission_client.sh").is_file());
+        assert!(bins::client_scripts().join("lt_client.py").is_file());
+        assert!(bins::client_scripts()
+            .join("transmission_client.sh")
+            .is_file());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::dataset::{self, DataSet};
+use crate::harness::bins;
 use crate::harness::ports::Ports;
 use crate::harness::process::{self, wait_listening, Process};
 use crate::harness::tracker::Tracker;
@@ -93,23 +94,8 @@ pub fn quick(ccbt: PathBuf, dir: PathBuf) -> DownloadArgs {
 
 /// Runs the scenario and returns its Markdown.
 pub fn run(args: DownloadArgs) -> Result<String> {
-    let ccbt = std::fs::canonicalize(&args.ccbt).with_context(|| {
-        format!(
-            "{} not found: run `cargo build --release` first",
-            args.ccbt.display()
-        )
-    })?;
-    let loadgen = args
-        .loadgen
-        .clone()
-        .or_else(seeders::default_loadgen)
-        .context("no --loadgen")?;
-    let loadgen = std::fs::canonicalize(&loadgen).with_context(|| {
-        format!(
-            "{} not found: run `cargo build --release -p ccbt-loadgen` first",
-            loadgen.display()
-        )
-    })?;
+    let ccbt = bins::ccbt(&args.ccbt)?;
+    let loadgen = bins::loadgen(args.loadgen.as_deref())?;
     let mut ports = Ports::default();
     let tracker_port = ports.next()?;
     let announce_url = Tracker::url(tracker_port);
@@ -123,6 +109,8 @@ pub fn run(args: DownloadArgs) -> Result<String> {
         Source::Synthetic => dataset::synthetic(&args.dir, bytes, &loadgen, &announce_url)?,
     };
     let tracker = Tracker::start(tracker_port, &info_hash(&ccbt, &torrent)?)?;
+    let evicted = dataset::evict_all_but(&args.dir, &set.data_file);
+    eprintln!("dropped {evicted} other bench files from the page cache");
     let mut bench = Bench {
         source: args.source,
         loadgen: &loadgen,

@@ -5,7 +5,7 @@
 //! page-cached data dir.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -230,13 +230,6 @@ fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
         }
     }
     (!cpus.is_empty()).then_some(cpus)
-}
-
-/// Where the load generator is: next to the bench binary, as `cargo build --release
-/// -p ccbt-loadgen` puts it.
-pub fn default_loadgen() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.join("ccbt-loadgen"))
 }
 
 #[cfg(test)]

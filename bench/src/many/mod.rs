@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::harness::bins;
 use crate::harness::ports::Ports;
 use crate::harness::process::{Process, POLL};
 use report::Row;
@@ -112,7 +113,7 @@ impl Seeder {
             Seeder::LibtorrentRecheck | Seeder::LibtorrentSeedMode => {
                 let mut cmd = Command::new(DEBIAN_PYTHON);
                 cmd.arg("-u")
-                    .arg(scripts_dir().join("lt_many.py"))
+                    .arg(bins::bench_scripts().join("lt_many.py"))
                     .arg(match self {
                         Seeder::LibtorrentSeedMode => "seed_mode",
                         _ => "recheck",
@@ -137,17 +138,8 @@ pub fn run(args: ManyArgs) -> Result<String> {
     } else {
         args
     };
-    let ccbt = std::fs::canonicalize(&args.ccbt).with_context(|| {
-        format!(
-            "{} not found: run `cargo build --release` first",
-            args.ccbt.display()
-        )
-    })?;
-    let loadgen = args
-        .loadgen
-        .clone()
-        .or_else(loadgen_next_to_us)
-        .context("no --loadgen")?;
+    let ccbt = bins::ccbt(&args.ccbt)?;
+    let loadgen = bins::loadgen(args.loadgen.as_deref())?;
     let set = prepare(&args, &loadgen)?;
     let mut seeders = vec![Seeder::Ccbt];
     let mut skipped = Vec::new();
@@ -210,7 +202,6 @@ pub fn run(args: ManyArgs) -> Result<String> {
         }
     }
     let table = report::markdown(&rows, &skipped);
-    println!("{table}");
     if let Some(path) = &args.write {
         crate::report::write_section(path, "many", &table)?;
         eprintln!("wrote {}", path.display());
@@ -344,22 +335,11 @@ fn leech(loadgen: &Path, torrents: &Path, port: u16) -> Result<String> {
     })
 }
 
-/// `ccbt-loadgen` from the same build as this binary.
-fn loadgen_next_to_us() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    Some(exe.parent()?.join("ccbt-loadgen"))
-}
-
 fn libtorrent_present() -> bool {
     Command::new(DEBIAN_PYTHON)
         .args(["-c", "import libtorrent"])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// This scenario's scripts, in this repository.
-fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts")
 }
 
 #[cfg(test)]
@@ -368,6 +348,6 @@ mod tests {
 
     #[test]
     fn the_libtorrent_script_is_in_the_repository() {
-        assert!(scripts_dir().join("lt_many.py").is_file());
+        assert!(bins::bench_scripts().join("lt_many.py").is_file());
     }
 }

@@ -10,7 +10,7 @@ mod report;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::dataset::{self, DataSet};
 use crate::limits::{self, Limit};
@@ -71,12 +71,7 @@ pub fn run(args: RecheckArgs) -> Result<String> {
     } else {
         args
     };
-    let ccbt = std::fs::canonicalize(&args.ccbt).with_context(|| {
-        format!(
-            "{} not found: run `cargo build --release` first",
-            args.ccbt.display()
-        )
-    })?;
+    let ccbt = crate::harness::bins::ccbt(&args.ccbt)?;
     let set = dataset::prepare(&args.dir, args.size_mib << 20, &ccbt)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let openssl = format!("openssl speed -evp sha1, {cores} cores");

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::dataset;
+use crate::harness::bins;
 use crate::harness::ports::Ports;
 use crate::limits::Limit;
 use load::Load;
@@ -80,11 +81,8 @@ pub fn quick(ccbt: PathBuf, dir: PathBuf) -> SeedArgs {
 
 /// Runs S2 and S5 and returns both sections as Markdown.
 pub fn run(args: SeedArgs) -> Result<String> {
-    let ccbt = existing(&args.ccbt, "cargo build --release -p ccbt-uring")?;
-    let loadgen = existing(
-        &args.loadgen.clone().unwrap_or_else(default_loadgen),
-        "cargo build --release -p ccbt-loadgen",
-    )?;
+    let ccbt = bins::ccbt(&args.ccbt)?;
+    let loadgen = bins::loadgen(args.loadgen.as_deref())?;
     let set = dataset::prepare(&args.dir, args.size_mib << 20, &ccbt)?;
     let one = Target {
         torrent: set.torrent.clone(),
@@ -276,18 +274,6 @@ impl Bench<'_> {
             peak_rss_kib,
         }))
     }
-}
-
-/// `path`, made absolute, or an error saying how to build it.
-fn existing(path: &Path, build: &str) -> Result<PathBuf> {
-    std::fs::canonicalize(path)
-        .with_context(|| format!("{} not found: run `{build}` first", path.display()))
-}
-
-/// Where `cargo build --release -p ccbt-loadgen` puts the load generator: next to this binary.
-fn default_loadgen() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    exe.with_file_name("ccbt-loadgen")
 }
 
 /// The first line of an error chain, for a table note (the full error goes to stderr).

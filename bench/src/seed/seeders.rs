@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use super::procfs;
+use crate::harness::bins;
 use crate::harness::process::{wait_listening, Process, POLL};
 
 /// python3-libtorrent lives under Debian's python only.
@@ -128,7 +129,7 @@ impl Seeder {
             }
             Seeder::Libtorrent => {
                 cmd.arg("-u")
-                    .arg(scripts_dir().join("lt_client.py"))
+                    .arg(bins::client_scripts().join("lt_client.py"))
                     .arg("seed")
                     .arg(torrent)
                     .arg(save_dir)
@@ -194,11 +195,6 @@ pub struct Running {
     pub pid: u32,
 }
 
-/// The interop tests' client scripts, in this repository.
-fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/scripts")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +204,7 @@ mod tests {
         let ours: Vec<_> = Seeder::ALL.into_iter().filter(|s| s.is_ours()).collect();
         assert_eq!(ours, [Seeder::CcbtAllShards, Seeder::CcbtOneShard]);
         assert!(ours.iter().all(|s| s.missing().is_none()));
-        assert!(scripts_dir().join("lt_client.py").is_file());
+        assert!(bins::client_scripts().join("lt_client.py").is_file());
     }
 
     #[test]
