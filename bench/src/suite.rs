@@ -51,39 +51,21 @@ fn defaults<T: Args>(args: &SuiteArgs) -> Result<T> {
 
 pub fn run(size: Size, args: SuiteArgs) -> Result<()> {
     let started = Instant::now();
-    let (ccbt, dir) = (args.ccbt.clone(), args.dir.clone());
     let md = args.update_md.clone();
-    let quick = size == Size::Quick;
 
-    let mut s1 = if quick {
-        download::quick(ccbt.clone(), dir.clone())
-    } else {
-        defaults::<download::DownloadArgs>(&args)?
-    };
+    let mut s1 = preset(size, &args, download::quick)?;
     s1.write = md.clone();
     section("S1: download", download::run(s1)?);
 
-    let mut s2 = if quick {
-        seed::quick(ccbt.clone(), dir.clone())
-    } else {
-        defaults::<seed::SeedArgs>(&args)?
-    };
+    let mut s2 = preset(size, &args, seed::quick)?;
     s2.write = md.clone();
     section("S2 and S5: seeding, and core scaling", seed::run(s2)?);
 
-    let mut s3 = if quick {
-        recheck::quick(ccbt.clone(), dir.clone())
-    } else {
-        defaults::<recheck::RecheckArgs>(&args)?
-    };
+    let mut s3 = preset(size, &args, recheck::quick)?;
     s3.write = md.clone();
     section("S3: recheck", recheck::run(s3)?);
 
-    let mut s4 = if quick {
-        many::quick(ccbt.clone(), dir.clone())
-    } else {
-        defaults::<many::ManyArgs>(&args)?
-    };
+    let mut s4 = preset(size, &args, many::quick)?;
     s4.write = md.clone();
     section("S4: many torrents", many::run(s4)?);
 
@@ -95,6 +77,14 @@ pub fn run(size: Size, args: SuiteArgs) -> Result<()> {
         eprintln!("updated {}", path.display());
     }
     Ok(())
+}
+
+/// A scenario's options for this size: its quick preset, or its own defaults.
+fn preset<T: Args>(size: Size, args: &SuiteArgs, quick: fn(PathBuf, PathBuf) -> T) -> Result<T> {
+    match size {
+        Size::Quick => Ok(quick(args.ccbt.clone(), args.dir.clone())),
+        Size::Full => defaults(args),
+    }
 }
 
 fn section(title: &str, markdown: String) {
