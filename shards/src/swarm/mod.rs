@@ -15,6 +15,7 @@ mod handoff;
 mod lazy_storage;
 mod offload;
 mod peer;
+mod send_batch;
 mod shard;
 mod storage;
 mod torrent;

@@ -17,6 +17,7 @@ use glommio::net::TcpStream;
 use glommio::timer::timeout;
 use nix::sys::socket::{shutdown, Shutdown};
 
+use super::send_batch::SendBatch;
 use super::torrent::TorrentRt;
 
 /// How long a peer has to send its handshake.
@@ -29,7 +30,7 @@ const READ_CHUNK: usize = 256 * 1024;
 const FIRST_READ: usize = 16 * 1024;
 /// Pieces a peer has mostly asked for that are read ahead while its current one is sent.
 const READ_AHEAD_PIECES: usize = 2;
-/// Serve blocks in batches of about this many bytes per write.
+/// Serve blocks in batches of about this many bytes per `sendmsg`.
 const WRITE_BATCH: usize = 256 * 1024;
 
 /// What the torrent keeps to reach a connection's tasks.
@@ -229,13 +230,12 @@ async fn write_loop(
     mut stream: TcpStream,
     rings: LocalReceiver<()>,
 ) {
-    let mut out = Vec::with_capacity(WRITE_BATCH + 64 * 1024);
+    let mut batch = SendBatch::default();
     while rings.recv().await.is_some() {
         loop {
-            out.clear();
-            rt.engine.borrow_mut().take_outbox(key, &mut out);
-            let mut served = 0u32;
-            while out.len() < WRITE_BATCH {
+            batch.clear();
+            batch.push_head(|out| rt.engine.borrow_mut().take_outbox(key, out));
+            while batch.block_bytes() < WRITE_BATCH {
                 let Some(block) = rt.engine.borrow_mut().next_serve(key) else {
                     break;
                 };
@@ -249,24 +249,26 @@ async fn write_loop(
                         return;
                     }
                 };
-                let end = (block.offset + block.len) as usize;
-                let Some(bytes) = piece.get(block.offset as usize..end) else {
+                let range = block.offset as usize..(block.offset + block.len) as usize;
+                if range.end > piece.len() {
                     continue;
-                };
-                out.extend_from_slice(&wire::encode_piece_header(
-                    block.piece,
-                    block.offset,
-                    block.len,
-                ));
-                out.extend_from_slice(bytes);
-                served += block.len;
+                }
+                batch.push_head(|out| {
+                    out.extend_from_slice(&wire::encode_piece_header(
+                        block.piece,
+                        block.offset,
+                        block.len,
+                    ))
+                });
+                batch.push_block(piece, range);
             }
-            if out.is_empty() {
+            if batch.is_empty() {
                 break;
             }
-            if stream.write_all(&out).await.is_err() {
+            if batch.send(&mut stream).await.is_err() {
                 return;
             }
+            let served = batch.block_bytes() as u32;
             if served > 0 {
                 rt.engine.borrow_mut().on_block_sent(rt.now(), key, served);
             }
