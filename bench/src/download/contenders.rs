@@ -6,9 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::bins;
-
-/// python3-libtorrent lives under Debian's python only.
-const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+use crate::harness::clients::{self, Client, DEBIAN_PYTHON};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Contender {
@@ -21,14 +19,19 @@ pub enum Contender {
     Aria2,
     /// transmission-cli 3.00 through `tests/scripts/transmission_client.sh download`.
     Transmission,
+    /// `rqbit download --exit-on-finish`, when `cargo install rqbit` has put it on this
+    /// machine (it is not a Debian package, and building it takes minutes, so the set-up
+    /// does not install it).
+    Rqbit,
 }
 
 impl Contender {
-    pub const ALL: [Contender; 4] = [
+    pub const ALL: [Contender; 5] = [
         Contender::Ccbt,
         Contender::Libtorrent,
         Contender::Aria2,
         Contender::Transmission,
+        Contender::Rqbit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Contender {
             Contender::Libtorrent => "python3-libtorrent 2.0",
             Contender::Aria2 => "aria2c 1.36",
             Contender::Transmission => "transmission-cli 3.00",
+            Contender::Rqbit => "rqbit",
         }
     }
 
@@ -47,11 +51,23 @@ impl Contender {
             Contender::Libtorrent => "libtorrent",
             Contender::Aria2 => "aria2",
             Contender::Transmission => "transmission",
+            Contender::Rqbit => "rqbit",
         }
     }
 
     pub fn is_ours(self) -> bool {
         self == Contender::Ccbt
+    }
+
+    /// Why it cannot run here and what to install, if it cannot.
+    pub fn missing(self) -> Option<&'static str> {
+        match self {
+            Contender::Ccbt => None,
+            Contender::Libtorrent => Client::Libtorrent.missing(),
+            Contender::Aria2 => Client::Aria2.missing(),
+            Contender::Transmission => Client::Transmission.missing(),
+            Contender::Rqbit => Client::Rqbit.missing(),
+        }
     }
 
     /// Whether it connects to 127.0.0.1 peers the tracker names. transmission 3.00 does
@@ -68,6 +84,7 @@ impl Contender {
         match self {
             Contender::Ccbt => Some("downloading: complete"),
             Contender::Aria2 => None,
+            Contender::Rqbit => Some("All downloads completed"),
             Contender::Libtorrent => Some("lt_client: download complete"),
             Contender::Transmission => Some("transmission_client: download complete"),
         }
@@ -143,6 +160,31 @@ impl Contender {
                     .arg(torrent)
                     .arg(out_dir)
                     .arg(port.to_string());
+                cmd
+            }
+            Contender::Rqbit => {
+                let mut cmd = Command::new(clients::rqbit().unwrap_or_else(|| "rqbit".into()));
+                cmd.args([
+                    // `info` for its completion line.
+                    "-v",
+                    "info",
+                    "--disable-dht",
+                    "--disable-dht-persistence",
+                    "--disable-lsd",
+                    "--disable-upnp-port-forward",
+                    "--ipv4-only",
+                    "--listen-ip",
+                    "127.0.0.1",
+                    "--listen-port",
+                    &port.to_string(),
+                    "download",
+                    "--exit-on-finish",
+                    "--disable-http-api",
+                    "--overwrite",
+                    "-o",
+                ])
+                .arg(out_dir)
+                .arg(torrent);
                 cmd
             }
         }

@@ -75,7 +75,7 @@ const STALL_LIMIT: Duration = Duration::from_secs(30);
 const ANNOUNCE_LIMIT: Duration = Duration::from_secs(30);
 
 /// 512 MiB, one round, without Transmission (at its 10 MB/s on loopback it alone would take
-/// a minute): well under a minute.
+/// a minute): well under a minute. rqbit runs when it is installed.
 pub fn quick(ccbt: PathBuf, dir: PathBuf) -> DownloadArgs {
     DownloadArgs {
         size_mib: 512,
@@ -87,7 +87,12 @@ pub fn quick(ccbt: PathBuf, dir: PathBuf) -> DownloadArgs {
         loadgen: None,
         timeout: 120,
         only_ours: false,
-        contenders: vec![Contender::Ccbt, Contender::Libtorrent, Contender::Aria2],
+        contenders: vec![
+            Contender::Ccbt,
+            Contender::Libtorrent,
+            Contender::Aria2,
+            Contender::Rqbit,
+        ],
         write: None,
     }
 }
@@ -123,12 +128,18 @@ pub fn run(args: DownloadArgs) -> Result<String> {
         timeout: Duration::from_secs(args.timeout),
         out_root: &args.dir,
     };
-    let contenders: Vec<Contender> = Contender::ALL
+    let mut results = Results::new(set.bytes, bench.seeders, args.source);
+    let mut contenders = Vec::new();
+    for contender in Contender::ALL
         .into_iter()
         .filter(|c| args.contenders.is_empty() || args.contenders.contains(c))
         .filter(|c| c.is_ours() || !args.only_ours)
-        .collect();
-    let mut results = Results::new(set.bytes, bench.seeders, args.source);
+    {
+        match contender.missing() {
+            Some(why) => results.skip(contender.name(), why),
+            None => contenders.push(contender),
+        }
+    }
     for round in 0..args.rounds {
         eprintln!("round {}/{}", round + 1, args.rounds);
         bench.measure_seeders(&mut results)?;

@@ -54,6 +54,8 @@ pub struct Results {
     downloads: Vec<(String, bool, Series)>,
     /// Load-generator runs: (what, MB/s samples in kB/s).
     sinks: Vec<(String, Histogram<u64>)>,
+    /// Contenders that cannot run here, and what to install.
+    skipped: Vec<String>,
 }
 
 impl Results {
@@ -64,7 +66,14 @@ impl Results {
             source,
             downloads: Vec::new(),
             sinks: Vec::new(),
+            skipped: Vec::new(),
         }
+    }
+
+    /// Notes a contender that is not installed here: `why` says what to install.
+    pub fn skip(&mut self, who: &str, why: &str) {
+        eprintln!("{who}: skipped: {why}");
+        self.skipped.push(format!("{who}: skipped: {why}."));
     }
 
     /// Adds one download by `who` (`ours`: a ccbt-uring contender, left out of the
@@ -192,6 +201,9 @@ impl Results {
         }
         out += &self.note();
         out += &notes;
+        for line in &self.skipped {
+            out += &format!("\n{line}\n");
+        }
         out
     }
 
@@ -266,7 +278,12 @@ mod tests {
         );
         slow.record_sink("sink", 1000.0);
         slow.record_unfinished("stuck", false, "stalled");
+        slow.skip("rqbit", "not found (`cargo install rqbit`)");
         let table = slow.markdown();
+        assert!(
+            table.contains("rqbit: skipped: not found (`cargo install rqbit`)."),
+            "{table}"
+        );
         assert!(table.contains("probably limited"), "{table}");
         assert!(table.contains("| stuck | 0/1 | – |"), "{table}");
         assert!(

@@ -2,6 +2,7 @@
 //! loopback ports, and an opentracker that lists only the torrents a scenario names.
 
 pub mod bins;
+pub mod clients;
 pub mod ports;
 pub mod process;
 pub mod tracker;

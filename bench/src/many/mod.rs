@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::harness::bins;
+use crate::harness::clients::{Client, DEBIAN_PYTHON};
 use crate::harness::ports::Ports;
 use crate::harness::process::{Process, POLL};
 use report::Row;
@@ -74,8 +75,6 @@ pub fn quick(ccbt: PathBuf, dir: PathBuf) -> ManyArgs {
     }
 }
 
-/// python3-libtorrent lives under Debian's python only.
-const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 /// Time after the "loaded" line before RSS is read, for start-up work to settle.
 const SETTLE: Duration = Duration::from_secs(1);
 /// Torrents the short leech fetches, and for how long.
@@ -143,14 +142,11 @@ pub fn run(args: ManyArgs) -> Result<String> {
     let set = prepare(&args, &loadgen)?;
     let mut seeders = vec![Seeder::Ccbt];
     let mut skipped = Vec::new();
-    if !args.only_ours && libtorrent_present() {
-        seeders.extend([Seeder::LibtorrentRecheck, Seeder::LibtorrentSeedMode]);
-    } else if !args.only_ours {
-        skipped.push(
-            "python3-libtorrent skipped: not importable by /usr/bin/python3 \
-             (install with `apt-get install python3-libtorrent`)."
-                .to_string(),
-        );
+    if !args.only_ours {
+        match Client::Libtorrent.missing() {
+            None => seeders.extend([Seeder::LibtorrentRecheck, Seeder::LibtorrentSeedMode]),
+            Some(why) => skipped.push(format!("skipped: {why}.")),
+        }
     }
     let mut ports = Ports::default();
     let limit = Duration::from_secs(args.timeout);
@@ -333,13 +329,6 @@ fn leech(loadgen: &Path, torrents: &Path, port: u16) -> Result<String> {
     } else {
         format!("no: {bytes} bytes, {errors} errors")
     })
-}
-
-fn libtorrent_present() -> bool {
-    Command::new(DEBIAN_PYTHON)
-        .args(["-c", "import libtorrent"])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[cfg(test)]

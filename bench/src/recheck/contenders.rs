@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::dataset::DataSet;
+use crate::harness::clients::{Client, DEBIAN_PYTHON};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contender {
@@ -34,26 +35,11 @@ impl Contender {
 
     /// Why this contender cannot run here (what to install), if it cannot.
     pub fn missing(self) -> Option<&'static str> {
-        let (mut probe, install) = match self {
-            Self::Ccbt => return None,
-            Self::Libtorrent => {
-                let mut cmd = Command::new("/usr/bin/python3");
-                cmd.args(["-c", "import libtorrent"]);
-                (cmd, "apt-get install python3-libtorrent")
-            }
-            Self::Transmission => {
-                let mut cmd = Command::new("transmission-cli");
-                cmd.arg("--version");
-                (cmd, "apt-get install transmission-cli")
-            }
-        };
-        let works = probe
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        (!works).then_some(install)
+        match self {
+            Self::Ccbt => None,
+            Self::Libtorrent => Client::Libtorrent.missing(),
+            Self::Transmission => Client::Transmission.missing(),
+        }
     }
 
     /// Rechecks the data set once; decimal GB/s.
@@ -109,7 +95,7 @@ if h.status().progress < 1.0:
     sys.exit('libtorrent did not find the data complete: progress %f' % h.status().progress)
 print(t1 - t0)
 "#;
-    let out = Command::new("/usr/bin/python3")
+    let out = Command::new(DEBIAN_PYTHON)
         .args(["-c", SCRIPT])
         .arg(&set.torrent)
         .arg(&set.save_dir)

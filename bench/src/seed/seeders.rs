@@ -4,17 +4,15 @@
 //! accepts one connection per IP, and every load-generator leecher comes from 127.0.0.1.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
 use super::procfs;
 use crate::harness::bins;
+use crate::harness::clients::{Client, DEBIAN_PYTHON};
 use crate::harness::process::{wait_listening, Process, POLL};
-
-/// python3-libtorrent lives under Debian's python only.
-const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 
 /// Time a seeder gets to check its data and start listening.
 const START_LIMIT: Duration = Duration::from_secs(180);
@@ -82,24 +80,10 @@ impl Seeder {
 
     /// Why it cannot run here and how to install it, if so.
     pub fn missing(self) -> Option<String> {
-        let works = |program: &str, args: &[&str]| {
-            Command::new(program)
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
         match self {
             Seeder::CcbtAllShards | Seeder::CcbtOneShard => None,
-            Seeder::Libtorrent => {
-                (!works(DEBIAN_PYTHON, &["-c", "import libtorrent"])).then(|| {
-                    "python3-libtorrent not found (`apt-get install python3-libtorrent`)"
-                        .to_string()
-                })
-            }
-            Seeder::Aria2 => (!works("aria2c", &["--version"]))
-                .then(|| "aria2c not found (`apt-get install aria2`)".to_string()),
+            Seeder::Libtorrent => Client::Libtorrent.missing().map(str::to_string),
+            Seeder::Aria2 => Client::Aria2.missing().map(str::to_string),
         }
     }
 

@@ -1,0 +1,91 @@
+//! The real clients the scenarios compare against: how to tell whether each can run
+//! here, and what to install when it cannot. A missing client is skipped with that note;
+//! it never fails a run.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Debian's python3-libtorrent imports only under Debian's own interpreter (the `python3`
+/// first on PATH may be another one).
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    Libtorrent,
+    Aria2,
+    Transmission,
+    Rqbit,
+}
+
+impl Client {
+    /// Why it cannot run here and how to install it, if it cannot.
+    pub fn missing(self) -> Option<&'static str> {
+        let (works, install) = match self {
+            Client::Libtorrent => (
+                runs(DEBIAN_PYTHON.into(), &["-c", "import libtorrent"]),
+                "python3-libtorrent not importable by /usr/bin/python3 \
+                 (`apt-get install python3-libtorrent`)",
+            ),
+            Client::Aria2 => (
+                runs("aria2c".into(), &["--version"]),
+                "aria2c not found (`apt-get install aria2`)",
+            ),
+            Client::Transmission => (
+                runs("transmission-cli".into(), &["--version"]),
+                "transmission-cli not found (`apt-get install transmission-cli`)",
+            ),
+            Client::Rqbit => (
+                rqbit().is_some_and(|p| runs(p, &["--version"])),
+                "rqbit not found on PATH or in ~/.cargo/bin (`cargo install rqbit`)",
+            ),
+        };
+        (!works).then_some(install)
+    }
+}
+
+/// rqbit: on PATH, or where `cargo install rqbit` puts it (`$CARGO_HOME/bin`, by default
+/// `~/.cargo/bin`, which need not be on PATH).
+pub fn rqbit() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>());
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    on_path
+        .chain(cargo_home.map(|home| home.join("bin")))
+        .map(|dir| dir.join("rqbit"))
+        .find(|path| path.is_file())
+}
+
+/// Whether `program args` runs and exits 0.
+fn runs(program: PathBuf, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_is_not_there_says_what_to_install() {
+        assert!(!runs("/nonexistent/client".into(), &["--version"]));
+        assert!(runs("true".into(), &[]));
+        for client in [
+            Client::Libtorrent,
+            Client::Aria2,
+            Client::Transmission,
+            Client::Rqbit,
+        ] {
+            if let Some(why) = client.missing() {
+                assert!(why.contains("install"), "{why}");
+            }
+        }
+    }
+}
