@@ -6,10 +6,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use ccbt_testkit::clients::DEBIAN_PYTHON;
 use common::*;
-
-/// The Debian python with python3-libtorrent (the first python3 on PATH may be another).
-const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 
 fn libtorrent_info_hash(torrent: &Path) -> String {
     let ran = run(Command::new(DEBIAN_PYTHON)

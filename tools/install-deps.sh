@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests and benchmarks use: real BitTorrent tools from
 # Debian for interop tests, a C compiler and git for glommio's build. Idempotent.
+#
+#   tools/install-deps.sh [--with-rqbit]
+#
+# --with-rqbit also runs `cargo install rqbit` (not a Debian package; minutes to build on
+# 2 cores), which the download benchmark then runs as one more contender.
 set -euo pipefail
+
+with_rqbit=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-rqbit) with_rqbit=1 ;;
+    *) echo "usage: $0 [--with-rqbit]" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   gcc make git pkg-config     # glommio builds a vendored liburing
@@ -25,4 +38,8 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ((with_rqbit)) && ! command -v rqbit >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/rqbit" ]; then
+  cargo install rqbit --locked
 fi

@@ -59,7 +59,9 @@ enum Scenario {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().scenario {
+    let scenario = Cli::parse().scenario;
+    harness::process::stop_all_on_signal()?;
+    match scenario {
         Scenario::Quick(args) => suite::run(suite::Size::Quick, args)?,
         Scenario::Full(args) => suite::run(suite::Size::Full, args)?,
         Scenario::Download(args) => println!("{}", download::run(args)?),

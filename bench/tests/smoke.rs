@@ -186,3 +186,84 @@ fn many_scenario_loads_and_seeds_every_torrent() {
         assert!(line.contains("yes"), "{who} did not seed:\n{md}");
     }
 }
+
+/// The children of `parent` that lead their own process group (the clients a scenario
+/// starts), from /proc.
+fn group_leading_children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.get(1) == Some(&parent.to_string().as_str())
+                && fields.get(2) == Some(&pid.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Whether `pid` is running: it exists and is not a zombie waiting for a reaper.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// SIGTERM to ccbt-bench alone (not its group) mid-run: it must kill the clients it
+/// started before it exits, not leave them running.
+#[test]
+fn a_terminated_bench_leaves_no_client_running() {
+    let dir = tempfile::Builder::new()
+        .prefix("ccbt-bench-smoke-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ccbt-bench"))
+        .args(["seed", "--only-ours", "--size-mib", "16", "--leechers", "4"])
+        .args(["--seconds", "30", "--rounds", "1", "--ccbt"])
+        .arg(sibling("ccbt-uring"))
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let clients = loop {
+        let clients = group_leading_children(child.id());
+        // The seeder and the load generator, both in their windows.
+        if clients.len() >= 2 {
+            break clients;
+        }
+        if started.elapsed() > LIMIT || child.try_wait().unwrap().is_some() {
+            // SAFETY: kill(2) on the group this test created.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            panic!("ccbt-bench never had two clients running: {clients:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SAFETY: kill(2) on the process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while clients.iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = clients.into_iter().filter(|&pid| alive(pid)).collect();
+    for &pid in &left {
+        // SAFETY: kill(2) on a client group ccbt-bench (our child) started and left
+        // behind, so that a failing run does not leave it running either.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    }
+    assert!(left.is_empty(), "clients still running: {left:?}");
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+}

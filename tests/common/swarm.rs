@@ -25,10 +25,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ccbt_testkit::clients::ARIA2_LOOPBACK;
+use ccbt_testkit::process::{signal_group, Signal};
+use ccbt_testkit::tracker::compact_peer_ports;
+
 use super::{run, transmission_info_hash, write_tree};
 
-/// The Debian python with python3-libtorrent (the first python3 on PATH may be another).
-pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+pub use ccbt_testkit::clients::DEBIAN_PYTHON;
 
 /// Set (to anything) in CI: a missing interop package fails the test instead of skipping it.
 pub const REQUIRE_INTEROP: &str = "CCBT_REQUIRE_INTEROP";
@@ -141,18 +144,6 @@ pub fn free_port() -> u16 {
         .expect("no free port in 20000..32000");
     given.insert(port);
     port
-}
-
-/// Sends `signal` (a name such as `TERM`) to the process group `group`.
-fn signal_group(group: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg("--")
-        .arg(format!("-{group}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// A process the test started, with its own temp dir and a log of its stdout and stderr.
@@ -284,17 +275,17 @@ impl Running {
             return status;
         }
         let group = self.pid();
-        signal_group(group, "TERM");
+        signal_group(group, Signal::SIGTERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(status) = self.exit_status() {
                 // The leader is gone; stragglers it left in the group go too.
-                signal_group(group, "KILL");
+                signal_group(group, Signal::SIGKILL);
                 return status;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        signal_group(group, "KILL");
+        signal_group(group, Signal::SIGKILL);
         let status = self.child.wait().unwrap();
         self.exited = Some(status);
         status
@@ -422,21 +413,7 @@ impl Client {
 /// its DHT socket, so for a `udp://` torrent DHT is on, but with a fresh routing table in
 /// `private` and no bootstrap node it finds nobody.
 fn aria2_args(torrent: &Path, private: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "--no-conf",
-        "--enable-color=false",
-        "--console-log-level=notice",
-        "--summary-interval=1",
-        "--interface=127.0.0.1",
-        "--disable-ipv6=true",
-        "--bt-enable-lpd=false",
-        "--enable-peer-exchange=false",
-        "--enable-dht6=false",
-        "--file-allocation=none",
-        "--auto-file-renaming=false",
-    ]
-    .map(String::from)
-    .into();
+    let mut args: Vec<String> = ARIA2_LOOPBACK.map(String::from).into();
     let metainfo = std::fs::read(torrent).unwrap();
     if metainfo.windows(6).any(|w| w == b"udp://") {
         args.push("--enable-dht=true".into());
@@ -611,7 +588,7 @@ impl Tracker {
             .unwrap();
         writeln!(file, "{}", info_hash.to_lowercase()).unwrap();
         drop(file);
-        signal_group(self.process.pid(), "HUP");
+        signal_group(self.process.pid(), Signal::SIGHUP);
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let reply = self.http_get(&format!(
@@ -695,7 +672,7 @@ impl Tracker {
         };
         let body = self.http_get(&query(""));
         self.http_get(&query("&event=stopped"));
-        compact_peers(&body)
+        compact_peer_ports(&body)
             .unwrap_or_else(|| panic!("no peers in {}", String::from_utf8_lossy(&body)))
             .into_iter()
             .filter(|&port| port != 1)
@@ -750,22 +727,6 @@ fn bencoded_int(body: &[u8], key: &str) -> Option<u64> {
     let digits = &body[start..];
     let end = digits.iter().position(|&b| b == b'e')?;
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
-}
-
-/// The ports in a compact (`5:peers<len>:<6 bytes each>`) announce reply.
-fn compact_peers(body: &[u8]) -> Option<Vec<u16>> {
-    let key = b"5:peers";
-    let start = body.windows(key.len()).position(|w| w == key)? + key.len();
-    let rest = &body[start..];
-    let colon = rest.iter().position(|&b| b == b':')?;
-    let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-    let peers = rest.get(colon + 1..colon + 1 + len)?;
-    Some(
-        peers
-            .chunks_exact(6)
-            .map(|p| u16::from_be_bytes([p[4], p[5]]))
-            .collect(),
-    )
 }
 
 /// A torrent of [`TEST_FILES`] made by mktorrent, with its data.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::bins;
-use crate::harness::clients::{self, Client, DEBIAN_PYTHON};
+use ccbt_testkit::clients::{self, Client, DEBIAN_PYTHON};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Contender {
@@ -133,24 +133,11 @@ impl Contender {
             }
             Contender::Aria2 => {
                 let mut cmd = Command::new("aria2c");
-                cmd.args([
-                    "--no-conf",
-                    "--enable-color=false",
-                    "--console-log-level=notice",
-                    "--summary-interval=1",
-                    "--interface=127.0.0.1",
-                    "--disable-ipv6=true",
-                    "--bt-enable-lpd=false",
-                    "--enable-peer-exchange=false",
-                    "--enable-dht6=false",
-                    "--file-allocation=none",
-                    "--auto-file-renaming=false",
-                    "--enable-dht=false",
-                    "--seed-time=0",
-                ])
-                .arg(format!("--listen-port={port}"))
-                .arg(format!("--dir={}", out_dir.display()))
-                .arg(torrent);
+                cmd.args(clients::ARIA2_LOOPBACK)
+                    .args(["--enable-dht=false", "--seed-time=0"])
+                    .arg(format!("--listen-port={port}"))
+                    .arg(format!("--dir={}", out_dir.display()))
+                    .arg(torrent);
                 cmd
             }
             Contender::Transmission => {
@@ -164,27 +151,16 @@ impl Contender {
             }
             Contender::Rqbit => {
                 let mut cmd = Command::new(clients::rqbit().unwrap_or_else(|| "rqbit".into()));
-                cmd.args([
-                    // `info` for its completion line.
-                    "-v",
-                    "info",
-                    "--disable-dht",
-                    "--disable-dht-persistence",
-                    "--disable-lsd",
-                    "--disable-upnp-port-forward",
-                    "--ipv4-only",
-                    "--listen-ip",
-                    "127.0.0.1",
-                    "--listen-port",
-                    &port.to_string(),
-                    "download",
-                    "--exit-on-finish",
-                    "--disable-http-api",
-                    "--overwrite",
-                    "-o",
-                ])
-                .arg(out_dir)
-                .arg(torrent);
+                cmd.args(clients::rqbit_loopback(port))
+                    .args([
+                        "download",
+                        "--exit-on-finish",
+                        "--disable-http-api",
+                        "--overwrite",
+                        "-o",
+                    ])
+                    .arg(out_dir)
+                    .arg(torrent);
                 cmd
             }
         }

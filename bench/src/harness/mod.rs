@@ -2,7 +2,6 @@
 //! loopback ports, and an opentracker that lists only the torrents a scenario names.
 
 pub mod bins;
-pub mod clients;
 pub mod ports;
 pub mod process;
 pub mod tracker;

@@ -1,20 +1,55 @@
 //! Processes a scenario starts: each leads its own process group, logs its
 //! stdout and stderr to a file, is bounded in time by its caller, and is stopped (SIGTERM to
 //! its group, then SIGKILL) by its own PID when dropped. Nothing else is ever signalled.
+//!
+//! Drops do not run when ccbt-bench itself is killed, so the groups alive at any moment
+//! are also listed in [`LIVE`]: [`stop_all_on_signal`] kills them on SIGINT, SIGTERM or
+//! SIGHUP, and no client outlives an interrupted run.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ccbt_testkit::process::{signal_group, Signal};
 
 /// How long a process gets to exit after SIGTERM before its group is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How often waits look at the process and its log.
 pub const POLL: Duration = Duration::from_millis(20);
+
+/// The process groups started and not yet stopped, by leader PID. Only spawning,
+/// stopping and the signal thread touch it: no measured path.
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// From now on, SIGINT, SIGTERM or SIGHUP kills every group still running, then exits
+/// with 128 + the signal's number.
+pub fn stop_all_on_signal() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let leaders = live().clone();
+            for &leader in &leaders {
+                signal_group(leader, Signal::SIGKILL);
+            }
+            eprintln!(
+                "ccbt-bench: stopped by signal {signal}; killed the {} client groups it had started",
+                leaders.len()
+            );
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
+}
 
 /// Lines of a log shown in an error.
 const LOG_TAIL_LINES: usize = 40;
@@ -86,6 +121,7 @@ impl Process {
             .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start {name} ({cmd:?})"))?;
+        live().push(child.id());
         Ok(Process {
             name: name.to_string(),
             child,
@@ -166,21 +202,28 @@ impl Process {
 
     /// Stops the process and its group: SIGTERM, then SIGKILL after a grace period.
     pub fn stop(&mut self) -> Result<()> {
+        let stopped = self.stop_group();
+        let leader = self.child.id();
+        live().retain(|&l| l != leader);
+        stopped
+    }
+
+    fn stop_group(&mut self) -> Result<()> {
         if self.exit_status()?.is_some() {
             return Ok(());
         }
         let group = self.child.id();
-        signal_group(group, "TERM");
+        signal_group(group, Signal::SIGTERM);
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if self.exit_status()?.is_some() {
                 // The leader is gone; anything it left in its group goes too.
-                signal_group(group, "KILL");
+                signal_group(group, Signal::SIGKILL);
                 return Ok(());
             }
             std::thread::sleep(POLL);
         }
-        signal_group(group, "KILL");
+        signal_group(group, Signal::SIGKILL);
         self.exited = Some(self.child.wait()?);
         Ok(())
     }
@@ -190,18 +233,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-/// Sends `signal` (such as `TERM`) to the process group led by `group`, a child of ours.
-fn signal_group(group: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg("--")
-        .arg(format!("-{group}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// The last line of a `%e %U %S %M` report (a killed command gets a line before it).

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use ccbt_testkit::tracker::compact_peer_ports;
+
 use super::process::Process;
 
 pub struct Tracker {
@@ -104,7 +106,7 @@ impl Tracker {
         };
         let body = self.http_get(&query(""))?;
         self.http_get(&query("&event=stopped"))?;
-        let peers = compact_peers(&body)
+        let peers = compact_peer_ports(&body)
             .with_context(|| format!("no peers in {}", String::from_utf8_lossy(&body)))?;
         Ok(peers.into_iter().filter(|&port| port != 1).collect())
     }
@@ -124,35 +126,5 @@ impl Tracker {
             Some(end) => Ok(reply.split_off(end + 4)),
             None => bail!("not HTTP: {}", String::from_utf8_lossy(&reply)),
         }
-    }
-}
-
-/// The ports in a compact (`5:peers<len>:<6 bytes each>`) announce reply.
-fn compact_peers(body: &[u8]) -> Option<Vec<u16>> {
-    let key = b"5:peers";
-    let start = body.windows(key.len()).position(|w| w == key)? + key.len();
-    let rest = &body[start..];
-    let colon = rest.iter().position(|&b| b == b':')?;
-    let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
-    let peers = rest.get(colon + 1..colon + 1 + len)?;
-    Some(
-        peers
-            .chunks_exact(6)
-            .map(|p| u16::from_be_bytes([p[4], p[5]]))
-            .collect(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_compact_peer_lists() {
-        let body = b"d8:intervali1800e5:peers12:\x7f\x00\x00\x01\x1f\x90\x7f\x00\x00\x01\x00\x01e";
-        assert_eq!(compact_peers(body), Some(vec![8080, 1]));
-        assert_eq!(compact_peers(b"d5:peers0:e"), Some(vec![]));
-        assert_eq!(compact_peers(b"d5:peers99:\x7fe"), None);
-        assert_eq!(compact_peers(b"d14:failure reason3:nope"), None);
     }
 }

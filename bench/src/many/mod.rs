@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::harness::bins;
-use crate::harness::clients::{Client, DEBIAN_PYTHON};
 use crate::harness::ports::Ports;
 use crate::harness::process::{Process, POLL};
+use ccbt_testkit::clients::{Client, DEBIAN_PYTHON};
 use report::Row;
 
 #[derive(clap::Args)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::dataset::DataSet;
-use crate::harness::clients::{Client, DEBIAN_PYTHON};
+use ccbt_testkit::clients::{Client, DEBIAN_PYTHON};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contender {

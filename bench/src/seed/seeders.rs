@@ -11,14 +11,17 @@ use anyhow::{bail, Result};
 
 use super::procfs;
 use crate::harness::bins;
-use crate::harness::clients::{Client, DEBIAN_PYTHON};
 use crate::harness::process::{wait_listening, Process, POLL};
+use ccbt_testkit::clients::{self, Client, DEBIAN_PYTHON};
 
 /// Time a seeder gets to check its data and start listening.
 const START_LIMIT: Duration = Duration::from_secs(180);
 
 /// What lt_client.py prints each second once libtorrent has checked the data.
 const LT_SEEDING: &str = "state=seeding";
+
+/// What rqbit logs (at `info`) once it has checked the data.
+const RQBIT_CHECKED: &str = "Initial check results";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seeder {
@@ -30,14 +33,18 @@ pub enum Seeder {
     Libtorrent,
     /// aria2c 1.36 seeding the data without a recheck.
     Aria2,
+    /// `rqbit download` over the complete data, without `--exit-on-finish`, when
+    /// `cargo install rqbit` has put it here.
+    Rqbit,
 }
 
 impl Seeder {
-    pub const ALL: [Seeder; 4] = [
+    pub const ALL: [Seeder; 5] = [
         Seeder::CcbtAllShards,
         Seeder::CcbtOneShard,
         Seeder::Libtorrent,
         Seeder::Aria2,
+        Seeder::Rqbit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +53,7 @@ impl Seeder {
             Seeder::CcbtOneShard => "ccbt-uring --shards 1",
             Seeder::Libtorrent => "python3-libtorrent 2.0",
             Seeder::Aria2 => "aria2c 1.36",
+            Seeder::Rqbit => "rqbit",
         }
     }
 
@@ -75,6 +83,11 @@ impl Seeder {
                  round 4) peers plus 1 optimistic and refuses requests from the others; it also takes in new \
                  peers at a few per second."
             }
+            Seeder::Rqbit => {
+                "`rqbit --peer-limit 1000 download --overwrite -o DIR T` over the complete data \
+                 (it checks the data, then seeds; it has no choker, so every peer is served), \
+                 with DHT, LSD, UPnP and IPv6 off."
+            }
         }
     }
 
@@ -84,6 +97,7 @@ impl Seeder {
             Seeder::CcbtAllShards | Seeder::CcbtOneShard => None,
             Seeder::Libtorrent => Client::Libtorrent.missing().map(str::to_string),
             Seeder::Aria2 => Client::Aria2.missing().map(str::to_string),
+            Seeder::Rqbit => Client::Rqbit.missing().map(str::to_string),
         }
     }
 
@@ -93,6 +107,7 @@ impl Seeder {
             Seeder::CcbtAllShards | Seeder::CcbtOneShard => ccbt.to_path_buf(),
             Seeder::Libtorrent => PathBuf::from(DEBIAN_PYTHON),
             Seeder::Aria2 => PathBuf::from("aria2c"),
+            Seeder::Rqbit => clients::rqbit().unwrap_or_else(|| "rqbit".into()),
         }
     }
 
@@ -141,8 +156,24 @@ impl Seeder {
                 .arg(format!("--dir={}", save_dir.display()))
                 .arg(torrent);
             }
+            Seeder::Rqbit => {
+                cmd.args(clients::rqbit_loopback(port))
+                    .args(["--peer-limit", "1000", "download", "--disable-http-api"])
+                    .args(["--overwrite", "-o"])
+                    .arg(save_dir)
+                    .arg(torrent);
+            }
         }
         cmd
+    }
+
+    /// The line it prints once it has checked the data and serves, for those that check.
+    fn checked_line(self) -> Option<&'static str> {
+        match self {
+            Seeder::Libtorrent => Some(LT_SEEDING),
+            Seeder::Rqbit => Some(RQBIT_CHECKED),
+            _ => None,
+        }
     }
 
     /// Starts the seeder on 127.0.0.1:`port` and returns once it serves: listening, and
@@ -155,16 +186,20 @@ impl Seeder {
             self.command(ccbt, torrent, save_dir, port),
         )?;
         let pid = procfs::new_child(&program, &before)?;
-        if self == Seeder::Libtorrent {
+        if let Some(checked) = self.checked_line() {
             let deadline = Instant::now() + START_LIMIT;
-            while !process.done(Some(LT_SEEDING))? {
+            while !process.done(Some(checked))? {
                 if Instant::now() > deadline {
-                    bail!("libtorrent did not finish checking\n{}", process.log_tail());
+                    bail!(
+                        "{} did not finish checking\n{}",
+                        self.name(),
+                        process.log_tail()
+                    );
                 }
                 std::thread::sleep(POLL);
             }
             if process.exit_status()?.is_some() {
-                bail!("libtorrent exited\n{}", process.log_tail());
+                bail!("{} exited\n{}", self.name(), process.log_tail());
             }
         }
         wait_listening(port, &mut process, START_LIMIT)?;

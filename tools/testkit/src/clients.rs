@@ -1,6 +1,6 @@
-//! The real clients the scenarios compare against: how to tell whether each can run
-//! here, and what to install when it cannot. A missing client is skipped with that note;
-//! it never fails a run.
+//! The real clients the tests trade with and the benchmarks compare against: how to tell
+//! whether each can run here and what to install when it cannot, and the flags that keep
+//! them on loopback.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -8,6 +8,44 @@ use std::process::{Command, Stdio};
 /// Debian's python3-libtorrent imports only under Debian's own interpreter (the `python3`
 /// first on PATH may be another one).
 pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+/// aria2c flags for a run on 127.0.0.1 alone: no config file, plain progress lines every
+/// second, no IPv6, LPD or PeX, no preallocation or renaming. DHT is left to the caller
+/// (aria2 reaches UDP trackers only through its DHT socket).
+pub const ARIA2_LOOPBACK: [&str; 11] = [
+    "--no-conf",
+    "--enable-color=false",
+    "--console-log-level=notice",
+    "--summary-interval=1",
+    "--interface=127.0.0.1",
+    "--disable-ipv6=true",
+    "--bt-enable-lpd=false",
+    "--enable-peer-exchange=false",
+    "--enable-dht6=false",
+    "--file-allocation=none",
+    "--auto-file-renaming=false",
+];
+
+/// rqbit's global flags for a run on 127.0.0.1:`port` alone: no DHT (nor its state file),
+/// LSD, UPnP or IPv6, and `info` logging, which has its check and completion lines.
+pub fn rqbit_loopback(port: u16) -> Vec<String> {
+    [
+        "-v",
+        "info",
+        "--disable-dht",
+        "--disable-dht-persistence",
+        "--disable-lsd",
+        "--disable-upnp-port-forward",
+        "--ipv4-only",
+        "--listen-ip",
+        "127.0.0.1",
+        "--listen-port",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([port.to_string()])
+    .collect()
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Client {
