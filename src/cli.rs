@@ -58,6 +58,11 @@ pub struct SwarmArgs {
     /// it; --max-connections still bounds each shard).
     #[arg(long, value_name = "N", default_value_t = 80, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_peers: u32,
+    /// Read cache for seeding, per shard, in MiB: pieces read from disk stay in it so
+    /// peers asking for the same piece do not read it again. A seedbox with memory to spare
+    /// and many leechers on different pieces serves more with a larger one.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(4..=1_048_576))]
+    pub cache_mib: u32,
     /// Upload slots per torrent (0: unchoke every interested peer).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub upload_slots: usize,
@@ -249,6 +254,8 @@ mod tests {
             "--no-pin",
             "--max-peers",
             "700",
+            "--cache-mib",
+            "512",
         ])
         .unwrap();
         let Command::Seed(args) = cli.command else {
@@ -257,6 +264,13 @@ mod tests {
         let shards = args.swarm.shards.config();
         assert_eq!((shards.count, shards.pin), (3, false));
         assert_eq!(args.swarm.max_peers, 700);
+        let swarm = crate::commands::swarm::config(&args.swarm);
+        assert_eq!(swarm.cache_bytes, 512 << 20);
+        assert_eq!(swarm.session.max_peers, 700);
+        for bad in ["0", "3", "x"] {
+            let parsed = Cli::try_parse_from(["ccbt-uring", "seed", "t", "--cache-mib", bad]);
+            assert!(parsed.is_err(), "--cache-mib {bad} was taken");
+        }
         let pinned = ShardArgs {
             shards: None,
             no_pin: false,

@@ -6,7 +6,7 @@ pub mod download;
 pub mod info;
 pub mod seed;
 mod seed_many;
-mod swarm;
+pub(crate) mod swarm;
 pub mod verify;
 
 use std::path::Path;

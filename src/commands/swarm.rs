@@ -42,12 +42,12 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         port: args.port,
         session,
         max_connections_per_shard: args.max_connections.max(1),
+        cache_bytes: (args.cache_mib as usize) << 20,
         preallocate: if args.preallocate {
             Preallocate::Full
         } else {
             Preallocate::Sparse
         },
-        ..SwarmConfig::default()
     }
 }
 

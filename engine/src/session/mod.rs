@@ -546,6 +546,16 @@ impl Torrent {
         peer.queued.pop_front()
     }
 
+    /// The block [`Torrent::next_serve`] would give, left queued: a writer that must end
+    /// its batch before that block's piece looks first.
+    pub fn peek_serve(&self, key: PeerKey) -> Option<BlockRef> {
+        let peer = self.peers.get(&key)?;
+        if peer.am_choking {
+            return None;
+        }
+        peer.queued.front().copied()
+    }
+
     /// Pieces `key` has asked for most of, among its next queued requests: worth reading
     /// from disk whole, ahead of serving them. A peer that spreads a few requests over many
     /// pieces gets no read-ahead, which would only read pieces it takes one block of.

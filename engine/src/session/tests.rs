@@ -394,7 +394,11 @@ fn an_interested_peer_is_unchoked_and_served() {
     };
     t.on_message(Duration::ZERO, key, &Message::Request(block))
         .unwrap();
+    assert_eq!(t.peek_serve(key), Some(block));
+    assert_eq!(t.peek_serve(key), Some(block), "peeking leaves it queued");
     assert_eq!(t.next_serve(key), Some(block));
+    assert_eq!(t.peek_serve(key), None);
+    assert_eq!(t.next_serve(key), None);
 }
 
 #[test]

@@ -47,12 +47,22 @@ pub struct BufferPool {
     backlog_max: usize,
     /// Readers waiting for the backlog to shrink (one per peer at most).
     waiting: Vec<LocalSender<()>>,
+    /// Bytes of pieces being read ahead of any request for them, and the most allowed.
+    /// Read-ahead past what the cache can hold only reads pieces that are evicted
+    /// before they are sent, and read again when they are.
+    read_ahead_bytes: usize,
+    read_ahead_max: usize,
 }
 
 impl BufferPool {
     /// `capacity_bytes` of free buffers kept; readers pause while more than
-    /// `backlog_max_bytes` of pieces wait for hashing or writing.
-    pub fn new(capacity_bytes: usize, backlog_max_bytes: usize) -> Self {
+    /// `backlog_max_bytes` of pieces wait for hashing or writing; at most
+    /// `read_ahead_max_bytes` of pieces are read ahead at once.
+    pub fn new(
+        capacity_bytes: usize,
+        backlog_max_bytes: usize,
+        read_ahead_max_bytes: usize,
+    ) -> Self {
         BufferPool {
             direct: HashMap::new(),
             bytes: 0,
@@ -60,7 +70,24 @@ impl BufferPool {
             backlog_bytes: 0,
             backlog_max: backlog_max_bytes,
             waiting: Vec::new(),
+            read_ahead_bytes: 0,
+            read_ahead_max: read_ahead_max_bytes,
         }
+    }
+
+    /// Claims `len` bytes of the read-ahead budget; false, and nothing claimed, when the
+    /// budget has no room (the read is skipped: it is only a guess).
+    pub fn read_ahead_start(&mut self, len: usize) -> bool {
+        if self.read_ahead_bytes + len > self.read_ahead_max {
+            return false;
+        }
+        self.read_ahead_bytes += len;
+        true
+    }
+
+    /// A read ahead of `len` bytes ended (read, failed or abandoned).
+    pub fn read_ahead_done(&mut self, len: usize) {
+        self.read_ahead_bytes = self.read_ahead_bytes.saturating_sub(len);
     }
 
     /// A complete piece of `len` bytes joins the backlog.
@@ -113,5 +140,24 @@ impl BufferPool {
             self.bytes += size;
             self.direct.entry(size).or_default().push(buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_ahead_stays_within_its_budget() {
+        let mut pool = BufferPool::new(0, 0, 3 << 20);
+        assert!(pool.read_ahead_start(1 << 20));
+        assert!(pool.read_ahead_start(2 << 20));
+        assert!(!pool.read_ahead_start(1), "the budget is full");
+        pool.read_ahead_done(1 << 20);
+        assert!(pool.read_ahead_start(1 << 20));
+        assert!(!pool.read_ahead_start(1 << 20));
+        pool.read_ahead_done(3 << 20);
+        pool.read_ahead_done(1 << 20);
+        assert!(pool.read_ahead_start(3 << 20), "done never goes below zero");
     }
 }

@@ -236,6 +236,11 @@ async fn write_loop(
             batch.clear();
             batch.push_head(|out| rt.engine.borrow_mut().take_outbox(key, out));
             while batch.block_bytes() < WRITE_BATCH {
+                let next = rt.engine.borrow().peek_serve(key);
+                match next {
+                    Some(block) if batch.takes_piece(block.piece) => {}
+                    _ => break,
+                }
                 let Some(block) = rt.engine.borrow_mut().next_serve(key) else {
                     break;
                 };
@@ -260,7 +265,7 @@ async fn write_loop(
                         block.len,
                     ))
                 });
-                batch.push_block(piece, range);
+                batch.push_block(block.piece, piece, range);
             }
             if batch.is_empty() {
                 break;

@@ -2,6 +2,9 @@
 //! serves, sent with `sendmsg` over iovecs that point into the cached pieces. Serving
 //! copies no block in user space (the kernel's copy into the socket is the only one), and
 //! a peer's writer keeps no send buffer of its own: 500 leechers used to hold 320 KiB each.
+//!
+//! A batch keeps the pieces it points into alive until it is sent, beyond the piece cache's
+//! bound; [`MAX_PIECES`] bounds that to two pieces per peer, whatever order it asks in.
 
 use std::io::{self, IoSlice};
 use std::ops::Range;
@@ -18,6 +21,11 @@ use super::buffers::PieceBytes;
 /// Most iovecs one `sendmsg` takes (Linux's `UIO_MAXIOV`).
 const IOV_MAX: usize = 1024;
 
+/// Most distinct pieces one batch holds: a peer asking for one block from each of many
+/// pieces gets several small batches, not one that pins many pieces while its socket is
+/// full.
+pub const MAX_PIECES: usize = 2;
+
 /// Messages to send in one go, in order. Headers and control messages are copied into
 /// `head` (they are small); blocks stay where they are, shared with the piece cache.
 #[derive(Default)]
@@ -25,6 +33,8 @@ pub struct SendBatch {
     head: Vec<u8>,
     parts: Vec<Part>,
     block_bytes: usize,
+    /// The distinct pieces the blocks come from.
+    pieces: Vec<u32>,
 }
 
 enum Part {
@@ -38,6 +48,13 @@ impl SendBatch {
         self.head.clear();
         self.parts.clear();
         self.block_bytes = 0;
+        self.pieces.clear();
+    }
+
+    /// Whether a block of `piece` may join: the batch holds it already, or holds fewer
+    /// than [`MAX_PIECES`] pieces.
+    pub fn takes_piece(&self, piece: u32) -> bool {
+        self.pieces.len() < MAX_PIECES || self.pieces.contains(&piece)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,11 +81,15 @@ impl SendBatch {
         }
     }
 
-    /// Appends `piece[range]` as it lies in the piece; `range` must be within it.
-    pub fn push_block(&mut self, piece: Rc<PieceBytes>, range: Range<usize>) {
-        debug_assert!(range.end <= piece.len());
+    /// Appends `bytes[range]`, block data of piece `index`, as it lies in the piece;
+    /// `range` must be within it.
+    pub fn push_block(&mut self, index: u32, bytes: Rc<PieceBytes>, range: Range<usize>) {
+        debug_assert!(range.end <= bytes.len());
+        if !self.pieces.contains(&index) {
+            self.pieces.push(index);
+        }
         self.block_bytes += range.len();
-        self.parts.push(Part::Block(piece, range));
+        self.parts.push(Part::Block(bytes, range));
     }
 
     fn slices(&self) -> Vec<&[u8]> {
@@ -147,9 +168,15 @@ mod tests {
         batch.push_head(|out| out.extend_from_slice(b"ab"));
         batch.push_head(|out| out.extend_from_slice(b"c"));
         batch.push_head(|_| {});
-        batch.push_block(piece.clone(), 10..13);
+        assert!(batch.takes_piece(7));
+        batch.push_block(7, piece.clone(), 10..13);
         batch.push_head(|out| out.extend_from_slice(b"d"));
-        batch.push_block(piece.clone(), 0..0);
+        batch.push_block(8, piece.clone(), 0..0);
+        assert!(batch.takes_piece(7) && batch.takes_piece(8));
+        assert!(
+            !batch.takes_piece(9),
+            "a third piece waits for the next batch"
+        );
         assert_eq!(batch.parts.len(), 4);
         assert_eq!(batch.block_bytes(), 3);
         let slices = batch.slices();
@@ -157,6 +184,7 @@ mod tests {
         assert_eq!(Rc::strong_count(&piece), 3);
         batch.clear();
         assert!(batch.is_empty());
+        assert!(batch.takes_piece(9));
         assert_eq!(Rc::strong_count(&piece), 1);
     }
 
@@ -182,7 +210,7 @@ mod tests {
                     expected.extend_from_slice(&header);
                     let range = 1000 * i..piece.len() - 7;
                     expected.extend_from_slice(&piece[range.clone()]);
-                    batch.push_block(piece.clone(), range);
+                    batch.push_block(i as u32, piece.clone(), range);
                 }
                 let reader = glommio::spawn_local(async move {
                     let mut stream = listener.accept().await.unwrap();

@@ -63,6 +63,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     let pool = Rc::new(RefCell::new(BufferPool::new(
         shared.config.cache_bytes / 2,
         shared.config.cache_bytes,
+        shared.config.cache_bytes / 4,
     )));
     let trackers = Rc::new(TrackerConnections::default());
     let budget = ConnectionBudget::new(shared.config.max_connections_per_shard);

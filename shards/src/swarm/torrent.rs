@@ -289,15 +289,30 @@ impl TorrentRt {
 
     /// Starts reading pieces a peer will want next, so serving does not wait on the disk for
     /// a piece that could have been read while the last one went out.
+    /// Reads ahead only within the shard's read-ahead budget (a quarter of the cache):
+    /// with hundreds of peers each on a piece of its own, unbounded read-ahead filled the
+    /// cache with pieces evicted before they were sent, which were then read twice.
     pub fn read_ahead(self: &Rc<Self>, pieces: Vec<u32>) {
         for piece in pieces {
             let cached = self.cache.borrow().contains((self.index, piece));
             if cached || self.reads.borrow().contains_key(&piece) {
                 continue;
             }
+            let Some(index) = self.layout().piece(piece) else {
+                continue;
+            };
+            let len = self.layout().piece_len(index) as usize;
+            if !self.pool.borrow_mut().read_ahead_start(len) {
+                return;
+            }
+            let claim = ReadAheadClaim {
+                pool: self.pool.clone(),
+                len,
+            };
             let rt = self.clone();
             glommio::spawn_local(async move {
                 let _ = rt.piece_data(piece).await;
+                drop(claim);
             })
             .detach();
         }
@@ -630,6 +645,19 @@ impl TorrentRt {
         }
         // The schedule moved: an idle torrent works out again how long to sleep.
         self.wake();
+    }
+}
+
+/// Bytes of the shard's read-ahead budget a read holds until dropped (read, failed, or
+/// its task dropped with the shard).
+struct ReadAheadClaim {
+    pool: Rc<RefCell<BufferPool>>,
+    len: usize,
+}
+
+impl Drop for ReadAheadClaim {
+    fn drop(&mut self) {
+        self.pool.borrow_mut().read_ahead_done(self.len);
     }
 }
 
