@@ -29,6 +29,8 @@ pub enum Seeder {
     CcbtAllShards,
     /// `ccbt-uring seed --shards 1`, for the scaling figure (S5).
     CcbtOneShard,
+    /// `ccbt-uring seed --cache-mib 1024`: a seedbox that gives the read cache memory.
+    CcbtLargeCache,
     /// libtorrent 2.0 through `tests/scripts/lt_client.py seed` with `LT_SEEDBOX=1`.
     Libtorrent,
     /// aria2c 1.36 seeding the data without a recheck.
@@ -39,9 +41,10 @@ pub enum Seeder {
 }
 
 impl Seeder {
-    pub const ALL: [Seeder; 5] = [
+    pub const ALL: [Seeder; 6] = [
         Seeder::CcbtAllShards,
         Seeder::CcbtOneShard,
+        Seeder::CcbtLargeCache,
         Seeder::Libtorrent,
         Seeder::Aria2,
         Seeder::Rqbit,
@@ -51,6 +54,7 @@ impl Seeder {
         match self {
             Seeder::CcbtAllShards => "ccbt-uring, all shards",
             Seeder::CcbtOneShard => "ccbt-uring --shards 1",
+            Seeder::CcbtLargeCache => "ccbt-uring, --cache-mib 1024",
             Seeder::Libtorrent => "python3-libtorrent 2.0",
             Seeder::Aria2 => "aria2c 1.36",
             Seeder::Rqbit => "rqbit",
@@ -58,7 +62,10 @@ impl Seeder {
     }
 
     pub fn is_ours(self) -> bool {
-        matches!(self, Seeder::CcbtAllShards | Seeder::CcbtOneShard)
+        matches!(
+            self,
+            Seeder::CcbtAllShards | Seeder::CcbtOneShard | Seeder::CcbtLargeCache
+        )
     }
 
     /// How it is configured, for the Markdown.
@@ -68,7 +75,13 @@ impl Seeder {
                 "`ccbt-uring seed T --data DIR --listen 127.0.0.1 --port P --upload-slots 0 --max-peers 1000` \
                  (every interested peer unchoked, up to 1000 peers per torrent; \
                  `--max-connections` 2000 per shard, the default), with `--shards 1` or one \
-                 shard per core."
+                 shard per core; the read cache is the default 64 MiB per shard."
+            }
+            Seeder::CcbtLargeCache => {
+                "the same with `--cache-mib 1024`: a 1 GiB read cache per shard, as a \
+                 seedbox with memory to spare would run it. The others read through the \
+                 kernel's page cache, which holds the whole data set here and is not in \
+                 their RSS; ccbt-uring reads with O_DIRECT into its own cache, which is."
             }
             Seeder::Libtorrent => {
                 "`LT_SEEDBOX=1 lt_client.py seed`: libtorrent's own `high_performance_seed()` \
@@ -94,7 +107,7 @@ impl Seeder {
     /// Why it cannot run here and how to install it, if so.
     pub fn missing(self) -> Option<String> {
         match self {
-            Seeder::CcbtAllShards | Seeder::CcbtOneShard => None,
+            Seeder::CcbtAllShards | Seeder::CcbtOneShard | Seeder::CcbtLargeCache => None,
             Seeder::Libtorrent => Client::Libtorrent.missing().map(str::to_string),
             Seeder::Aria2 => Client::Aria2.missing().map(str::to_string),
             Seeder::Rqbit => Client::Rqbit.missing().map(str::to_string),
@@ -104,7 +117,9 @@ impl Seeder {
     /// The program the seeder process runs, as exec sees it.
     fn program(self, ccbt: &Path) -> PathBuf {
         match self {
-            Seeder::CcbtAllShards | Seeder::CcbtOneShard => ccbt.to_path_buf(),
+            Seeder::CcbtAllShards | Seeder::CcbtOneShard | Seeder::CcbtLargeCache => {
+                ccbt.to_path_buf()
+            }
             Seeder::Libtorrent => PathBuf::from(DEBIAN_PYTHON),
             Seeder::Aria2 => PathBuf::from("aria2c"),
             Seeder::Rqbit => clients::rqbit().unwrap_or_else(|| "rqbit".into()),
@@ -114,7 +129,7 @@ impl Seeder {
     fn command(self, ccbt: &Path, torrent: &Path, save_dir: &Path, port: u16) -> Command {
         let mut cmd = Command::new(self.program(ccbt));
         match self {
-            Seeder::CcbtAllShards | Seeder::CcbtOneShard => {
+            Seeder::CcbtAllShards | Seeder::CcbtOneShard | Seeder::CcbtLargeCache => {
                 cmd.arg("seed")
                     .arg(torrent)
                     .arg("--data")
@@ -124,6 +139,9 @@ impl Seeder {
                     .env("CCBT_LOG", "warn");
                 if self == Seeder::CcbtOneShard {
                     cmd.args(["--shards", "1"]);
+                }
+                if self == Seeder::CcbtLargeCache {
+                    cmd.args(["--cache-mib", "1024"]);
                 }
             }
             Seeder::Libtorrent => {
@@ -221,7 +239,14 @@ mod tests {
     #[test]
     fn only_ccbt_is_ours_and_always_present() {
         let ours: Vec<_> = Seeder::ALL.into_iter().filter(|s| s.is_ours()).collect();
-        assert_eq!(ours, [Seeder::CcbtAllShards, Seeder::CcbtOneShard]);
+        assert_eq!(
+            ours,
+            [
+                Seeder::CcbtAllShards,
+                Seeder::CcbtOneShard,
+                Seeder::CcbtLargeCache
+            ]
+        );
         assert!(ours.iter().all(|s| s.missing().is_none()));
         assert!(bins::client_scripts().join("lt_client.py").is_file());
     }
