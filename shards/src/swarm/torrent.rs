@@ -289,6 +289,7 @@ impl TorrentRt {
 
     /// Starts reading pieces a peer will want next, so serving does not wait on the disk for
     /// a piece that could have been read while the last one went out.
+    ///
     /// Reads ahead only within the shard's read-ahead budget (a quarter of the cache):
     /// with hundreds of peers each on a piece of its own, unbounded read-ahead filled the
     /// cache with pieces evicted before they were sent, which were then read twice.
