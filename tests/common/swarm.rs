@@ -14,19 +14,17 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ccbt_testkit::clients::ARIA2_LOOPBACK;
-use ccbt_testkit::process::{signal_group, Signal};
+use ccbt_testkit::process::{signal_group, spawn_logged, Signal};
 use ccbt_testkit::tracker::compact_peer_ports;
 
 use super::{run, transmission_info_hash, write_tree};
@@ -86,7 +84,6 @@ pub fn interop_ready(clients: &[Client]) -> bool {
         ("mktorrent", "mktorrent"),
         ("transmission-show", "transmission-cli"),
         ("stdbuf", "coreutils"),
-        ("kill", "procps"),
     ]
     .into_iter()
     .filter(|(program, _)| !on_path(program))
@@ -165,15 +162,8 @@ impl Running {
     pub fn start(name: &str, make: impl FnOnce(&Path) -> Command) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
         let mut cmd = make(dir.path());
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
+        let child = spawn_logged(&mut cmd, &log)
             .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
         Running {
             name: name.to_string(),

@@ -6,15 +6,13 @@
 //! are also listed in [`LIVE`]: [`stop_all_on_signal`] kills them on SIGINT, SIGTERM or
 //! SIGHUP, and no client outlives an interrupted run.
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ccbt_testkit::process::{signal_group, Signal};
+use ccbt_testkit::process::{signal_group, spawn_logged, Signal};
 
 /// How long a process gets to exit after SIGTERM before its group is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -90,8 +88,6 @@ impl Process {
     fn spawn(name: &str, cmd: Command, timed: bool) -> Result<Process> {
         let dir = tempfile::Builder::new().prefix("ccbt-bench-").tempdir()?;
         let log = dir.path().join("log");
-        let out = File::create(&log)?;
-        let err = out.try_clone()?;
         let usage = timed.then(|| dir.path().join("usage"));
         let mut cmd = match &usage {
             Some(file) => {
@@ -114,12 +110,7 @@ impl Process {
             }
             None => cmd,
         };
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
+        let child = spawn_logged(&mut cmd, &log)
             .with_context(|| format!("cannot start {name} ({cmd:?})"))?;
         live().push(child.id());
         Ok(Process {

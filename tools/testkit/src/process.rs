@@ -2,10 +2,28 @@
 //! own children (transmission under its wrapper script, python under `/usr/bin/time`)
 //! stop with it.
 
+use std::fs::File;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
 pub use nix::sys::signal::Signal;
 
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
+
+/// Starts `cmd` as the leader of a new process group, stdin closed, stdout and stderr
+/// both into a new file at `log`.
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> io::Result<Child> {
+    let out = File::create(log)?;
+    let err = out.try_clone()?;
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+}
 
 /// Sends `signal` to the process group led by `leader`, a child of ours. A group that is
 /// already gone is not an error: stopping is idempotent.
@@ -23,8 +41,6 @@ pub fn signal_group(leader: u32, signal: Signal) {
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
     /// Running, not gone and not a zombie (this sandbox's init may never reap one).
@@ -33,6 +49,22 @@ mod tests {
             stat.rsplit_once(") ")
                 .is_some_and(|(_, s)| !s.starts_with('Z'))
         })
+    }
+
+    #[test]
+    fn a_logged_child_leads_its_group_and_writes_its_log() {
+        let dir = std::env::temp_dir().join(format!("ccbt-testkit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo out; echo err >&2; cut -d' ' -f5 /proc/$$/stat"]);
+        let mut child = spawn_logged(&mut cmd, &log).unwrap();
+        assert!(child.wait().unwrap().success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
+        let group: u32 = text.lines().last().unwrap().trim().parse().unwrap();
+        assert_eq!(group, child.id());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
