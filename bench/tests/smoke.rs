@@ -7,8 +7,8 @@
 //! to `ccbt-bench`.
 
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest any one scenario may take here.
@@ -25,29 +25,40 @@ fn sibling(name: &str) -> PathBuf {
     path
 }
 
-/// Runs `ccbt-bench SCENARIO ARGS... --ccbt <debug ccbt-uring> --dir <temp>` and gives its
-/// Markdown.
-fn bench(scenario: &str, args: &[&str]) -> String {
-    let dir = tempfile::Builder::new()
+/// A fresh dir for one run's data sets, under /var/tmp: on disk, as a seedbox's data is,
+/// rather than in a /tmp that may be a tmpfs.
+fn smoke_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
         .prefix("ccbt-bench-smoke-")
         .tempdir_in("/var/tmp")
-        .unwrap();
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ccbt-bench"))
+        .unwrap()
+}
+
+/// Starts `ccbt-bench SCENARIO ARGS... --ccbt <debug ccbt-uring> --dir DIR`, stdout and
+/// stderr as `output` makes them, in a process group of its own, so that a run past the
+/// limit is stopped with every client it started.
+fn start_bench(scenario: &str, args: &[&str], dir: &Path, output: fn() -> Stdio) -> Child {
+    sibling("ccbt-loadgen");
+    Command::new(env!("CARGO_BIN_EXE_ccbt-bench"))
         .arg(scenario)
         .args(args)
         .arg("--ccbt")
         .arg(sibling("ccbt-uring"))
         .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        // Its own process group, so a run past the limit is stopped with every client
-        // it started.
+        .arg(dir)
+        .stdout(output())
+        .stderr(output())
         .process_group(0)
         .spawn()
-        .unwrap();
-    sibling("ccbt-loadgen");
+        .unwrap()
+}
+
+/// Runs `ccbt-bench SCENARIO ARGS... --ccbt <debug ccbt-uring> --dir <temp>` and gives its
+/// Markdown.
+fn bench(scenario: &str, args: &[&str]) -> String {
+    let dir = smoke_dir();
+    let started = Instant::now();
+    let mut child = start_bench(scenario, args, dir.path(), Stdio::piped);
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > LIMIT {
             // SAFETY: kill(2) on the group this test created; no memory is touched.
@@ -196,47 +207,48 @@ fn group_leading_children(parent: u32) -> Vec<u32> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
-            let Some((_, rest)) = stat.rsplit_once(") ") else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            fields.get(1) == Some(&parent.to_string().as_str())
-                && fields.get(2) == Some(&pid.to_string().as_str())
+            let fields = stat_fields(pid);
+            fields.get(1) == Some(&parent.to_string()) && fields.get(2) == Some(&pid.to_string())
         })
         .collect()
 }
 
 /// Whether `pid` is running: it exists and is not a zombie waiting for a reaper.
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-    })
+    stat_fields(pid).first().is_some_and(|state| state != "Z")
+}
+
+/// The fields of `/proc/PID/stat` after the command name (state, ppid, pgrp, ...), or
+/// none if the process is gone. The name may hold spaces and parentheses, so the fields
+/// start after its last `) `.
+fn stat_fields(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// SIGTERM to ccbt-bench alone (not its group) mid-run: it must kill the clients it
 /// started before it exits, not leave them running.
 #[test]
 fn a_terminated_bench_leaves_no_client_running() {
-    let dir = tempfile::Builder::new()
-        .prefix("ccbt-bench-smoke-")
-        .tempdir_in("/var/tmp")
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ccbt-bench"))
-        .args(["seed", "--only-ours", "--size-mib", "16", "--leechers", "4"])
-        .args(["--seconds", "30", "--rounds", "1", "--ccbt"])
-        .arg(sibling("ccbt-uring"))
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let dir = smoke_dir();
+    let mut child = start_bench(
+        "seed",
+        &[
+            "--only-ours",
+            "--size-mib",
+            "16",
+            "--leechers",
+            "4",
+            "--seconds",
+            "30",
+            "--rounds",
+            "1",
+        ],
+        dir.path(),
+        Stdio::null,
+    );
     let started = Instant::now();
     let clients = loop {
         let clients = group_leading_children(child.id());

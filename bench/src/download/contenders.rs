@@ -150,7 +150,7 @@ impl Contender {
                 cmd
             }
             Contender::Rqbit => {
-                let mut cmd = Command::new(clients::rqbit().unwrap_or_else(|| "rqbit".into()));
+                let mut cmd = Command::new(clients::rqbit_program());
                 cmd.args(clients::rqbit_loopback(port))
                     .args([
                         "download",

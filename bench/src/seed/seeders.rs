@@ -122,7 +122,7 @@ impl Seeder {
             }
             Seeder::Libtorrent => PathBuf::from(DEBIAN_PYTHON),
             Seeder::Aria2 => PathBuf::from("aria2c"),
-            Seeder::Rqbit => clients::rqbit().unwrap_or_else(|| "rqbit".into()),
+            Seeder::Rqbit => clients::rqbit_program(),
         }
     }
 

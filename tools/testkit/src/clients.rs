@@ -96,6 +96,12 @@ pub fn rqbit() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// The program to run rqbit as: where [`rqbit`] found it, else plain `rqbit` (whose
+/// start then fails with "not found", after [`Client::missing`] said so).
+pub fn rqbit_program() -> PathBuf {
+    rqbit().unwrap_or_else(|| "rqbit".into())
+}
+
 /// Whether `program args` runs and exits 0.
 fn runs(program: PathBuf, args: &[&str]) -> bool {
     Command::new(program)
