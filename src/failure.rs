@@ -56,3 +56,15 @@ impl From<ccbt_shards::ShardError> for Failure {
         Failure::new(Exit::Runtime, e.into())
     }
 }
+
+impl From<ccbt_shards::swarm::CommandError> for Failure {
+    fn from(e: ccbt_shards::swarm::CommandError) -> Self {
+        use ccbt_shards::swarm::CommandError;
+        let code = match &e {
+            CommandError::Fault(_) => Exit::Io,
+            CommandError::BadFileIndex { .. } => Exit::BadInput,
+            _ => Exit::Runtime,
+        };
+        Failure::new(code, e.into())
+    }
+}

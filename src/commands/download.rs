@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Context as _};
 use ccbt_engine::picker::Priority;
-use ccbt_shards::swarm::TorrentSpec;
+use ccbt_shards::swarm::{TorrentSpec, Verify};
 
 use super::swarm::{self, Ended};
 use super::verify::check_data;
@@ -44,7 +44,8 @@ pub fn run(args: DownloadArgs) -> Outcome {
         |metainfo| TorrentSpec {
             metainfo,
             save_dir: args.output.clone(),
-            have,
+            verify: Verify::Trusted(have),
+            paused: false,
             sequential: args.sequential,
             priorities,
             keep_seeding: args.seed,

@@ -3,7 +3,7 @@
 //! (see `seed_many`).
 
 use anyhow::anyhow;
-use ccbt_shards::swarm::TorrentSpec;
+use ccbt_shards::swarm::{TorrentSpec, Verify};
 
 use super::verify::check_data;
 use super::{seed_many, swarm};
@@ -51,7 +51,8 @@ fn seed_one(path: &std::path::Path, args: &SeedArgs) -> Outcome {
         |metainfo| TorrentSpec {
             metainfo,
             save_dir: args.data.clone(),
-            have,
+            verify: Verify::Trusted(have),
+            paused: false,
             sequential: false,
             priorities: None,
             keep_seeding: true,

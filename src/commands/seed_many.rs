@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use ccbt_engine::metainfo::Metainfo;
-use ccbt_shards::swarm::{Swarm, TorrentSpec};
+use ccbt_shards::swarm::{Swarm, TorrentSpec, TorrentState, TorrentStatus, Verify};
 use ccbt_shards::{PieceState, RecheckReport};
 
 use super::check_many::check_all;
@@ -25,7 +25,7 @@ const LINE_EVERY: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub fn run(args: SeedArgs) -> Outcome {
-    let started = Instant::now();
+    let started_at = Instant::now();
     let stop_signal = swarm::stop_on_signals()?;
     let paths = torrent_files(&args.torrents);
     let mut skipped = 0usize;
@@ -70,7 +70,8 @@ pub fn run(args: SeedArgs) -> Outcome {
         specs.push(TorrentSpec {
             metainfo,
             save_dir: args.data.clone(),
-            have: swarm::have_from(&report),
+            verify: Verify::Trusted(swarm::have_from(&report)),
+            paused: false,
             sequential: false,
             priorities: None,
             keep_seeding: true,
@@ -87,26 +88,32 @@ pub fn run(args: SeedArgs) -> Outcome {
         .iter()
         .map(|s| s.metainfo.info.name.display())
         .collect();
-    let swarm = Swarm::start(config, specs)?;
+    let swarm = Swarm::start(config, None)?;
+    let pending: Vec<_> = specs.into_iter().map(|spec| swarm.add(spec)).collect();
+    let mut statuses = Vec::with_capacity(pending.len());
+    for p in pending {
+        statuses.push(p.wait()?);
+    }
+    // Complete torrents open their files on first read, so each is seeding (or failed)
+    // as soon as its shard has started it.
     let deadline = Instant::now() + START_TIMEOUT;
-    while !swarm.is_ready()
+    let started = |s: &TorrentStatus| s.state() != TorrentState::Queued;
+    while !statuses.iter().all(|s| started(s))
         && !swarm.is_finished()
         && !stop_signal.load(Ordering::Relaxed)
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(2));
     }
-    if stop_signal.load(Ordering::Relaxed) && !swarm.is_ready() {
+    if stop_signal.load(Ordering::Relaxed) {
         eprintln!("stopping");
-        swarm.stop();
-        swarm.join()?;
+        swarm.shutdown()?;
         return Ok(Exit::Ok);
     }
-    let failed = report_failures(&swarm, &names);
+    let failed = report_failures(&statuses, &names);
     let seeding = names.len() - failed;
-    if seeding == 0 || !swarm.is_ready() {
-        swarm.stop();
-        swarm.join()?;
+    if seeding == 0 {
+        swarm.shutdown()?;
         return Err(Failure::new(
             Exit::Io,
             anyhow!("none of the torrents could be opened"),
@@ -115,7 +122,7 @@ pub fn run(args: SeedArgs) -> Outcome {
     println!(
         "seeding {seeding} torrents on port {}, loaded in {:.3} s ({} skipped)",
         swarm.port(),
-        started.elapsed().as_secs_f64(),
+        started_at.elapsed().as_secs_f64(),
         skipped + failed
     );
     let mut last_line = Instant::now();
@@ -123,18 +130,12 @@ pub fn run(args: SeedArgs) -> Outcome {
         std::thread::sleep(Duration::from_millis(100));
         if last_line.elapsed() >= LINE_EVERY {
             last_line = Instant::now();
-            print_totals(&swarm, names.len());
+            print_totals(&statuses);
         }
     }
     eprintln!("stopping");
-    swarm.stop();
-    let all_finished =
-        |s: &Swarm| (0..names.len()).all(|i| s.status(i).finished.load(Ordering::Acquire));
-    while !all_finished(&swarm) && !swarm.is_finished() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    print_totals(&swarm, names.len());
-    swarm.join()?;
+    swarm.shutdown()?;
+    print_totals(&statuses);
     Ok(Exit::Ok)
 }
 
@@ -203,28 +204,28 @@ fn incomplete(report: &RecheckReport) -> String {
 }
 
 /// Reports torrents whose shard could not open them; returns how many.
-fn report_failures(swarm: &Swarm, names: &[String]) -> usize {
+fn report_failures(statuses: &[Arc<TorrentStatus>], names: &[String]) -> usize {
     let mut failed = 0;
-    for (i, name) in names.iter().enumerate() {
-        if let Some(error) = swarm.status(i).error.lock().expect("status lock").as_ref() {
+    for (status, name) in statuses.iter().zip(names) {
+        if let Some(fault) = status.fault() {
             failed += 1;
-            eprintln!("skipping {name}: {error}");
+            eprintln!("skipping {name}: {fault}");
         }
     }
     failed
 }
 
 /// One line of totals over every torrent.
-fn print_totals(swarm: &Swarm, count: usize) {
+fn print_totals(statuses: &[Arc<TorrentStatus>]) {
     let (mut peers, mut uploaded, mut rate) = (0, 0, 0);
-    for i in 0..count {
-        let s = swarm.status(i);
+    for s in statuses {
         peers += s.peers.load(Ordering::Relaxed);
         uploaded += s.uploaded.load(Ordering::Relaxed);
         rate += s.upload_rate.load(Ordering::Relaxed);
     }
     println!(
-        "seeding: {count} torrents, {peers} peers, up {}/s, uploaded {}",
+        "seeding: {} torrents, {peers} peers, up {}/s, uploaded {}",
+        statuses.len(),
         format::bytes(rate),
         format::bytes(uploaded)
     );

@@ -79,22 +79,22 @@ pub fn run(
     let stop_signal = stop_on_signals()?;
     let metainfo = Arc::new(metainfo);
     let spec = spec(metainfo.clone());
-    let swarm = Swarm::start(config, vec![spec])?;
+    let swarm = Swarm::start(config, None)?;
+    let status = swarm.add(spec).wait()?;
     eprintln!(
         "{verb} {} ({}) on port {}",
         metainfo.info.name.display(),
         metainfo.info_hash.to_hex(),
         swarm.port()
     );
-    let status = swarm.status(0);
     let mut view = View::new(&metainfo, verb);
     let mut said_complete = status.done.load(Ordering::Acquire);
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        view.update(status);
+        view.update(&status);
         if !said_complete && status.done.load(Ordering::Acquire) {
             said_complete = true;
-            view.complete(status);
+            view.complete(&status);
         }
         if stop_signal.load(Ordering::Relaxed) {
             eprintln!("stopping");
@@ -106,20 +106,16 @@ pub fn run(
             break;
         }
     }
-    swarm.stop();
-    while !status.finished.load(Ordering::Acquire) && !swarm.is_finished() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    view.finish(status);
+    // Stops the torrent if it still runs: the tracker hears `stopped`.
+    swarm.shutdown()?;
+    view.finish(&status);
     let ended = if status.done.load(Ordering::Acquire) {
         Ended::Complete
     } else {
         Ended::Interrupted
     };
-    let error = status.error.lock().expect("status lock").clone();
-    swarm.join()?;
-    if let Some(error) = error {
-        return Err(Failure::new(Exit::Io, anyhow!(error)));
+    if let Some(fault) = status.fault() {
+        return Err(Failure::new(Exit::Io, anyhow!(fault)));
     }
     Ok(ended)
 }

@@ -36,6 +36,12 @@ impl Announcer {
         self.schedule.announce_now();
     }
 
+    /// Announce again as soon as none is in flight (a user's "reannounce"), keeping the
+    /// pending event.
+    pub fn reannounce(&mut self) {
+        self.schedule.announce_now();
+    }
+
     /// The announce to send now, if one is due: tracker URL and event. The caller reports
     /// back with [`Announcer::on_success`] or [`Announcer::on_failure`].
     pub fn poll(&mut self, now: Duration) -> Option<(String, Event)> {

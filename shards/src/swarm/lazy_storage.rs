@@ -54,6 +54,11 @@ impl LazyStorage {
         Ok(open.get_or_insert_with(|| Rc::new(storage)).clone())
     }
 
+    /// The directory that holds the torrent's name.
+    pub fn save_dir(&self) -> &std::path::Path {
+        &self.save_dir
+    }
+
     /// The files if something opened them (nothing to sync otherwise).
     pub fn if_open(&self) -> Option<Rc<Storage>> {
         self.open.borrow().clone()

@@ -1,30 +1,42 @@
-//! The swarm: torrents downloading and seeding on pinned shards.
+//! The swarm: torrents downloading and seeding on long-lived shards.
 //!
-//! Each torrent lives on one shard, chosen by its info hash, which owns its peers, piece
-//! buffers, files and tracker traffic. Every shard listens on the same port
-//! (SO_REUSEPORT); a shard that accepts a connection for a torrent it does not own passes
-//! the socket and the bytes already read to the owner over a bounded crossbeam queue.
-//! The front end sees only [`TorrentStatus`] counters and a stop flag.
+//! [`Swarm::start`] starts one server per shard, each listening on the same port
+//! (SO_REUSEPORT) with no torrents. Torrents are then added, paused, resumed, rechecked,
+//! moved and removed while it runs, through commands that go to the owner shard's bounded
+//! inbox (chosen by info hash) and come back as one-shot replies. A shard that accepts a
+//! connection for a torrent it does not own passes the socket and the bytes already read
+//! to the owner through the owner's inbox.
+//!
+//! What a front end reads without asking: each torrent's [`TorrentStatus`], which its
+//! shard keeps up to date, and, if it passed an [`EventSink`], the durable-pieces
+//! snapshots and faults it needs to keep resume data.
 
 mod alarm;
 mod budget;
 mod buffers;
 mod cache;
+mod check;
 mod clock;
+mod command;
+mod events;
 mod handoff;
+mod inbox;
 mod lazy_storage;
 mod offload;
 mod peer;
 mod send_batch;
 mod shard;
+mod slot;
+mod status;
 mod storage;
 mod torrent;
 mod tracker;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::picker::Priority;
@@ -32,7 +44,18 @@ use ccbt_engine::session::SessionConfig;
 use ccbt_engine::{Bitfield, InfoHash};
 
 use crate::pool::{self, ShardConfig, ShardError, ShardId, Shards};
+pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
+pub use events::{EventSink, FileStamp, SwarmEvent};
+pub use status::{FaultKind, TorrentFault, TorrentState, TorrentStatus};
 pub use storage::{Preallocate, StorageError};
+
+use command::{reply_channel, Command};
+
+/// Commands (and handed-off connections) waiting for one shard at most. Past it a command
+/// fails with [`CommandError::Busy`] and a connection is refused.
+pub const INBOX_LEN: usize = 4096;
+/// How long [`Swarm::start`] waits for every shard to listen.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How the swarm runs.
 #[derive(Debug, Clone)]
@@ -64,39 +87,34 @@ impl Default for SwarmConfig {
     }
 }
 
+/// What is known of a torrent's data when it is added.
+#[derive(Debug, Clone)]
+pub enum Verify {
+    /// These pieces are good on disk (a check just ran, or resume data vouches for them).
+    Trusted(Bitfield),
+    /// Nothing: hash every piece first, on the torrent's shard.
+    Full,
+    /// `have` is good except that `check` must be hashed again (their files changed since
+    /// the resume data was written): the torrent runs with `have` while they are checked.
+    Partly { have: Bitfield, check: Vec<u32> },
+}
+
 /// One torrent to run.
 #[derive(Debug, Clone)]
 pub struct TorrentSpec {
     pub metainfo: Arc<Metainfo>,
     /// The directory that holds the torrent's name.
     pub save_dir: PathBuf,
-    /// Pieces already verified on disk.
-    pub have: Bitfield,
+    pub verify: Verify,
     pub sequential: bool,
     /// Per file, in torrent order; `None` downloads everything.
     pub priorities: Option<Vec<Priority>>,
     /// Keep running after the download completes.
     pub keep_seeding: bool,
+    /// Added stopped: checked if need be, then left until resumed.
+    pub paused: bool,
     /// Peers to connect to besides those trackers name.
     pub peers: Vec<std::net::SocketAddr>,
-}
-
-/// Live figures of one torrent, written by its shard and read by the front end.
-#[derive(Debug, Default)]
-pub struct TorrentStatus {
-    pub peers: AtomicU64,
-    pub have_pieces: AtomicU64,
-    pub wanted_left: AtomicU64,
-    pub downloaded: AtomicU64,
-    pub uploaded: AtomicU64,
-    pub download_rate: AtomicU64,
-    pub upload_rate: AtomicU64,
-    /// Every wanted piece is verified and written.
-    pub done: AtomicBool,
-    /// The torrent's task has ended (stopped, finished or failed).
-    pub finished: AtomicBool,
-    /// Why the torrent stopped, if it failed.
-    pub error: Mutex<Option<String>>,
 }
 
 /// The shard a torrent lives on.
@@ -106,62 +124,73 @@ pub fn shard_for(info_hash: &InfoHash, shards: usize) -> ShardId {
     ShardId((x % shards.max(1) as u64) as u16)
 }
 
-/// A running swarm.
+/// Running shards, ready for commands.
 pub struct Swarm {
     shards: Shards<Result<(), String>>,
-    stop: Arc<AtomicBool>,
-    statuses: Vec<Arc<TorrentStatus>>,
+    inboxes: Vec<inbox::Sender<Command>>,
     port: u16,
-    /// Shards that have opened their torrents and listen.
-    ready: Arc<AtomicUsize>,
-    shard_count: usize,
 }
 
 impl Swarm {
-    /// Starts the shards, binds the port and starts every torrent.
-    pub fn start(config: SwarmConfig, torrents: Vec<TorrentSpec>) -> Result<Swarm, ShardError> {
+    /// Starts the shards and returns once every one of them listens on the port. They
+    /// hold no torrents yet. `events`, if given, receives what a front end needs to keep
+    /// resume data.
+    pub fn start(config: SwarmConfig, events: Option<EventSink>) -> Result<Swarm, ShardError> {
+        let start_error = |message: String| ShardError::Start { shard: 0, message };
         let port = if config.port == 0 {
-            free_port(config.listen).map_err(|e| ShardError::Start {
-                shard: 0,
-                message: e.to_string(),
-            })?
+            free_port(config.listen).map_err(|e| start_error(e.to_string()))?
         } else {
             config.port
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        let statuses: Vec<Arc<TorrentStatus>> = torrents.iter().map(|_| Arc::default()).collect();
-        let (senders, receivers) = handoff::queues(config.shards.count);
-        let ready = Arc::new(AtomicUsize::new(0));
+        let count = config.shards.count;
+        let mut inboxes = Vec::with_capacity(count);
+        let mut parked = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (tx, rx) = inbox::new(INBOX_LEN).map_err(|e| start_error(e.to_string()))?;
+            inboxes.push(tx);
+            parked.push(Mutex::new(Some(rx)));
+        }
+        let listening = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(shard::Shared {
-            hashes: torrents.iter().map(|t| t.metainfo.info_hash).collect(),
             config: SwarmConfig {
                 port,
                 ..config.clone()
             },
-            torrents,
-            statuses: statuses.clone(),
-            stop: stop.clone(),
-            senders,
-            receivers,
-            ready: ready.clone(),
+            inboxes: inboxes.clone(),
+            parked,
+            events,
+            listening: listening.clone(),
+            listen_error: Mutex::new(None),
+            clock: clock::Clock::start(),
         });
         let mut shard_config = config.shards.clone();
         shard_config.io_memory_bytes = shard_config.io_memory_bytes.max(1 << 20);
-        let shards = pool::spawn(&shard_config, move |id| shard::run(id, shared.clone()))?;
+        let task_shared = shared.clone();
+        let shards = pool::spawn(&shard_config, move |id| {
+            shard::run(id, task_shared.clone())
+        })?;
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        while listening.load(Ordering::Acquire) < count {
+            let failed = shared.listen_error.lock().expect("listen error lock").clone();
+            if let Some(message) = failed {
+                drop(inboxes);
+                let _ = shards.join();
+                return Err(start_error(message));
+            }
+            if shards.is_finished() || Instant::now() > deadline {
+                drop(inboxes);
+                return Err(match shards.join() {
+                    Err(e) => e,
+                    Ok(_) => start_error("a shard ended before it listened".into()),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Ok(Swarm {
             shards,
-            stop,
-            statuses,
+            inboxes,
             port,
-            ready,
-            shard_count: config.shards.count,
         })
-    }
-
-    /// Every shard has opened its torrents (those that failed have their error set) and
-    /// listens: everything that can seed is seeding.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire) == self.shard_count
     }
 
     /// The port every shard listens on.
@@ -169,22 +198,81 @@ impl Swarm {
         self.port
     }
 
-    pub fn status(&self, torrent: usize) -> &TorrentStatus {
-        &self.statuses[torrent]
+    pub fn shard_count(&self) -> usize {
+        self.inboxes.len()
     }
 
-    /// Asks every shard to stop: torrents announce `stopped` and close their peers.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+    /// Queues a command on `shard`; the receiver, or Busy if its inbox is full.
+    fn send<R>(
+        &self,
+        shard: ShardId,
+        command: impl FnOnce(command::ReplyTo<R>) -> Command,
+    ) -> Result<futures_channel::oneshot::Receiver<R>, CommandError> {
+        let (reply, rx) = reply_channel();
+        self.inboxes[shard.0 as usize]
+            .try_send(command(reply))
+            .map_err(|_| CommandError::Busy(shard.0))?;
+        Ok(rx)
     }
 
-    /// Every shard has ended (normally only after [`Swarm::stop`]).
+    /// Adds a torrent to its shard; answered once it is registered there (its check and
+    /// opening go on in the background). Its status is live from then on.
+    pub fn add(&self, spec: TorrentSpec) -> Pending<Arc<TorrentStatus>> {
+        let shard = shard_for(&spec.metainfo.info_hash, self.shard_count());
+        let status = Arc::new(TorrentStatus::default());
+        let handle = status.clone();
+        match self.send(shard, move |reply| Command::Add {
+            spec,
+            status,
+            reply,
+        }) {
+            Ok(rx) => Pending::flat(rx).map(move |()| handle),
+            Err(e) => Pending::refused(e),
+        }
+    }
+
+    /// Runs `op` on the torrent; answered once it has taken effect (a pause once the
+    /// torrent has stopped, a remove once it is gone and its data deleted if asked).
+    pub fn command(&self, info_hash: InfoHash, op: TorrentOp) -> Pending<()> {
+        let shard = shard_for(&info_hash, self.shard_count());
+        match self.send(shard, move |reply| Command::Torrent {
+            info_hash,
+            op,
+            reply,
+        }) {
+            Ok(rx) => Pending::flat(rx),
+            Err(e) => Pending::refused(e),
+        }
+    }
+
+    /// Every torrent on every shard, with its live status.
+    pub fn snapshot(&self) -> Result<Vec<TorrentSnapshot>, CommandError> {
+        let pending: Vec<_> = (0..self.shard_count())
+            .map(|i| self.send(ShardId(i as u16), |reply| Command::Snapshot { reply }))
+            .collect();
+        let mut all = Vec::new();
+        for p in pending {
+            all.extend(Pending::plain(p?).wait()?);
+        }
+        Ok(all)
+    }
+
+    /// Every shard has ended (normally only after [`Swarm::shutdown`]; sooner if one
+    /// failed).
     pub fn is_finished(&self) -> bool {
         self.shards.is_finished()
     }
 
-    /// Waits for every shard; the first failure wins.
-    pub fn join(self) -> Result<(), ShardError> {
+    /// Stops every torrent (each announces `stopped` and syncs its files) and every shard,
+    /// and waits for them; the first shard failure wins.
+    pub fn shutdown(self) -> Result<(), ShardError> {
+        let pending: Vec<_> = (0..self.shard_count())
+            .map(|i| self.send(ShardId(i as u16), |reply| Command::Stop { reply }))
+            .collect();
+        for p in pending.into_iter().flatten() {
+            let _ = Pending::plain(p).wait();
+        }
+        drop(self.inboxes);
         for (i, result) in self.shards.join()?.into_iter().enumerate() {
             result.map_err(|message| ShardError::Failed {
                 shard: i as u16,

@@ -250,7 +250,7 @@ async fn write_loop(
                     Ok(piece) => piece,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read a piece to serve");
-                        rt.fail(e.to_string());
+                        rt.fail(super::status::TorrentFault::from(&e));
                         return;
                     }
                 };

@@ -1,241 +1,243 @@
-//! One shard's life: open its torrents, listen, route connections, stop on request.
+//! One shard as a server: it starts empty, listens at once, and then takes commands from
+//! its inbox (add, remove, pause, ...) and connections from its listener and from other
+//! shards, until told to stop.
+//!
+//! Opening, checking and running a torrent are tasks of their own (see `slot`), so a
+//! command is answered as soon as it has taken effect and never waits behind a disk.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use ccbt_engine::session::Torrent;
-use ccbt_engine::wire::{Handshake, PeerId};
+use ccbt_engine::wire::Handshake;
 use ccbt_engine::InfoHash;
-use crossbeam::channel::Sender;
 use futures_lite::StreamExt;
 use glommio::net::{TcpListener, TcpStream};
+use glommio::sync::Semaphore;
 
 use super::budget::ConnectionBudget;
 use super::buffers::BufferPool;
 use super::cache::PieceCache;
 use super::clock::Clock;
-use super::handoff::{self, Handoff, Inbox};
-use super::lazy_storage::LazyStorage;
-use super::storage::Storage;
-use super::torrent::TorrentRt;
+use super::command::{Command, CommandError, TorrentOp};
+use super::events::EventSink;
+use super::handoff::Handoff;
+use super::inbox::{self, Inbox};
+use super::slot::Slot;
 use super::tracker::TrackerConnections;
-use super::{peer, shard_for, SwarmConfig, TorrentSpec, TorrentStatus};
+use super::{peer, shard_for, SwarmConfig};
 use crate::pool::ShardId;
 
 /// What every shard starts from.
 pub struct Shared {
     pub config: SwarmConfig,
-    pub torrents: Vec<TorrentSpec>,
-    /// Every torrent's info hash, to route a handshake without a scan.
-    pub hashes: HashSet<InfoHash>,
-    pub statuses: Vec<Arc<TorrentStatus>>,
-    pub stop: Arc<AtomicBool>,
-    pub senders: Vec<Sender<Handoff>>,
-    pub receivers: Vec<Inbox>,
-    /// Shards that have opened their torrents and listen.
-    pub ready: Arc<AtomicUsize>,
+    pub inboxes: Vec<inbox::Sender<Command>>,
+    pub parked: Vec<inbox::Slot<Command>>,
+    pub events: Option<EventSink>,
+    /// Shards that listen; the front end waits for all of them before it returns.
+    pub listening: Arc<AtomicUsize>,
+    /// Set by a shard that could not listen, so start-up fails instead of waiting.
+    pub listen_error: std::sync::Mutex<Option<String>>,
+    pub clock: Clock,
 }
 
-type Owned = Rc<RefCell<HashMap<InfoHash, Rc<TorrentRt>>>>;
+/// What a shard's torrents share.
+pub struct ShardCtx {
+    pub id: ShardId,
+    pub config: SwarmConfig,
+    pub clock: Clock,
+    pub cache: Rc<RefCell<PieceCache>>,
+    pub pool: Rc<RefCell<BufferPool>>,
+    pub trackers: Rc<TrackerConnections>,
+    pub budget: ConnectionBudget,
+    pub events: Option<EventSink>,
+    /// Checks running at once on this shard: one, so a thousand torrents added at once
+    /// hash in turn instead of thrashing the disk together.
+    pub checks: Semaphore,
+    torrents: RefCell<HashMap<InfoHash, Rc<Slot>>>,
+    /// Numbers torrents for the piece cache's keys; never reused within a run.
+    next_index: Cell<u32>,
+    random: u64,
+}
 
-/// What a shard's torrents share: the read cache, piece buffers, tracker connections and
-/// the connection budget.
-type ShardShared = (
-    Rc<RefCell<PieceCache>>,
-    Rc<RefCell<BufferPool>>,
-    Rc<TrackerConnections>,
-    ConnectionBudget,
-);
+impl ShardCtx {
+    pub fn torrent(&self, info_hash: &InfoHash) -> Option<Rc<Slot>> {
+        self.torrents.borrow().get(info_hash).cloned()
+    }
+
+    pub fn forget(&self, info_hash: &InfoHash) {
+        self.torrents.borrow_mut().remove(info_hash);
+    }
+
+    /// Fresh randomness for one torrent (peer id, tracker key, tie-breaks).
+    pub fn seed_for(&self, index: u32) -> u64 {
+        self.random ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
 
 pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
-    let n = shared.config.shards.count;
-    let clock = Clock::start();
-    let stop = {
-        let flag = shared.stop.clone();
-        move || flag.load(Ordering::Acquire)
-    };
-    let cache = Rc::new(RefCell::new(PieceCache::new(shared.config.cache_bytes)));
-    let pool = Rc::new(RefCell::new(BufferPool::new(
-        shared.config.cache_bytes / 2,
-        shared.config.cache_bytes,
-        shared.config.cache_bytes / 4,
-    )));
-    let trackers = Rc::new(TrackerConnections::default());
-    let budget = ConnectionBudget::new(shared.config.max_connections_per_shard);
-    let owned: Owned = Rc::default();
-    let mut tasks = Vec::new();
-    let random = entropy(id);
-    for (i, spec) in shared.torrents.iter().enumerate() {
-        if shard_for(&spec.metainfo.info_hash, n) != id {
-            continue;
-        }
-        let status = shared.statuses[i].clone();
-        match open_torrent(
-            i as u32,
-            spec,
-            &shared.config,
-            (
-                cache.clone(),
-                pool.clone(),
-                trackers.clone(),
-                budget.clone(),
-            ),
-            status.clone(),
-            clock,
-            random ^ i as u64,
-        )
-        .await
-        {
-            Ok(rt) => {
-                owned
-                    .borrow_mut()
-                    .insert(spec.metainfo.info_hash, rt.clone());
-                rt.learn(&spec.peers);
-                let stop = stop.clone();
-                let keep = spec.keep_seeding;
-                tasks.push(glommio::spawn_local(
-                    async move { rt.run(stop, keep).await },
-                ));
-            }
-            Err(e) => {
-                *status.error.lock().expect("status lock") = Some(e.clone());
-                status.finished.store(true, Ordering::Release);
-            }
-        }
-    }
-
-    let listener = match TcpListener::bind((shared.config.listen, shared.config.port)) {
+    let config = shared.config.clone();
+    let ctx = Rc::new(ShardCtx {
+        id,
+        cache: Rc::new(RefCell::new(PieceCache::new(config.cache_bytes))),
+        pool: Rc::new(RefCell::new(BufferPool::new(
+            config.cache_bytes / 2,
+            config.cache_bytes,
+            config.cache_bytes / 4,
+        ))),
+        trackers: Rc::new(TrackerConnections::default()),
+        budget: ConnectionBudget::new(config.max_connections_per_shard),
+        events: shared.events.clone(),
+        checks: Semaphore::new(1),
+        torrents: RefCell::default(),
+        next_index: Cell::new(0),
+        random: entropy(id),
+        clock: shared.clock,
+        config,
+    });
+    let listener = match TcpListener::bind((ctx.config.listen, ctx.config.port)) {
         Ok(listener) => listener,
         Err(e) => {
-            // A swarm with a deaf shard is broken: stop the others too.
-            shared.stop.store(true, Ordering::Release);
-            return Err(format!("cannot listen on port {}: {e}", shared.config.port));
+            let why = format!("cannot listen on port {}: {e}", ctx.config.port);
+            *shared.listen_error.lock().expect("listen error lock") = Some(why.clone());
+            return Err(why);
         }
     };
-    let accepting = glommio::spawn_local(accept_loop(
-        listener,
-        id,
-        shared.clone(),
-        owned.clone(),
-        budget.clone(),
-    ));
-    shared.ready.fetch_add(1, Ordering::Release);
-    let rx = shared.receivers[id.0 as usize]
+    let mut inbox: Inbox<Command> = shared.parked[id.0 as usize]
         .lock()
-        .expect("receiver lock")
+        .expect("inbox lock")
         .take()
-        .ok_or("shard started twice")?;
-    let inbox = {
-        let owned = owned.clone();
-        let budget = budget.clone();
-        glommio::spawn_local(handoff::receive(rx, stop.clone(), move |h| {
-            route_local(&owned, &budget, h);
-        }))
-    };
-    // Idle torrents sleep until something happens to them: stopping is such a thing.
-    let waking = {
-        let (owned, stop) = (owned.clone(), stop.clone());
-        glommio::spawn_local(async move {
-            while !stop() {
-                glommio::timer::sleep(Duration::from_millis(50)).await;
+        .ok_or("shard started twice")?
+        .open();
+    let accepting = glommio::spawn_local(accept_loop(listener, ctx.clone(), shared.clone()));
+    shared.listening.fetch_add(1, Ordering::Release);
+    let mut batch = Vec::new();
+    let stopped = loop {
+        if !inbox.recv_all(&mut batch).await {
+            break None;
+        }
+        let mut stop = None;
+        for command in batch.drain(..) {
+            match command {
+                Command::Stop { reply } => stop = Some(reply),
+                other => handle(&ctx, other),
             }
-            for rt in owned.borrow().values() {
-                rt.wake();
-            }
-        })
+        }
+        if stop.is_some() {
+            break stop;
+        }
     };
-    for task in tasks {
-        task.await;
-    }
-    waking.await;
-    inbox.await;
     drop(accepting);
+    // Stop every torrent together: each announces `stopped` (briefly) and syncs its files.
+    let slots: Vec<Rc<Slot>> = ctx.torrents.borrow().values().cloned().collect();
+    let endings: Vec<_> = slots.iter().map(|slot| slot.clone().pause()).collect();
+    for ending in endings {
+        ending.await;
+    }
+    if let Some(reply) = stopped {
+        let _ = reply.send(());
+    }
     Ok(())
 }
 
-/// Opens a torrent's files and state on this shard.
-async fn open_torrent(
-    index: u32,
-    spec: &TorrentSpec,
-    config: &SwarmConfig,
-    (cache, pool, trackers, budget): ShardShared,
-    status: Arc<TorrentStatus>,
-    clock: Clock,
-    seed: u64,
-) -> Result<Rc<TorrentRt>, String> {
-    let layout = Rc::new(spec.metainfo.info.layout.clone());
-    let storage = if spec.have.is_full() {
-        LazyStorage::on_demand(spec.save_dir.clone(), layout)
-    } else {
-        let storage = Storage::open(&spec.save_dir, layout.clone(), true, config.preallocate)
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(
-            torrent = %spec.metainfo.info_hash,
-            direct_io = storage.is_direct(),
-            "opened the torrent's files"
-        );
-        LazyStorage::opened(storage, spec.save_dir.clone(), layout)
-    };
-    let mut engine = Torrent::new(
-        spec.metainfo.info.layout.clone(),
-        &spec.have,
-        config.session.clone(),
-        seed,
-    );
-    engine.set_sequential(spec.sequential);
-    if let Some(p) = &spec.priorities {
-        engine.set_file_priorities(p);
+fn handle(ctx: &Rc<ShardCtx>, command: Command) {
+    match command {
+        Command::Add {
+            spec,
+            status,
+            reply,
+        } => {
+            let info_hash = spec.metainfo.info_hash;
+            if ctx.torrents.borrow().contains_key(&info_hash) {
+                let _ = reply.send(Err(CommandError::Duplicate(info_hash)));
+                return;
+            }
+            let index = ctx.next_index.get();
+            ctx.next_index.set(index.wrapping_add(1));
+            let slot = Rc::new(Slot::new(ctx.clone(), index, spec, status));
+            ctx.torrents.borrow_mut().insert(info_hash, slot.clone());
+            slot.begin();
+            let _ = reply.send(Ok(()));
+        }
+        Command::Torrent {
+            info_hash,
+            op,
+            reply,
+        } => {
+            let Some(slot) = ctx.torrent(&info_hash) else {
+                let _ = reply.send(Err(CommandError::UnknownTorrent(info_hash)));
+                return;
+            };
+            // Ops that wait for the torrent to stop run as tasks: the inbox goes on.
+            glommio::spawn_local(async move {
+                let result = apply(slot, op).await;
+                let _ = reply.send(result);
+            })
+            .detach();
+        }
+        Command::Snapshot { reply } => {
+            let snapshot = ctx
+                .torrents
+                .borrow()
+                .values()
+                .map(|slot| slot.snapshot())
+                .collect();
+            let _ = reply.send(snapshot);
+        }
+        Command::Handoff(h) => route_local(ctx, h),
+        Command::Stop { .. } => unreachable!("handled by the shard loop"),
     }
-    let mut id_random = [0u8; 12];
-    id_random.copy_from_slice(&seed.to_le_bytes().repeat(2)[..12]);
-    Ok(Rc::new(TorrentRt::new(
-        index,
-        spec.metainfo.clone(),
-        engine,
-        storage,
-        cache,
-        pool,
-        trackers,
-        budget,
-        status,
-        PeerId::generate(id_random),
-        config.port,
-        clock,
-        seed,
-    )))
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    id: ShardId,
-    shared: Arc<Shared>,
-    owned: Owned,
-    budget: ConnectionBudget,
-) {
+async fn apply(slot: Rc<Slot>, op: TorrentOp) -> Result<(), CommandError> {
+    match op {
+        TorrentOp::Remove { delete_data } => slot.remove(delete_data).await,
+        TorrentOp::Pause => {
+            slot.pause().await;
+            Ok(())
+        }
+        TorrentOp::Resume => {
+            slot.resume();
+            Ok(())
+        }
+        TorrentOp::Recheck => {
+            slot.recheck().await;
+            Ok(())
+        }
+        TorrentOp::Reannounce => {
+            slot.reannounce();
+            Ok(())
+        }
+        TorrentOp::SetPriorities(p) => slot.set_priorities(p),
+        TorrentOp::SetSequential(on) => {
+            slot.set_sequential(on);
+            Ok(())
+        }
+        TorrentOp::MoveStorage(to) => slot.move_storage(to).await,
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Rc<ShardCtx>, shared: Arc<Shared>) {
     let mut incoming = listener.incoming();
     while let Some(conn) = incoming.next().await {
         let Ok(stream) = conn else { continue };
-        let Some(slot) = budget.try_take() else {
+        let Some(slot) = ctx.budget.try_take() else {
             tracing::debug!("connection refused: the shard is at its connection limit");
             continue;
         };
-        let shared = shared.clone();
-        let owned = owned.clone();
+        let (ctx, shared) = (ctx.clone(), shared.clone());
         glommio::spawn_local(async move {
-            handle_incoming(stream, id, &shared, &owned).await;
+            handle_incoming(stream, &ctx, &shared).await;
             drop(slot);
         })
         .detach();
     }
 }
 
-async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, owned: &Owned) {
+async fn handle_incoming(mut stream: TcpStream, ctx: &ShardCtx, shared: &Shared) {
     let Ok(addr) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
@@ -246,18 +248,15 @@ async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, ow
             return;
         }
     };
-    let owner = shard_for(&hs.info_hash, shared.config.shards.count);
-    if owner == id {
-        let rt = owned.borrow().get(&hs.info_hash).cloned();
-        if let Some(rt) = rt {
+    let owner = shard_for(&hs.info_hash, ctx.config.shards.count);
+    if owner == ctx.id {
+        if let Some(rt) = ctx.torrent(&hs.info_hash).and_then(|slot| slot.running()) {
             rt.accept(stream, addr, buf).await;
         }
         return;
     }
-    if !shared.hashes.contains(&hs.info_hash) {
-        return;
-    }
-    // glommio streams cannot give up their fd: pass a duplicate and close ours.
+    // glommio streams cannot give up their fd: pass a duplicate and close ours. The owner
+    // drops it if the torrent is not there (any shard may be asked for any hash).
     let socket = match nix::unistd::dup(stream.as_raw_fd()) {
         // SAFETY: `dup` returned a fresh descriptor that nothing else owns.
         Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
@@ -269,27 +268,30 @@ async fn handle_incoming(mut stream: TcpStream, id: ShardId, shared: &Shared, ow
         addr,
         read: buf,
     };
-    if handoff::send(&shared.senders[owner.0 as usize], handoff).is_err() {
-        tracing::warn!(%addr, "owner shard's queue is full; connection refused");
+    if shared.inboxes[owner.0 as usize]
+        .try_send(Command::Handoff(handoff))
+        .is_err()
+    {
+        tracing::warn!(%addr, "owner shard's inbox is full; connection refused");
     }
 }
 
 /// Runs a connection another shard handed us.
-fn route_local(owned: &Owned, budget: &ConnectionBudget, h: Handoff) {
+fn route_local(ctx: &ShardCtx, h: Handoff) {
     let Ok(hs) = Handshake::parse(&h.read) else {
         return;
     };
-    let Some(rt) = owned.borrow().get(&hs.info_hash).cloned() else {
+    let Some(rt) = ctx.torrent(&hs.info_hash).and_then(|slot| slot.running()) else {
         return;
     };
     // SAFETY: the descriptor came to us owned, from a socket the other shard gave up.
     let stream = unsafe { TcpStream::from_raw_fd(h.socket.into_raw_fd()) };
-    let Some(slot) = budget.try_take() else {
+    let Some(budget) = ctx.budget.try_take() else {
         return;
     };
     glommio::spawn_local(async move {
         rt.accept(stream, h.addr, h.read).await;
-        drop(slot);
+        drop(budget);
     })
     .detach();
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+
 use ccbt_engine::metainfo::{Layout, Metainfo};
 use ccbt_engine::session::{block_digests, Action, DropReason, PeerCaps, PeerKey, Torrent};
 use ccbt_engine::tracker::{Announce, Announcer, Event};
@@ -18,16 +19,16 @@ use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
 
 use super::alarm::Alarm;
-use super::budget::ConnectionBudget;
 use super::buffers::{BufferPool, PieceBytes};
-use super::cache::PieceCache;
-use super::clock::Clock;
+use super::events::{FileStamp, SwarmEvent};
 use super::lazy_storage::LazyStorage;
 use super::offload;
 use super::peer::{self, our_reserved, PeerHandle};
+use super::shard::ShardCtx;
+use super::status::{TorrentFault, TorrentState, TorrentStatus};
 use super::storage::StorageError;
-use super::tracker::{self, TrackerConnections};
-use super::TorrentStatus;
+use super::tracker;
+use crate::mapped::path_under;
 
 /// Outgoing connection attempts in flight per torrent.
 const CONNECTING_MAX: usize = 16;
@@ -40,6 +41,10 @@ const TICK: Duration = Duration::from_millis(100);
 const IDLE_NAP_MAX: Duration = Duration::from_secs(60);
 /// How long each goodbye announce may take when stopping.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often a torrent that wrote pieces syncs its files and reports them durable, when
+/// its front end keeps resume data: at most this much verified data is fetched again
+/// after a crash.
+const DURABLE_EVERY: Duration = Duration::from_secs(2);
 
 /// What we know of an address a tracker gave us.
 struct BookEntry {
@@ -49,15 +54,13 @@ struct BookEntry {
 }
 
 pub struct TorrentRt {
+    /// What the shard's torrents share: cache, buffers, trackers, budget, clock.
+    shard: Rc<ShardCtx>,
     /// Shard-local number, for the piece cache.
     pub index: u32,
     pub meta: Arc<Metainfo>,
     pub engine: RefCell<Torrent>,
     storage: LazyStorage,
-    cache: Rc<RefCell<PieceCache>>,
-    pool: Rc<RefCell<BufferPool>>,
-    trackers: Rc<TrackerConnections>,
-    budget: ConnectionBudget,
     /// Pieces being downloaded: blocks land in the aligned buffer each piece will be
     /// written from, until the piece is hashed.
     buffers: RefCell<HashMap<u32, DmaBuffer>>,
@@ -69,40 +72,38 @@ pub struct TorrentRt {
     connecting: Cell<usize>,
     pub status: Arc<TorrentStatus>,
     pub our_id: PeerId,
-    pub port: u16,
-    clock: Clock,
     seed: u64,
-    failed: RefCell<Option<String>>,
+    fault: RefCell<Option<TorrentFault>>,
     /// Rings the run loop awake when an idle torrent gets something to do.
     alarm: Alarm,
+    /// Set by a command (pause, remove, shutdown): the run loop winds down.
+    stop: Cell<bool>,
+    announcer: RefCell<Announcer>,
+    /// Pieces last reported durable, and whether completion has been reported.
+    durable_pieces: Cell<Option<u32>>,
+    completed_reported: Cell<bool>,
 }
 
 impl TorrentRt {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        shard: Rc<ShardCtx>,
         index: u32,
         meta: Arc<Metainfo>,
         engine: Torrent,
         storage: LazyStorage,
-        cache: Rc<RefCell<PieceCache>>,
-        pool: Rc<RefCell<BufferPool>>,
-        trackers: Rc<TrackerConnections>,
-        budget: ConnectionBudget,
         status: Arc<TorrentStatus>,
         our_id: PeerId,
-        port: u16,
-        clock: Clock,
         seed: u64,
     ) -> Self {
+        let done = engine.is_done();
         TorrentRt {
+            shard,
             index,
+            announcer: RefCell::new(Announcer::new(meta.trackers(), seed)),
             meta,
             engine: RefCell::new(engine),
             storage,
-            cache,
-            pool,
-            trackers,
-            budget,
             buffers: RefCell::new(HashMap::new()),
             reads: RefCell::new(HashMap::new()),
             peers: RefCell::new(HashMap::new()),
@@ -111,16 +112,50 @@ impl TorrentRt {
             connecting: Cell::new(0),
             status,
             our_id,
-            port,
-            clock,
             seed,
-            failed: RefCell::new(None),
+            fault: RefCell::new(None),
             alarm: Alarm::default(),
+            stop: Cell::new(false),
+            durable_pieces: Cell::new(None),
+            completed_reported: Cell::new(done),
         }
     }
 
     pub fn now(&self) -> Duration {
-        self.clock.now()
+        self.shard.clock.now()
+    }
+
+    fn pool(&self) -> &Rc<RefCell<BufferPool>> {
+        &self.shard.pool
+    }
+
+    /// Asks the run loop to wind down (announce `stopped`, sync, drop peers).
+    pub fn request_stop(&self) {
+        self.stop.set(true);
+        self.wake();
+    }
+
+    /// The stop flag, for work that should end with the torrent (a background check).
+    pub fn stopping(&self) -> &Cell<bool> {
+        &self.stop
+    }
+
+    /// Announces to the current tracker as soon as none is in flight.
+    pub fn reannounce(&self) {
+        self.announcer.borrow_mut().reannounce();
+        self.wake();
+    }
+
+    /// A background check found `piece` good on disk: the torrent has it.
+    pub fn mark_verified(&self, piece: u32) {
+        if self.engine.borrow().have().get(piece) {
+            return;
+        }
+        self.engine
+            .borrow_mut()
+            .piece_checked(self.now(), piece, true, &[]);
+        self.drive();
+        self.publish();
     }
 
     pub fn layout(&self) -> &Layout {
@@ -185,7 +220,7 @@ impl TorrentRt {
         let mut buffers = self.buffers.borrow_mut();
         let buf = buffers
             .entry(piece)
-            .or_insert_with(|| self.pool.borrow_mut().take_direct(len));
+            .or_insert_with(|| self.pool().borrow_mut().take_direct(len));
         let dst = &mut buf.as_bytes_mut()[..len];
         if let Some(dst) = dst.get_mut(offset as usize..offset as usize + data.len()) {
             dst.copy_from_slice(data);
@@ -199,7 +234,7 @@ impl TorrentRt {
         };
         let len = self.layout().piece_len(index) as usize;
         // Counted now, not when the task runs, so readers see it at once.
-        let backlog = InBacklog::enter(&self.pool, len);
+        let backlog = InBacklog::enter(self.pool(), len);
         let rt = self.clone();
         glommio::spawn_local(async move {
             let _backlog = backlog;
@@ -221,13 +256,13 @@ impl TorrentRt {
                     Err(e) => Err(e),
                 };
                 if let Err(e) = written {
-                    rt.fail(e.to_string());
+                    rt.fail(TorrentFault::from(&e));
                     return;
                 }
                 rt.keep(piece, PieceBytes::Dma(direct, len));
             } else {
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
-                rt.pool.borrow_mut().give_direct(buf);
+                rt.pool().borrow_mut().give_direct(buf);
             }
             rt.engine
                 .borrow_mut()
@@ -244,14 +279,14 @@ impl TorrentRt {
     /// Waits while the shard's pieces waiting for hashing and writing are over their
     /// limit, so readers stop taking in blocks the disk cannot keep up with.
     pub async fn backlog_room(&self) {
-        BufferPool::backlog_room(&self.pool).await;
+        BufferPool::backlog_room(self.pool()).await;
     }
 
     /// A piece to serve, from the cache or the disk. Several peers asking for the same piece
     /// share one read.
     pub async fn piece_data(&self, piece: u32) -> Result<Rc<PieceBytes>, StorageError> {
         loop {
-            if let Some(hit) = self.cache.borrow_mut().get((self.index, piece)) {
+            if let Some(hit) = self.shard.cache.borrow_mut().get((self.index, piece)) {
                 return Ok(hit);
             }
             let waiting = {
@@ -295,7 +330,7 @@ impl TorrentRt {
     /// cache with pieces evicted before they were sent, which were then read twice.
     pub fn read_ahead(self: &Rc<Self>, pieces: Vec<u32>) {
         for piece in pieces {
-            let cached = self.cache.borrow().contains((self.index, piece));
+            let cached = self.shard.cache.borrow().contains((self.index, piece));
             if cached || self.reads.borrow().contains_key(&piece) {
                 continue;
             }
@@ -303,11 +338,11 @@ impl TorrentRt {
                 continue;
             };
             let len = self.layout().piece_len(index) as usize;
-            if !self.pool.borrow_mut().read_ahead_start(len) {
+            if !self.pool().borrow_mut().read_ahead_start(len) {
                 return;
             }
             let claim = ReadAheadClaim {
-                pool: self.pool.clone(),
+                pool: self.pool().clone(),
                 len,
             };
             let rt = self.clone();
@@ -323,6 +358,7 @@ impl TorrentRt {
     fn keep(&self, piece: u32, data: PieceBytes) -> Rc<PieceBytes> {
         let data = Rc::new(data);
         let evicted = self
+            .shard
             .cache
             .borrow_mut()
             .insert((self.index, piece), data.clone());
@@ -330,22 +366,30 @@ impl TorrentRt {
             // Unless a peer is still sending from it, the buffer is free again.
             if let Ok(PieceBytes::Dma(buf, _)) = Rc::try_unwrap(old) {
                 if let Ok(buf) = Rc::try_unwrap(buf) {
-                    self.pool.borrow_mut().give_direct(buf);
+                    self.pool().borrow_mut().give_direct(buf);
                 }
             }
         }
         data
     }
 
-    /// The disk failed under this torrent: it stops; others go on.
-    pub fn fail(&self, why: String) {
-        tracing::error!(torrent = %self.meta.info_hash, error = %why, "torrent stopped");
-        *self.status.error.lock().expect("status lock") = Some(why.clone());
-        *self.failed.borrow_mut() = Some(why);
+    /// The disk failed under this torrent: it stops; others go on. The first fault is
+    /// the one reported.
+    pub fn fail(&self, fault: TorrentFault) {
+        let mut slot = self.fault.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(fault);
+        }
+        drop(slot);
+        self.wake();
     }
 
     pub fn has_failed(&self) -> bool {
-        self.failed.borrow().is_some()
+        self.fault.borrow().is_some()
+    }
+
+    pub fn fault(&self) -> Option<TorrentFault> {
+        self.fault.borrow().clone()
     }
 
     /// Carries out what the engine asked for.
@@ -387,8 +431,13 @@ impl TorrentRt {
         s.download_rate
             .store(stats.download_rate, Ordering::Relaxed);
         s.upload_rate.store(stats.upload_rate, Ordering::Relaxed);
-        s.done
-            .store(self.engine.borrow().is_done(), Ordering::Release);
+        let done = self.engine.borrow().is_done();
+        s.done.store(done, Ordering::Release);
+        s.set_state(if done {
+            TorrentState::Seeding
+        } else {
+            TorrentState::Downloading
+        });
     }
 
     fn announce_request(&self, event: Event) -> Announce {
@@ -403,7 +452,7 @@ impl TorrentRt {
         Announce {
             info_hash: self.meta.info_hash,
             peer_id: self.our_id.0,
-            port: self.port,
+            port: self.shard.config.port,
             uploaded: stats.uploaded,
             downloaded: stats.downloaded,
             left: layout.total_length() - have_bytes,
@@ -421,7 +470,8 @@ impl TorrentRt {
             if book.len() >= BOOK_MAX {
                 break;
             }
-            if addr.port() == 0 || (addr.port() == self.port && addr.ip().is_loopback()) {
+            if addr.port() == 0 || (addr.port() == self.shard.config.port && addr.ip().is_loopback())
+            {
                 continue;
             }
             book.entry(addr).or_insert(BookEntry {
@@ -454,7 +504,7 @@ impl TorrentRt {
             if self.engine.borrow().is_banned(addr) {
                 continue;
             }
-            let Some(slot) = self.budget.try_take() else {
+            let Some(slot) = self.shard.budget.try_take() else {
                 if let Some(e) = self.book.borrow_mut().get_mut(&addr) {
                     e.connected = false;
                 }
@@ -520,15 +570,12 @@ impl TorrentRt {
         peer::run(self, stream, addr, theirs, pending).await;
     }
 
-    /// The torrent's life on its shard: ticks, announces and connections until `stop`, or
-    /// until complete unless `keep_seeding`.
-    pub async fn run(self: Rc<Self>, stop: impl Fn() -> bool, keep_seeding: bool) {
-        let announcer = Rc::new(RefCell::new(Announcer::new(
-            self.meta.trackers(),
-            self.seed,
-        )));
+    /// The torrent's life on its shard: ticks, announces and connections until asked to
+    /// stop or a fault stops it, or until complete unless `keep_seeding`.
+    pub async fn run(self: Rc<Self>, keep_seeding: bool) {
         let mut was_done = self.engine.borrow().is_done();
-        while !stop() && !self.has_failed() {
+        let mut next_durable = self.now() + DURABLE_EVERY;
+        while !self.stop.get() && !self.has_failed() {
             let now = self.now();
             self.engine.borrow_mut().tick(now);
             self.drive();
@@ -536,33 +583,100 @@ impl TorrentRt {
             let done = self.engine.borrow().is_done();
             if done && !was_done {
                 was_done = true;
-                announcer.borrow_mut().completed();
+                self.announcer.borrow_mut().completed();
             }
             if done && !keep_seeding {
                 break;
             }
-            let due = announcer.borrow_mut().poll(now);
+            if now >= next_durable {
+                next_durable = now + DURABLE_EVERY;
+                // Boxed: only torrents that wrote pieces get this far, so idle ones keep
+                // a small future.
+                Box::pin(self.report_durable()).await;
+            }
+            let due = self.announcer.borrow_mut().poll(now);
             if let Some((url, event)) = due {
-                glommio::spawn_local(self.clone().announce(announcer.clone(), url, event)).detach();
+                glommio::spawn_local(self.clone().announce(url, event)).detach();
             }
             self.connect_more();
-            let nap = self.nap(now, &announcer.borrow());
+            let nap = self.nap(now, &self.announcer.borrow());
             self.alarm.sleep(nap).await;
         }
         // Boxed: its state (tracker requests) is allocated only when stopping, so the
         // future every idle torrent keeps is small.
-        Box::pin(self.wind_down(&announcer)).await;
+        Box::pin(self.wind_down()).await;
+    }
+
+    /// If pieces were written since the last report and the front end keeps resume
+    /// data: syncs the files, then reports the pieces written before the sync as durable.
+    async fn report_durable(&self) {
+        let Some(events) = &self.shard.events else {
+            return;
+        };
+        let have = self.engine.borrow().have().clone();
+        if self.durable_pieces.get() == Some(have.count()) || self.has_failed() {
+            return;
+        }
+        // The snapshot is taken before the sync: every piece in it was written (a piece
+        // joins `have` only once its write completed), so the sync makes all of it durable.
+        if let Some(storage) = self.storage.if_open() {
+            if let Err(e) = storage.sync().await {
+                self.fail(TorrentFault::from(&e));
+                return;
+            }
+        }
+        let count = have.count();
+        let done = self.engine.borrow().is_done();
+        let stats = self.engine.borrow().stats(self.now());
+        let sent = events.send(SwarmEvent::Durable {
+            info_hash: self.meta.info_hash,
+            have,
+            files: self.file_stamps(),
+            uploaded: stats.uploaded,
+            downloaded: stats.downloaded,
+        });
+        if sent {
+            self.durable_pieces.set(Some(count));
+            if done && !self.completed_reported.get() {
+                self.completed_reported.set(true);
+                events.send(SwarmEvent::Completed {
+                    info_hash: self.meta.info_hash,
+                });
+            }
+        }
+    }
+
+    /// Each file's size and mtime now, in torrent order.
+    fn file_stamps(&self) -> Vec<Option<FileStamp>> {
+        let save_dir = self.storage.save_dir();
+        self.layout()
+            .files()
+            .iter()
+            .map(|f| {
+                if f.pad {
+                    None
+                } else {
+                    FileStamp::of(&path_under(save_dir, &f.path))
+                }
+            })
+            .collect()
     }
 
     /// Syncs the files, says goodbye to the tracker and drops the peers.
-    async fn wind_down(&self, announcer: &RefCell<Announcer>) {
+    async fn wind_down(&self) {
         self.publish();
+        let announcer = &self.announcer;
         if !self.has_failed() {
             if let Some(storage) = self.storage.if_open() {
                 if let Err(e) = storage.sync().await {
-                    self.fail(e.to_string());
+                    self.fail(TorrentFault::from(&e));
                 }
             }
+        }
+        if !self.has_failed() {
+            // Force a last durable report: the pieces are synced now.
+            self.durable_pieces.set(None);
+            self.report_durable().await;
         }
         // Tell the tracker we completed (if no tracker has heard it yet) and that we stop,
         // briefly each: exiting must not hang on a dead tracker.
@@ -578,10 +692,14 @@ impl TorrentRt {
             for event in events {
                 let request = self.announce_request(event);
                 let _ = glommio::timer::timeout(GOODBYE_TIMEOUT, async {
-                    Ok(
-                        tracker::announce(&url, &request, &self.clock, &self.trackers, self.seed)
-                            .await,
+                    Ok(tracker::announce(
+                        &url,
+                        &request,
+                        &self.shard.clock,
+                        &self.shard.trackers,
+                        self.seed,
                     )
+                    .await)
                 })
                 .await;
             }
@@ -590,7 +708,6 @@ impl TorrentRt {
         for key in keys {
             self.forget_peer(key);
         }
-        self.status.finished.store(true, Ordering::Release);
     }
 
     /// How long the run loop may sleep: a tick while there are peers or pieces in flight;
@@ -623,15 +740,17 @@ impl TorrentRt {
     }
 
     /// One announce; learns the peers it returns.
-    async fn announce(
-        self: Rc<Self>,
-        announcer: Rc<RefCell<Announcer>>,
-        url: String,
-        event: Event,
-    ) {
+    async fn announce(self: Rc<Self>, url: String, event: Event) {
         let request = self.announce_request(event);
-        let result =
-            tracker::announce(&url, &request, &self.clock, &self.trackers, self.seed).await;
+        let result = tracker::announce(
+            &url,
+            &request,
+            &self.shard.clock,
+            &self.shard.trackers,
+            self.seed,
+        )
+        .await;
+        let announcer = &self.announcer;
         let now = self.now();
         match result {
             Ok(response) => {

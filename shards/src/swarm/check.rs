@@ -1,0 +1,73 @@
+//! Checking a torrent's data on its own shard: the files are mapped read-only and pieces
+//! are hashed in batches on the shard's helper thread, so the shard goes on serving its
+//! other torrents' peers and its listener while a check runs.
+
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use ccbt_engine::metainfo::Metainfo;
+use ccbt_engine::Bitfield;
+
+use crate::hashing::{hash_piece, PieceOutcome};
+use crate::mapped::MappedFiles;
+
+use super::status::TorrentStatus;
+
+/// Bytes hashed per trip to the helper thread: a cancel or a stop waits at most one batch.
+const BATCH_BYTES: u64 = 32 << 20;
+
+/// Hashes `pieces` (all of them when `None`) of the torrent under `save_dir`; returns the
+/// good ones, or `None` if `cancelled` was set before the end. Progress goes to
+/// `status.checked_pieces`. Missing and unreadable files make their pieces missing.
+pub async fn check(
+    meta: Arc<Metainfo>,
+    save_dir: PathBuf,
+    pieces: Option<Vec<u32>>,
+    status: &TorrentStatus,
+    cancelled: &Cell<bool>,
+    mut on_good: impl FnMut(u32),
+) -> Option<Bitfield> {
+    let count = meta.info.layout.piece_count();
+    let pieces = pieces.unwrap_or_else(|| (0..count).collect());
+    let opener = meta.clone();
+    let files = Arc::new(
+        glommio::executor()
+            .spawn_blocking(move || MappedFiles::open_under(&save_dir, &opener.info.layout))
+            .await,
+    );
+    let per_batch = (BATCH_BYTES / u64::from(meta.info.layout.piece_length()).max(1)).max(1);
+    let mut good = Bitfield::empty(count);
+    status.checked_pieces.store(0, Ordering::Relaxed);
+    for batch in pieces.chunks(per_batch as usize) {
+        if cancelled.get() {
+            return None;
+        }
+        let hashed = batch.len() as u64;
+        let (meta, files, batch) = (meta.clone(), files.clone(), batch.to_vec());
+        let found: Vec<u32> = glommio::executor()
+            .spawn_blocking(move || {
+                let layout = &meta.info.layout;
+                batch
+                    .into_iter()
+                    .filter(|&index| {
+                        let Some(piece) = layout.piece(index) else {
+                            return false;
+                        };
+                        matches!(hash_piece(layout, &files, piece),
+                            PieceOutcome::Hashed(got) if got == meta.info.piece_hash(piece))
+                    })
+                    .collect()
+            })
+            .await;
+        for index in found {
+            good.set(index);
+            on_good(index);
+        }
+        status
+            .checked_pieces
+            .fetch_add(hashed, Ordering::Relaxed);
+    }
+    Some(good)
+}

@@ -1,0 +1,137 @@
+//! The vocabulary a front end speaks to the shards: one [`Command`] per request, each with
+//! a one-shot reply the shard fills once the request has taken effect.
+//!
+//! Replies are `futures` one-shots: an async front end awaits them, a plain thread blocks
+//! on [`Pending::wait`]. A shard never blocks on a reply: sending one cannot wait.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ccbt_engine::picker::Priority;
+use ccbt_engine::InfoHash;
+use futures_channel::oneshot;
+use thiserror::Error;
+
+use super::handoff::Handoff;
+use super::status::{TorrentFault, TorrentStatus};
+use super::TorrentSpec;
+
+/// Why a command was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CommandError {
+    #[error("no torrent {0} here")]
+    UnknownTorrent(InfoHash),
+    #[error("torrent {0} is already here")]
+    Duplicate(InfoHash),
+    #[error("shard {0} has too many commands waiting; try again")]
+    Busy(u16),
+    #[error("the shard that owns this torrent has stopped")]
+    ShardGone,
+    #[error("{what}: the torrent has {files} files")]
+    BadFileIndex { what: &'static str, files: usize },
+    #[error(transparent)]
+    Fault(#[from] TorrentFault),
+}
+
+/// What can be asked of one torrent.
+#[derive(Debug, Clone)]
+pub enum TorrentOp {
+    /// Stop it (announcing `stopped`), forget it, and delete its files if asked.
+    Remove { delete_data: bool },
+    /// Stop it, keeping what it has; answered once it has stopped.
+    Pause,
+    /// Start it again (a failed torrent too, once its fault is mended).
+    Resume,
+    /// Hash its data again, then go on as before.
+    Recheck,
+    /// Announce to its tracker now.
+    Reannounce,
+    /// Per file, in torrent order.
+    SetPriorities(Vec<Priority>),
+    SetSequential(bool),
+    /// Move its files under another save directory, then go on as before.
+    MoveStorage(PathBuf),
+}
+
+/// Where a torrent is, as its shard sees it right now.
+#[derive(Debug, Clone)]
+pub struct TorrentSnapshot {
+    pub info_hash: InfoHash,
+    pub save_dir: PathBuf,
+    pub status: Arc<TorrentStatus>,
+}
+
+pub(crate) type ReplyTo<T> = oneshot::Sender<T>;
+
+pub(crate) fn reply_channel<T>() -> (ReplyTo<T>, oneshot::Receiver<T>) {
+    oneshot::channel()
+}
+
+/// What a shard's inbox carries.
+pub(crate) enum Command {
+    Add {
+        spec: TorrentSpec,
+        status: Arc<TorrentStatus>,
+        reply: ReplyTo<Result<(), CommandError>>,
+    },
+    Torrent {
+        info_hash: InfoHash,
+        op: TorrentOp,
+        reply: ReplyTo<Result<(), CommandError>>,
+    },
+    Snapshot {
+        reply: ReplyTo<Vec<TorrentSnapshot>>,
+    },
+    /// Stop every torrent (announcing `stopped`) and end the shard.
+    Stop { reply: ReplyTo<()> },
+    /// A connection another shard accepted for one of ours.
+    Handoff(Handoff),
+}
+
+/// A reply on its way: await it, or [`Pending::wait`] for it on a plain thread.
+#[must_use = "a command's reply says whether it worked"]
+pub struct Pending<T>(Pin<Box<dyn Future<Output = Result<T, CommandError>> + Send>>);
+
+impl<T: Send + 'static> Pending<T> {
+    /// A reply the shard sends as a `Result` of its own.
+    pub(crate) fn flat(rx: oneshot::Receiver<Result<T, CommandError>>) -> Self {
+        Pending(Box::pin(async move {
+            rx.await.map_err(|_| CommandError::ShardGone)?
+        }))
+    }
+
+    /// A reply that cannot fail on the shard.
+    pub(crate) fn plain(rx: oneshot::Receiver<T>) -> Self {
+        Pending(Box::pin(async move {
+            rx.await.map_err(|_| CommandError::ShardGone)
+        }))
+    }
+
+    /// A command that never reached its shard.
+    pub(crate) fn refused(error: CommandError) -> Self {
+        Pending(Box::pin(async move { Err(error) }))
+    }
+
+    pub(crate) fn map<U: Send + 'static>(
+        self,
+        f: impl FnOnce(T) -> U + Send + 'static,
+    ) -> Pending<U> {
+        Pending(Box::pin(async move { self.0.await.map(f) }))
+    }
+
+    /// Blocks this (non-shard) thread until the shard answers.
+    pub fn wait(self) -> Result<T, CommandError> {
+        futures_lite::future::block_on(self)
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, CommandError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}

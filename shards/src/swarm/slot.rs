@@ -1,0 +1,500 @@
+//! One torrent's place on its shard, from `add` to `remove`: what is known of its data,
+//! whether it should run, and the task that checks, opens and runs it.
+//!
+//! Commands change what the torrent *should* do (`want_running`, what needs checking) and
+//! interrupt the task; the task notices, winds down (announcing `stopped`, syncing files)
+//! and starts again if it should. Whoever waits for it to stop (pause, remove, shutdown)
+//! is told when its task has ended.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ccbt_engine::metainfo::{Layout, Metainfo};
+use ccbt_engine::picker::Priority;
+use ccbt_engine::session::Torrent;
+use ccbt_engine::wire::PeerId;
+use ccbt_engine::Bitfield;
+use futures_channel::oneshot;
+
+use super::check::check;
+use super::command::{CommandError, TorrentSnapshot};
+use super::events::SwarmEvent;
+use super::lazy_storage::LazyStorage;
+use super::shard::ShardCtx;
+use super::status::{TorrentFault, TorrentState, TorrentStatus};
+use super::storage::Storage;
+use super::torrent::TorrentRt;
+use super::{TorrentSpec, Verify};
+use crate::mapped::path_under;
+
+/// What the torrent does next, as commands left it.
+struct Settings {
+    save_dir: PathBuf,
+    sequential: bool,
+    priorities: Option<Vec<Priority>>,
+    keep_seeding: bool,
+    peers: Vec<std::net::SocketAddr>,
+}
+
+enum Phase {
+    Idle,
+    /// A full check runs; set the flag to cancel it.
+    Checking(Rc<Cell<bool>>),
+    Running(Rc<TorrentRt>),
+}
+
+pub struct Slot {
+    ctx: Rc<ShardCtx>,
+    /// Shard-local number, for the piece cache's keys.
+    index: u32,
+    meta: Arc<Metainfo>,
+    status: Arc<TorrentStatus>,
+    settings: RefCell<Settings>,
+    /// What is known of the data on disk, kept up to date each time the torrent stops.
+    verify: RefCell<Verify>,
+    want_running: Cell<bool>,
+    phase: RefCell<Phase>,
+    /// A task is checking or running the torrent.
+    active: Cell<bool>,
+    /// Told when that task ends.
+    waiting: RefCell<Vec<oneshot::Sender<()>>>,
+}
+
+impl Slot {
+    pub fn new(
+        ctx: Rc<ShardCtx>,
+        index: u32,
+        spec: TorrentSpec,
+        status: Arc<TorrentStatus>,
+    ) -> Slot {
+        Slot {
+            ctx,
+            index,
+            meta: spec.metainfo,
+            status,
+            settings: RefCell::new(Settings {
+                save_dir: spec.save_dir,
+                sequential: spec.sequential,
+                priorities: spec.priorities,
+                keep_seeding: spec.keep_seeding,
+                peers: spec.peers,
+            }),
+            verify: RefCell::new(spec.verify),
+            want_running: Cell::new(!spec.paused),
+            phase: RefCell::new(Phase::Idle),
+            active: Cell::new(false),
+            waiting: RefCell::default(),
+        }
+    }
+
+    /// Starts the torrent as added: checks first if its data is unknown, and runs it
+    /// unless it was added paused.
+    pub fn begin(self: &Rc<Self>) {
+        let needs_check = matches!(*self.verify.borrow(), Verify::Full);
+        if self.want_running.get() || needs_check {
+            self.spawn_life();
+        } else {
+            self.status.set_state(TorrentState::Paused);
+            self.status.finished.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    pub fn running(&self) -> Option<Rc<TorrentRt>> {
+        match &*self.phase.borrow() {
+            Phase::Running(rt) => Some(rt.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn snapshot(&self) -> TorrentSnapshot {
+        TorrentSnapshot {
+            info_hash: self.meta.info_hash,
+            save_dir: self.settings.borrow().save_dir.clone(),
+            status: self.status.clone(),
+        }
+    }
+
+    /// Stops the torrent, keeping what it has; the future ends once it has stopped. The
+    /// request takes effect at once, before the future is first polled.
+    pub fn pause(&self) -> impl Future<Output = ()> + 'static {
+        self.want_running.set(false);
+        match &*self.phase.borrow() {
+            Phase::Running(rt) => rt.request_stop(),
+            Phase::Checking(cancel) => cancel.set(true),
+            Phase::Idle => {}
+        }
+        let ended = if self.active.get() {
+            let (tx, rx) = oneshot::channel();
+            self.waiting.borrow_mut().push(tx);
+            Some(rx)
+        } else {
+            if self.status.state() != TorrentState::Failed {
+                self.status.set_state(TorrentState::Paused);
+            }
+            None
+        };
+        async move {
+            if let Some(rx) = ended {
+                let _ = rx.await;
+            }
+        }
+    }
+
+    pub fn resume(self: &Rc<Self>) {
+        self.want_running.set(true);
+        self.status.set_fault(None);
+        self.spawn_life();
+    }
+
+    pub async fn recheck(self: &Rc<Self>) {
+        let was_running = self.want_running.get();
+        self.pause().await;
+        *self.verify.borrow_mut() = Verify::Full;
+        self.want_running.set(was_running);
+        self.status.set_fault(None);
+        self.spawn_life();
+    }
+
+    pub fn reannounce(&self) {
+        if let Some(rt) = self.running() {
+            rt.reannounce();
+        }
+    }
+
+    pub fn set_priorities(&self, priorities: Vec<Priority>) -> Result<(), CommandError> {
+        let files = self.meta.info.layout.files().len();
+        if priorities.len() != files {
+            return Err(CommandError::BadFileIndex {
+                what: "one priority per file",
+                files,
+            });
+        }
+        if let Some(rt) = self.running() {
+            rt.engine.borrow_mut().set_file_priorities(&priorities);
+            rt.wake();
+        }
+        self.settings.borrow_mut().priorities = Some(priorities);
+        Ok(())
+    }
+
+    pub fn set_sequential(&self, on: bool) {
+        if let Some(rt) = self.running() {
+            rt.engine.borrow_mut().set_sequential(on);
+        }
+        self.settings.borrow_mut().sequential = on;
+    }
+
+    /// Stops the torrent and forgets it; deletes its files (and the directories they
+    /// leave empty) if asked.
+    pub async fn remove(self: &Rc<Self>, delete_data: bool) -> Result<(), CommandError> {
+        self.pause().await;
+        self.ctx.forget(&self.meta.info_hash);
+        self.status.set_state(TorrentState::Stopped);
+        if !delete_data {
+            return Ok(());
+        }
+        let save_dir = self.settings.borrow().save_dir.clone();
+        let meta = self.meta.clone();
+        glommio::executor()
+            .spawn_blocking(move || delete_files(&save_dir, &meta.info.layout))
+            .await
+            .map_err(CommandError::Fault)
+    }
+
+    /// Moves the torrent's files under `to` and goes on from there. On failure the files
+    /// that moved are moved back and the torrent goes on where it was.
+    pub async fn move_storage(self: &Rc<Self>, to: PathBuf) -> Result<(), CommandError> {
+        let was_running = self.want_running.get();
+        self.pause().await;
+        let from = self.settings.borrow().save_dir.clone();
+        let meta = self.meta.clone();
+        let target = to.clone();
+        let moved = glommio::executor()
+            .spawn_blocking(move || move_files(&from, &target, &meta.info.layout))
+            .await;
+        if moved.is_ok() {
+            self.settings.borrow_mut().save_dir = to;
+        }
+        self.want_running.set(was_running);
+        if was_running {
+            self.spawn_life();
+        }
+        moved.map_err(CommandError::Fault)
+    }
+
+    fn spawn_life(self: &Rc<Self>) {
+        if self.active.replace(true) {
+            // The running task starts again by itself when it sees it should.
+            return;
+        }
+        self.status
+            .finished
+            .store(false, std::sync::atomic::Ordering::Release);
+        glommio::spawn_local(self.clone().life()).detach();
+    }
+
+    /// Checks (if needed) and runs the torrent until it should stop.
+    async fn life(self: Rc<Self>) {
+        loop {
+            if matches!(*self.verify.borrow(), Verify::Full) && !self.full_check().await {
+                break;
+            }
+            if !self.want_running.get() {
+                break;
+            }
+            let rt = match self.open().await {
+                Ok(rt) => rt,
+                Err(fault) => {
+                    self.fault(fault);
+                    break;
+                }
+            };
+            *self.phase.borrow_mut() = Phase::Running(rt.clone());
+            let partial = self.start_partial_check(&rt);
+            let keep_seeding = self.settings.borrow().keep_seeding;
+            rt.clone().run(keep_seeding).await;
+            *self.phase.borrow_mut() = Phase::Idle;
+            let have = rt.engine.borrow().have().clone();
+            *self.verify.borrow_mut() = match partial {
+                Some((pieces, done)) if !done.get() => Verify::Partly {
+                    check: pieces.into_iter().filter(|&p| !have.get(p)).collect(),
+                    have,
+                },
+                _ => Verify::Trusted(have),
+            };
+            if let Some(fault) = rt.fault() {
+                self.fault(fault);
+                break;
+            }
+            if !self.want_running.get() || (rt.engine.borrow().is_done() && !keep_seeding) {
+                break;
+            }
+            // Resumed while it was stopping: start again.
+        }
+        *self.phase.borrow_mut() = Phase::Idle;
+        let state = self.status.state();
+        if state != TorrentState::Failed {
+            let done = self.status.done.load(std::sync::atomic::Ordering::Acquire);
+            self.status
+                .set_state(if self.want_running.get() && done {
+                    TorrentState::Stopped
+                } else {
+                    TorrentState::Paused
+                });
+        }
+        self.active.set(false);
+        self.status
+            .finished
+            .store(true, std::sync::atomic::Ordering::Release);
+        for waiter in self.waiting.borrow_mut().drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Hashes every piece; false if it was cancelled.
+    async fn full_check(&self) -> bool {
+        self.status.set_state(TorrentState::Checking);
+        let cancel = Rc::new(Cell::new(false));
+        *self.phase.borrow_mut() = Phase::Checking(cancel.clone());
+        let _turn = self.ctx.checks.acquire(1).await;
+        let save_dir = self.settings.borrow().save_dir.clone();
+        let found = if cancel.get() {
+            None
+        } else {
+            check(
+                self.meta.clone(),
+                save_dir,
+                None,
+                &self.status,
+                &cancel,
+                |_| {},
+            )
+            .await
+        };
+        *self.phase.borrow_mut() = Phase::Idle;
+        let Some(have) = found else {
+            return false;
+        };
+        self.status
+            .have_pieces
+            .store(u64::from(have.count()), std::sync::atomic::Ordering::Relaxed);
+        if let Some(events) = &self.ctx.events {
+            events.send(SwarmEvent::Checked {
+                info_hash: self.meta.info_hash,
+                have: have.count(),
+            });
+        }
+        *self.verify.borrow_mut() = Verify::Trusted(have);
+        true
+    }
+
+    /// Pieces the resume data could not vouch for are hashed while the rest is served;
+    /// each good one joins the running torrent. Returns the pieces and whether the check
+    /// has finished.
+    fn start_partial_check(&self, rt: &Rc<TorrentRt>) -> Option<(Vec<u32>, Rc<Cell<bool>>)> {
+        let Verify::Partly { check: pieces, .. } = &*self.verify.borrow() else {
+            return None;
+        };
+        let done = Rc::new(Cell::new(false));
+        let (rt, meta, status, ctx) = (
+            rt.clone(),
+            self.meta.clone(),
+            self.status.clone(),
+            self.ctx.clone(),
+        );
+        let (pieces, finished) = (pieces.clone(), done.clone());
+        let save_dir = self.settings.borrow().save_dir.clone();
+        let list = pieces.clone();
+        glommio::spawn_local(async move {
+            let _turn = ctx.checks.acquire(1).await;
+            let found = check(meta, save_dir, Some(list), &status, rt.stopping(), |piece| {
+                rt.mark_verified(piece)
+            })
+            .await;
+            finished.set(found.is_some());
+        })
+        .detach();
+        Some((pieces, done))
+    }
+
+    /// Opens the torrent's files and builds its state on this shard.
+    async fn open(&self) -> Result<Rc<TorrentRt>, TorrentFault> {
+        let (save_dir, sequential, priorities, peers) = {
+            let settings = self.settings.borrow();
+            (
+                settings.save_dir.clone(),
+                settings.sequential,
+                settings.priorities.clone(),
+                settings.peers.clone(),
+            )
+        };
+        let have = match &*self.verify.borrow() {
+            Verify::Trusted(have) | Verify::Partly { have, .. } => have.clone(),
+            Verify::Full => Bitfield::empty(self.meta.info.layout.piece_count()),
+        };
+        let layout = Rc::new(self.meta.info.layout.clone());
+        let wants_more = !have.is_full();
+        let storage = if !wants_more {
+            LazyStorage::on_demand(save_dir.clone(), layout)
+        } else {
+            let storage = Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
+                .await
+                .map_err(|e| TorrentFault::from(&e))?;
+            tracing::info!(
+                torrent = %self.meta.info_hash,
+                direct_io = storage.is_direct(),
+                "opened the torrent's files"
+            );
+            LazyStorage::opened(storage, save_dir.clone(), layout)
+        };
+        let seed = self.ctx.seed_for(self.index);
+        let mut engine = Torrent::new(
+            self.meta.info.layout.clone(),
+            &have,
+            self.ctx.config.session.clone(),
+            seed,
+        );
+        engine.set_sequential(sequential);
+        if let Some(p) = &priorities {
+            engine.set_file_priorities(p);
+        }
+        let mut id_random = [0u8; 12];
+        id_random.copy_from_slice(&seed.to_le_bytes().repeat(2)[..12]);
+        let rt = Rc::new(TorrentRt::new(
+            self.ctx.clone(),
+            self.index,
+            self.meta.clone(),
+            engine,
+            storage,
+            self.status.clone(),
+            PeerId::generate(id_random),
+            seed,
+        ));
+        rt.learn(&peers);
+        Ok(rt)
+    }
+
+    fn fault(&self, fault: TorrentFault) {
+        tracing::error!(torrent = %self.meta.info_hash, error = %fault, "torrent stopped");
+        self.status.set_state(TorrentState::Failed);
+        self.status.set_fault(Some(fault.clone()));
+        if let Some(events) = &self.ctx.events {
+            events.send(SwarmEvent::Fault {
+                info_hash: self.meta.info_hash,
+                fault,
+            });
+        }
+    }
+}
+
+/// Deletes the torrent's files under `save_dir`, then the directories of its tree that
+/// are left empty. Files that are not there are fine.
+fn delete_files(save_dir: &Path, layout: &Layout) -> Result<(), TorrentFault> {
+    let mut dirs = Vec::new();
+    for file in layout.files().iter().filter(|f| !f.pad) {
+        let path = path_under(save_dir, &file.path);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(TorrentFault::io(Some(path), &e)),
+        }
+        let mut dir = path.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == save_dir || !d.starts_with(save_dir) {
+                break;
+            }
+            dirs.push(d.clone());
+            dir = d.parent().map(Path::to_path_buf);
+        }
+    }
+    // Deepest first; a directory that still holds something stays.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    for d in dirs {
+        let _ = std::fs::remove_dir(&d);
+    }
+    Ok(())
+}
+
+/// Moves each file of the torrent from under `from` to under `to` (rename, or copy and
+/// delete across file systems). On failure, moves back what had moved.
+fn move_files(from: &Path, to: &Path, layout: &Layout) -> Result<(), TorrentFault> {
+    if from == to {
+        return Ok(());
+    }
+    let files: Vec<_> = layout.files().iter().filter(|f| !f.pad).collect();
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for file in &files {
+        let (src, dst) = (path_under(from, &file.path), path_under(to, &file.path));
+        if !src.exists() {
+            continue;
+        }
+        if let Err(e) = move_one(&src, &dst) {
+            for (src, dst) in moved.into_iter().rev() {
+                let _ = move_one(&dst, &src);
+            }
+            return Err(TorrentFault::io(Some(dst), &e));
+        }
+        moved.push((src, dst));
+    }
+    let _ = delete_files(from, layout);
+    Ok(())
+}
+
+fn move_one(src: &Path, dst: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    match std::fs::rename(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+            std::fs::copy(src, dst)?;
+            std::fs::File::open(dst)?.sync_all()?;
+            std::fs::remove_file(src)
+        }
+        Err(e) => Err(e),
+    }
+}

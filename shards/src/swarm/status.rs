@@ -1,0 +1,211 @@
+//! What a shard publishes about each of its torrents, for front ends to read without asking
+//! it: counters and a state, written by the owner shard only, read by anyone.
+//!
+//! Errors are typed, so a control API can tell a full disk from a permission problem or
+//! bad data, and say which torrent and file it was.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use thiserror::Error;
+
+use super::storage::StorageError;
+
+/// Where a torrent is in its life on its shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TorrentState {
+    /// Added; its shard has not started it yet.
+    Queued = 0,
+    /// Hashing its data to learn which pieces it has.
+    Checking = 1,
+    /// Fetching wanted pieces.
+    Downloading = 2,
+    /// Every wanted piece is there; serving peers.
+    Seeding = 3,
+    /// Stopped by a command; its pieces are remembered.
+    Paused = 4,
+    /// Stopped by a fault (see [`TorrentStatus::error`]).
+    Failed = 5,
+    /// Done and not asked to seed, or removed, or the swarm stopped.
+    Stopped = 6,
+}
+
+impl TorrentState {
+    fn from_u8(v: u8) -> TorrentState {
+        match v {
+            1 => TorrentState::Checking,
+            2 => TorrentState::Downloading,
+            3 => TorrentState::Seeding,
+            4 => TorrentState::Paused,
+            5 => TorrentState::Failed,
+            6 => TorrentState::Stopped,
+            _ => TorrentState::Queued,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TorrentState::Queued => "queued",
+            TorrentState::Checking => "checking",
+            TorrentState::Downloading => "downloading",
+            TorrentState::Seeding => "seeding",
+            TorrentState::Paused => "paused",
+            TorrentState::Failed => "failed",
+            TorrentState::Stopped => "stopped",
+        }
+    }
+}
+
+/// What kind of fault stopped a torrent: what an operator does about it differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// ENOSPC or EDQUOT: free space, then resume.
+    DiskFull,
+    /// EACCES, EPERM or EROFS: fix ownership or mount options.
+    Permission,
+    /// A file or directory is missing.
+    NotFound,
+    /// Any other I/O error.
+    Io,
+    /// The data on disk is not what the torrent says.
+    BadData,
+}
+
+impl FaultKind {
+    fn of_io(e: &std::io::Error) -> FaultKind {
+        use nix::libc;
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => FaultKind::DiskFull,
+            Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => FaultKind::Permission,
+            Some(libc::ENOENT) => FaultKind::NotFound,
+            _ => match e.kind() {
+                std::io::ErrorKind::PermissionDenied => FaultKind::Permission,
+                std::io::ErrorKind::NotFound => FaultKind::NotFound,
+                _ => FaultKind::Io,
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::DiskFull => "disk full",
+            FaultKind::Permission => "permission denied",
+            FaultKind::NotFound => "not found",
+            FaultKind::Io => "I/O error",
+            FaultKind::BadData => "bad data",
+        }
+    }
+}
+
+/// Why a torrent stopped: the kind, the file if one is to blame, and the system's words.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{}{}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default(), message)]
+pub struct TorrentFault {
+    pub kind: FaultKind,
+    pub path: Option<PathBuf>,
+    pub message: String,
+}
+
+impl TorrentFault {
+    pub fn io(path: Option<PathBuf>, e: &std::io::Error) -> TorrentFault {
+        TorrentFault {
+            kind: FaultKind::of_io(e),
+            path,
+            message: e.to_string(),
+        }
+    }
+
+    pub fn bad_data(message: impl Into<String>) -> TorrentFault {
+        TorrentFault {
+            kind: FaultKind::BadData,
+            path: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<&StorageError> for TorrentFault {
+    fn from(e: &StorageError) -> TorrentFault {
+        match e {
+            StorageError::Io { path, source } => TorrentFault::io(Some(path.clone()), source),
+        }
+    }
+}
+
+/// Live figures of one torrent, written by its shard and read by front ends.
+#[derive(Debug, Default)]
+pub struct TorrentStatus {
+    state: AtomicU8,
+    pub peers: AtomicU64,
+    pub have_pieces: AtomicU64,
+    pub wanted_left: AtomicU64,
+    pub downloaded: AtomicU64,
+    pub uploaded: AtomicU64,
+    pub download_rate: AtomicU64,
+    pub upload_rate: AtomicU64,
+    /// Pieces hashed so far by the running check (with [`TorrentState::Checking`]).
+    pub checked_pieces: AtomicU64,
+    /// Every wanted piece is verified and written.
+    pub done: AtomicBool,
+    /// The torrent's task has ended (stopped, finished, paused or failed).
+    pub finished: AtomicBool,
+    /// Why the torrent stopped, if a fault stopped it. Written rarely, read by front ends:
+    /// never on a hot path.
+    pub error: Mutex<Option<TorrentFault>>,
+}
+
+impl TorrentStatus {
+    pub fn state(&self) -> TorrentState {
+        TorrentState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_state(&self, state: TorrentState) {
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    pub fn fault(&self) -> Option<TorrentFault> {
+        self.error.lock().expect("status lock").clone()
+    }
+
+    pub(crate) fn set_fault(&self, fault: Option<TorrentFault>) {
+        *self.error.lock().expect("status lock") = fault;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_told_apart() {
+        let full = std::io::Error::from_raw_os_error(nix::libc::ENOSPC);
+        let denied = std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        let gone = std::io::Error::from_raw_os_error(nix::libc::ENOENT);
+        let other = std::io::Error::from_raw_os_error(nix::libc::EIO);
+        assert_eq!(TorrentFault::io(None, &full).kind, FaultKind::DiskFull);
+        assert_eq!(TorrentFault::io(None, &denied).kind, FaultKind::Permission);
+        assert_eq!(TorrentFault::io(None, &gone).kind, FaultKind::NotFound);
+        assert_eq!(TorrentFault::io(None, &other).kind, FaultKind::Io);
+        let named = TorrentFault::io(Some("/d/a.bin".into()), &full);
+        assert!(named.to_string().starts_with("/d/a.bin: "), "{named}");
+    }
+
+    #[test]
+    fn states_round_trip_through_the_atomic() {
+        let s = TorrentStatus::default();
+        assert_eq!(s.state(), TorrentState::Queued);
+        for state in [
+            TorrentState::Checking,
+            TorrentState::Downloading,
+            TorrentState::Seeding,
+            TorrentState::Paused,
+            TorrentState::Failed,
+            TorrentState::Stopped,
+        ] {
+            s.set_state(state);
+            assert_eq!(s.state(), state);
+        }
+    }
+}
