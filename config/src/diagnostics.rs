@@ -130,7 +130,8 @@ impl<'a> Lines<'a> {
 }
 
 /// `"; did you mean `x`?"` for the closest candidate, or nothing when no
-/// candidate is close enough to be a typo.
+/// candidate is close enough to be a typo. A word that starts a candidate
+/// (`ratio` for `ratio_limit`) counts as one typo away.
 pub(crate) fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
@@ -138,7 +139,11 @@ pub(crate) fn did_you_mean<'c>(
     let limit = 1 + word.chars().count() / 4;
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .map(|c| {
+            let prefix = word.len() >= 4 && c.starts_with(word);
+            let distance = strsim::damerau_levenshtein(word, c);
+            (if prefix { distance.min(1) } else { distance }, c)
+        })
         .filter(|&(distance, _)| distance <= limit)
         .min()
         .map_or_else(String::new, |(_, c)| format!("; did you mean `{c}`?"))

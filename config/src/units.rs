@@ -51,6 +51,10 @@ pub fn parse_bytes(text: &str) -> Result<u64, UnitError> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = (&text[..split], text[split..].trim());
+    // `number` holds only digits and dots here.
+    if number.matches('.').count() > 1 || !number.bytes().any(|b| b.is_ascii_digit()) {
+        return Err(UnitError::NotANumber(text.to_string()));
+    }
     let unit_bytes = if unit.is_empty() {
         1
     } else {
@@ -60,10 +64,6 @@ pub fn parse_bytes(text: &str) -> Result<u64, UnitError> {
             .map(|&(_, bytes)| bytes)
             .ok_or_else(|| UnitError::UnknownByteUnit(unit.to_string()))?
     };
-    // `number` holds only digits and dots here.
-    if number.matches('.').count() > 1 || !number.bytes().any(|b| b.is_ascii_digit()) {
-        return Err(UnitError::NotANumber(text.to_string()));
-    }
     let (whole, fraction) = match number.split_once('.') {
         Some((w, f)) => (w, f.trim_end_matches('0')),
         None => (number, ""),
