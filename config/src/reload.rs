@@ -53,12 +53,13 @@ impl Reloader {
     {
         // One slot: a reload request while one is pending is the same request.
         let (wake, requests) = mpsc::sync_channel::<()>(1);
+        // Looked at before returning, so an edit right after `spawn` counts.
+        let files = watched_files(&sources);
+        let mut seen = identity(&files);
         let thread = std::thread::Builder::new()
             .name("ccbt-config-reload".to_string())
             .spawn(move || {
-                let files = watched_files(&sources);
                 let reload = || on_change(load(&sources).map_err(|e| e.into_diagnostics()));
-                let mut seen = identity(&files);
                 let mut pending: Option<Identity> = None;
                 loop {
                     match requests.recv_timeout(POLL) {

@@ -190,7 +190,7 @@ fn not_empty(value: &String) -> Result<(), String> {
 sections! {
     /// `[daemon]`: where the daemon keeps things and how it is reached.
     [daemon] Daemon {
-        /// Resume data, the session and the control socket's token.
+        /// Resume data and the saved session.
         /// Default `$XDG_DATA_HOME/ccbt-uring` (`~/.local/share/ccbt-uring`).
         state_dir: PathBuf, Restart, any;
         /// Where new torrents download unless they say otherwise. Default `~/Downloads`.
