@@ -11,6 +11,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod block;
+pub mod blocklist;
 pub mod choker;
 pub mod hash;
 pub mod magnet;
