@@ -18,6 +18,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod picker;
 pub mod rate;
+pub mod rate_limit;
 mod rng;
 pub mod session;
 pub mod tracker;
