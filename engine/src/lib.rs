@@ -17,6 +17,7 @@ pub mod hash;
 pub mod magnet;
 pub mod metainfo;
 pub mod picker;
+pub mod queue;
 pub mod rate;
 pub mod rate_limit;
 mod rng;
