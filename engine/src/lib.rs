@@ -22,6 +22,7 @@ pub mod rate;
 pub mod rate_limit;
 mod rng;
 pub mod session;
+pub mod share_limits;
 pub mod tracker;
 pub mod wire;
 
