@@ -11,14 +11,18 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod block;
+pub mod blocklist;
 pub mod choker;
 pub mod hash;
 pub mod magnet;
 pub mod metainfo;
 pub mod picker;
+pub mod queue;
 pub mod rate;
+pub mod rate_limit;
 mod rng;
 pub mod session;
+pub mod share_limits;
 pub mod tracker;
 pub mod wire;
 
