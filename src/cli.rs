@@ -40,6 +40,112 @@ pub enum Command {
     /// Check torrents' data, then seed them until stopped (Ctrl-C).
     #[command(after_help = EXIT_CODES)]
     Seed(SeedArgs),
+    /// Run the seedbox daemon: torrents added and removed while it runs, state that
+    /// survives a crash. Runs with built-in defaults and no config file.
+    #[command(after_help = EXIT_CODES)]
+    Daemon(DaemonArgs),
+    /// Steer a running daemon through its control socket.
+    #[command(after_help = EXIT_CODES)]
+    Remote(RemoteArgs),
+    /// Show the daemon's effective configuration, or check a config file.
+    #[command(after_help = EXIT_CODES)]
+    Config(ConfigArgs),
+}
+
+/// `ccbt-uring daemon`. Every flag is also a config key (`ccbt-uring config show`).
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The config file (default: the first of ./ccbt.toml, $XDG_CONFIG_HOME/ccbt/ccbt.toml,
+    /// ~/.ccbt.toml that exists; none is needed).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the state database and control socket live (default
+    /// $XDG_DATA_HOME/ccbt-uring, i.e. ~/.local/share/ccbt-uring).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where new torrents' data goes (default ~/Downloads).
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+    /// A folder whose dropped-in .torrent files are added (repeatable).
+    #[arg(long = "watch-dir", value_name = "DIR")]
+    pub watch_dirs: Vec<PathBuf>,
+    /// TCP port for peers (default 6881; 0 picks a free one).
+    #[arg(long, value_name = "P")]
+    pub peer_port: Option<u16>,
+    /// Where the HTTP control API will listen (default 127.0.0.1:9091). The HTTP API
+    /// itself is not served yet; `ccbt-uring remote` uses the control socket.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub control: Option<std::net::SocketAddr>,
+    /// Shards to run (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
+    /// Do not pin shards to cores (for machines whose cores are shared).
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The daemon's state directory (its control socket is `control.sock` there).
+    #[arg(long, value_name = "DIR", conflicts_with = "socket")]
+    pub state_dir: Option<PathBuf>,
+    /// The control socket itself.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print answers as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub action: RemoteAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteAction {
+    /// Add a .torrent file.
+    Add {
+        torrent: PathBuf,
+        /// Save directory (default: the daemon's download directory).
+        #[arg(long, value_name = "DIR")]
+        save_dir: Option<PathBuf>,
+        /// Add it stopped (its data is still checked).
+        #[arg(long)]
+        paused: bool,
+    },
+    /// List torrents with their state and progress.
+    List,
+    /// Remove a torrent (its data stays unless --delete-data).
+    Remove {
+        hash: String,
+        #[arg(long)]
+        delete_data: bool,
+    },
+    Pause { hash: String },
+    Resume { hash: String },
+    /// Hash the torrent's data again.
+    Recheck { hash: String },
+    /// Announce to its tracker now.
+    Reannounce { hash: String },
+    /// Move the torrent's data under another save directory.
+    Move { hash: String, to: PathBuf },
+    /// Stop the daemon (as SIGTERM does).
+    Shutdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the effective configuration, with where each value came from.
+    Show {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file; errors are listed with their line numbers.
+    Check { file: PathBuf },
 }
 
 /// Options every command that joins a swarm shares.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod daemon;
 mod failure;
 mod format;
 mod output;
@@ -13,13 +14,21 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging();
+    // The daemon logs what it does by default; one-shot commands only what goes wrong.
+    init_logging(if matches!(cli.command, cli::Command::Daemon(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     let result = match cli.command {
         cli::Command::Create(args) => commands::create::run(args),
         cli::Command::Info(args) => commands::info::run(args),
         cli::Command::Verify(args) => commands::verify::run(args),
         cli::Command::Download(args) => commands::download::run(args),
         cli::Command::Seed(args) => commands::seed::run(args),
+        cli::Command::Daemon(args) => daemon::run(args),
+        cli::Command::Remote(args) => commands::remote::run(args),
+        cli::Command::Config(args) => commands::config::run(args),
     };
     match result {
         Ok(code) => code.into(),
@@ -31,9 +40,9 @@ fn main() -> ExitCode {
 }
 
 /// Log lines go to stderr; `CCBT_LOG` sets the filter (`info`, `debug`, `ccbt_shards=debug`).
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CCBT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
 mod check_many;
+pub mod config;
 pub mod create;
 pub mod download;
 pub mod info;
+pub mod remote;
 pub mod seed;
 mod seed_many;
 pub(crate) mod swarm;

@@ -263,15 +263,21 @@ impl Swarm {
         self.shards.is_finished()
     }
 
-    /// Stops every torrent (each announces `stopped` and syncs its files) and every shard,
-    /// and waits for them; the first shard failure wins.
-    pub fn shutdown(self) -> Result<(), ShardError> {
+    /// Stops every torrent (each announces `stopped`, syncs its files and sends its last
+    /// events) and ends every shard's server loop; returns once all have answered. Events
+    /// the torrents sent are in the sink by then.
+    pub fn stop(&self) {
         let pending: Vec<_> = (0..self.shard_count())
             .map(|i| self.send(ShardId(i as u16), |reply| Command::Stop { reply }))
             .collect();
         for p in pending.into_iter().flatten() {
             let _ = Pending::plain(p).wait();
         }
+    }
+
+    /// [`Swarm::stop`], then waits for the shards' threads; the first shard failure wins.
+    pub fn shutdown(self) -> Result<(), ShardError> {
+        self.stop();
         drop(self.inboxes);
         for (i, result) in self.shards.join()?.into_iter().enumerate() {
             result.map_err(|message| ShardError::Failed {

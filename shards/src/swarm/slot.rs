@@ -55,6 +55,9 @@ pub struct Slot {
     settings: RefCell<Settings>,
     /// What is known of the data on disk, kept up to date each time the torrent stops.
     verify: RefCell<Verify>,
+    /// The front end has a record of what `verify` trusts (it said so when adding, or
+    /// the torrent reported it when it last stopped).
+    recorded: Cell<bool>,
     want_running: Cell<bool>,
     phase: RefCell<Phase>,
     /// A task is checking or running the torrent.
@@ -82,6 +85,7 @@ impl Slot {
                 keep_seeding: spec.keep_seeding,
                 peers: spec.peers,
             }),
+            recorded: Cell::new(matches!(spec.verify, Verify::Trusted(_))),
             verify: RefCell::new(spec.verify),
             want_running: Cell::new(!spec.paused),
             phase: RefCell::new(Phase::Idle),
@@ -257,6 +261,8 @@ impl Slot {
             let keep_seeding = self.settings.borrow().keep_seeding;
             rt.clone().run(keep_seeding).await;
             *self.phase.borrow_mut() = Phase::Idle;
+            // Its last report, as it wound down, covers everything it has.
+            self.recorded.set(true);
             let have = rt.engine.borrow().have().clone();
             *self.verify.borrow_mut() = match partial {
                 Some((pieces, done)) if !done.get() => Verify::Partly {
@@ -328,6 +334,7 @@ impl Slot {
             });
         }
         *self.verify.borrow_mut() = Verify::Trusted(have);
+        self.recorded.set(false);
         true
     }
 
@@ -413,6 +420,9 @@ impl Slot {
             PeerId::generate(id_random),
             seed,
         ));
+        if self.recorded.get() {
+            rt.assume_durable();
+        }
         rt.learn(&peers);
         Ok(rt)
     }

@@ -129,6 +129,13 @@ impl TorrentRt {
         &self.shard.pool
     }
 
+    /// The front end already holds a record of the pieces the torrent starts with (its
+    /// resume data matched): nothing to report until more arrive.
+    pub fn assume_durable(&self) {
+        self.durable_pieces
+            .set(Some(self.engine.borrow().have().count()));
+    }
+
     /// Asks the run loop to wind down (announce `stopped`, sync, drop peers).
     pub fn request_stop(&self) {
         self.stop.set(true);
@@ -674,8 +681,7 @@ impl TorrentRt {
             }
         }
         if !self.has_failed() {
-            // Force a last durable report: the pieces are synced now.
-            self.durable_pieces.set(None);
+            // Whatever was written since the last report: the files are synced now.
             self.report_durable().await;
         }
         // Tell the tracker we completed (if no tracker has heard it yet) and that we stop,

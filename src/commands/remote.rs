@@ -1,0 +1,90 @@
+//! `ccbt-uring remote`: one request to a running daemon over its control socket.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+
+use crate::cli::{RemoteAction, RemoteArgs};
+use crate::daemon::control::{self, Request, SOCKET_NAME};
+use crate::failure::{Exit, Failure, OrExit, Outcome};
+use crate::format;
+
+pub fn run(args: RemoteArgs) -> Outcome {
+    let socket = match (&args.socket, &args.state_dir) {
+        (Some(socket), _) => socket.clone(),
+        (None, Some(dir)) => dir.join(SOCKET_NAME),
+        (None, None) => {
+            let sources = ccbt_config::Sources::from_process(None, Vec::new()).or_exit(Exit::Io)?;
+            ccbt_config::Config::default_for_env(&sources.env)
+                .daemon
+                .state_dir
+                .join(SOCKET_NAME)
+        }
+    };
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let request = match args.action {
+        RemoteAction::Add {
+            torrent,
+            save_dir,
+            paused,
+        } => Request::Add {
+            torrent: absolute(torrent),
+            save_dir: save_dir.map(absolute),
+            paused,
+        },
+        RemoteAction::List => Request::List,
+        RemoteAction::Remove { hash, delete_data } => Request::Remove { hash, delete_data },
+        RemoteAction::Pause { hash } => Request::Pause { hash },
+        RemoteAction::Resume { hash } => Request::Resume { hash },
+        RemoteAction::Recheck { hash } => Request::Recheck { hash },
+        RemoteAction::Reannounce { hash } => Request::Reannounce { hash },
+        RemoteAction::Move { hash, to } => Request::Move {
+            hash,
+            to: absolute(to),
+        },
+        RemoteAction::Shutdown => Request::Shutdown,
+    };
+    let listing = matches!(request, Request::List);
+    let response = control::call(&socket, &request).map_err(|e| {
+        Failure::new(
+            Exit::Io,
+            anyhow!("cannot reach the daemon at {}: {e}", socket.display()),
+        )
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&response).unwrap_or_default());
+    } else if let Some(hash) = &response.hash {
+        println!("{hash}");
+    } else if listing {
+        for t in response.torrents.iter().flatten() {
+            let s = |k: &str| t[k].as_str().unwrap_or("").to_string();
+            let n = |k: &str| t[k].as_u64().unwrap_or(0);
+            println!(
+                "{}  {:<11} {:>5.1}%  up {}  down {}  {}{}",
+                s("hash"),
+                s("state"),
+                n("have_pieces") as f64 * 100.0 / n("pieces").max(1) as f64,
+                format::bytes(n("uploaded")),
+                format::bytes(n("downloaded")),
+                s("name"),
+                t["error"]
+                    .as_str()
+                    .map(|e| format!("  ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if response.ok {
+        Ok(Exit::Ok)
+    } else {
+        let kind = response.kind.unwrap_or_default();
+        Err(Failure::new(
+            if kind == "bad-torrent" || kind == "bad-request" {
+                Exit::BadInput
+            } else {
+                Exit::Runtime
+            },
+            anyhow!("{}", response.error.unwrap_or_else(|| "the daemon refused".into())),
+        ))
+    }
+}

@@ -1,0 +1,340 @@
+//! The daemon's one front door: every way in (the control socket, watch folders, and the
+//! HTTP APIs to come) adds and steers torrents through [`Daemon`], which keeps the shards
+//! and the state database in step.
+//!
+//! The registry here is the control plane's view (which torrents exist, where their data
+//! is, their live status); each torrent's mutable state stays on its shard. The registry's
+//! lock is taken only by commands and listings, never by a shard.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccbt_engine::metainfo::{Metainfo, MetainfoError};
+use ccbt_engine::InfoHash;
+use ccbt_shards::swarm::{
+    CommandError, Swarm, TorrentFault, TorrentOp, TorrentSpec, TorrentState, TorrentStatus,
+    Verify,
+};
+use ccbt_state::{StateWriter, TorrentRecord, Write, WriteError};
+use thiserror::Error;
+
+/// How long a command waits for room in the state writer's queue.
+const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the daemon refused a request: what an API reports to its caller.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("not a valid torrent: {0}")]
+    BadTorrent(#[from] MetainfoError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("torrent {0} is already added")]
+    Duplicate(InfoHash),
+    #[error("no torrent {0}")]
+    Unknown(InfoHash),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("the state database did not take the change: {0}")]
+    State(#[from] WriteError),
+}
+
+impl DaemonError {
+    /// A short stable name for the kind of error, for APIs and scripts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonError::BadTorrent(_) => "bad-torrent",
+            DaemonError::Read { .. } => "read",
+            DaemonError::Duplicate(_) => "duplicate",
+            DaemonError::Unknown(_) => "unknown-torrent",
+            DaemonError::Command(CommandError::Fault(f)) => fault_kind(f),
+            DaemonError::Command(CommandError::Busy(_)) => "busy",
+            DaemonError::Command(_) => "command",
+            DaemonError::State(_) => "state",
+        }
+    }
+}
+
+pub fn fault_kind(fault: &TorrentFault) -> &'static str {
+    use ccbt_shards::swarm::FaultKind;
+    match fault.kind {
+        FaultKind::DiskFull => "disk-full",
+        FaultKind::Permission => "permission",
+        FaultKind::NotFound => "not-found",
+        FaultKind::Io => "io",
+        FaultKind::BadData => "bad-data",
+    }
+}
+
+/// A torrent to add.
+pub struct AddRequest {
+    /// The `.torrent` file's bytes.
+    pub metainfo: Vec<u8>,
+    /// Where its data goes; the daemon's download directory when `None`.
+    pub save_dir: Option<PathBuf>,
+    pub paused: bool,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// What the registry keeps of a torrent.
+pub struct Entry {
+    pub meta: Arc<Metainfo>,
+    pub status: Arc<TorrentStatus>,
+    pub save_dir: PathBuf,
+    pub added_at: i64,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    /// Totals of earlier runs, to which this run's counters add.
+    pub uploaded_before: u64,
+    pub downloaded_before: u64,
+}
+
+/// A torrent as a listing shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TorrentView {
+    pub hash: String,
+    pub name: String,
+    pub state: &'static str,
+    pub save_dir: PathBuf,
+    pub size: u64,
+    pub pieces: u32,
+    pub have_pieces: u64,
+    pub checked_pieces: u64,
+    pub peers: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    pub error: Option<String>,
+    pub error_kind: Option<&'static str>,
+    pub added_at: i64,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+}
+
+pub struct Daemon {
+    swarm: Swarm,
+    state: StateWriter,
+    torrents: Mutex<HashMap<InfoHash, Entry>>,
+    download_dir: Mutex<PathBuf>,
+}
+
+impl Daemon {
+    pub fn new(swarm: Swarm, state: StateWriter, download_dir: PathBuf) -> Daemon {
+        Daemon {
+            swarm,
+            state,
+            torrents: Mutex::default(),
+            download_dir: Mutex::new(download_dir),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.swarm.port()
+    }
+
+    pub fn set_download_dir(&self, dir: PathBuf) {
+        *self.download_dir.lock().expect("download dir lock") = dir;
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<InfoHash, Entry>> {
+        self.torrents.lock().expect("registry lock")
+    }
+
+    fn record(&self, write: Write) -> Result<(), DaemonError> {
+        self.state.write_blocking(write, STATE_WRITE_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Adds a new torrent: it is recorded, then checked against what is already in its
+    /// save directory (in the background, on its shard), then run unless paused.
+    pub fn add(&self, req: AddRequest) -> Result<InfoHash, DaemonError> {
+        let meta = Arc::new(Metainfo::parse(&req.metainfo)?);
+        let info_hash = meta.info_hash;
+        if self.registry().contains_key(&info_hash) {
+            return Err(DaemonError::Duplicate(info_hash));
+        }
+        let save_dir = req
+            .save_dir
+            .unwrap_or_else(|| self.download_dir.lock().expect("download dir lock").clone());
+        let added_at = unix_now();
+        let record = TorrentRecord {
+            info_hash: info_hash.0,
+            metainfo: req.metainfo,
+            name: meta.info.name.display(),
+            save_path: save_dir.display().to_string(),
+            category: req.category.clone(),
+            tags: req.tags.clone(),
+            added_at,
+            completed_at: None,
+            paused: req.paused,
+            queue_position: 0,
+            settings: "{}".into(),
+            uploaded: 0,
+            downloaded: 0,
+            error: None,
+        };
+        self.record(Write::upsert(record))?;
+        let entry = Entry {
+            meta,
+            status: Arc::default(),
+            save_dir,
+            added_at,
+            category: req.category,
+            tags: req.tags,
+            uploaded_before: 0,
+            downloaded_before: 0,
+        };
+        if let Err(e) = self.start(entry, Verify::Full, req.paused) {
+            let _ = self.record(Write::Remove(info_hash.0));
+            return Err(e);
+        }
+        tracing::info!(torrent = %info_hash, "added");
+        Ok(info_hash)
+    }
+
+    /// Puts a torrent on its shard and in the registry.
+    pub fn start(&self, mut entry: Entry, verify: Verify, paused: bool) -> Result<(), DaemonError> {
+        let info_hash = entry.meta.info_hash;
+        let spec = TorrentSpec {
+            metainfo: entry.meta.clone(),
+            save_dir: entry.save_dir.clone(),
+            verify,
+            sequential: false,
+            priorities: None,
+            keep_seeding: true,
+            paused,
+            peers: Vec::new(),
+        };
+        entry.status = self.swarm.add(spec).wait()?;
+        self.registry().insert(info_hash, entry);
+        Ok(())
+    }
+
+    fn known(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
+        if self.registry().contains_key(&info_hash) {
+            Ok(())
+        } else {
+            Err(DaemonError::Unknown(info_hash))
+        }
+    }
+
+    fn op(&self, info_hash: InfoHash, op: TorrentOp) -> Result<(), DaemonError> {
+        self.known(info_hash)?;
+        self.swarm.command(info_hash, op).wait()?;
+        Ok(())
+    }
+
+    pub fn pause(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::Pause)?;
+        self.record(Write::SetPaused {
+            info_hash: info_hash.0,
+            paused: true,
+        })
+    }
+
+    pub fn resume(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::Resume)?;
+        self.record(Write::SetError {
+            info_hash: info_hash.0,
+            error: None,
+        })?;
+        self.record(Write::SetPaused {
+            info_hash: info_hash.0,
+            paused: false,
+        })
+    }
+
+    pub fn recheck(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::Recheck)
+    }
+
+    pub fn reannounce(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::Reannounce)
+    }
+
+    pub fn move_storage(&self, info_hash: InfoHash, to: PathBuf) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::MoveStorage(to.clone()))?;
+        if let Some(entry) = self.registry().get_mut(&info_hash) {
+            entry.save_dir = to.clone();
+        }
+        self.record(Write::SetSavePath {
+            info_hash: info_hash.0,
+            save_path: to.display().to_string(),
+        })
+    }
+
+    /// Stops and forgets the torrent (its record too); deletes its data if asked.
+    pub fn remove(&self, info_hash: InfoHash, delete_data: bool) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::Remove { delete_data })?;
+        self.registry().remove(&info_hash);
+        tracing::info!(torrent = %info_hash, delete_data, "removed");
+        self.record(Write::Remove(info_hash.0))
+    }
+
+    pub fn list(&self) -> Vec<TorrentView> {
+        let registry = self.registry();
+        let mut views: Vec<TorrentView> = registry.values().map(view).collect();
+        views.sort_by(|a, b| a.name.cmp(&b.name).then(a.hash.cmp(&b.hash)));
+        views
+    }
+
+    /// This run's counters added to the totals of earlier runs.
+    pub fn totals(&self, info_hash: &InfoHash, uploaded: u64, downloaded: u64) -> (u64, u64) {
+        match self.registry().get(info_hash) {
+            Some(e) => (e.uploaded_before + uploaded, e.downloaded_before + downloaded),
+            None => (uploaded, downloaded),
+        }
+    }
+
+    pub fn state(&self) -> &StateWriter {
+        &self.state
+    }
+
+    /// Stops every torrent (each announces `stopped`, syncs, and reports what is durable)
+    /// and the shards' server loops.
+    pub fn stop(&self) {
+        self.swarm.stop();
+    }
+}
+
+fn view(e: &Entry) -> TorrentView {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &e.status;
+    let fault = s.fault();
+    TorrentView {
+        hash: e.meta.info_hash.to_hex(),
+        name: e.meta.info.name.display(),
+        state: match s.state() {
+            TorrentState::Failed => "failed",
+            other => other.name(),
+        },
+        save_dir: e.save_dir.clone(),
+        size: e.meta.info.layout.total_length(),
+        pieces: e.meta.info.layout.piece_count(),
+        have_pieces: s.have_pieces.load(Relaxed),
+        checked_pieces: s.checked_pieces.load(Relaxed),
+        peers: s.peers.load(Relaxed),
+        downloaded: e.downloaded_before + s.downloaded.load(Relaxed),
+        uploaded: e.uploaded_before + s.uploaded.load(Relaxed),
+        download_rate: s.download_rate.load(Relaxed),
+        upload_rate: s.upload_rate.load(Relaxed),
+        error_kind: fault.as_ref().map(fault_kind),
+        error: fault.map(|f| f.to_string()),
+        added_at: e.added_at,
+        category: e.category.clone(),
+        tags: e.tags.clone(),
+    }
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,318 @@
+//! `ccbt-uring daemon`: the seedbox. One long-lived process that holds many torrents,
+//! takes new ones and drops old ones while it serves, keeps its state in SQLite so that
+//! kill -9 loses at most a few seconds of progress, and comes back seeding at once.
+//!
+//! Threads: the shards (one per core), the state writer, the control socket, the watch
+//! folders, the config reloader, the event recorder, and this one, which waits for
+//! signals. None of the others touches a shard's state; they send it commands.
+
+pub mod control;
+pub mod core;
+pub mod resume;
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context as _};
+use crossbeam::channel::RecvTimeoutError;
+use ccbt_config::{Config, Loaded, Sources};
+use ccbt_engine::metainfo::Metainfo;
+use ccbt_engine::session::SessionConfig;
+use ccbt_shards::swarm::{EventSink, Preallocate, Swarm, SwarmConfig};
+use ccbt_shards::ShardConfig;
+use ccbt_state::StateDb;
+
+use crate::cli::DaemonArgs;
+use crate::failure::{Exit, Failure, OrExit, Outcome};
+use self::core::{Daemon, Entry};
+
+/// Events from the shards waiting to be recorded, at most. The recorder drains them
+/// continuously; one that finds the queue full is dropped (see `EventSink`).
+const EVENTS_LEN: usize = 65_536;
+
+/// The flags, as the config layer's overrides.
+pub fn overrides(args: &DaemonArgs) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut put = |key: &str, value: String| out.push((key.to_string(), value));
+    if let Some(dir) = &args.state_dir {
+        put("daemon.state_dir", dir.display().to_string());
+    }
+    if let Some(dir) = &args.download_dir {
+        put("daemon.download_dir", dir.display().to_string());
+    }
+    for dir in &args.watch_dirs {
+        put("daemon.watch_dirs", dir.display().to_string());
+    }
+    if let Some(port) = args.peer_port {
+        put("daemon.peer_port", port.to_string());
+    }
+    if let Some(addr) = &args.control {
+        put("daemon.control", addr.to_string());
+    }
+    if let Some(n) = args.shards {
+        put("daemon.shards", n.to_string());
+    }
+    out
+}
+
+/// Loads the layered config, printing every problem with its line.
+pub fn load_config(file: Option<PathBuf>, overrides: Vec<(String, String)>) -> Result<Loaded, Failure> {
+    let sources = Sources::from_process(file, overrides).or_exit(Exit::Io)?;
+    let loaded = ccbt_config::load(&sources).map_err(|e| {
+        let lines: Vec<String> = e.into_diagnostics().iter().map(|d| d.to_string()).collect();
+        Failure::new(Exit::BadInput, anyhow!("the configuration is wrong:\n{}", lines.join("\n")))
+    })?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
+    let mut session = SessionConfig::default();
+    session.choker.upload_slots = config.limits.upload_slots as usize;
+    session.max_peers = config.limits.max_peers_per_torrent as usize;
+    let mut shards = if config.daemon.shards == 0 {
+        ShardConfig::per_core()
+    } else {
+        ShardConfig::with_count(config.daemon.shards as usize)
+    };
+    shards.pin = pin;
+    SwarmConfig {
+        shards,
+        listen: std::net::IpAddr::from([0, 0, 0, 0]),
+        port: config.daemon.peer_port,
+        session,
+        cache_bytes: (config.limits.cache_mib as usize) << 20,
+        preallocate: match config.storage.preallocate {
+            ccbt_config::Preallocate::Sparse => Preallocate::Sparse,
+            ccbt_config::Preallocate::Full => Preallocate::Full,
+        },
+        max_connections_per_shard: config.limits.max_connections_per_shard as usize,
+    }
+}
+
+pub fn run(args: DaemonArgs) -> Outcome {
+    let started = Instant::now();
+    let loaded = load_config(args.config.clone(), overrides(&args))?;
+    let config = loaded.config.clone();
+    let state_dir = config.daemon.state_dir.clone();
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create the state directory {}", state_dir.display()))
+        .or_exit(Exit::Io)?;
+    let _lock = lock_state_dir(&state_dir)?;
+    raise_open_files_limit();
+    let opened = StateDb::open(&state_dir)
+        .with_context(|| format!("cannot open the state in {}", state_dir.display()))
+        .or_exit(Exit::Io)?;
+    if let Some(r) = &opened.recovered {
+        let line = format!(
+            "{}: {}; kept it as {} and started from what could be read of it \
+             ({} torrents salvaged, {} rows lost)",
+            r.path.display(),
+            r.reason,
+            r.moved_to.display(),
+            r.salvaged,
+            r.skipped
+        );
+        tracing::error!("{line}");
+        eprintln!("ccbt-uring: warning: {line}");
+    }
+    let stop = stop_flags()?;
+    let (sink, events) = EventSink::new(EVENTS_LEN);
+    let swarm = Swarm::start(swarm_config(&config, !args.no_pin), Some(sink))?;
+    let daemon = Arc::new(Daemon::new(
+        swarm,
+        opened.db.writer(),
+        config.daemon.download_dir.clone(),
+    ));
+    let shards_stopped = Arc::new(AtomicBool::new(false));
+    let recorder = {
+        let (daemon, stopped) = (daemon.clone(), shards_stopped.clone());
+        std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || loop {
+                match events.recv_timeout(Duration::from_millis(100)) {
+                    Ok(event) => resume::record_event(&daemon, event),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    // Everything the shards sent before they stopped is queued by now.
+                    Err(_) if stopped.load(Ordering::Acquire) && events.is_empty() => break,
+                    Err(_) => {}
+                }
+            })
+            .or_exit(Exit::Runtime)?
+    };
+    let restored = restore(&daemon, opened.torrents);
+    let (socket, control) =
+        control::serve(&state_dir, daemon.clone(), stop.term.clone()).or_exit(Exit::Io)?;
+    let folders: watch::Folders = Arc::new(Mutex::new(config.daemon.watch_dirs.clone()));
+    let watcher = watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
+    let reloader = reload_on_change(&args, &loaded, daemon.clone(), folders);
+    println!(
+        "ccbt-uring daemon: {restored} torrents, peer port {}, state in {}, control socket {}, ready in {:.3} s",
+        daemon.port(),
+        state_dir.display(),
+        socket.display(),
+        started.elapsed().as_secs_f64()
+    );
+    tracing::info!(port = daemon.port(), torrents = restored, "daemon ready");
+    let mut hups = 0;
+    while !stop.term.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = stop.hup.load(Ordering::Acquire);
+        if now != hups {
+            hups = now;
+            tracing::info!("SIGHUP: reloading the configuration");
+            if let Some(r) = &reloader {
+                r.reload_now();
+            }
+        }
+    }
+    let stopping = Instant::now();
+    tracing::info!("stopping");
+    drop(reloader);
+    let _ = watcher.join();
+    let _ = control.join();
+    let _ = std::fs::remove_file(&socket);
+    daemon.stop();
+    shards_stopped.store(true, Ordering::Release);
+    let _ = recorder.join();
+    daemon.state().flush().or_exit(Exit::Io)?;
+    opened.db.close().or_exit(Exit::Io)?;
+    println!(
+        "ccbt-uring daemon: stopped in {:.3} s",
+        stopping.elapsed().as_secs_f64()
+    );
+    Ok(Exit::Ok)
+}
+
+/// Puts every stored torrent back on its shard; returns how many.
+fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
+    let mut count = 0;
+    for t in stored {
+        let record = t.record;
+        let meta = match Metainfo::parse(&record.metainfo) {
+            Ok(meta) => Arc::new(meta),
+            Err(e) => {
+                tracing::error!(name = %record.name, error = %e, "stored torrent no longer parses; skipped");
+                continue;
+            }
+        };
+        let save_dir = PathBuf::from(&record.save_path);
+        let (verify, how) = resume::verify_from(&meta, &save_dir, t.resume.as_ref());
+        tracing::info!(torrent = %meta.info_hash, restored = ?how, "restored");
+        let entry = Entry {
+            meta,
+            status: Arc::default(),
+            save_dir,
+            added_at: record.added_at,
+            category: record.category,
+            tags: record.tags,
+            uploaded_before: record.uploaded,
+            downloaded_before: record.downloaded,
+        };
+        match daemon.start(entry, verify, record.paused) {
+            Ok(()) => count += 1,
+            Err(e) => tracing::error!(name = %record.name, error = %e, "cannot restore a torrent"),
+        }
+    }
+    count
+}
+
+/// Applies what can change live when the config file changes (or on SIGHUP); says which
+/// changes wait for a restart; keeps the last good config when the new one is wrong.
+fn reload_on_change(
+    args: &DaemonArgs,
+    loaded: &Loaded,
+    daemon: Arc<Daemon>,
+    folders: watch::Folders,
+) -> Option<ccbt_config::Reloader> {
+    let sources = Sources::from_process(args.config.clone(), overrides(args)).ok()?;
+    let current = Mutex::new(loaded.config.clone());
+    Some(ccbt_config::Reloader::spawn(sources, move |result| match result {
+        Ok(new) => {
+            let mut current = current.lock().expect("config lock");
+            for change in ccbt_config::diff(&current, &new.config) {
+                if change.live {
+                    tracing::info!(key = %change.key, old = %change.old, new = %change.new, "config changed");
+                } else {
+                    tracing::warn!(key = %change.key, "this setting takes effect after a restart");
+                }
+            }
+            daemon.set_download_dir(new.config.daemon.download_dir.clone());
+            *folders.lock().expect("watch folders lock") = new.config.daemon.watch_dirs.clone();
+            *current = new.config;
+        }
+        Err(diagnostics) => {
+            for d in diagnostics {
+                tracing::error!("{d}");
+            }
+            tracing::error!("the configuration file has errors; the last good one stays in force");
+        }
+    }))
+}
+
+struct StopFlags {
+    term: Arc<AtomicBool>,
+    hup: Arc<AtomicUsize>,
+}
+
+fn stop_flags() -> Result<StopFlags, Failure> {
+    let term = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, term.clone()).or_exit(Exit::Runtime)?;
+    }
+    let hup = Arc::new(AtomicUsize::new(0));
+    let counter = hup.clone();
+    // SAFETY: the handler only bumps an atomic, which is async-signal-safe.
+    unsafe {
+        signal_hook::low_level::register(signal_hook::consts::SIGHUP, move || {
+            counter.fetch_add(1, Ordering::AcqRel);
+        })
+    }
+    .or_exit(Exit::Runtime)?;
+    Ok(StopFlags { term, hup })
+}
+
+/// One daemon per state directory: a second one would fight the first over the database
+/// and the control socket.
+fn lock_state_dir(dir: &Path) -> Result<std::fs::File, Failure> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))
+        .or_exit(Exit::Io)?;
+    // SAFETY: flock on a descriptor we own.
+    let locked = unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+    if locked != 0 {
+        return Err(Failure::new(
+            Exit::Runtime,
+            anyhow!(
+                "another ccbt-uring daemon uses {} (it holds {})",
+                dir.display(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// Raises the soft open-files limit to the hard one: a seedbox holds a socket per peer.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                Ok(()) => tracing::info!(from = soft, to = hard, "raised the open files limit"),
+                Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+            }
+        }
+    }
+}
