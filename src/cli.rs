@@ -119,14 +119,25 @@ pub enum RemoteAction {
         #[arg(long)]
         delete_data: bool,
     },
-    Pause { hash: String },
-    Resume { hash: String },
+    Pause {
+        hash: String,
+    },
+    Resume {
+        hash: String,
+    },
     /// Hash the torrent's data again.
-    Recheck { hash: String },
+    Recheck {
+        hash: String,
+    },
     /// Announce to its tracker now.
-    Reannounce { hash: String },
+    Reannounce {
+        hash: String,
+    },
     /// Move the torrent's data under another save directory.
-    Move { hash: String, to: PathBuf },
+    Move {
+        hash: String,
+        to: PathBuf,
+    },
     /// Stop the daemon (as SIGTERM does).
     Shutdown,
 }

@@ -84,7 +84,12 @@ pub fn run(args: RemoteArgs) -> Outcome {
             } else {
                 Exit::Runtime
             },
-            anyhow!("{}", response.error.unwrap_or_else(|| "the daemon refused".into())),
+            anyhow!(
+                "{}",
+                response
+                    .error
+                    .unwrap_or_else(|| "the daemon refused".into())
+            ),
         ))
     }
 }

@@ -124,7 +124,8 @@ pub fn serve(
                             );
                             continue;
                         }
-                        let (daemon, stop, clients) = (daemon.clone(), stop.clone(), clients.clone());
+                        let (daemon, stop, clients) =
+                            (daemon.clone(), stop.clone(), clients.clone());
                         let spawned = std::thread::Builder::new()
                             .name("control-client".into())
                             .spawn(move || {
@@ -162,7 +163,10 @@ fn client(stream: UnixStream, daemon: &Daemon, stop: &AtomicBool) {
         match read {
             Ok(0) | Err(_) => return,
             Ok(_) if !line.ends_with('\n') => {
-                let _ = reply(&mut writer, &Response::failed("request too long", "bad-request"));
+                let _ = reply(
+                    &mut writer,
+                    &Response::failed("request too long", "bad-request"),
+                );
                 return;
             }
             Ok(_) => {}
@@ -192,12 +196,11 @@ fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
         Ok(()) => Response::done(),
         Err(e) => Response::failed(&e, e.kind()),
     };
-    let with_hash = |hash: &str, f: &dyn Fn(InfoHash) -> Result<(), DaemonError>| {
-        match parse_hash(hash) {
+    let with_hash =
+        |hash: &str, f: &dyn Fn(InfoHash) -> Result<(), DaemonError>| match parse_hash(hash) {
             Ok(h) => result(f(h)),
             Err(response) => response,
-        }
-    };
+        };
     match request {
         Request::Add {
             torrent,

@@ -14,8 +14,7 @@ use std::time::Duration;
 use ccbt_engine::metainfo::{Metainfo, MetainfoError};
 use ccbt_engine::InfoHash;
 use ccbt_shards::swarm::{
-    CommandError, Swarm, TorrentFault, TorrentOp, TorrentSpec, TorrentState, TorrentStatus,
-    Verify,
+    CommandError, Swarm, TorrentFault, TorrentOp, TorrentSpec, TorrentState, TorrentStatus, Verify,
 };
 use ccbt_state::{StateWriter, TorrentRecord, Write, WriteError};
 use thiserror::Error;
@@ -42,6 +41,8 @@ pub enum DaemonError {
     Command(#[from] CommandError),
     #[error("the state database did not take the change: {0}")]
     State(#[from] WriteError),
+    #[error("the state database cannot commit: {0}")]
+    Flush(#[source] ccbt_state::StateError),
 }
 
 impl DaemonError {
@@ -55,7 +56,7 @@ impl DaemonError {
             DaemonError::Command(CommandError::Fault(f)) => fault_kind(f),
             DaemonError::Command(CommandError::Busy(_)) => "busy",
             DaemonError::Command(_) => "command",
-            DaemonError::State(_) => "state",
+            DaemonError::State(_) | DaemonError::Flush(_) => "state",
         }
     }
 }
@@ -195,6 +196,9 @@ impl Daemon {
             let _ = self.record(Write::Remove(info_hash.0));
             return Err(e);
         }
+        // Durable before the caller hears "added": a crash must not lose a torrent it was
+        // told about. Adds at once share one commit.
+        self.state.flush().map_err(DaemonError::Flush)?;
         tracing::info!(torrent = %info_hash, "added");
         Ok(info_hash)
     }
@@ -275,7 +279,8 @@ impl Daemon {
         self.op(info_hash, TorrentOp::Remove { delete_data })?;
         self.registry().remove(&info_hash);
         tracing::info!(torrent = %info_hash, delete_data, "removed");
-        self.record(Write::Remove(info_hash.0))
+        self.record(Write::Remove(info_hash.0))?;
+        self.state.flush().map_err(DaemonError::Flush)
     }
 
     pub fn list(&self) -> Vec<TorrentView> {
@@ -288,7 +293,10 @@ impl Daemon {
     /// This run's counters added to the totals of earlier runs.
     pub fn totals(&self, info_hash: &InfoHash, uploaded: u64, downloaded: u64) -> (u64, u64) {
         match self.registry().get(info_hash) {
-            Some(e) => (e.uploaded_before + uploaded, e.downloaded_before + downloaded),
+            Some(e) => (
+                e.uploaded_before + uploaded,
+                e.downloaded_before + downloaded,
+            ),
             None => (uploaded, downloaded),
         }
     }

@@ -17,17 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
-use crossbeam::channel::RecvTimeoutError;
 use ccbt_config::{Config, Loaded, Sources};
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::session::SessionConfig;
 use ccbt_shards::swarm::{EventSink, Preallocate, Swarm, SwarmConfig};
 use ccbt_shards::ShardConfig;
 use ccbt_state::StateDb;
+use crossbeam::channel::RecvTimeoutError;
 
+use self::core::{Daemon, Entry};
 use crate::cli::DaemonArgs;
 use crate::failure::{Exit, Failure, OrExit, Outcome};
-use self::core::{Daemon, Entry};
 
 /// Events from the shards waiting to be recorded, at most. The recorder drains them
 /// continuously; one that finds the queue full is dropped (see `EventSink`).
@@ -59,11 +59,17 @@ pub fn overrides(args: &DaemonArgs) -> Vec<(String, String)> {
 }
 
 /// Loads the layered config, printing every problem with its line.
-pub fn load_config(file: Option<PathBuf>, overrides: Vec<(String, String)>) -> Result<Loaded, Failure> {
+pub fn load_config(
+    file: Option<PathBuf>,
+    overrides: Vec<(String, String)>,
+) -> Result<Loaded, Failure> {
     let sources = Sources::from_process(file, overrides).or_exit(Exit::Io)?;
     let loaded = ccbt_config::load(&sources).map_err(|e| {
         let lines: Vec<String> = e.into_diagnostics().iter().map(|d| d.to_string()).collect();
-        Failure::new(Exit::BadInput, anyhow!("the configuration is wrong:\n{}", lines.join("\n")))
+        Failure::new(
+            Exit::BadInput,
+            anyhow!("the configuration is wrong:\n{}", lines.join("\n")),
+        )
     })?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -149,7 +155,8 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let (socket, control) =
         control::serve(&state_dir, daemon.clone(), stop.term.clone()).or_exit(Exit::Io)?;
     let folders: watch::Folders = Arc::new(Mutex::new(config.daemon.watch_dirs.clone()));
-    let watcher = watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
+    let watcher =
+        watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
     let reloader = reload_on_change(&args, &loaded, daemon.clone(), folders);
     println!(
         "ccbt-uring daemon: {restored} torrents, peer port {}, state in {}, control socket {}, ready in {:.3} s",
@@ -232,27 +239,32 @@ fn reload_on_change(
 ) -> Option<ccbt_config::Reloader> {
     let sources = Sources::from_process(args.config.clone(), overrides(args)).ok()?;
     let current = Mutex::new(loaded.config.clone());
-    Some(ccbt_config::Reloader::spawn(sources, move |result| match result {
-        Ok(new) => {
-            let mut current = current.lock().expect("config lock");
-            for change in ccbt_config::diff(&current, &new.config) {
-                if change.live {
-                    tracing::info!(key = %change.key, old = %change.old, new = %change.new, "config changed");
-                } else {
-                    tracing::warn!(key = %change.key, "this setting takes effect after a restart");
+    Some(ccbt_config::Reloader::spawn(
+        sources,
+        move |result| match result {
+            Ok(new) => {
+                let mut current = current.lock().expect("config lock");
+                for change in ccbt_config::diff(&current, &new.config) {
+                    if change.live {
+                        tracing::info!(key = %change.key, old = %change.old, new = %change.new, "config changed");
+                    } else {
+                        tracing::warn!(key = %change.key, "this setting takes effect after a restart");
+                    }
                 }
+                daemon.set_download_dir(new.config.daemon.download_dir.clone());
+                *folders.lock().expect("watch folders lock") = new.config.daemon.watch_dirs.clone();
+                *current = new.config;
             }
-            daemon.set_download_dir(new.config.daemon.download_dir.clone());
-            *folders.lock().expect("watch folders lock") = new.config.daemon.watch_dirs.clone();
-            *current = new.config;
-        }
-        Err(diagnostics) => {
-            for d in diagnostics {
-                tracing::error!("{d}");
+            Err(diagnostics) => {
+                for d in diagnostics {
+                    tracing::error!("{d}");
+                }
+                tracing::error!(
+                    "the configuration file has errors; the last good one stays in force"
+                );
             }
-            tracing::error!("the configuration file has errors; the last good one stays in force");
-        }
-    }))
+        },
+    ))
 }
 
 struct StopFlags {
@@ -290,7 +302,8 @@ fn lock_state_dir(dir: &Path) -> Result<std::fs::File, Failure> {
         .with_context(|| format!("cannot open {}", path.display()))
         .or_exit(Exit::Io)?;
     // SAFETY: flock on a descriptor we own.
-    let locked = unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+    let locked =
+        unsafe { nix::libc::flock(file.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
     if locked != 0 {
         return Err(Failure::new(
             Exit::Runtime,

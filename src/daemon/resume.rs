@@ -52,7 +52,12 @@ pub fn verify_from(
 ) -> (Verify, Restored) {
     let layout = &meta.info.layout;
     let Some(resume) = resume else {
-        return (Verify::Full, Restored::Full { why: "no resume data" });
+        return (
+            Verify::Full,
+            Restored::Full {
+                why: "no resume data",
+            },
+        );
     };
     if resume.piece_count != layout.piece_count() || resume.files.len() != layout.files().len() {
         return (

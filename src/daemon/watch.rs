@@ -61,7 +61,10 @@ fn scan(
         if !meta.is_file() {
             continue;
         }
-        let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        let stamp = (
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        );
         if seen.get(&path) != Some(&stamp) {
             still_there.insert(path, stamp);
             continue;

@@ -40,7 +40,9 @@ pub enum CommandError {
 #[derive(Debug, Clone)]
 pub enum TorrentOp {
     /// Stop it (announcing `stopped`), forget it, and delete its files if asked.
-    Remove { delete_data: bool },
+    Remove {
+        delete_data: bool,
+    },
     /// Stop it, keeping what it has; answered once it has stopped.
     Pause,
     /// Start it again (a failed torrent too, once its fault is mended).

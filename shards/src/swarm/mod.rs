@@ -166,12 +166,14 @@ impl Swarm {
         let mut shard_config = config.shards.clone();
         shard_config.io_memory_bytes = shard_config.io_memory_bytes.max(1 << 20);
         let task_shared = shared.clone();
-        let shards = pool::spawn(&shard_config, move |id| {
-            shard::run(id, task_shared.clone())
-        })?;
+        let shards = pool::spawn(&shard_config, move |id| shard::run(id, task_shared.clone()))?;
         let deadline = Instant::now() + LISTEN_TIMEOUT;
         while listening.load(Ordering::Acquire) < count {
-            let failed = shared.listen_error.lock().expect("listen error lock").clone();
+            let failed = shared
+                .listen_error
+                .lock()
+                .expect("listen error lock")
+                .clone();
             if let Some(message) = failed {
                 drop(inboxes);
                 let _ = shards.join();

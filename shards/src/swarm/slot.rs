@@ -102,7 +102,9 @@ impl Slot {
             self.spawn_life();
         } else {
             self.status.set_state(TorrentState::Paused);
-            self.status.finished.store(true, std::sync::atomic::Ordering::Release);
+            self.status
+                .finished
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -284,12 +286,11 @@ impl Slot {
         let state = self.status.state();
         if state != TorrentState::Failed {
             let done = self.status.done.load(std::sync::atomic::Ordering::Acquire);
-            self.status
-                .set_state(if self.want_running.get() && done {
-                    TorrentState::Stopped
-                } else {
-                    TorrentState::Paused
-                });
+            self.status.set_state(if self.want_running.get() && done {
+                TorrentState::Stopped
+            } else {
+                TorrentState::Paused
+            });
         }
         self.active.set(false);
         self.status
@@ -305,7 +306,7 @@ impl Slot {
         self.status.set_state(TorrentState::Checking);
         let cancel = Rc::new(Cell::new(false));
         *self.phase.borrow_mut() = Phase::Checking(cancel.clone());
-        let _turn = self.ctx.checks.acquire(1).await;
+        let _turn = self.ctx.checks.acquire_permit(1).await;
         let save_dir = self.settings.borrow().save_dir.clone();
         let found = if cancel.get() {
             None
@@ -324,9 +325,10 @@ impl Slot {
         let Some(have) = found else {
             return false;
         };
-        self.status
-            .have_pieces
-            .store(u64::from(have.count()), std::sync::atomic::Ordering::Relaxed);
+        self.status.have_pieces.store(
+            u64::from(have.count()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let Some(events) = &self.ctx.events {
             events.send(SwarmEvent::Checked {
                 info_hash: self.meta.info_hash,
@@ -356,10 +358,15 @@ impl Slot {
         let save_dir = self.settings.borrow().save_dir.clone();
         let list = pieces.clone();
         glommio::spawn_local(async move {
-            let _turn = ctx.checks.acquire(1).await;
-            let found = check(meta, save_dir, Some(list), &status, rt.stopping(), |piece| {
-                rt.mark_verified(piece)
-            })
+            let _turn = ctx.checks.acquire_permit(1).await;
+            let found = check(
+                meta,
+                save_dir,
+                Some(list),
+                &status,
+                rt.stopping(),
+                |piece| rt.mark_verified(piece),
+            )
             .await;
             finished.set(found.is_some());
         })
@@ -387,9 +394,10 @@ impl Slot {
         let storage = if !wants_more {
             LazyStorage::on_demand(save_dir.clone(), layout)
         } else {
-            let storage = Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
-                .await
-                .map_err(|e| TorrentFault::from(&e))?;
+            let storage =
+                Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
+                    .await
+                    .map_err(|e| TorrentFault::from(&e))?;
             tracing::info!(
                 torrent = %self.meta.info_hash,
                 direct_io = storage.is_direct(),

@@ -64,7 +64,12 @@ pub struct Storage {
 fn io_err(path: &Path) -> impl FnOnce(glommio::GlommioError<()>) -> StorageError + '_ {
     move |e| StorageError::Io {
         path: path.to_path_buf(),
-        source: e.into(),
+        // The system's own error, so its errno (ENOSPC, EACCES...) survives: the path is
+        // already ours to report, and glommio's wrapper would hide the errno in a string.
+        source: match e {
+            glommio::GlommioError::EnhancedIoError { source, .. } => source,
+            other => other.into(),
+        },
     }
 }
 
@@ -168,11 +173,12 @@ impl Storage {
             }) = &self.files[span.file]
             {
                 if span.offset % ALIGN == 0 && buf.len() == len {
-                    direct
+                    let n = direct
                         .write_rc_at(buf.clone(), span.offset)
                         .await
                         .map_err(io_err(path))?;
-                    return Ok(());
+                    let file = self.files[span.file].as_ref().expect("matched above");
+                    return finish_short_write(file, span.offset, &buf.as_bytes()[..len], n).await;
                 }
             }
         }
@@ -203,10 +209,11 @@ impl Storage {
                     let middle = &bytes[(mid_start - start) as usize..(mid_end - start) as usize];
                     let mut buf = direct.alloc_dma_buffer(middle.len());
                     buf.as_bytes_mut().copy_from_slice(middle);
-                    direct
+                    let n = direct
                         .write_at(buf, mid_start)
                         .await
                         .map_err(io_err(&file.path))?;
+                    finish_short_write(file, mid_start, middle, n).await?;
                     if end > mid_end {
                         write_buffered(file, mid_end, &bytes[(mid_end - start) as usize..]).await?;
                     }
@@ -275,6 +282,21 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// A direct write may write less than asked (a full disk mid-write): the rest goes
+/// through the page cache, which either takes it or says why not (ENOSPC). Ignoring the
+/// count would claim a piece whose tail never reached the file.
+async fn finish_short_write(
+    file: &StoredFile,
+    pos: u64,
+    bytes: &[u8],
+    written: usize,
+) -> Result<(), StorageError> {
+    if written >= bytes.len() {
+        return Ok(());
+    }
+    write_buffered(file, pos + written as u64, &bytes[written..]).await
 }
 
 async fn write_buffered(file: &StoredFile, pos: u64, bytes: &[u8]) -> Result<(), StorageError> {

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use ccbt_engine::metainfo::{Layout, Metainfo};
 use ccbt_engine::session::{block_digests, Action, DropReason, PeerCaps, PeerKey, Torrent};
 use ccbt_engine::tracker::{Announce, Announcer, Event};
@@ -44,7 +43,7 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a torrent that wrote pieces syncs its files and reports them durable, when
 /// its front end keeps resume data: at most this much verified data is fetched again
 /// after a crash.
-const DURABLE_EVERY: Duration = Duration::from_secs(2);
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 /// What we know of an address a tracker gave us.
 struct BookEntry {
@@ -477,7 +476,8 @@ impl TorrentRt {
             if book.len() >= BOOK_MAX {
                 break;
             }
-            if addr.port() == 0 || (addr.port() == self.shard.config.port && addr.ip().is_loopback())
+            if addr.port() == 0
+                || (addr.port() == self.shard.config.port && addr.ip().is_loopback())
             {
                 continue;
             }
@@ -606,12 +606,21 @@ impl TorrentRt {
                 glommio::spawn_local(self.clone().announce(url, event)).detach();
             }
             self.connect_more();
-            let nap = self.nap(now, &self.announcer.borrow());
+            let mut nap = self.nap(now, &self.announcer.borrow());
+            if self.durable_pending() {
+                nap = nap.min(next_durable.saturating_sub(now).max(TICK));
+            }
             self.alarm.sleep(nap).await;
         }
         // Boxed: its state (tracker requests) is allocated only when stopping, so the
         // future every idle torrent keeps is small.
         Box::pin(self.wind_down()).await;
+    }
+
+    /// Pieces the front end has not heard are durable (only if it listens).
+    fn durable_pending(&self) -> bool {
+        self.shard.events.is_some()
+            && self.durable_pieces.get() != Some(self.engine.borrow().have().count())
     }
 
     /// If pieces were written since the last report and the front end keeps resume
@@ -620,10 +629,10 @@ impl TorrentRt {
         let Some(events) = &self.shard.events else {
             return;
         };
-        let have = self.engine.borrow().have().clone();
-        if self.durable_pieces.get() == Some(have.count()) || self.has_failed() {
+        if !self.durable_pending() || self.has_failed() {
             return;
         }
+        let have = self.engine.borrow().have().clone();
         // The snapshot is taken before the sync: every piece in it was written (a piece
         // joins `have` only once its write completed), so the sync makes all of it durable.
         if let Some(storage) = self.storage.if_open() {

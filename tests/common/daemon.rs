@@ -1,0 +1,145 @@
+//! A `ccbt-uring daemon` the test owns: its own HOME (so the built-in defaults land in a
+//! temp dir), its state dir, and `remote` calls to it through its control socket.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ccbt_testkit::process::{signal_group, Signal};
+
+use super::swarm::Running;
+use super::{ccbt, run_for, Ran};
+
+pub struct Daemon {
+    pub running: Running,
+    pub home: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+/// How long a daemon may take to say it is ready.
+const READY: Duration = Duration::from_secs(20);
+
+impl Daemon {
+    /// Starts `ccbt-uring daemon ARGS` with HOME=`home` and no XDG variables, so that
+    /// everything not given lands under `home`; waits for its ready line.
+    #[track_caller]
+    pub fn start(home: &Path, args: &[&str]) -> Daemon {
+        let state_dir = state_dir_of(home, args);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let home_dir = home.to_path_buf();
+        let running = Running::start("ccbt-uring daemon", move |_| {
+            let mut cmd = ccbt();
+            cmd.arg("daemon")
+                .args(&args)
+                .current_dir(&home_dir)
+                .env("HOME", &home_dir)
+                .env_remove("XDG_DATA_HOME")
+                .env_remove("XDG_CONFIG_HOME")
+                .env("RUST_BACKTRACE", "1")
+                .env(
+                    "CCBT_LOG",
+                    std::env::var("CCBT_LOG").unwrap_or("info".into()),
+                );
+            cmd
+        });
+        let mut daemon = Daemon {
+            running,
+            home: home.to_path_buf(),
+            state_dir,
+        };
+        daemon.wait_log("ccbt-uring daemon: ", READY);
+        daemon
+    }
+
+    /// Waits until the daemon's log holds `text`.
+    #[track_caller]
+    pub fn wait_log(&mut self, text: &str, limit: Duration) {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if self.running.log().contains(text) {
+                return;
+            }
+            assert!(
+                self.running.is_running(),
+                "the daemon exited:\n{}",
+                self.running.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no `{text}` in the daemon's log:\n{}", self.running.log());
+    }
+
+    /// `ccbt-uring remote --state-dir S --json ARGS`.
+    #[track_caller]
+    pub fn remote(&self, args: &[&str]) -> Ran {
+        run_for(
+            ccbt()
+                .arg("remote")
+                .arg("--state-dir")
+                .arg(&self.state_dir)
+                .arg("--json")
+                .args(args),
+            Duration::from_secs(60),
+        )
+    }
+
+    /// Adds a torrent; returns its hash.
+    #[track_caller]
+    pub fn add(&self, torrent: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["add", torrent.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let ran = self.remote(&args).ok();
+        ran.json()["hash"].as_str().unwrap().to_string()
+    }
+
+    /// The torrent as `remote list` shows it.
+    #[track_caller]
+    pub fn torrent(&self, hash: &str) -> serde_json::Value {
+        let list = self.remote(&["list"]).ok().json();
+        list["torrents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["hash"] == hash)
+            .cloned()
+            .unwrap_or_else(|| panic!("no torrent {hash} in {list}"))
+    }
+
+    /// Waits until the torrent is in `state`; returns it.
+    #[track_caller]
+    pub fn wait_state(&mut self, hash: &str, state: &str, limit: Duration) -> serde_json::Value {
+        let until = Instant::now() + limit;
+        loop {
+            let t = self.torrent(hash);
+            if t["state"] == state {
+                return t;
+            }
+            if Instant::now() > until {
+                panic!(
+                    "torrent {hash} is not {state} after {limit:?}: {t}\n{}",
+                    self.running.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, and the exit status within `limit`.
+    pub fn stop(&mut self, limit: Duration) -> std::process::ExitStatus {
+        self.running.stop(limit)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        signal_group(self.running.pid(), Signal::SIGKILL);
+        while self.running.is_running() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn state_dir_of(home: &Path, args: &[&str]) -> PathBuf {
+    args.windows(2)
+        .find(|w| w[0] == "--state-dir")
+        .map(|w| PathBuf::from(w[1]))
+        .unwrap_or_else(|| home.join(".local/share/ccbt-uring"))
+}
