@@ -65,9 +65,7 @@ pub async fn check(
             good.set(index);
             on_good(index);
         }
-        status
-            .checked_pieces
-            .fetch_add(hashed, Ordering::Relaxed);
+        status.checked_pieces.fetch_add(hashed, Ordering::Relaxed);
     }
     Some(good)
 }

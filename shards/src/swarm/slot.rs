@@ -26,6 +26,7 @@ use super::lazy_storage::LazyStorage;
 use super::shard::ShardCtx;
 use super::status::{TorrentFault, TorrentState, TorrentStatus};
 use super::storage::Storage;
+use super::throttle::{RateLimits, Throttle};
 use super::torrent::TorrentRt;
 use super::{TorrentSpec, Verify};
 use crate::mapped::path_under;
@@ -53,6 +54,8 @@ pub struct Slot {
     meta: Arc<Metainfo>,
     status: Arc<TorrentStatus>,
     settings: RefCell<Settings>,
+    /// The torrent's own rate limits; kept here so they outlive a pause.
+    throttle: Rc<Throttle>,
     /// What is known of the data on disk, kept up to date each time the torrent stops.
     verify: RefCell<Verify>,
     want_running: Cell<bool>,
@@ -70,7 +73,12 @@ impl Slot {
         spec: TorrentSpec,
         status: Arc<TorrentStatus>,
     ) -> Slot {
+        let limits = RateLimits {
+            upload_bytes_per_s: spec.upload_bytes_per_s,
+            download_bytes_per_s: spec.download_bytes_per_s,
+        };
         Slot {
+            throttle: Rc::new(Throttle::new(ctx.clock.now(), limits)),
             ctx,
             index,
             meta: spec.metainfo,
@@ -98,7 +106,9 @@ impl Slot {
             self.spawn_life();
         } else {
             self.status.set_state(TorrentState::Paused);
-            self.status.finished.store(true, std::sync::atomic::Ordering::Release);
+            self.status
+                .finished
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -185,6 +195,11 @@ impl Slot {
             rt.engine.borrow_mut().set_sequential(on);
         }
         self.settings.borrow_mut().sequential = on;
+    }
+
+    /// New limits for this torrent, running or not.
+    pub fn set_limits(&self, limits: RateLimits) {
+        self.throttle.set(self.ctx.clock.now(), limits);
     }
 
     /// Stops the torrent and forgets it; deletes its files (and the directories they
@@ -278,12 +293,11 @@ impl Slot {
         let state = self.status.state();
         if state != TorrentState::Failed {
             let done = self.status.done.load(std::sync::atomic::Ordering::Acquire);
-            self.status
-                .set_state(if self.want_running.get() && done {
-                    TorrentState::Stopped
-                } else {
-                    TorrentState::Paused
-                });
+            self.status.set_state(if self.want_running.get() && done {
+                TorrentState::Stopped
+            } else {
+                TorrentState::Paused
+            });
         }
         self.active.set(false);
         self.status
@@ -318,9 +332,10 @@ impl Slot {
         let Some(have) = found else {
             return false;
         };
-        self.status
-            .have_pieces
-            .store(u64::from(have.count()), std::sync::atomic::Ordering::Relaxed);
+        self.status.have_pieces.store(
+            u64::from(have.count()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if let Some(events) = &self.ctx.events {
             events.send(SwarmEvent::Checked {
                 info_hash: self.meta.info_hash,
@@ -350,9 +365,14 @@ impl Slot {
         let list = pieces.clone();
         glommio::spawn_local(async move {
             let _turn = ctx.checks.acquire(1).await;
-            let found = check(meta, save_dir, Some(list), &status, rt.stopping(), |piece| {
-                rt.mark_verified(piece)
-            })
+            let found = check(
+                meta,
+                save_dir,
+                Some(list),
+                &status,
+                rt.stopping(),
+                |piece| rt.mark_verified(piece),
+            )
             .await;
             finished.set(found.is_some());
         })
@@ -380,9 +400,10 @@ impl Slot {
         let storage = if !wants_more {
             LazyStorage::on_demand(save_dir.clone(), layout)
         } else {
-            let storage = Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
-                .await
-                .map_err(|e| TorrentFault::from(&e))?;
+            let storage =
+                Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
+                    .await
+                    .map_err(|e| TorrentFault::from(&e))?;
             tracing::info!(
                 torrent = %self.meta.info_hash,
                 direct_io = storage.is_direct(),
@@ -412,6 +433,7 @@ impl Slot {
             self.status.clone(),
             PeerId::generate(id_random),
             seed,
+            self.throttle.clone(),
         ));
         rt.learn(&peers);
         Ok(rt)
