@@ -176,7 +176,7 @@ fn a_download_survives_sigkill_at_20_random_moments() {
     let hash = daemon.add(&torrent.path, &[]);
     let mut claims = Vec::new();
     for round in 0..20 {
-        let wait = Duration::from_millis(300 + rng() % 2000);
+        let wait = Duration::from_millis(500 + rng() % 2500);
         std::thread::sleep(wait);
         daemon.kill();
         let have = claimed_pieces(&daemon.state_dir);
@@ -446,4 +446,165 @@ fn disk_full_fails_only_that_torrent_and_resume_completes_it() {
     daemon.wait_state(&hash, "seeding", TRANSFER);
     assert_same_tree(&big.content(), &big.content_in(&small));
     assert!(daemon.stop(STOP).success());
+}
+
+/// `uploaded` of the torrent, sampled over `window`: bytes per second.
+fn upload_rate(daemon: &Daemon, hash: &str, window: Duration) -> f64 {
+    let before = daemon.torrent(hash)["uploaded"].as_u64().unwrap();
+    let t = Instant::now();
+    std::thread::sleep(window);
+    let after = daemon.torrent(hash)["uploaded"].as_u64().unwrap();
+    (after - before) as f64 / t.elapsed().as_secs_f64()
+}
+
+#[test]
+fn the_upload_limit_holds_and_a_reload_changes_it_while_serving() {
+    if !interop_ready(&[Client::Aria2]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start();
+    let data = dir.path().join("data");
+    common::write_tree(&data.join("big"), &[("big.bin", 40_000_000)]);
+    let torrent = dir.path().join("big.torrent");
+    run_for(
+        ccbt()
+            .arg("create")
+            .arg(data.join("big"))
+            .arg("-o")
+            .arg(&torrent)
+            .arg("--tracker")
+            .arg(tracker.http_announce()),
+        Duration::from_secs(60),
+    )
+    .ok();
+    let hash = ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(&torrent).unwrap())
+        .unwrap()
+        .info_hash
+        .to_hex();
+    tracker.allow(&hash);
+    let config = dir.path().join("ccbt.toml");
+    let limit = |bytes_per_s: u64| {
+        let tmp = dir.path().join("ccbt.toml.new");
+        std::fs::write(
+            &tmp,
+            format!("[limits]\nupload_bytes_per_s = {bytes_per_s}\n"),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    const FIRST: u64 = 2 << 20;
+    const SECOND: u64 = 5 << 20;
+    limit(FIRST);
+    let port = port_arg(free_port());
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--peer-port", &port],
+    );
+    daemon.add(&torrent, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    tracker.wait_for_seeders(&hash, 1, SEEDING);
+    let out = dir.path().join("aria2");
+    let mut aria2 = Client::Aria2.download(&torrent, &out, free_port());
+    // Ramp-up first, then the limit over a few seconds.
+    let until = Instant::now() + SEEDING;
+    while daemon.torrent(&hash)["uploaded"].as_u64().unwrap() < FIRST {
+        assert!(
+            Instant::now() < until,
+            "nothing served:\n{}",
+            daemon.running.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first = upload_rate(&daemon, &hash, Duration::from_secs(5));
+    println!("limit {FIRST} B/s: measured {first:.0} B/s");
+    assert!(
+        (first - FIRST as f64).abs() < FIRST as f64 * 0.10,
+        "upload {first:.0} B/s against a limit of {FIRST}"
+    );
+    limit(SECOND);
+    // The reloader sees the edit within a second, and the shards apply it at once.
+    std::thread::sleep(Duration::from_secs(2));
+    let second = upload_rate(&daemon, &hash, Duration::from_secs(3));
+    println!("limit {SECOND} B/s after reload: measured {second:.0} B/s");
+    assert!(
+        (second - SECOND as f64).abs() < SECOND as f64 * 0.15,
+        "upload {second:.0} B/s against a reloaded limit of {SECOND}"
+    );
+    aria2.wait_success(TRANSFER);
+    assert_same_tree(&data.join("big"), &out.join("big"));
+    assert!(daemon.stop(STOP).success());
+}
+
+#[test]
+fn a_blocklisted_address_cannot_connect() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::write_tree(&data.join("b"), &[("b.bin", 70_000)]);
+    let torrent = dir.path().join("b.torrent");
+    run_for(
+        ccbt()
+            .arg("create")
+            .arg(data.join("b"))
+            .arg("-o")
+            .arg(&torrent),
+        Duration::from_secs(30),
+    )
+    .ok();
+    let meta = ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(&torrent).unwrap()).unwrap();
+    let config = dir.path().join("ccbt.toml");
+    let blocklist = dir.path().join("block.p2p");
+    std::fs::write(&blocklist, "some range:10.0.0.0-10.0.0.255\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("[blocklist]\npath = {:?}\n", blocklist.to_str().unwrap()),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &port_arg(port),
+        ],
+    );
+    let hash = daemon.add(&torrent, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    let handshake = |expect_answer: bool| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut hs = vec![19u8];
+        hs.extend_from_slice(b"BitTorrent protocol");
+        hs.extend_from_slice(&[0; 8]);
+        hs.extend_from_slice(meta.info_hash.as_bytes());
+        hs.extend_from_slice(b"-XX0000-blocklisttst");
+        let _ = s.write_all(&hs);
+        let mut answer = [0u8; 68];
+        let got = s.read(&mut answer).unwrap_or(0);
+        assert_eq!(got > 0, expect_answer, "answered {got} bytes");
+    };
+    // Not listed yet: answered.
+    handshake(true);
+    // List loopback and reload (SIGHUP): the next connection is closed unanswered.
+    std::fs::write(&blocklist, "loopback:127.0.0.0-127.255.255.255\n").unwrap();
+    nix_kill_hup(daemon.running.pid());
+    let until = Instant::now() + Duration::from_secs(5);
+    while daemon.running.log().matches("blocklist loaded").count() < 2 {
+        assert!(
+            Instant::now() < until,
+            "no reload:\n{}",
+            daemon.running.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    handshake(false);
+    assert!(daemon.stop(STOP).success());
+}
+
+fn nix_kill_hup(pid: u32) {
+    ccbt_testkit::process::signal_group(pid, ccbt_testkit::process::Signal::SIGHUP);
 }

@@ -50,6 +50,8 @@ pub fn run(args: DownloadArgs) -> Outcome {
             priorities,
             keep_seeding: args.seed,
             peers: args.swarm.peers.clone(),
+            upload_bytes_per_s: 0,
+            download_bytes_per_s: 0,
         },
         config,
         "downloading",

@@ -57,6 +57,8 @@ fn seed_one(path: &std::path::Path, args: &SeedArgs) -> Outcome {
             priorities: None,
             keep_seeding: true,
             peers: args.swarm.peers.clone(),
+            upload_bytes_per_s: 0,
+            download_bytes_per_s: 0,
         },
         config,
         "seeding",

@@ -76,6 +76,8 @@ pub fn run(args: SeedArgs) -> Outcome {
             priorities: None,
             keep_seeding: true,
             peers: args.swarm.peers.clone(),
+            upload_bytes_per_s: 0,
+            download_bytes_per_s: 0,
         });
     }
     if specs.is_empty() {

@@ -11,10 +11,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ccbt_engine::blocklist::Blocklist;
 use ccbt_engine::metainfo::{Metainfo, MetainfoError};
 use ccbt_engine::InfoHash;
 use ccbt_shards::swarm::{
-    CommandError, Swarm, TorrentFault, TorrentOp, TorrentSpec, TorrentState, TorrentStatus, Verify,
+    CommandError, RateLimits, Swarm, TorrentFault, TorrentOp, TorrentSpec, TorrentState,
+    TorrentStatus, Verify,
 };
 use ccbt_state::{StateWriter, TorrentRecord, Write, WriteError};
 use thiserror::Error;
@@ -140,6 +142,28 @@ impl Daemon {
         self.swarm.port()
     }
 
+    /// Applies new global rate limits on every shard (retrying a busy one briefly).
+    pub fn set_global_limits(&self, limits: RateLimits) {
+        for _ in 0..50 {
+            match self.swarm.set_global_limits(limits).wait() {
+                Err(CommandError::Busy(_)) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return tracing::error!(error = %e, "rate limits not applied"),
+                Ok(()) => return tracing::info!(?limits, "rate limits applied"),
+            }
+        }
+    }
+
+    /// Replaces the blocklist on every shard (an empty one lifts it).
+    pub fn set_blocklist(&self, list: Arc<Blocklist>) {
+        for _ in 0..50 {
+            match self.swarm.set_blocklist(list.clone()).wait() {
+                Err(CommandError::Busy(_)) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return tracing::error!(error = %e, "blocklist not applied"),
+                Ok(()) => return,
+            }
+        }
+    }
+
     pub fn set_download_dir(&self, dir: PathBuf) {
         *self.download_dir.lock().expect("download dir lock") = dir;
     }
@@ -215,6 +239,8 @@ impl Daemon {
             keep_seeding: true,
             paused,
             peers: Vec::new(),
+            upload_bytes_per_s: 0,
+            download_bytes_per_s: 0,
         };
         entry.status = self.swarm.add(spec).wait()?;
         self.registry().insert(info_hash, entry);

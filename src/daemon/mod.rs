@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _};
 use ccbt_config::{Config, Loaded, Sources};
+use ccbt_engine::blocklist::{Blocklist, Limits as BlocklistLimits};
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::session::SessionConfig;
-use ccbt_shards::swarm::{EventSink, Preallocate, Swarm, SwarmConfig};
+use ccbt_shards::swarm::{EventSink, Preallocate, RateLimits, Swarm, SwarmConfig};
 use ccbt_shards::ShardConfig;
 use ccbt_state::StateDb;
 use crossbeam::channel::RecvTimeoutError;
@@ -98,6 +99,44 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
             ccbt_config::Preallocate::Full => Preallocate::Full,
         },
         max_connections_per_shard: config.limits.max_connections_per_shard as usize,
+        limits: rate_limits(config),
+        max_connections_per_ip: config.limits.max_connections_per_ip as usize,
+        ..SwarmConfig::default()
+    }
+}
+
+fn rate_limits(config: &Config) -> RateLimits {
+    RateLimits {
+        upload_bytes_per_s: config.limits.upload_bytes_per_s.0,
+        download_bytes_per_s: config.limits.download_bytes_per_s.0,
+    }
+}
+
+/// Reads and parses the configured blocklist; `None` (and a log line) if there is none or
+/// it cannot be read.
+fn load_blocklist(config: &Config) -> Option<Arc<Blocklist>> {
+    let path = config.blocklist.path.as_ref()?;
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read the blocklist");
+            return None;
+        }
+    };
+    match Blocklist::parse(&bytes, &BlocklistLimits::default()) {
+        Ok((list, report)) => {
+            tracing::info!(
+                path = %path.display(),
+                ranges = list.ranges().count(),
+                bad_lines = ?report,
+                "blocklist loaded"
+            );
+            Some(Arc::new(list))
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "the blocklist is unusable");
+            None
+        }
     }
 }
 
@@ -111,7 +150,13 @@ pub fn run(args: DaemonArgs) -> Outcome {
         .or_exit(Exit::Io)?;
     let _lock = lock_state_dir(&state_dir)?;
     raise_open_files_limit();
-    let opened = StateDb::open(&state_dir)
+    // Resume records reach the disk within about a second and a half of the pieces they
+    // claim: a second for the torrent's durable round, half for the writer's batch.
+    let state_config = ccbt_state::StateConfig {
+        max_delay: Duration::from_millis(500),
+        ..ccbt_state::StateConfig::default()
+    };
+    let opened = StateDb::open_with(&state_dir, state_config)
         .with_context(|| format!("cannot open the state in {}", state_dir.display()))
         .or_exit(Exit::Io)?;
     if let Some(r) = &opened.recovered {
@@ -151,6 +196,9 @@ pub fn run(args: DaemonArgs) -> Outcome {
             })
             .or_exit(Exit::Runtime)?
     };
+    if let Some(list) = load_blocklist(&config) {
+        daemon.set_blocklist(list);
+    }
     let restored = restore(&daemon, opened.torrents);
     let (socket, control) =
         control::serve(&state_dir, daemon.clone(), stop.term.clone()).or_exit(Exit::Io)?;
@@ -252,6 +300,12 @@ fn reload_on_change(
                     }
                 }
                 daemon.set_download_dir(new.config.daemon.download_dir.clone());
+                if rate_limits(&current) != rate_limits(&new.config) {
+                    daemon.set_global_limits(rate_limits(&new.config));
+                }
+                // Re-read on every reload (SIGHUP, or the file changed): the list itself may
+                // have changed where the path did not.
+                daemon.set_blocklist(load_blocklist(&new.config).unwrap_or_default());
                 *folders.lock().expect("watch folders lock") = new.config.daemon.watch_dirs.clone();
                 *current = new.config;
             }

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ccbt_engine::blocklist::Blocklist;
 use ccbt_engine::picker::Priority;
 use ccbt_engine::InfoHash;
 use futures_channel::oneshot;
@@ -17,6 +18,7 @@ use thiserror::Error;
 
 use super::handoff::Handoff;
 use super::status::{TorrentFault, TorrentStatus};
+use super::throttle::RateLimits;
 use super::TorrentSpec;
 
 /// Why a command was not carried out.
@@ -56,6 +58,12 @@ pub enum TorrentOp {
     SetSequential(bool),
     /// Move its files under another save directory, then go on as before.
     MoveStorage(PathBuf),
+    /// Its own limits on piece payload, 0 = unlimited (kept while paused). Running
+    /// transfers follow within 100 ms.
+    SetLimits {
+        upload_bytes_per_s: u64,
+        download_bytes_per_s: u64,
+    },
 }
 
 /// Where a torrent is, as its shard sees it right now.
@@ -89,6 +97,16 @@ pub(crate) enum Command {
     },
     /// Stop every torrent (announcing `stopped`) and end the shard.
     Stop { reply: ReplyTo<()> },
+    /// This shard's share of new global limits; the reply says they apply.
+    SetGlobalLimits {
+        limits: RateLimits,
+        reply: ReplyTo<()>,
+    },
+    /// A new blocklist for this shard's accepts and dials.
+    SetBlocklist {
+        list: Arc<Blocklist>,
+        reply: ReplyTo<()>,
+    },
     /// A connection another shard accepted for one of ours.
     Handoff(Handoff),
 }
@@ -109,6 +127,16 @@ impl<T: Send + 'static> Pending<T> {
     pub(crate) fn plain(rx: oneshot::Receiver<T>) -> Self {
         Pending(Box::pin(async move {
             rx.await.map_err(|_| CommandError::ShardGone)
+        }))
+    }
+
+    /// Every one of several shards' replies.
+    pub(crate) fn all(replies: Vec<oneshot::Receiver<T>>) -> Pending<()> {
+        Pending(Box::pin(async move {
+            for rx in replies {
+                rx.await.map_err(|_| CommandError::ShardGone)?;
+            }
+            Ok(())
         }))
     }
 

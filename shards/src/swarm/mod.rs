@@ -21,14 +21,17 @@ mod command;
 mod events;
 mod handoff;
 mod inbox;
+mod ip_guard;
 mod lazy_storage;
 mod offload;
 mod peer;
 mod send_batch;
 mod shard;
+mod share;
 mod slot;
 mod status;
 mod storage;
+mod throttle;
 mod torrent;
 mod tracker;
 
@@ -38,6 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ccbt_engine::blocklist::Blocklist;
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::picker::Priority;
 use ccbt_engine::session::SessionConfig;
@@ -46,8 +50,10 @@ use ccbt_engine::{Bitfield, InfoHash};
 use crate::pool::{self, ShardConfig, ShardError, ShardId, Shards};
 pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use events::{EventSink, FileStamp, SwarmEvent};
+pub use ip_guard::Refusal;
 pub use status::{FaultKind, TorrentFault, TorrentState, TorrentStatus};
 pub use storage::{Preallocate, StorageError};
+pub use throttle::RateLimits;
 
 use command::{reply_channel, Command};
 
@@ -71,6 +77,17 @@ pub struct SwarmConfig {
     pub preallocate: Preallocate,
     /// Connections per shard, counting handshakes in progress.
     pub max_connections_per_shard: usize,
+    /// Global limits on piece payload (not protocol overhead), 0 = unlimited; each shard
+    /// enforces its even share. Changed live with [`Swarm::set_global_limits`].
+    pub limits: RateLimits,
+    /// Connections (handshaking or established, either direction) one shard holds with
+    /// one IP address: past it, incoming ones are closed and none are dialled, so one host
+    /// cannot take a torrent's slots or a shard's budget.
+    pub max_connections_per_ip: usize,
+    /// Exempts 127.0.0.0/8 and ::1 from `max_connections_per_ip`. On by default because
+    /// tests, benchmarks and the load generator run many peers from 127.0.0.1; a loopback
+    /// peer is a local process. Turn it off to cap loopback like any host.
+    pub per_ip_exempt_loopback: bool,
 }
 
 impl Default for SwarmConfig {
@@ -83,6 +100,9 @@ impl Default for SwarmConfig {
             cache_bytes: 64 << 20,
             preallocate: Preallocate::Sparse,
             max_connections_per_shard: 2000,
+            limits: RateLimits::default(),
+            max_connections_per_ip: 8,
+            per_ip_exempt_loopback: true,
         }
     }
 }
@@ -115,6 +135,10 @@ pub struct TorrentSpec {
     pub paused: bool,
     /// Peers to connect to besides those trackers name.
     pub peers: Vec<std::net::SocketAddr>,
+    /// This torrent's limits on piece payload, 0 = unlimited; they apply on top of the
+    /// global ones. Changed live with [`TorrentOp::SetLimits`].
+    pub upload_bytes_per_s: u64,
+    pub download_bytes_per_s: u64,
 }
 
 /// The shard a torrent lives on.
@@ -162,6 +186,7 @@ impl Swarm {
             listening: listening.clone(),
             listen_error: Mutex::new(None),
             clock: clock::Clock::start(),
+            demand: share::Demand::new(count),
         });
         let mut shard_config = config.shards.clone();
         shard_config.io_memory_bytes = shard_config.io_memory_bytes.max(1 << 20);
@@ -245,6 +270,39 @@ impl Swarm {
             Ok(rx) => Pending::flat(rx),
             Err(e) => Pending::refused(e),
         }
+    }
+
+    /// Sets the global limits; each shard takes its share. Answered once every shard has
+    /// applied them (transfers waiting on a bucket see them within 100 ms). If a shard's
+    /// inbox is full the call fails with [`CommandError::Busy`] and shards before it may
+    /// already have the new limits: call again.
+    pub fn set_global_limits(&self, limits: RateLimits) -> Pending<()> {
+        self.to_every_shard(|reply| Command::SetGlobalLimits { limits, reply })
+    }
+
+    /// Replaces the IP blocklist on every shard: from the answer on, connections from
+    /// listed addresses are closed before their handshake is read and none are dialled.
+    /// Connections already open stay. Busy as for [`Swarm::set_global_limits`].
+    pub fn set_blocklist(&self, list: Arc<Blocklist>) -> Pending<()> {
+        self.to_every_shard(|reply| Command::SetBlocklist {
+            list: list.clone(),
+            reply,
+        })
+    }
+
+    /// Sends one command to every shard; the answer comes once all have replied.
+    fn to_every_shard(
+        &self,
+        mut command: impl FnMut(command::ReplyTo<()>) -> Command,
+    ) -> Pending<()> {
+        let mut replies = Vec::with_capacity(self.shard_count());
+        for i in 0..self.shard_count() {
+            match self.send(ShardId(i as u16), &mut command) {
+                Ok(rx) => replies.push(rx),
+                Err(e) => return Pending::refused(e),
+            }
+        }
+        Pending::all(replies)
     }
 
     /// Every torrent on every shard, with its live status.

@@ -18,6 +18,7 @@ use glommio::timer::timeout;
 use nix::sys::socket::{shutdown, Shutdown};
 
 use super::send_batch::SendBatch;
+use super::throttle::Direction;
 use super::torrent::TorrentRt;
 
 /// How long a peer has to send its handshake.
@@ -32,6 +33,8 @@ const FIRST_READ: usize = 16 * 1024;
 const READ_AHEAD_PIECES: usize = 2;
 /// Serve blocks in batches of about this many bytes per `sendmsg`.
 const WRITE_BATCH: usize = 256 * 1024;
+/// The least a download-limited reader reads at a time: one block and its header.
+const THROTTLED_READ_MIN: usize = 16 * 1024 + 13;
 
 /// What the torrent keeps to reach a connection's tasks.
 pub struct PeerHandle {
@@ -142,6 +145,9 @@ async fn read_loop(
     buf.resize(filled.max(chunk * 2), 0);
     let mut start = 0usize;
     let mut complete = Vec::new();
+    let mut meter = rt.meter(Direction::Download);
+    // Piece payload read since the download buckets were last paid.
+    let mut owed = 0u64;
     loop {
         let mut dropped = None;
         {
@@ -152,6 +158,9 @@ async fn read_loop(
                     Ok(Some((msg, used))) => {
                         start += used;
                         tracing::trace!(key, message = ?msg.id(), "received");
+                        if let Message::Piece { data, .. } = &msg {
+                            owed += data.len() as u64;
+                        }
                         match engine.on_message(now, key, &msg) {
                             Ok(Incoming::Block { piece_complete }) => {
                                 if let Message::Piece {
@@ -200,8 +209,21 @@ async fn read_loop(
             }
         }
         rt.backlog_room().await;
-        let room = buf.len() - filled;
-        match stream.read(&mut buf[filled..]).await {
+        let mut room = buf.len() - filled;
+        if owed > 0 {
+            // Over the download limit: the socket is not read until the buckets have paid
+            // for what came, and TCP's window slows the peer down.
+            if !meter.spend(owed, || rt.has_peer(key)).await {
+                return "closed while over the download limit".to_string();
+            }
+            owed = 0;
+        }
+        if let Some(rate) = meter.rate() {
+            // Read about a quarter second's worth at a time, so one read cannot run far
+            // past a lowered limit.
+            room = room.min((rate as usize / 4).max(THROTTLED_READ_MIN));
+        }
+        match stream.read(&mut buf[filled..filled + room]).await {
             Ok(0) => return "closed by peer".to_string(),
             Ok(n) => {
                 if n == room && chunk < READ_CHUNK {
@@ -231,14 +253,23 @@ async fn write_loop(
     rings: LocalReceiver<()>,
 ) {
     let mut batch = SendBatch::default();
+    let mut meter = rt.meter(Direction::Upload);
     while rings.recv().await.is_some() {
         loop {
             batch.clear();
             batch.push_head(|out| rt.engine.borrow_mut().take_outbox(key, out));
+            // Set when the upload buckets could not pay for the next block: the bytes it
+            // needs.
+            let mut throttled = None;
             while batch.block_bytes() < WRITE_BATCH {
                 let next = rt.engine.borrow().peek_serve(key);
                 match next {
-                    Some(block) if batch.takes_piece(block.piece) => {}
+                    Some(block) if batch.takes_piece(block.piece) => {
+                        if !meter.try_spend(u64::from(block.len)) {
+                            throttled = Some(u64::from(block.len));
+                            break;
+                        }
+                    }
                     _ => break,
                 }
                 let Some(block) = rt.engine.borrow_mut().next_serve(key) else {
@@ -267,15 +298,25 @@ async fn write_loop(
                 });
                 batch.push_block(block.piece, piece, range);
             }
-            if batch.is_empty() {
+            if batch.is_empty() && throttled.is_none() {
                 break;
             }
-            if batch.send(&mut stream).await.is_err() {
-                return;
+            if !batch.is_empty() {
+                if batch.send(&mut stream).await.is_err() {
+                    return;
+                }
+                let served = batch.block_bytes() as u32;
+                if served > 0 {
+                    rt.engine.borrow_mut().on_block_sent(rt.now(), key, served);
+                }
             }
-            let served = batch.block_bytes() as u32;
-            if served > 0 {
-                rt.engine.borrow_mut().on_block_sent(rt.now(), key, served);
+            if let Some(want) = throttled {
+                // What was ready went out; wait (on a timer) until the next block is paid
+                // for, then look again at what the peer wants.
+                batch.clear();
+                if !meter.fill(want, || rt.has_peer(key)).await {
+                    return;
+                }
             }
         }
     }

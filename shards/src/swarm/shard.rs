@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use ccbt_engine::rate_limit::shard_share;
 use ccbt_engine::wire::Handshake;
 use ccbt_engine::InfoHash;
 use futures_lite::StreamExt;
@@ -26,7 +27,10 @@ use super::command::{Command, CommandError, TorrentOp};
 use super::events::EventSink;
 use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
+use super::ip_guard::IpGuard;
+use super::share::{self, Demand};
 use super::slot::Slot;
+use super::throttle::{RateLimits, Throttle};
 use super::tracker::TrackerConnections;
 use super::{peer, shard_for, SwarmConfig};
 use crate::pool::ShardId;
@@ -42,6 +46,8 @@ pub struct Shared {
     /// Set by a shard that could not listen, so start-up fails instead of waiting.
     pub listen_error: std::sync::Mutex<Option<String>>,
     pub clock: Clock,
+    /// Each shard's use of the global rate limits, to share them out (see `share`).
+    pub demand: Arc<Demand>,
 }
 
 /// What a shard's torrents share.
@@ -53,6 +59,12 @@ pub struct ShardCtx {
     pub pool: Rc<RefCell<BufferPool>>,
     pub trackers: Rc<TrackerConnections>,
     pub budget: ConnectionBudget,
+    /// This shard's share of the global rate limits, which every transfer here takes from.
+    pub throttle: Rc<Throttle>,
+    /// The global limits themselves, which `share` splits between the shards.
+    pub global_limits: Cell<RateLimits>,
+    /// The blocklist and per-IP connection counts, checked on accept and before dialling.
+    pub guard: IpGuard,
     pub events: Option<EventSink>,
     /// Checks running at once on this shard: one, so a thousand torrents added at once
     /// hash in turn instead of thrashing the disk together.
@@ -90,6 +102,12 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         ))),
         trackers: Rc::new(TrackerConnections::default()),
         budget: ConnectionBudget::new(config.max_connections_per_shard),
+        throttle: Rc::new(Throttle::new(
+            shared.clock.now(),
+            shard_limits(config.limits, config.shards.count, id),
+        )),
+        global_limits: Cell::new(config.limits),
+        guard: IpGuard::new(config.max_connections_per_ip, config.per_ip_exempt_loopback),
         events: shared.events.clone(),
         checks: Semaphore::new(1),
         torrents: RefCell::default(),
@@ -113,6 +131,24 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         .ok_or("shard started twice")?
         .open();
     let accepting = glommio::spawn_local(accept_loop(listener, ctx.clone(), shared.clone()));
+    let sharing = glommio::spawn_local({
+        let (ctx, demand) = (ctx.clone(), shared.demand.clone());
+        async move {
+            loop {
+                glommio::timer::sleep(share::EVERY).await;
+                let global = ctx.global_limits.get();
+                if global != RateLimits::default() {
+                    share::rebalance(
+                        &ctx.throttle,
+                        &demand,
+                        ctx.id.0 as usize,
+                        global,
+                        ctx.clock.now(),
+                    );
+                }
+            }
+        }
+    });
     shared.listening.fetch_add(1, Ordering::Release);
     let mut batch = Vec::new();
     let stopped = loop {
@@ -131,6 +167,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         }
     };
     drop(accepting);
+    drop(sharing);
     // Stop every torrent together: each announces `stopped` (briefly) and syncs its files.
     let slots: Vec<Rc<Slot>> = ctx.torrents.borrow().values().cloned().collect();
     let endings: Vec<_> = slots.iter().map(|slot| slot.clone().pause()).collect();
@@ -187,6 +224,26 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
                 .collect();
             let _ = reply.send(snapshot);
         }
+        Command::SetGlobalLimits { limits, reply } => {
+            let share = shard_limits(limits, ctx.config.shards.count, ctx.id);
+            ctx.throttle.set(ctx.clock.now(), share);
+            ctx.global_limits.set(limits);
+            tracing::debug!(shard = ctx.id.0, ?share, "global rate limits set");
+            let _ = reply.send(());
+        }
+        Command::SetBlocklist { list, reply } => {
+            let (blocked, per_ip) = ctx.guard.refused();
+            tracing::debug!(
+                shard = ctx.id.0,
+                v4 = list.v4_ranges(),
+                v6 = list.v6_ranges(),
+                refused_blocked = blocked,
+                refused_per_ip = per_ip,
+                "blocklist set"
+            );
+            ctx.guard.set_blocklist(list);
+            let _ = reply.send(());
+        }
         Command::Handoff(h) => route_local(ctx, h),
         Command::Stop { .. } => unreachable!("handled by the shard loop"),
     }
@@ -217,6 +274,25 @@ async fn apply(slot: Rc<Slot>, op: TorrentOp) -> Result<(), CommandError> {
             Ok(())
         }
         TorrentOp::MoveStorage(to) => slot.move_storage(to).await,
+        TorrentOp::SetLimits {
+            upload_bytes_per_s,
+            download_bytes_per_s,
+        } => {
+            slot.set_limits(RateLimits {
+                upload_bytes_per_s,
+                download_bytes_per_s,
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Shard `id`'s share of the global limits.
+fn shard_limits(limits: RateLimits, shards: usize, id: ShardId) -> RateLimits {
+    let share = |rate| shard_share(rate, shards as u32, u32::from(id.0));
+    RateLimits {
+        upload_bytes_per_s: share(limits.upload_bytes_per_s),
+        download_bytes_per_s: share(limits.download_bytes_per_s),
     }
 }
 
@@ -224,21 +300,32 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ShardCtx>, shared: Arc<Share
     let mut incoming = listener.incoming();
     while let Some(conn) = incoming.next().await {
         let Ok(stream) = conn else { continue };
+        // Blocklisted or over its per-IP cap: closed at once, before a byte is read.
+        let Ok(addr) = stream.peer_addr() else {
+            continue;
+        };
+        let Ok(ip_slot) = ctx.guard.admit(addr.ip()) else {
+            continue;
+        };
         let Some(slot) = ctx.budget.try_take() else {
             tracing::debug!("connection refused: the shard is at its connection limit");
             continue;
         };
         let (ctx, shared) = (ctx.clone(), shared.clone());
         glommio::spawn_local(async move {
-            handle_incoming(stream, &ctx, &shared).await;
-            drop(slot);
+            handle_incoming(stream, addr, &ctx, &shared).await;
+            drop((slot, ip_slot));
         })
         .detach();
     }
 }
 
-async fn handle_incoming(mut stream: TcpStream, ctx: &ShardCtx, shared: &Shared) {
-    let Ok(addr) = stream.peer_addr() else { return };
+async fn handle_incoming(
+    mut stream: TcpStream,
+    addr: std::net::SocketAddr,
+    ctx: &ShardCtx,
+    shared: &Shared,
+) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
     let hs = match peer::read_handshake(&mut stream, &mut buf).await {
@@ -286,12 +373,16 @@ fn route_local(ctx: &ShardCtx, h: Handoff) {
     };
     // SAFETY: the descriptor came to us owned, from a socket the other shard gave up.
     let stream = unsafe { TcpStream::from_raw_fd(h.socket.into_raw_fd()) };
+    // This shard holds the connection from now on: it counts under this shard's cap.
+    let Ok(ip_slot) = ctx.guard.admit(h.addr.ip()) else {
+        return;
+    };
     let Some(budget) = ctx.budget.try_take() else {
         return;
     };
     glommio::spawn_local(async move {
         rt.accept(stream, h.addr, h.read).await;
-        drop(budget);
+        drop((budget, ip_slot));
     })
     .detach();
 }

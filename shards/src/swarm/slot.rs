@@ -26,6 +26,7 @@ use super::lazy_storage::LazyStorage;
 use super::shard::ShardCtx;
 use super::status::{TorrentFault, TorrentState, TorrentStatus};
 use super::storage::Storage;
+use super::throttle::{RateLimits, Throttle};
 use super::torrent::TorrentRt;
 use super::{TorrentSpec, Verify};
 use crate::mapped::path_under;
@@ -53,6 +54,8 @@ pub struct Slot {
     meta: Arc<Metainfo>,
     status: Arc<TorrentStatus>,
     settings: RefCell<Settings>,
+    /// The torrent's own rate limits; kept here so they outlive a pause.
+    throttle: Rc<Throttle>,
     /// What is known of the data on disk, kept up to date each time the torrent stops.
     verify: RefCell<Verify>,
     /// The front end has a record of what `verify` trusts (it said so when adding, or
@@ -73,7 +76,12 @@ impl Slot {
         spec: TorrentSpec,
         status: Arc<TorrentStatus>,
     ) -> Slot {
+        let limits = RateLimits {
+            upload_bytes_per_s: spec.upload_bytes_per_s,
+            download_bytes_per_s: spec.download_bytes_per_s,
+        };
         Slot {
+            throttle: Rc::new(Throttle::new(ctx.clock.now(), limits)),
             ctx,
             index,
             meta: spec.metainfo,
@@ -191,6 +199,11 @@ impl Slot {
             rt.engine.borrow_mut().set_sequential(on);
         }
         self.settings.borrow_mut().sequential = on;
+    }
+
+    /// New limits for this torrent, running or not.
+    pub fn set_limits(&self, limits: RateLimits) {
+        self.throttle.set(self.ctx.clock.now(), limits);
     }
 
     /// Stops the torrent and forgets it; deletes its files (and the directories they
@@ -427,6 +440,7 @@ impl Slot {
             self.status.clone(),
             PeerId::generate(id_random),
             seed,
+            self.throttle.clone(),
         ));
         if self.recorded.get() {
             rt.assume_durable();

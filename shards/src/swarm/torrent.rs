@@ -20,12 +20,14 @@ use glommio::net::TcpStream;
 use super::alarm::Alarm;
 use super::buffers::{BufferPool, PieceBytes};
 use super::events::{FileStamp, SwarmEvent};
+use super::ip_guard::Refusal;
 use super::lazy_storage::LazyStorage;
 use super::offload;
 use super::peer::{self, our_reserved, PeerHandle};
 use super::shard::ShardCtx;
 use super::status::{TorrentFault, TorrentState, TorrentStatus};
 use super::storage::StorageError;
+use super::throttle::{Direction, Meter, Throttle};
 use super::tracker;
 use crate::mapped::path_under;
 
@@ -34,6 +36,8 @@ const CONNECTING_MAX: usize = 16;
 /// Addresses remembered per torrent.
 const BOOK_MAX: usize = 2000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an address whose host is at the shard's per-IP cap waits to be dialled again.
+const PER_IP_RETRY: Duration = Duration::from_secs(30);
 /// How often a torrent with peers does its periodic work.
 const TICK: Duration = Duration::from_millis(100);
 /// The longest an idle torrent (no peers, nothing to try) sleeps without being rung.
@@ -81,6 +85,8 @@ pub struct TorrentRt {
     /// Pieces last reported durable, and whether completion has been reported.
     durable_pieces: Cell<Option<u32>>,
     completed_reported: Cell<bool>,
+    /// The torrent's own rate limits (its slot's, so they survive a pause).
+    throttle: Rc<Throttle>,
 }
 
 impl TorrentRt {
@@ -94,6 +100,7 @@ impl TorrentRt {
         status: Arc<TorrentStatus>,
         our_id: PeerId,
         seed: u64,
+        throttle: Rc<Throttle>,
     ) -> Self {
         let done = engine.is_done();
         TorrentRt {
@@ -117,7 +124,18 @@ impl TorrentRt {
             stop: Cell::new(false),
             durable_pieces: Cell::new(None),
             completed_reported: Cell::new(done),
+            throttle,
         }
+    }
+
+    /// A peer's meter on this torrent's and this shard's buckets for `direction`.
+    pub fn meter(&self, direction: Direction) -> Meter {
+        Meter::new(
+            self.throttle.clone(),
+            self.shard.throttle.clone(),
+            direction,
+            self.shard.clock,
+        )
     }
 
     pub fn now(&self) -> Duration {
@@ -206,6 +224,11 @@ impl TorrentRt {
     /// Cuts the run loop's sleep short (a peer arrived, addresses came, or stopping).
     pub fn wake(&self) {
         self.alarm.ring();
+    }
+
+    /// Whether the connection `key` is still ours (not dropped or forgotten).
+    pub fn has_peer(&self, key: PeerKey) -> bool {
+        self.peers.borrow().contains_key(&key)
     }
 
     /// The connection is gone: forget it everywhere.
@@ -511,6 +534,13 @@ impl TorrentRt {
             if self.engine.borrow().is_banned(addr) {
                 continue;
             }
+            let ip_slot = match self.shard.guard.admit(addr.ip()) {
+                Ok(ip_slot) => ip_slot,
+                Err(refusal) => {
+                    self.refused_dial(addr, refusal, now);
+                    continue;
+                }
+            };
             let Some(slot) = self.shard.budget.try_take() else {
                 if let Some(e) = self.book.borrow_mut().get_mut(&addr) {
                     e.connected = false;
@@ -521,7 +551,7 @@ impl TorrentRt {
             let rt = self.clone();
             glommio::spawn_local(async move {
                 let result = rt.connect(addr).await;
-                drop(slot);
+                drop((slot, ip_slot));
                 let now = rt.now();
                 let mut book = rt.book.borrow_mut();
                 if let Some(e) = book.get_mut(&addr) {
@@ -537,6 +567,23 @@ impl TorrentRt {
                 }
             })
             .detach();
+        }
+    }
+
+    /// The shard will not dial `addr`: a blocklisted one is forgotten, one at its per-IP
+    /// cap is tried again later.
+    fn refused_dial(&self, addr: SocketAddr, refusal: Refusal, now: Duration) {
+        let mut book = self.book.borrow_mut();
+        match refusal {
+            Refusal::Blocked => {
+                book.remove(&addr);
+            }
+            Refusal::PerIpCap(_) => {
+                if let Some(e) = book.get_mut(&addr) {
+                    e.connected = false;
+                    e.next_try = now + PER_IP_RETRY;
+                }
+            }
         }
     }
 
