@@ -228,9 +228,45 @@ impl Daemon {
     }
 
     /// Puts a torrent on its shard and in the registry.
-    pub fn start(&self, mut entry: Entry, verify: Verify, paused: bool) -> Result<(), DaemonError> {
-        let info_hash = entry.meta.info_hash;
-        let spec = TorrentSpec {
+    pub fn start(&self, entry: Entry, verify: Verify, paused: bool) -> Result<(), DaemonError> {
+        self.start_many(vec![(entry, verify, paused)])
+            .pop()
+            .expect("one result per torrent")
+    }
+
+    /// Puts many torrents on their shards, with every add of a batch in flight at once
+    /// (a start-up with 100,000 torrents must not pay a round trip each); one result per
+    /// torrent, in order.
+    pub fn start_many(&self, torrents: Vec<(Entry, Verify, bool)>) -> Vec<Result<(), DaemonError>> {
+        // Under every shard's inbox bound, so a batch is never refused as busy.
+        const BATCH: usize = ccbt_shards::swarm::INBOX_LEN / 2;
+        let mut results = Vec::with_capacity(torrents.len());
+        let mut torrents = torrents.into_iter().peekable();
+        while torrents.peek().is_some() {
+            let batch: Vec<_> = torrents
+                .by_ref()
+                .take(BATCH)
+                .map(|(entry, verify, paused)| {
+                    let pending = self.swarm.add(self.spec(&entry, verify, paused));
+                    (entry, pending)
+                })
+                .collect();
+            for (mut entry, pending) in batch {
+                results.push(match pending.wait() {
+                    Ok(status) => {
+                        entry.status = status;
+                        self.registry().insert(entry.meta.info_hash, entry);
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                });
+            }
+        }
+        results
+    }
+
+    fn spec(&self, entry: &Entry, verify: Verify, paused: bool) -> TorrentSpec {
+        TorrentSpec {
             metainfo: entry.meta.clone(),
             save_dir: entry.save_dir.clone(),
             verify,
@@ -241,10 +277,7 @@ impl Daemon {
             peers: Vec::new(),
             upload_bytes_per_s: 0,
             download_bytes_per_s: 0,
-        };
-        entry.status = self.swarm.add(spec).wait()?;
-        self.registry().insert(info_hash, entry);
-        Ok(())
+        }
     }
 
     fn known(&self, info_hash: InfoHash) -> Result<(), DaemonError> {

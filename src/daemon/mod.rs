@@ -199,9 +199,11 @@ pub fn run(args: DaemonArgs) -> Outcome {
     if let Some(list) = load_blocklist(&config) {
         daemon.set_blocklist(list);
     }
-    let restored = restore(&daemon, opened.torrents);
+    // Control answers first; torrents come back while it does (a listing shows them as
+    // they arrive).
     let (socket, control) =
         control::serve(&state_dir, daemon.clone(), stop.term.clone()).or_exit(Exit::Io)?;
+    let restored = restore(&daemon, opened.torrents);
     let folders: watch::Folders = Arc::new(Mutex::new(config.daemon.watch_dirs.clone()));
     let watcher =
         watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
@@ -246,7 +248,8 @@ pub fn run(args: DaemonArgs) -> Outcome {
 
 /// Puts every stored torrent back on its shard; returns how many.
 fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
-    let mut count = 0;
+    let mut names = Vec::with_capacity(stored.len());
+    let mut torrents = Vec::with_capacity(stored.len());
     for t in stored {
         let record = t.record;
         let meta = match Metainfo::parse(&record.metainfo) {
@@ -258,7 +261,10 @@ fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
         };
         let save_dir = PathBuf::from(&record.save_path);
         let (verify, how) = resume::verify_from(&meta, &save_dir, t.resume.as_ref());
-        tracing::info!(torrent = %meta.info_hash, restored = ?how, "restored");
+        tracing::debug!(torrent = %meta.info_hash, restored = ?how, "restored");
+        if !matches!(how, resume::Restored::Trusted { .. }) {
+            tracing::info!(torrent = %meta.info_hash, restored = ?how, "restored with a check");
+        }
         let entry = Entry {
             meta,
             status: Arc::default(),
@@ -269,9 +275,14 @@ fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
             uploaded_before: record.uploaded,
             downloaded_before: record.downloaded,
         };
-        match daemon.start(entry, verify, record.paused) {
+        names.push(record.name);
+        torrents.push((entry, verify, record.paused));
+    }
+    let mut count = 0;
+    for (result, name) in daemon.start_many(torrents).into_iter().zip(names) {
+        match result {
             Ok(()) => count += 1,
-            Err(e) => tracing::error!(name = %record.name, error = %e, "cannot restore a torrent"),
+            Err(e) => tracing::error!(name = %name, error = %e, "cannot restore a torrent"),
         }
     }
     count
