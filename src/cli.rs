@@ -138,6 +138,12 @@ pub enum RemoteAction {
         hash: String,
         to: PathBuf,
     },
+    /// Recent events (added, checked, completed, error, removed, tracker error, peer
+    /// banned), after sequence number --since.
+    Events {
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
     /// Stop the daemon (as SIGTERM does).
     Shutdown,
 }

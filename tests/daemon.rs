@@ -608,3 +608,73 @@ fn a_blocklisted_address_cannot_connect() {
 fn nix_kill_hup(pid: u32) {
     ccbt_testkit::process::signal_group(pid, ccbt_testkit::process::Signal::SIGHUP);
 }
+
+#[test]
+fn a_completed_download_runs_its_hook_and_the_events_say_what_happened() {
+    if !interop_ready(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start();
+    let torrent = tracker.torrent(dir.path(), Announce::Http);
+    let _seeder = common::swarm::ccbt_seed(&torrent.path, &torrent.data_dir, free_port(), 1);
+    tracker.wait_for_seeders(&torrent.info_hash, 1, SEEDING);
+    let out = dir.path().join("hook.out");
+    let script = dir.path().join("done.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$TR_TORRENT_HASH|$TR_TORRENT_NAME|$TR_TORRENT_DIR\" > {}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &script,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = dir.path().join("ccbt.toml");
+    std::fs::write(
+        &config,
+        format!("[hooks]\non_complete = {:?}\n", script.to_str().unwrap()),
+    )
+    .unwrap();
+    let downloads = dir.path().join("downloads");
+    let port = port_arg(free_port());
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &port,
+            "--download-dir",
+            downloads.to_str().unwrap(),
+        ],
+    );
+    let hash = daemon.add(&torrent.path, &[]);
+    daemon.wait_state(&hash, "seeding", TRANSFER);
+    assert_same_tree(&torrent.content(), &torrent.content_in(&downloads));
+    let until = Instant::now() + Duration::from_secs(10);
+    while !out.exists() {
+        assert!(Instant::now() < until, "the hook did not run:\n{}", daemon.running.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        line.trim(),
+        format!("{hash}|{}|{}", torrent.name, downloads.display())
+    );
+    let events = daemon.remote(&["events"]).ok().json();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in ["added", "checked", "completed"] {
+        assert!(kinds.contains(&kind), "no {kind} event in {kinds:?}");
+    }
+    assert!(daemon.stop(STOP).success());
+}

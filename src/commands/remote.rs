@@ -42,6 +42,7 @@ pub fn run(args: RemoteArgs) -> Outcome {
             hash,
             to: absolute(to),
         },
+        RemoteAction::Events { since } => Request::Events { since },
         RemoteAction::Shutdown => Request::Shutdown,
     };
     let listing = matches!(request, Request::List);
@@ -55,6 +56,16 @@ pub fn run(args: RemoteArgs) -> Outcome {
         println!("{}", serde_json::to_string(&response).unwrap_or_default());
     } else if let Some(hash) = &response.hash {
         println!("{hash}");
+    } else if let Some(events) = &response.events {
+        for e in events {
+            println!(
+                "{} {} {} {}",
+                e["seq"],
+                e["kind"].as_str().unwrap_or(""),
+                e["hash"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or("")
+            );
+        }
     } else if listing {
         for t in response.torrents.iter().flatten() {
             let s = |k: &str| t[k].as_str().unwrap_or("").to_string();

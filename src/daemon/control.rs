@@ -25,6 +25,8 @@ pub const SOCKET_NAME: &str = "control.sock";
 const CLIENTS_MAX: usize = 16;
 const REQUEST_BYTES_MAX: u64 = 1 << 20;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Events in one answer at most; ask again from the last one's `seq` for more.
+const EVENTS_PER_ANSWER: usize = 1000;
 
 /// A request, as a line of JSON: `{"op":"pause","hash":"..."}`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,6 +62,11 @@ pub enum Request {
         hash: String,
         to: PathBuf,
     },
+    /// Events after sequence number `since` (0: all the log holds).
+    Events {
+        #[serde(default)]
+        since: u64,
+    },
     /// Stop the daemon as SIGTERM does.
     Shutdown,
 }
@@ -72,6 +79,8 @@ pub struct Response {
     pub hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torrents: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,6 +254,18 @@ fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
         Request::Recheck { hash } => with_hash(&hash, &|h| daemon.recheck(h)),
         Request::Reannounce { hash } => with_hash(&hash, &|h| daemon.reannounce(h)),
         Request::Move { hash, to } => with_hash(&hash, &|h| daemon.move_storage(h, to.clone())),
+        Request::Events { since } => Response {
+            ok: true,
+            events: Some(
+                daemon
+                    .events
+                    .since(since, EVENTS_PER_ANSWER)
+                    .iter()
+                    .map(|e| serde_json::to_value(e).unwrap_or_default())
+                    .collect(),
+            ),
+            ..Response::default()
+        },
         Request::Shutdown => {
             stop.store(true, Ordering::Release);
             Response::done()

@@ -19,6 +19,15 @@ use ccbt_shards::swarm::{
     TorrentStatus, Verify,
 };
 use ccbt_state::{StateWriter, TorrentRecord, Write, WriteError};
+
+use super::events::{EventKind, EventLog, HookCall, Hooks};
+
+pub fn hook_limits(config: &ccbt_config::Hooks) -> super::events::HookLimits {
+    super::events::HookLimits {
+        max_running: config.max_running as usize,
+        timeout: Duration::from_secs(u64::from(config.timeout_s)),
+    }
+}
 use thiserror::Error;
 
 /// How long a command waits for room in the state writer's queue.
@@ -126,16 +135,65 @@ pub struct Daemon {
     state: StateWriter,
     torrents: Mutex<HashMap<InfoHash, Entry>>,
     download_dir: Mutex<PathBuf>,
+    pub events: EventLog,
+    hooks: Hooks,
+    /// The programs to run, from the config (reloaded live).
+    hook_programs: Mutex<ccbt_config::Hooks>,
 }
 
 impl Daemon {
-    pub fn new(swarm: Swarm, state: StateWriter, download_dir: PathBuf) -> Daemon {
+    pub fn new(
+        swarm: Swarm,
+        state: StateWriter,
+        download_dir: PathBuf,
+        hooks: Hooks,
+        hook_programs: ccbt_config::Hooks,
+    ) -> Daemon {
         Daemon {
             swarm,
             state,
             torrents: Mutex::default(),
             download_dir: Mutex::new(download_dir),
+            events: EventLog::default(),
+            hooks,
+            hook_programs: Mutex::new(hook_programs),
         }
+    }
+
+    /// New hook programs and limits (config reload).
+    pub fn set_hooks(&self, config: ccbt_config::Hooks) {
+        self.hooks.set_limits(hook_limits(&config));
+        *self.hook_programs.lock().expect("hooks lock") = config;
+    }
+
+    /// Logs an event of a torrent and runs its hook, if one is set for that kind.
+    pub fn event(&self, kind: EventKind, info_hash: &InfoHash, detail: Option<String>) {
+        let program = {
+            let hooks = self.hook_programs.lock().expect("hooks lock");
+            match kind {
+                EventKind::Completed => hooks.on_complete.clone(),
+                EventKind::Error => hooks.on_error.clone(),
+                _ => None,
+            }
+        };
+        if let Some(program) = program {
+            let registry = self.registry();
+            if let Some(entry) = registry.get(info_hash) {
+                self.hooks.call(HookCall {
+                    program,
+                    event: if kind == EventKind::Completed {
+                        "completed"
+                    } else {
+                        "error"
+                    },
+                    hash: info_hash.to_hex(),
+                    name: entry.meta.info.name.display(),
+                    dir: entry.save_dir.clone(),
+                    error: detail.clone(),
+                });
+            }
+        }
+        self.events.push(kind, info_hash.to_hex(), detail);
     }
 
     pub fn port(&self) -> u16 {
@@ -224,6 +282,7 @@ impl Daemon {
         // told about. Adds at once share one commit.
         self.state.flush().map_err(DaemonError::Flush)?;
         tracing::info!(torrent = %info_hash, "added");
+        self.event(EventKind::Added, &info_hash, None);
         Ok(info_hash)
     }
 
@@ -338,6 +397,7 @@ impl Daemon {
         self.op(info_hash, TorrentOp::Remove { delete_data })?;
         self.registry().remove(&info_hash);
         tracing::info!(torrent = %info_hash, delete_data, "removed");
+        self.event(EventKind::Removed, &info_hash, None);
         self.record(Write::Remove(info_hash.0))?;
         self.state.flush().map_err(DaemonError::Flush)
     }

@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod core;
+pub mod events;
 pub mod resume;
 pub mod watch;
 
@@ -175,10 +176,13 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let stop = stop_flags()?;
     let (sink, events) = EventSink::new(EVENTS_LEN);
     let swarm = Swarm::start(swarm_config(&config, !args.no_pin), Some(sink))?;
+    let hooks = events::Hooks::start(core::hook_limits(&config.hooks)).or_exit(Exit::Runtime)?;
     let daemon = Arc::new(Daemon::new(
         swarm,
         opened.db.writer(),
         config.daemon.download_dir.clone(),
+        hooks,
+        config.hooks.clone(),
     ));
     let shards_stopped = Arc::new(AtomicBool::new(false));
     let recorder = {
@@ -311,6 +315,7 @@ fn reload_on_change(
                     }
                 }
                 daemon.set_download_dir(new.config.daemon.download_dir.clone());
+                daemon.set_hooks(new.config.hooks.clone());
                 if rate_limits(&current) != rate_limits(&new.config) {
                     daemon.set_global_limits(rate_limits(&new.config));
                 }

@@ -16,6 +16,7 @@ use ccbt_shards::swarm::{FileStamp, SwarmEvent, Verify};
 use ccbt_state::{ResumeRecord, Write};
 
 use super::core::{unix_now, Daemon};
+use super::events::EventKind;
 
 /// The stamp the database keeps for a file that was not there.
 const ABSENT: ccbt_state::FileStamp = ccbt_state::FileStamp {
@@ -139,15 +140,40 @@ pub fn record_event(daemon: &Daemon, event: SwarmEvent) {
                 info_hash: info_hash.0,
                 at: Some(unix_now()),
             });
+            daemon.event(EventKind::Completed, &info_hash, None);
         }
         SwarmEvent::Checked { info_hash, have } => {
             tracing::info!(torrent = %info_hash, have, "check finished");
+            daemon.event(
+                EventKind::Checked,
+                &info_hash,
+                Some(format!("{have} pieces good")),
+            );
         }
         SwarmEvent::Fault { info_hash, fault } => {
             let _ = state.try_write(Write::SetError {
                 info_hash: info_hash.0,
                 error: Some(fault.to_string()),
             });
+            daemon.event(EventKind::Error, &info_hash, Some(fault.to_string()));
         }
+        SwarmEvent::TrackerError {
+            info_hash,
+            url,
+            message,
+        } => daemon.event(
+            EventKind::TrackerError,
+            &info_hash,
+            Some(format!("{url}: {message}")),
+        ),
+        SwarmEvent::PeerBanned {
+            info_hash,
+            addr,
+            reason,
+        } => daemon.event(
+            EventKind::PeerBanned,
+            &info_hash,
+            Some(format!("{addr}: {reason}")),
+        ),
     }
 }

@@ -56,6 +56,18 @@ pub enum SwarmEvent {
         info_hash: InfoHash,
         fault: TorrentFault,
     },
+    /// An announce failed (the torrent tries the next tracker, or again later).
+    TrackerError {
+        info_hash: InfoHash,
+        url: String,
+        message: String,
+    },
+    /// A peer was banned from the torrent for sending bad data.
+    PeerBanned {
+        info_hash: InfoHash,
+        addr: std::net::SocketAddr,
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug)]

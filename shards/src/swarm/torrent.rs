@@ -436,6 +436,13 @@ impl TorrentRt {
                     self.peer_ids.borrow_mut().remove(&key);
                     if let Some(h) = self.peers.borrow_mut().remove(&key) {
                         tracing::info!(peer = %h.addr, %reason, "dropping a peer");
+                        if matches!(reason, DropReason::HashFailures(_) | DropReason::BadData) {
+                            self.emit(SwarmEvent::PeerBanned {
+                                info_hash: self.meta.info_hash,
+                                addr: h.addr,
+                                reason: reason.to_string(),
+                            });
+                        }
                         h.close();
                     }
                 }
@@ -664,6 +671,13 @@ impl TorrentRt {
         Box::pin(self.wind_down()).await;
     }
 
+    /// Tells the front end, if it listens.
+    fn emit(&self, event: SwarmEvent) {
+        if let Some(events) = &self.shard.events {
+            events.send(event);
+        }
+    }
+
     /// Pieces the front end has not heard are durable (only if it listens).
     fn durable_pending(&self) -> bool {
         self.shard.events.is_some()
@@ -822,6 +836,11 @@ impl TorrentRt {
             }
             Err(e) => {
                 tracing::warn!(url, error = %e, "announce failed");
+                self.emit(SwarmEvent::TrackerError {
+                    info_hash: self.meta.info_hash,
+                    url: url.clone(),
+                    message: e.to_string(),
+                });
                 announcer.borrow_mut().on_failure(now);
             }
         }
