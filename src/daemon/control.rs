@@ -196,8 +196,8 @@ fn reply(writer: &mut impl Write, response: &Response) -> std::io::Result<()> {
     writer.write_all(&line)
 }
 
-fn parse_hash(hash: &str) -> Result<InfoHash, Response> {
-    InfoHash::from_str(hash).map_err(|e| Response::failed(format!("{hash}: {e}"), "bad-request"))
+fn parse_hash(hash: &str) -> Result<InfoHash, String> {
+    InfoHash::from_str(hash).map_err(|e| format!("{hash}: {e}"))
 }
 
 fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
@@ -208,7 +208,7 @@ fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
     let with_hash =
         |hash: &str, f: &dyn Fn(InfoHash) -> Result<(), DaemonError>| match parse_hash(hash) {
             Ok(h) => result(f(h)),
-            Err(response) => response,
+            Err(why) => Response::failed(why, "bad-request"),
         };
     match request {
         Request::Add {
