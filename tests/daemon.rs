@@ -629,11 +629,7 @@ fn a_completed_download_runs_its_hook_and_the_events_say_what_happened() {
         ),
     )
     .unwrap();
-    std::fs::set_permissions(
-        &script,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = dir.path().join("ccbt.toml");
     std::fs::write(
         &config,
@@ -658,7 +654,11 @@ fn a_completed_download_runs_its_hook_and_the_events_say_what_happened() {
     assert_same_tree(&torrent.content(), &torrent.content_in(&downloads));
     let until = Instant::now() + Duration::from_secs(10);
     while !out.exists() {
-        assert!(Instant::now() < until, "the hook did not run:\n{}", daemon.running.log());
+        assert!(
+            Instant::now() < until,
+            "the hook did not run:\n{}",
+            daemon.running.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let line = std::fs::read_to_string(&out).unwrap();
@@ -676,5 +676,75 @@ fn a_completed_download_runs_its_hook_and_the_events_say_what_happened() {
     for kind in ["added", "checked", "completed"] {
         assert!(kinds.contains(&kind), "no {kind} event in {kinds:?}");
     }
+    assert!(daemon.stop(STOP).success());
+}
+
+#[test]
+fn the_queue_runs_one_download_at_a_time_and_a_share_limit_pauses_a_finished_one() {
+    if !interop_ready(&[Client::Libtorrent]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start();
+    let first = tracker.torrent(dir.path(), Announce::Http);
+    let _slow =
+        Client::libtorrent_seed_throttled(&first.path, &first.data_dir, free_port(), 2_000_000);
+    // A second torrent of other content, seeded by ccbt-uring.
+    let data = dir.path().join("second-data");
+    common::write_tree(&data.join("second"), &[("s.bin", 1_500_000)]);
+    let second = dir.path().join("second.torrent");
+    run_for(
+        ccbt()
+            .arg("create")
+            .arg(data.join("second"))
+            .arg("-o")
+            .arg(&second)
+            .arg("--tracker")
+            .arg(tracker.http_announce()),
+        Duration::from_secs(30),
+    )
+    .ok();
+    let second_hash = ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(&second).unwrap())
+        .unwrap()
+        .info_hash
+        .to_hex();
+    tracker.allow(&second_hash);
+    let _seeder = common::swarm::ccbt_seed(&second, &data, free_port(), 1);
+    tracker.wait_for_seeders(&first.info_hash, 1, SEEDING);
+    tracker.wait_for_seeders(&second_hash, 1, SEEDING);
+    let config = dir.path().join("ccbt.toml");
+    std::fs::write(
+        &config,
+        "[queue]\nmax_active_downloads = 1\n[share]\nratio_limit = 0.0\naction = \"pause\"\n",
+    )
+    .unwrap();
+    let downloads = dir.path().join("downloads");
+    let port = port_arg(free_port());
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &port,
+            "--download-dir",
+            downloads.to_str().unwrap(),
+        ],
+    );
+    let a = daemon.add(&first.path, &[]);
+    daemon.wait_state(&a, "downloading", SEEDING);
+    let b = daemon.add(&second, &[]);
+    // One download at a time: the second waits its turn.
+    let t = daemon.wait_state(&b, "queued", SEEDING);
+    assert_eq!(t["queue_position"], 1);
+    assert_eq!(daemon.torrent(&a)["state"], "downloading");
+    // The first completes; a ratio limit of 0 pauses it at once; the second then runs,
+    // completes, and is paused the same way.
+    let t = daemon.wait_state(&a, "paused", TRANSFER);
+    assert_eq!(t["have_pieces"], t["pieces"]);
+    let t = daemon.wait_state(&b, "paused", TRANSFER);
+    assert_eq!(t["have_pieces"], t["pieces"]);
+    assert_same_tree(&first.content(), &first.content_in(&downloads));
+    assert_same_tree(&data.join("second"), &downloads.join("second"));
     assert!(daemon.stop(STOP).success());
 }

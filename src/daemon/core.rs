@@ -105,6 +105,14 @@ pub struct Entry {
     /// Totals of earlier runs, to which this run's counters add.
     pub uploaded_before: u64,
     pub downloaded_before: u64,
+    /// Lower starts first when the queue has room.
+    pub queue_position: u32,
+    /// Paused by a command (or a share limit): the queue leaves it alone.
+    pub user_paused: bool,
+    /// Stopped by the queue until a slot frees.
+    pub queued: bool,
+    /// Since when the policy has seen it seeding, for seeding-time limits.
+    pub seeding_since: Option<std::time::Instant>,
 }
 
 /// A torrent as a listing shows it.
@@ -126,6 +134,7 @@ pub struct TorrentView {
     pub error: Option<String>,
     pub error_kind: Option<&'static str>,
     pub added_at: i64,
+    pub queue_position: u32,
     pub category: Option<String>,
     pub tags: Vec<String>,
 }
@@ -139,6 +148,7 @@ pub struct Daemon {
     hooks: Hooks,
     /// The programs to run, from the config (reloaded live).
     hook_programs: Mutex<ccbt_config::Hooks>,
+    max_active_downloads: std::sync::atomic::AtomicU32,
 }
 
 impl Daemon {
@@ -157,6 +167,7 @@ impl Daemon {
             events: EventLog::default(),
             hooks,
             hook_programs: Mutex::new(hook_programs),
+            max_active_downloads: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -247,6 +258,11 @@ impl Daemon {
             .save_dir
             .unwrap_or_else(|| self.download_dir.lock().expect("download dir lock").clone());
         let added_at = unix_now();
+        let queue_position = self.next_queue_position();
+        // Waits its turn at once when the download slots are taken: the queue's next round
+        // would stop it, but only after it had started. (Checked while paused, it may turn
+        // out complete; the queue then starts it as a seed.)
+        let queued = !req.paused && self.download_slots_full();
         let record = TorrentRecord {
             info_hash: info_hash.0,
             metainfo: req.metainfo,
@@ -257,7 +273,7 @@ impl Daemon {
             added_at,
             completed_at: None,
             paused: req.paused,
-            queue_position: 0,
+            queue_position: i64::from(queue_position),
             settings: "{}".into(),
             uploaded: 0,
             downloaded: 0,
@@ -273,8 +289,12 @@ impl Daemon {
             tags: req.tags,
             uploaded_before: 0,
             downloaded_before: 0,
+            queue_position,
+            user_paused: req.paused,
+            queued,
+            seeding_since: None,
         };
-        if let Err(e) = self.start(entry, Verify::Full, req.paused) {
+        if let Err(e) = self.start(entry, Verify::Full, req.paused || queued) {
             let _ = self.record(Write::Remove(info_hash.0));
             return Err(e);
         }
@@ -353,8 +373,98 @@ impl Daemon {
         Ok(())
     }
 
+    /// The queue's download limit (0: none), kept up to date by the policy.
+    pub fn set_max_active_downloads(&self, n: u32) {
+        self.max_active_downloads
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn download_slots_full(&self) -> bool {
+        let max = self
+            .max_active_downloads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if max == 0 {
+            return false;
+        }
+        let active = self
+            .registry()
+            .values()
+            .filter(|e| {
+                !e.user_paused
+                    && !e.queued
+                    && !e.status.done.load(std::sync::atomic::Ordering::Relaxed)
+                    && e.status.state() != TorrentState::Failed
+            })
+            .count();
+        active >= max as usize
+    }
+
+    fn next_queue_position(&self) -> u32 {
+        self.registry()
+            .values()
+            .map(|e| e.queue_position + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn set_flags(&self, info_hash: &InfoHash, f: impl FnOnce(&mut Entry)) {
+        if let Some(entry) = self.registry().get_mut(info_hash) {
+            f(entry);
+        }
+    }
+
+    /// What the queue and share limits decide on, refreshing seeding times.
+    pub fn policy_views(&self) -> Vec<super::policy::PolicyView> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut registry = self.registry();
+        registry
+            .values_mut()
+            .map(|e| {
+                let state = e.status.state();
+                if state == TorrentState::Seeding {
+                    e.seeding_since.get_or_insert_with(std::time::Instant::now);
+                } else {
+                    e.seeding_since = None;
+                }
+                let layout = &e.meta.info.layout;
+                super::policy::PolicyView {
+                    info_hash: e.meta.info_hash,
+                    queue_position: e.queue_position,
+                    user_paused: e.user_paused,
+                    queued: e.queued,
+                    state,
+                    done: e.status.done.load(Relaxed),
+                    category: e.category.clone(),
+                    uploaded: e.uploaded_before + e.status.uploaded.load(Relaxed),
+                    downloaded: e.downloaded_before + e.status.downloaded.load(Relaxed),
+                    have_bytes: (e.status.have_pieces.load(Relaxed)
+                        * u64::from(layout.piece_length()))
+                    .min(layout.total_length()),
+                    seeding_since: e.seeding_since,
+                }
+            })
+            .collect()
+    }
+
+    /// The queue stops a torrent until a slot frees (not recorded as a user's pause).
+    pub fn queue_stop(&self, info_hash: InfoHash) {
+        self.set_flags(&info_hash, |e| e.queued = true);
+        if let Err(e) = self.op(info_hash, TorrentOp::Pause) {
+            tracing::warn!(torrent = %info_hash, error = %e, "queue could not stop a torrent");
+        }
+    }
+
+    /// A slot freed: the queue starts the torrent.
+    pub fn queue_start(&self, info_hash: InfoHash) {
+        self.set_flags(&info_hash, |e| e.queued = false);
+        if let Err(e) = self.op(info_hash, TorrentOp::Resume) {
+            tracing::warn!(torrent = %info_hash, error = %e, "queue could not start a torrent");
+        }
+    }
+
     pub fn pause(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::Pause)?;
+        self.set_flags(&info_hash, |e| e.user_paused = true);
         self.record(Write::SetPaused {
             info_hash: info_hash.0,
             paused: true,
@@ -363,6 +473,10 @@ impl Daemon {
 
     pub fn resume(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::Resume)?;
+        self.set_flags(&info_hash, |e| {
+            e.user_paused = false;
+            e.queued = false;
+        });
         self.record(Write::SetError {
             info_hash: info_hash.0,
             error: None,
@@ -439,7 +553,7 @@ fn view(e: &Entry) -> TorrentView {
         hash: e.meta.info_hash.to_hex(),
         name: e.meta.info.name.display(),
         state: match s.state() {
-            TorrentState::Failed => "failed",
+            TorrentState::Paused if e.queued => "queued",
             other => other.name(),
         },
         save_dir: e.save_dir.clone(),
@@ -455,6 +569,7 @@ fn view(e: &Entry) -> TorrentView {
         error_kind: fault.as_ref().map(fault_kind),
         error: fault.map(|f| f.to_string()),
         added_at: e.added_at,
+        queue_position: e.queue_position,
         category: e.category.clone(),
         tags: e.tags.clone(),
     }

@@ -9,6 +9,7 @@
 pub mod control;
 pub mod core;
 pub mod events;
+pub mod policy;
 pub mod resume;
 pub mod watch;
 
@@ -207,11 +208,15 @@ pub fn run(args: DaemonArgs) -> Outcome {
     // they arrive).
     let (socket, control) =
         control::serve(&state_dir, daemon.clone(), stop.term.clone()).or_exit(Exit::Io)?;
+    daemon.set_max_active_downloads(config.queue.max_active_downloads);
     let restored = restore(&daemon, opened.torrents);
     let folders: watch::Folders = Arc::new(Mutex::new(config.daemon.watch_dirs.clone()));
     let watcher =
         watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
-    let reloader = reload_on_change(&args, &loaded, daemon.clone(), folders);
+    let live_config = Arc::new(Mutex::new(config.clone()));
+    let policy = policy::spawn(daemon.clone(), live_config.clone(), stop.term.clone())
+        .or_exit(Exit::Runtime)?;
+    let reloader = reload_on_change(&args, &loaded, daemon.clone(), folders, live_config);
     println!(
         "ccbt-uring daemon: {restored} torrents, peer port {}, state in {}, control socket {}, ready in {:.3} s",
         daemon.port(),
@@ -236,6 +241,7 @@ pub fn run(args: DaemonArgs) -> Outcome {
     tracing::info!("stopping");
     drop(reloader);
     let _ = watcher.join();
+    let _ = policy.join();
     let _ = control.join();
     let _ = std::fs::remove_file(&socket);
     daemon.stop();
@@ -278,6 +284,10 @@ fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
             tags: record.tags,
             uploaded_before: record.uploaded,
             downloaded_before: record.downloaded,
+            queue_position: record.queue_position.clamp(0, i64::from(u32::MAX)) as u32,
+            user_paused: record.paused,
+            queued: false,
+            seeding_since: None,
         };
         names.push(record.name);
         torrents.push((entry, verify, record.paused));
@@ -299,6 +309,7 @@ fn reload_on_change(
     loaded: &Loaded,
     daemon: Arc<Daemon>,
     folders: watch::Folders,
+    live: Arc<Mutex<Config>>,
 ) -> Option<ccbt_config::Reloader> {
     let sources = Sources::from_process(args.config.clone(), overrides(args)).ok()?;
     let current = Mutex::new(loaded.config.clone());
@@ -323,6 +334,7 @@ fn reload_on_change(
                 // have changed where the path did not.
                 daemon.set_blocklist(load_blocklist(&new.config).unwrap_or_default());
                 *folders.lock().expect("watch folders lock") = new.config.daemon.watch_dirs.clone();
+                *live.lock().expect("config lock") = new.config.clone();
                 *current = new.config;
             }
             Err(diagnostics) => {
