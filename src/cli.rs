@@ -138,6 +138,16 @@ pub enum RemoteAction {
         hash: String,
         to: PathBuf,
     },
+    /// Set a torrent's own rate limits (0: none; the global limits still apply).
+    SetLimits {
+        hash: String,
+        /// Bytes per second it may upload.
+        #[arg(long, default_value_t = 0)]
+        up: u64,
+        /// Bytes per second it may download.
+        #[arg(long, default_value_t = 0)]
+        down: u64,
+    },
     /// Recent events (added, checked, completed, error, removed, tracker error, peer
     /// banned), after sequence number --since.
     Events {

@@ -465,7 +465,7 @@ fn the_upload_limit_holds_and_a_reload_changes_it_while_serving() {
     let dir = tempfile::tempdir().unwrap();
     let tracker = Tracker::start();
     let data = dir.path().join("data");
-    common::write_tree(&data.join("big"), &[("big.bin", 40_000_000)]);
+    common::write_tree(&data.join("big"), &[("big.bin", 64_000_000)]);
     let torrent = dir.path().join("big.torrent");
     run_for(
         ccbt()
@@ -522,6 +522,20 @@ fn the_upload_limit_holds_and_a_reload_changes_it_while_serving() {
         (first - FIRST as f64).abs() < FIRST as f64 * 0.10,
         "upload {first:.0} B/s against a limit of {FIRST}"
     );
+    // The torrent's own limit, tighter than the global one, takes over within a second.
+    const OWN: u64 = 1 << 20;
+    daemon
+        .remote(&["set-limits", &hash, "--up", &OWN.to_string()])
+        .ok();
+    assert_eq!(daemon.torrent(&hash)["upload_limit"], OWN);
+    std::thread::sleep(Duration::from_secs(1));
+    let own = upload_rate(&daemon, &hash, Duration::from_secs(3));
+    println!("torrent limit {OWN} B/s: measured {own:.0} B/s");
+    assert!(
+        (own - OWN as f64).abs() < OWN as f64 * 0.15,
+        "upload {own:.0} B/s against the torrent's limit of {OWN}"
+    );
+    daemon.remote(&["set-limits", &hash]).ok();
     limit(SECOND);
     // The reloader sees the edit within a second, and the shards apply it at once.
     std::thread::sleep(Duration::from_secs(2));
@@ -588,9 +602,9 @@ fn a_blocklisted_address_cannot_connect() {
     };
     // Not listed yet: answered.
     handshake(true);
-    // List loopback and reload (SIGHUP): the next connection is closed unanswered.
+    // A new list over the old one (as a cron job updates it) is loaded within a second or
+    // two: the next connection is closed unanswered.
     std::fs::write(&blocklist, "loopback:127.0.0.0-127.255.255.255\n").unwrap();
-    nix_kill_hup(daemon.running.pid());
     let until = Instant::now() + Duration::from_secs(5);
     while daemon.running.log().matches("blocklist loaded").count() < 2 {
         assert!(
@@ -602,6 +616,20 @@ fn a_blocklisted_address_cannot_connect() {
     }
     std::thread::sleep(Duration::from_millis(300));
     handshake(false);
+    // SIGHUP re-reads it too: an emptied list lets connections in again.
+    std::fs::write(&blocklist, "# nothing\n").unwrap();
+    nix_kill_hup(daemon.running.pid());
+    let until = Instant::now() + Duration::from_secs(5);
+    while !daemon.running.log().contains("SIGHUP") {
+        assert!(
+            Instant::now() < until,
+            "no reload:\n{}",
+            daemon.running.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    handshake(true);
     assert!(daemon.stop(STOP).success());
 }
 

@@ -43,6 +43,11 @@ pub fn run(args: RemoteArgs) -> Outcome {
             to: absolute(to),
         },
         RemoteAction::Events { since } => Request::Events { since },
+        RemoteAction::SetLimits { hash, up, down } => Request::SetLimits {
+            hash,
+            upload_bytes_per_s: up,
+            download_bytes_per_s: down,
+        },
         RemoteAction::Shutdown => Request::Shutdown,
     };
     let listing = matches!(request, Request::List);

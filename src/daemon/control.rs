@@ -62,6 +62,15 @@ pub enum Request {
         hash: String,
         to: PathBuf,
     },
+    /// The torrent's own rate limits, bytes per second (0: none; the global limits still
+    /// apply).
+    SetLimits {
+        hash: String,
+        #[serde(default)]
+        upload_bytes_per_s: u64,
+        #[serde(default)]
+        download_bytes_per_s: u64,
+    },
     /// Events after sequence number `since` (0: all the log holds).
     Events {
         #[serde(default)]
@@ -254,6 +263,13 @@ fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
         Request::Recheck { hash } => with_hash(&hash, &|h| daemon.recheck(h)),
         Request::Reannounce { hash } => with_hash(&hash, &|h| daemon.reannounce(h)),
         Request::Move { hash, to } => with_hash(&hash, &|h| daemon.move_storage(h, to.clone())),
+        Request::SetLimits {
+            hash,
+            upload_bytes_per_s,
+            download_bytes_per_s,
+        } => with_hash(&hash, &|h| {
+            daemon.set_limits(h, upload_bytes_per_s, download_bytes_per_s)
+        }),
         Request::Events { since } => Response {
             ok: true,
             events: Some(

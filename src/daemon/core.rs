@@ -113,6 +113,28 @@ pub struct Entry {
     pub queued: bool,
     /// Since when the policy has seen it seeding, for seeding-time limits.
     pub seeding_since: Option<std::time::Instant>,
+    /// Its own rate limits.
+    pub limits: TorrentLimits,
+}
+
+/// A torrent's own settings, stored as JSON in its record's `settings`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TorrentLimits {
+    #[serde(default)]
+    pub upload_bytes_per_s: u64,
+    #[serde(default)]
+    pub download_bytes_per_s: u64,
+}
+
+impl TorrentLimits {
+    pub fn to_json(self) -> String {
+        serde_json::to_string(&self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// What a stored record says; a settings text this version cannot read gives none.
+    pub fn from_json(text: &str) -> TorrentLimits {
+        serde_json::from_str(text).unwrap_or_default()
+    }
 }
 
 /// A torrent as a listing shows it.
@@ -135,6 +157,9 @@ pub struct TorrentView {
     pub error_kind: Option<&'static str>,
     pub added_at: i64,
     pub queue_position: u32,
+    /// The torrent's own limits, bytes per second (0: none).
+    pub upload_limit: u64,
+    pub download_limit: u64,
     pub category: Option<String>,
     pub tags: Vec<String>,
 }
@@ -293,6 +318,7 @@ impl Daemon {
             user_paused: req.paused,
             queued,
             seeding_since: None,
+            limits: TorrentLimits::default(),
         };
         if let Err(e) = self.start(entry, Verify::Full, req.paused || queued) {
             let _ = self.record(Write::Remove(info_hash.0));
@@ -354,8 +380,8 @@ impl Daemon {
             keep_seeding: true,
             paused,
             peers: Vec::new(),
-            upload_bytes_per_s: 0,
-            download_bytes_per_s: 0,
+            upload_bytes_per_s: entry.limits.upload_bytes_per_s,
+            download_bytes_per_s: entry.limits.download_bytes_per_s,
         }
     }
 
@@ -487,6 +513,31 @@ impl Daemon {
         })
     }
 
+    /// The torrent's own rate limits (0: none), kept in its record's settings.
+    pub fn set_limits(
+        &self,
+        info_hash: InfoHash,
+        upload_bytes_per_s: u64,
+        download_bytes_per_s: u64,
+    ) -> Result<(), DaemonError> {
+        self.op(
+            info_hash,
+            TorrentOp::SetLimits {
+                upload_bytes_per_s,
+                download_bytes_per_s,
+            },
+        )?;
+        let limits = TorrentLimits {
+            upload_bytes_per_s,
+            download_bytes_per_s,
+        };
+        self.set_flags(&info_hash, |e| e.limits = limits);
+        self.record(Write::SetSettings {
+            info_hash: info_hash.0,
+            settings: limits.to_json(),
+        })
+    }
+
     pub fn recheck(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::Recheck)
     }
@@ -570,6 +621,8 @@ fn view(e: &Entry) -> TorrentView {
         error: fault.map(|f| f.to_string()),
         added_at: e.added_at,
         queue_position: e.queue_position,
+        upload_limit: e.limits.upload_bytes_per_s,
+        download_limit: e.limits.download_bytes_per_s,
         category: e.category.clone(),
         tags: e.tags.clone(),
     }

@@ -116,7 +116,7 @@ fn rate_limits(config: &Config) -> RateLimits {
 
 /// Reads and parses the configured blocklist; `None` (and a log line) if there is none or
 /// it cannot be read.
-fn load_blocklist(config: &Config) -> Option<Arc<Blocklist>> {
+pub fn load_blocklist(config: &Config) -> Option<Arc<Blocklist>> {
     let path = config.blocklist.path.as_ref()?;
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -288,6 +288,7 @@ fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
             user_paused: record.paused,
             queued: false,
             seeding_since: None,
+            limits: core::TorrentLimits::from_json(&record.settings),
         };
         names.push(record.name);
         torrents.push((entry, verify, record.paused));

@@ -44,10 +44,12 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("policy".into())
         .spawn(move || {
+            let mut blocklist = BlocklistFile::default();
             while !stop.load(Ordering::Relaxed) {
                 let config = config.lock().expect("config lock").clone();
                 daemon.set_max_active_downloads(config.queue.max_active_downloads);
                 round(&daemon, &config);
+                blocklist.reload_if_changed(&daemon, &config);
                 std::thread::sleep(EVERY);
             }
         })
@@ -121,6 +123,41 @@ fn round(daemon: &Daemon, config: &Config) {
         };
         if let Err(e) = done {
             tracing::warn!(torrent = %v.info_hash, error = %e, "share limit action failed");
+        }
+    }
+}
+
+/// The blocklist file as last loaded: a new list dropped over it (a cron job's update) is
+/// loaded within a second, without a reload of the config.
+#[derive(Default)]
+struct BlocklistFile {
+    seen: Option<(std::path::PathBuf, u64, std::time::SystemTime)>,
+}
+
+impl BlocklistFile {
+    fn reload_if_changed(&mut self, daemon: &Daemon, config: &Config) {
+        let Some(path) = &config.blocklist.path else {
+            self.seen = None;
+            return;
+        };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let stamp = (
+            path.clone(),
+            meta.len(),
+            meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        );
+        match &self.seen {
+            // The first look only notes it: the daemon loaded it at start.
+            None => self.seen = Some(stamp),
+            Some(seen) if *seen == stamp => {}
+            Some(_) => {
+                self.seen = Some(stamp);
+                if let Some(list) = super::load_blocklist(config) {
+                    daemon.set_blocklist(list);
+                }
+            }
         }
     }
 }
