@@ -199,6 +199,10 @@ pub struct SwarmArgs {
     /// Upload slots per torrent (0: unchoke every interested peer).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub upload_slots: usize,
+    /// File descriptors each shard's seeding torrents keep open at most; past it the
+    /// least recently read torrent's files are closed until its next read.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub open_files: u32,
     /// Reserve every file's blocks before downloading instead of growing sparse files.
     #[arg(long)]
     pub preallocate: bool,

@@ -104,6 +104,54 @@ fn a_directory_seeds_and_bad_torrents_are_skipped() {
     assert!(status.success(), "{status}\n{}", seeder.log());
 }
 
+/// Regular files under `dir` that process `pid` holds open.
+fn open_files_under(pid: u32, dir: &Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn seeding_keeps_at_most_the_open_files_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    dataset(root);
+    let data = root.join("data").canonicalize().unwrap();
+    let port = free_port();
+    // Each torrent's one file takes two descriptors (buffered and direct, where direct
+    // works) or one: a limit of 2 holds one torrent's files at a time.
+    let mut seeder = Running::start("ccbt-uring seed --open-files 2", |_| {
+        let mut cmd = ccbt();
+        cmd.arg("seed")
+            .arg(root.join("torrents"))
+            .arg("--data")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--shards", "1", "--open-files", "2"]);
+        cmd
+    });
+    wait_listening(port, &seeder);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut most = 0;
+    for i in 0..5 {
+        let torrent = root.join(format!("torrents/t{i:06}.torrent"));
+        let mut peer = wire_peer::connect(addr, &info_hash(&torrent), 1);
+        peer.write_all(&message(2, &[])).unwrap();
+        assert!(wait_for(&mut peer, 1, Duration::from_secs(10)).is_some());
+        peer.write_all(&request(0, 0, PIECE)).unwrap();
+        let block = wait_for(&mut peer, wire_peer::PIECE, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no block from torrent {i}\n{}", seeder.log()));
+        let bytes = std::fs::read(data.join(format!("t{i:06}"))).unwrap();
+        assert_eq!(&block[8..], &bytes[..PIECE as usize]);
+        most = most.max(open_files_under(seeder.pid(), &data));
+    }
+    assert!(most >= 1, "no file was open while serving");
+    assert!(most <= 2, "{most} files open under a limit of 2");
+    assert!(seeder.stop(Duration::from_secs(10)).success());
+}
+
 #[test]
 fn nothing_to_seed_is_exit_1() {
     let dir = tempfile::tempdir().unwrap();

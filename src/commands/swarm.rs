@@ -42,6 +42,7 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         port: args.port,
         session,
         max_connections_per_shard: args.max_connections.max(1),
+        open_files_per_shard: args.open_files as usize,
         cache_bytes: (args.cache_mib as usize) << 20,
         preallocate: if args.preallocate {
             Preallocate::Full

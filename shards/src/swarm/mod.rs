@@ -19,6 +19,7 @@ mod check;
 mod clock;
 mod command;
 mod events;
+mod file_pool;
 mod handoff;
 mod inbox;
 mod ip_guard;
@@ -88,6 +89,9 @@ pub struct SwarmConfig {
     /// tests, benchmarks and the load generator run many peers from 127.0.0.1; a loopback
     /// peer is a local process. Turn it off to cap loopback like any host.
     pub per_ip_exempt_loopback: bool,
+    /// File descriptors each shard's seeding torrents keep open at most: past it the least
+    /// recently read torrent's files are closed (they open again at its next read).
+    pub open_files_per_shard: usize,
 }
 
 impl Default for SwarmConfig {
@@ -103,6 +107,7 @@ impl Default for SwarmConfig {
             limits: RateLimits::default(),
             max_connections_per_ip: 8,
             per_ip_exempt_loopback: true,
+            open_files_per_shard: 512,
         }
     }
 }

@@ -25,6 +25,7 @@ use super::cache::PieceCache;
 use super::clock::Clock;
 use super::command::{Command, CommandError, TorrentOp};
 use super::events::EventSink;
+use super::file_pool::FilePool;
 use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
 use super::ip_guard::IpGuard;
@@ -66,6 +67,8 @@ pub struct ShardCtx {
     /// The blocklist and per-IP connection counts, checked on accept and before dialling.
     pub guard: IpGuard,
     pub events: Option<EventSink>,
+    /// The descriptors seeding torrents keep open, bounded.
+    pub files: Rc<FilePool>,
     /// Checks running at once on this shard: one, so a thousand torrents added at once
     /// hash in turn instead of thrashing the disk together.
     pub checks: Semaphore,
@@ -109,6 +112,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         global_limits: Cell::new(config.limits),
         guard: IpGuard::new(config.max_connections_per_ip, config.per_ip_exempt_loopback),
         events: shared.events.clone(),
+        files: Rc::new(FilePool::new(config.open_files_per_shard)),
         checks: Semaphore::new(1),
         torrents: RefCell::default(),
         next_index: Cell::new(0),

@@ -405,7 +405,7 @@ impl Slot {
         let layout = Rc::new(self.meta.info.layout.clone());
         let wants_more = !have.is_full();
         let storage = if !wants_more {
-            LazyStorage::on_demand(save_dir.clone(), layout)
+            LazyStorage::on_demand(save_dir.clone(), layout, self.ctx.files.clone(), self.index)
         } else {
             let storage =
                 Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
@@ -416,7 +416,13 @@ impl Slot {
                 direct_io = storage.is_direct(),
                 "opened the torrent's files"
             );
-            LazyStorage::opened(storage, save_dir.clone(), layout)
+            LazyStorage::opened(
+                storage,
+                save_dir.clone(),
+                layout,
+                self.ctx.files.clone(),
+                self.index,
+            )
         };
         let seed = self.ctx.seed_for(self.index);
         let mut engine = Torrent::new(

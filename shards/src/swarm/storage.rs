@@ -148,6 +148,16 @@ impl Storage {
         })
     }
 
+    /// File descriptors these files hold (a buffered and, where it works, a direct one
+    /// per stored file).
+    pub fn descriptors(&self) -> usize {
+        self.files
+            .iter()
+            .flatten()
+            .map(|f| 1 + usize::from(f.direct.is_some()))
+            .sum()
+    }
+
     /// Whether writes and reads bypass the page cache.
     pub fn is_direct(&self) -> bool {
         self.direct
