@@ -7,6 +7,7 @@
 
 mod announce;
 pub mod announcer;
+pub mod dispatch;
 pub mod http;
 pub mod http_response;
 pub mod schedule;
@@ -17,6 +18,7 @@ pub use announce::{
     Announce, AnnounceResponse, Event, ScrapeStats, INTERVAL_MAX, INTERVAL_MIN, PEERS_MAX,
 };
 pub use announcer::Announcer;
+pub use dispatch::{DispatchLimits, Dispatcher, QueueFull};
 pub use http_response::{HttpResponse, ResponseReader};
 pub use schedule::AnnounceSchedule;
 pub use tiers::TrackerList;

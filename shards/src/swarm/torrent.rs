@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use ccbt_engine::metainfo::{Layout, Metainfo};
 use ccbt_engine::session::{block_digests, Action, DropReason, PeerCaps, PeerKey, Torrent};
 use ccbt_engine::tracker::{Announce, Announcer, Event};
@@ -470,7 +469,8 @@ impl TorrentRt {
             if book.len() >= BOOK_MAX {
                 break;
             }
-            if addr.port() == 0 || (addr.port() == self.shard.config.port && addr.ip().is_loopback())
+            if addr.port() == 0
+                || (addr.port() == self.shard.config.port && addr.ip().is_loopback())
             {
                 continue;
             }
@@ -756,7 +756,13 @@ impl TorrentRt {
             Ok(response) => {
                 tracing::debug!(url, peers = response.peers.len(), "announced");
                 self.learn(&response.peers);
-                announcer.borrow_mut().on_success(now, &response);
+                let wants_peers = {
+                    let engine = self.engine.borrow();
+                    !engine.is_done() && engine.wants_peers()
+                };
+                announcer
+                    .borrow_mut()
+                    .on_success(now, &response, wants_peers);
             }
             Err(e) => {
                 tracing::warn!(url, error = %e, "announce failed");
