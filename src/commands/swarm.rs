@@ -48,6 +48,7 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         } else {
             Preallocate::Sparse
         },
+        ..SwarmConfig::default()
     }
 }
 

@@ -63,6 +63,13 @@ impl Announcer {
         self.schedule.on_success(now, response, wants_peers);
     }
 
+    /// The announce could not even be tried (the shard's line was full): ask again after
+    /// `delay`, with the same tracker and event, and no failure counted.
+    pub fn defer(&mut self, now: Duration, delay: Duration) {
+        self.in_flight = false;
+        self.schedule.defer_until(now.saturating_add(delay));
+    }
+
     pub fn on_failure(&mut self, now: Duration) {
         self.in_flight = false;
         self.list.on_failure();

@@ -108,6 +108,11 @@ impl AnnounceSchedule {
         self.next = now.saturating_add(self.backoff());
     }
 
+    /// Nothing was sent: ask at `at` instead, no failure counted.
+    pub fn defer_until(&mut self, at: Duration) {
+        self.next = at;
+    }
+
     /// An event (completed, stopped) must reach the tracker now, whatever the interval.
     pub fn announce_now(&mut self) {
         self.next = Duration::ZERO;

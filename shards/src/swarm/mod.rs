@@ -12,6 +12,7 @@
 //! snapshots and faults it needs to keep resume data.
 
 mod alarm;
+mod announce_gate;
 mod budget;
 mod buffers;
 mod cache;
@@ -19,11 +20,13 @@ mod check;
 mod clock;
 mod command;
 mod events;
+mod goodbye;
 mod handoff;
 mod inbox;
 mod lazy_storage;
 mod offload;
 mod peer;
+mod resolver;
 mod send_batch;
 mod shard;
 mod slot;
@@ -45,7 +48,9 @@ use ccbt_engine::{Bitfield, InfoHash};
 
 use crate::pool::{self, ShardConfig, ShardError, ShardId, Shards};
 pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
+pub use ccbt_engine::tracker::DispatchLimits;
 pub use events::{EventSink, FileStamp, SwarmEvent};
+pub use resolver::{Resolve, ResolveError, Resolver};
 pub use status::{FaultKind, TorrentFault, TorrentState, TorrentStatus};
 pub use storage::{Preallocate, StorageError};
 
@@ -71,6 +76,33 @@ pub struct SwarmConfig {
     pub preallocate: Preallocate,
     /// Connections per shard, counting handshakes in progress.
     pub max_connections_per_shard: usize,
+    /// How announces are paced and capped, and how long goodbyes may take.
+    pub announce: AnnounceConfig,
+}
+
+/// Announce scheduling per shard (see `announce_gate` and the engine's `dispatch`).
+#[derive(Debug, Clone)]
+pub struct AnnounceConfig {
+    /// Caps in flight per tracker host and per shard, pacing, and the waiting line's bound.
+    pub limits: DispatchLimits,
+    /// `stopped` announces in flight at once per shard when torrents stop.
+    pub goodbyes_concurrent: usize,
+    /// At shutdown, goodbyes not sent within this are skipped (logged once, with a count).
+    /// Files are synced before; the whole shutdown stays under ~10 s.
+    pub shutdown_goodbyes_within: Duration,
+    /// Turns tracker host names into addresses, on helper threads.
+    pub resolver: Resolver,
+}
+
+impl Default for AnnounceConfig {
+    fn default() -> Self {
+        AnnounceConfig {
+            limits: DispatchLimits::default(),
+            goodbyes_concurrent: 32,
+            shutdown_goodbyes_within: Duration::from_secs(8),
+            resolver: Resolver::default(),
+        }
+    }
 }
 
 impl Default for SwarmConfig {
@@ -83,6 +115,7 @@ impl Default for SwarmConfig {
             cache_bytes: 64 << 20,
             preallocate: Preallocate::Sparse,
             max_connections_per_shard: 2000,
+            announce: AnnounceConfig::default(),
         }
     }
 }

@@ -18,14 +18,17 @@ use futures_lite::StreamExt;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Semaphore;
 
+use super::announce_gate::AnnounceGate;
 use super::budget::ConnectionBudget;
 use super::buffers::BufferPool;
 use super::cache::PieceCache;
 use super::clock::Clock;
 use super::command::{Command, CommandError, TorrentOp};
 use super::events::EventSink;
+use super::goodbye::Goodbyes;
 use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
+use super::resolver::DnsCache;
 use super::slot::Slot;
 use super::tracker::TrackerConnections;
 use super::{peer, shard_for, SwarmConfig};
@@ -52,6 +55,10 @@ pub struct ShardCtx {
     pub cache: Rc<RefCell<PieceCache>>,
     pub pool: Rc<RefCell<BufferPool>>,
     pub trackers: Rc<TrackerConnections>,
+    /// Lets announces through within the per-host and per-shard caps.
+    pub announces: Rc<AnnounceGate>,
+    /// Paces and bounds the `stopped` announces of stopping torrents.
+    pub goodbyes: Goodbyes,
     pub budget: ConnectionBudget,
     pub events: Option<EventSink>,
     /// Checks running at once on this shard: one, so a thousand torrents added at once
@@ -80,6 +87,12 @@ impl ShardCtx {
 
 pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     let config = shared.config.clone();
+    let dns = DnsCache::new(
+        config.announce.resolver.clone(),
+        shared.clock,
+        &format!("shard{}", id.0),
+    )
+    .map_err(|e| format!("cannot start the resolver threads: {e}"))?;
     let ctx = Rc::new(ShardCtx {
         id,
         cache: Rc::new(RefCell::new(PieceCache::new(config.cache_bytes))),
@@ -88,7 +101,9 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             config.cache_bytes,
             config.cache_bytes / 4,
         ))),
-        trackers: Rc::new(TrackerConnections::default()),
+        trackers: Rc::new(TrackerConnections::new(Rc::new(dns))),
+        announces: AnnounceGate::new(config.announce.limits, shared.clock),
+        goodbyes: Goodbyes::new(config.announce.goodbyes_concurrent, shared.clock),
         budget: ConnectionBudget::new(config.max_connections_per_shard),
         events: shared.events.clone(),
         checks: Semaphore::new(1),
@@ -113,6 +128,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         .ok_or("shard started twice")?
         .open();
     let accepting = glommio::spawn_local(accept_loop(listener, ctx.clone(), shared.clone()));
+    let gate = glommio::spawn_local(ctx.announces.clone().run());
     shared.listening.fetch_add(1, Ordering::Release);
     let mut batch = Vec::new();
     let stopped = loop {
@@ -131,11 +147,23 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         }
     };
     drop(accepting);
-    // Stop every torrent together: each announces `stopped` (briefly) and syncs its files.
+    // Stop every torrent together: each syncs its files and announces `stopped`, a few
+    // at a time and all by one deadline (see `goodbye`).
+    ctx.goodbyes
+        .shutting_down(ctx.config.announce.shutdown_goodbyes_within);
     let slots: Vec<Rc<Slot>> = ctx.torrents.borrow().values().cloned().collect();
     let endings: Vec<_> = slots.iter().map(|slot| slot.clone().pause()).collect();
     for ending in endings {
         ending.await;
+    }
+    drop(gate);
+    let skipped = ctx.goodbyes.skipped();
+    if skipped > 0 {
+        tracing::warn!(
+            shard = id.0,
+            skipped,
+            "stopping: {skipped} `stopped` announces were not sent before the deadline"
+        );
     }
     if let Some(reply) = stopped {
         let _ = reply.send(());

@@ -20,6 +20,7 @@ use glommio::net::TcpStream;
 use super::alarm::Alarm;
 use super::buffers::{BufferPool, PieceBytes};
 use super::events::{FileStamp, SwarmEvent};
+use super::goodbye::Turn;
 use super::lazy_storage::LazyStorage;
 use super::offload;
 use super::peer::{self, our_reserved, PeerHandle};
@@ -38,12 +39,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const TICK: Duration = Duration::from_millis(100);
 /// The longest an idle torrent (no peers, nothing to try) sleeps without being rung.
 const IDLE_NAP_MAX: Duration = Duration::from_secs(60);
-/// How long each goodbye announce may take when stopping.
-const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a torrent that wrote pieces syncs its files and reports them durable, when
 /// its front end keeps resume data: at most this much verified data is fetched again
 /// after a crash.
 const DURABLE_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a torrent waits to ask again when the shard's announce line is full.
+const ANNOUNCE_DEFER: Duration = Duration::from_secs(5);
+
+/// The tracker host an announce URL goes to, as the announce gate counts hosts.
+fn host_key(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => url.to_string(),
+    }
+}
 
 /// What we know of an address a tracker gave us.
 struct BookEntry {
@@ -687,21 +701,28 @@ impl TorrentRt {
         if let Some(url) = url {
             let events = match pending {
                 Event::Completed => vec![Event::Completed, Event::Stopped],
+                // The tracker never heard of us: nothing to say goodbye to.
+                Event::Started => vec![],
                 _ => vec![Event::Stopped],
             };
-            for event in events {
-                let request = self.announce_request(event);
-                let _ = glommio::timer::timeout(GOODBYE_TIMEOUT, async {
-                    Ok(tracker::announce(
-                        &url,
-                        &request,
-                        &self.shard.clock,
-                        &self.shard.trackers,
-                        self.seed,
-                    )
-                    .await)
-                })
-                .await;
+            if !events.is_empty() {
+                if let Turn::Go(within, _permit) = self.shard.goodbyes.turn().await {
+                    let _ = glommio::timer::timeout(within, async {
+                        for event in events {
+                            let request = self.announce_request(event);
+                            let _ = tracker::announce(
+                                &url,
+                                &request,
+                                &self.shard.clock,
+                                &self.shard.trackers,
+                                self.seed,
+                            )
+                            .await;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                }
             }
         }
         let keys: Vec<PeerKey> = self.peers.borrow().keys().copied().collect();
@@ -739,8 +760,32 @@ impl TorrentRt {
         until.saturating_sub(now).max(TICK)
     }
 
-    /// One announce; learns the peers it returns.
+    /// One announce, once the shard's gate lets it through; learns the peers it returns.
     async fn announce(self: Rc<Self>, url: String, event: Event) {
+        let host = host_key(&url);
+        let pass = match self
+            .shard
+            .announces
+            .enter(&host, event == Event::Completed)
+            .await
+        {
+            Ok(pass) => pass,
+            Err(full) => {
+                tracing::debug!(url, %full, "announce deferred");
+                self.announcer
+                    .borrow_mut()
+                    .defer(self.now(), ANNOUNCE_DEFER);
+                self.wake();
+                return;
+            }
+        };
+        if self.stop.get() {
+            // Stopping while in line: wind_down says goodbye if need be.
+            self.announcer
+                .borrow_mut()
+                .defer(self.now(), ANNOUNCE_DEFER);
+            return;
+        }
         let request = self.announce_request(event);
         let result = tracker::announce(
             &url,
@@ -750,6 +795,7 @@ impl TorrentRt {
             self.seed,
         )
         .await;
+        drop(pass);
         let announcer = &self.announcer;
         let now = self.now();
         match result {

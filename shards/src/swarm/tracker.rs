@@ -3,7 +3,8 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use ccbt_engine::tracker::http::{announce_from_http, announce_url};
@@ -17,6 +18,7 @@ use glommio::timer::timeout;
 use thiserror::Error;
 
 use super::clock::Clock;
+use super::resolver::{DnsCache, ResolveError};
 
 /// Longest a whole HTTP announce may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -38,6 +40,8 @@ pub enum AnnounceError {
     Runtime(#[from] glommio::GlommioError<()>),
     #[error("the tracker did not answer within {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
 }
 
 /// Idle keep-alive connections kept per tracker address, and in all, per shard.
@@ -50,15 +54,24 @@ const IDLE_FRESH: Duration = Duration::from_secs(20);
 const UDP_IDS_MAX: usize = 1024;
 
 /// A shard's connections to trackers, shared by its torrents: idle HTTP keep-alive streams,
-/// and UDP connection ids (BEP 15 lets one be reused for a minute). A seedbox with thousands
-/// of torrents on one tracker should not open a connection, or connect, for each.
-#[derive(Default)]
+/// UDP connection ids (BEP 15 lets one be reused for a minute), and the tracker names
+/// resolved. A seedbox with thousands of torrents on one tracker should not open a
+/// connection, connect, or look the name up for each.
 pub struct TrackerConnections {
     idle: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
     udp_ids: RefCell<HashMap<SocketAddr, (u64, Duration)>>,
+    dns: Rc<DnsCache>,
 }
 
 impl TrackerConnections {
+    pub fn new(dns: Rc<DnsCache>) -> TrackerConnections {
+        TrackerConnections {
+            idle: RefCell::default(),
+            udp_ids: RefCell::default(),
+            dns,
+        }
+    }
+
     fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
@@ -102,18 +115,18 @@ fn bad(url: &str, why: &str) -> TrackerError {
     }
 }
 
-/// Where a tracker URL points: host and port (the scheme's default if none), resolved.
-fn endpoint(url: &str) -> Result<SocketAddr, TrackerError> {
+/// Where a tracker URL points: host and port (the scheme's default if none), resolved off
+/// the shard thread (see `resolver`).
+pub(super) async fn endpoint(
+    url: &str,
+    connections: &TrackerConnections,
+) -> Result<SocketAddr, AnnounceError> {
     let parsed = url::Url::parse(url).map_err(|e| bad(url, &e.to_string()))?;
     let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
     let port = parsed
         .port_or_known_default()
         .ok_or_else(|| bad(url, "no port"))?;
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| bad(url, &e.to_string()))?
-        .next()
-        .ok_or_else(|| bad(url, "host has no address"))
+    Ok(connections.dns.lookup(host, port).await?)
 }
 
 async fn announce_http(
@@ -123,7 +136,7 @@ async fn announce_http(
 ) -> Result<AnnounceResponse, AnnounceError> {
     let full = announce_url(url, request)?;
     let parsed = url::Url::parse(&full).map_err(|e| bad(url, &e.to_string()))?;
-    let addr = endpoint(url)?;
+    let addr = endpoint(url, connections).await?;
     let request_bytes = get_request(&parsed, USER_AGENT);
     // A kept connection the tracker has meanwhile closed fails at once: retry on a new one.
     if let Some(stream) = connections.take(addr) {
@@ -176,7 +189,7 @@ async fn announce_udp(
     connections: &TrackerConnections,
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    let addr = endpoint(url)?;
+    let addr = endpoint(url, connections).await?;
     let local: SocketAddr = if addr.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {

@@ -1,0 +1,126 @@
+//! The shard's announce scheduler: the engine's [`Dispatcher`] driven by a task.
+//!
+//! A torrent whose announce is due (its own [`Announcer`](ccbt_engine::tracker::Announcer)
+//! says when, spread and backed off) asks the gate with [`AnnounceGate::enter`] and waits;
+//! the gate's task lets it through when its tracker host and the shard have room (caps
+//! and pacing in the engine), and the [`GatePass`] it gets frees the room when dropped.
+//! Dropping the waiting future (the torrent stopped) withdraws it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use ccbt_engine::tracker::dispatch::{DispatchLimits, Dispatcher, QueueFull, Ticket};
+use futures_channel::oneshot;
+
+use super::alarm::Alarm;
+use super::clock::Clock;
+
+/// Longest the gate's task sleeps with nothing to do; a submit rings it sooner.
+const IDLE_NAP: Duration = Duration::from_secs(60);
+
+pub struct AnnounceGate {
+    dispatcher: RefCell<Dispatcher>,
+    /// One per waiting ticket: bounded by the dispatcher's `queue_max`.
+    waiters: RefCell<HashMap<Ticket, oneshot::Sender<()>>>,
+    next_ticket: Cell<Ticket>,
+    alarm: Alarm,
+    clock: Clock,
+}
+
+/// Room for one announce to `host`; freed when dropped.
+pub struct GatePass {
+    gate: Rc<AnnounceGate>,
+    host: String,
+}
+
+impl Drop for GatePass {
+    fn drop(&mut self) {
+        self.gate.dispatcher.borrow_mut().done(&self.host);
+        self.gate.alarm.ring();
+    }
+}
+
+/// A ticket in line; withdrawn if dropped before it is let through.
+struct InLine {
+    gate: Rc<AnnounceGate>,
+    host: String,
+    ticket: Ticket,
+    through: bool,
+}
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        if self.through {
+            return;
+        }
+        self.gate.waiters.borrow_mut().remove(&self.ticket);
+        let withdrawn = self
+            .gate
+            .dispatcher
+            .borrow_mut()
+            .cancel(&self.host, self.ticket);
+        if !withdrawn {
+            // Let through, but we left before hearing it: give the room back.
+            self.gate.dispatcher.borrow_mut().done(&self.host);
+            self.gate.alarm.ring();
+        }
+    }
+}
+
+impl AnnounceGate {
+    pub fn new(limits: DispatchLimits, clock: Clock) -> Rc<AnnounceGate> {
+        Rc::new(AnnounceGate {
+            dispatcher: RefCell::new(Dispatcher::new(limits)),
+            waiters: RefCell::default(),
+            next_ticket: Cell::new(0),
+            alarm: Alarm::default(),
+            clock,
+        })
+    }
+
+    /// Waits for room to announce to `host` (`urgent`: an event such as `completed` goes
+    /// first in its host's line). [`QueueFull`] at once if the line is at its bound.
+    pub async fn enter(self: &Rc<Self>, host: &str, urgent: bool) -> Result<GatePass, QueueFull> {
+        let ticket = self.next_ticket.get();
+        self.next_ticket.set(ticket.wrapping_add(1));
+        self.dispatcher.borrow_mut().submit(host, ticket, urgent)?;
+        let (tx, rx) = oneshot::channel();
+        self.waiters.borrow_mut().insert(ticket, tx);
+        let mut in_line = InLine {
+            gate: self.clone(),
+            host: host.to_string(),
+            ticket,
+            through: false,
+        };
+        self.alarm.ring();
+        // The sender goes only when let through (or with the gate).
+        let _ = rx.await;
+        in_line.through = true;
+        Ok(GatePass {
+            gate: self.clone(),
+            host: host.to_string(),
+        })
+    }
+
+    /// The gate's task: lets tickets through as room appears, until the shard ends.
+    pub async fn run(self: Rc<Self>) {
+        loop {
+            let now = self.clock.now();
+            loop {
+                let next = self.dispatcher.borrow_mut().poll(now);
+                let Some((host, ticket)) = next else { break };
+                let waiter = self.waiters.borrow_mut().remove(&ticket);
+                let told = waiter.is_some_and(|tx| tx.send(()).is_ok());
+                if !told {
+                    // Nobody waits any more: the room goes back at once.
+                    self.dispatcher.borrow_mut().done(&host);
+                }
+            }
+            let wake = self.dispatcher.borrow().next_wake(now);
+            let nap = wake.map_or(IDLE_NAP, |at| at.saturating_sub(now));
+            self.alarm.sleep(nap.max(Duration::from_millis(1))).await;
+        }
+    }
+}
