@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod http;
 pub mod http_response;
 pub mod schedule;
+pub mod scrape_book;
 pub mod tiers;
 pub mod udp;
 
@@ -21,6 +22,7 @@ pub use announcer::Announcer;
 pub use dispatch::{DispatchLimits, Dispatcher, QueueFull};
 pub use http_response::{HttpResponse, ResponseReader};
 pub use schedule::AnnounceSchedule;
+pub use scrape_book::ScrapeBook;
 pub use tiers::TrackerList;
 pub use udp::{UdpAnnouncer, UdpResponse, UdpStep};
 
