@@ -16,6 +16,9 @@ use crate::hash::InfoHash;
 
 /// How often a torrent's counts are refreshed.
 pub const SCRAPE_EVERY: Duration = Duration::from_secs(30 * 60);
+/// Due times are rounded up to this grid, so torrents registered within the same minute
+/// keep sharing batches.
+pub const SCRAPE_GRID: Duration = Duration::from_secs(60);
 /// How soon a batch that failed is asked again.
 pub const SCRAPE_RETRY: Duration = Duration::from_secs(5 * 60);
 
@@ -94,7 +97,7 @@ impl ScrapeBook {
                 out.push((url.to_string(), chunk.to_vec()));
             }
         }
-        let next = now.saturating_add(SCRAPE_EVERY);
+        let next = align_up(now.saturating_add(SCRAPE_EVERY));
         for (_, batch) in &out {
             for h in batch {
                 if let Some(e) = self.entries.get_mut(h) {
@@ -109,7 +112,7 @@ impl ScrapeBook {
     pub fn failed(&mut self, hashes: &[InfoHash], now: Duration) {
         for h in hashes {
             if let Some(e) = self.entries.get_mut(h) {
-                e.next = now.saturating_add(SCRAPE_RETRY);
+                e.next = align_up(now.saturating_add(SCRAPE_RETRY));
             }
         }
     }
@@ -121,6 +124,13 @@ impl ScrapeBook {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// `at` rounded up to the next multiple of [`SCRAPE_GRID`].
+fn align_up(at: Duration) -> Duration {
+    let grid = SCRAPE_GRID.as_secs();
+    let secs = at.as_secs() + u64::from(at.subsec_nanos() > 0);
+    Duration::from_secs(secs.div_ceil(grid).saturating_mul(grid))
 }
 
 #[cfg(test)]
@@ -187,6 +197,16 @@ mod tests {
         let b = book.due(secs(0), |_| 64, 10);
         book.failed(&b[0].1, secs(0));
         assert!(book.due(SCRAPE_RETRY - secs(1), |_| 64, 10).is_empty());
+        // Registered 20 s apart, scraped together after the first round.
+        let mut apart = ScrapeBook::new(10);
+        apart.want(h(7), "t", secs(100));
+        assert_eq!(apart.due(secs(100), |_| 64, 10).len(), 1);
+        apart.want(h(8), "t", secs(120));
+        assert_eq!(apart.due(secs(120), |_| 64, 10).len(), 1);
+        let mut round = apart.due(secs(120) + SCRAPE_EVERY + SCRAPE_GRID, |_| 64, 10);
+        assert_eq!(round.len(), 1, "one batch for both");
+        round[0].1.sort_by_key(|x| *x.as_bytes());
+        assert_eq!(round[0].1, vec![h(7), h(8)]);
         assert_eq!(book.due(SCRAPE_RETRY, |_| 64, 10)[0].1.len(), 2);
         book.want(h(1), "udp://c:1", secs(10));
         assert_eq!(

@@ -252,6 +252,12 @@ impl UdpAnnouncer {
         }
     }
 
+    /// Uses a connection id from an earlier exchange with the same tracker (and when it
+    /// was obtained), before [`UdpAnnouncer::start`].
+    pub fn set_connection(&mut self, cached_connection: Option<(u64, Duration)>) {
+        self.connection = cached_connection;
+    }
+
     /// Says the tracker is reached over IPv6, so announce replies carry IPv6 peers.
     pub fn set_ipv6(&mut self, ipv6: bool) {
         self.ipv6 = ipv6;

@@ -124,3 +124,15 @@ impl AnnounceGate {
         }
     }
 }
+
+/// The tracker host an announce or scrape URL goes to, as the gate counts hosts.
+pub fn host_key(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}:{}",
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => url.to_string(),
+    }
+}

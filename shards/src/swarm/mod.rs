@@ -27,6 +27,7 @@ mod lazy_storage;
 mod offload;
 mod peer;
 mod resolver;
+mod scraper;
 mod send_batch;
 mod shard;
 mod slot;
@@ -51,7 +52,7 @@ pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use ccbt_engine::tracker::DispatchLimits;
 pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use resolver::{Resolve, ResolveError, Resolver};
-pub use status::{FaultKind, TorrentFault, TorrentState, TorrentStatus};
+pub use status::{FaultKind, SwarmCounts, TorrentFault, TorrentState, TorrentStatus};
 pub use storage::{Preallocate, StorageError};
 
 use command::{reply_channel, Command};

@@ -29,6 +29,7 @@ use super::goodbye::Goodbyes;
 use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
 use super::resolver::DnsCache;
+use super::scraper::Scraper;
 use super::slot::Slot;
 use super::tracker::TrackerConnections;
 use super::{peer, shard_for, SwarmConfig};
@@ -59,6 +60,8 @@ pub struct ShardCtx {
     pub announces: Rc<AnnounceGate>,
     /// Paces and bounds the `stopped` announces of stopping torrents.
     pub goodbyes: Goodbyes,
+    /// Scrapes the shard's torrents in batches per tracker.
+    pub scraper: Rc<Scraper>,
     pub budget: ConnectionBudget,
     pub events: Option<EventSink>,
     /// Checks running at once on this shard: one, so a thousand torrents added at once
@@ -93,6 +96,9 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         &format!("shard{}", id.0),
     )
     .map_err(|e| format!("cannot start the resolver threads: {e}"))?;
+    let trackers = Rc::new(TrackerConnections::new(Rc::new(dns)));
+    let announces = AnnounceGate::new(config.announce.limits, shared.clock);
+    let random = entropy(id);
     let ctx = Rc::new(ShardCtx {
         id,
         cache: Rc::new(RefCell::new(PieceCache::new(config.cache_bytes))),
@@ -101,15 +107,16 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             config.cache_bytes,
             config.cache_bytes / 4,
         ))),
-        trackers: Rc::new(TrackerConnections::new(Rc::new(dns))),
-        announces: AnnounceGate::new(config.announce.limits, shared.clock),
+        scraper: Scraper::new(shared.clock, announces.clone(), trackers.clone(), random),
+        trackers,
+        announces,
         goodbyes: Goodbyes::new(config.announce.goodbyes_concurrent, shared.clock),
         budget: ConnectionBudget::new(config.max_connections_per_shard),
         events: shared.events.clone(),
         checks: Semaphore::new(1),
         torrents: RefCell::default(),
         next_index: Cell::new(0),
-        random: entropy(id),
+        random,
         clock: shared.clock,
         config,
     });
@@ -129,6 +136,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         .open();
     let accepting = glommio::spawn_local(accept_loop(listener, ctx.clone(), shared.clone()));
     let gate = glommio::spawn_local(ctx.announces.clone().run());
+    let scraping = glommio::spawn_local(ctx.scraper.clone().run());
     shared.listening.fetch_add(1, Ordering::Release);
     let mut batch = Vec::new();
     let stopped = loop {
@@ -156,6 +164,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     for ending in endings {
         ending.await;
     }
+    drop(scraping);
     drop(gate);
     let skipped = ctx.goodbyes.skipped();
     if skipped > 0 {

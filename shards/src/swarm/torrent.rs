@@ -18,6 +18,7 @@ use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
 
 use super::alarm::Alarm;
+use super::announce_gate::host_key;
 use super::buffers::{BufferPool, PieceBytes};
 use super::events::{FileStamp, SwarmEvent};
 use super::goodbye::Turn;
@@ -46,18 +47,6 @@ const DURABLE_EVERY: Duration = Duration::from_secs(2);
 
 /// How long a torrent waits to ask again when the shard's announce line is full.
 const ANNOUNCE_DEFER: Duration = Duration::from_secs(5);
-
-/// The tracker host an announce URL goes to, as the announce gate counts hosts.
-fn host_key(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}:{}",
-            u.host_str().unwrap_or(""),
-            u.port_or_known_default().unwrap_or(0)
-        ),
-        Err(_) => url.to_string(),
-    }
-}
 
 /// What we know of an address a tracker gave us.
 struct BookEntry {
@@ -589,6 +578,12 @@ impl TorrentRt {
     pub async fn run(self: Rc<Self>, keep_seeding: bool) {
         let mut was_done = self.engine.borrow().is_done();
         let mut next_durable = self.now() + DURABLE_EVERY;
+        let first_tracker = self.announcer.borrow().current().map(str::to_string);
+        if let Some(url) = first_tracker {
+            self.shard
+                .scraper
+                .want(self.meta.info_hash, &url, &self.status);
+        }
         while !self.stop.get() && !self.has_failed() {
             let now = self.now();
             self.engine.borrow_mut().tick(now);
@@ -679,6 +674,7 @@ impl TorrentRt {
     /// Syncs the files, says goodbye to the tracker and drops the peers.
     async fn wind_down(&self) {
         self.publish();
+        self.shard.scraper.forget(&self.meta.info_hash);
         let announcer = &self.announcer;
         if !self.has_failed() {
             if let Some(storage) = self.storage.if_open() {
@@ -801,6 +797,12 @@ impl TorrentRt {
         match result {
             Ok(response) => {
                 tracing::debug!(url, peers = response.peers.len(), "announced");
+                if let (Some(seeders), Some(leechers)) = (response.seeders, response.leechers) {
+                    self.status.set_announced(seeders, leechers);
+                }
+                self.shard
+                    .scraper
+                    .want(self.meta.info_hash, &url, &self.status);
                 self.learn(&response.peers);
                 let wants_peers = {
                     let engine = self.engine.borrow();

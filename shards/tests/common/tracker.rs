@@ -2,6 +2,9 @@
 //! event, and how many were being answered at once. Each request is answered after a
 //! delay, so concurrency is visible; `black_hole` stops answering at all.
 
+// Each test binary uses part of this.
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // Not every test reads every field.
 pub struct Arrival {
     pub at: Instant,
     pub event: String,
@@ -154,4 +156,107 @@ pub fn per_second(times: &[Instant]) -> Vec<usize> {
         }
     }
     bins
+}
+
+/// Undoes percent-encoding, byte-exact.
+pub fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() + 1 && i + 3 <= b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(0));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A BEP 48 answer for every `info_hash` in `query`: 3 seeders, 5 leechers, 7 completed.
+pub fn scrape_every_hash(query: &str) -> Vec<u8> {
+    let mut body = b"d5:filesd".to_vec();
+    let mut hashes: Vec<Vec<u8>> = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("info_hash="))
+        .map(percent_decode)
+        .collect();
+    hashes.sort();
+    hashes.dedup();
+    for h in hashes {
+        body.extend(format!("{}:", h.len()).as_bytes());
+        body.extend(&h);
+        body.extend(b"d8:completei3e10:downloadedi7e10:incompletei5ee");
+    }
+    body.extend(b"ee");
+    body
+}
+
+/// A BEP 15 tracker on 127.0.0.1: connects, answers announces with no peers, and scrapes
+/// with complete = 11, downloaded = 13, incomplete = 12 for each hash; records the number
+/// of hashes in each scrape packet.
+pub struct UdpTracker {
+    pub port: u16,
+    pub scrapes: Arc<Mutex<Vec<usize>>>,
+    pub announces: Arc<AtomicUsize>,
+}
+
+impl UdpTracker {
+    pub fn start() -> UdpTracker {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let scrapes = Arc::new(Mutex::new(Vec::new()));
+        let announces = Arc::new(AtomicUsize::new(0));
+        let (s, a) = (scrapes.clone(), announces.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let d = &buf[..n];
+                if n < 16 {
+                    continue;
+                }
+                let action = u32::from_be_bytes(d[8..12].try_into().unwrap());
+                let tid = &d[12..16];
+                let mut out = Vec::new();
+                match action {
+                    0 => {
+                        out.extend(0u32.to_be_bytes());
+                        out.extend(tid);
+                        out.extend(0x1234_5678_9abc_def0u64.to_be_bytes());
+                    }
+                    1 => {
+                        a.fetch_add(1, Ordering::SeqCst);
+                        out.extend(1u32.to_be_bytes());
+                        out.extend(tid);
+                        for v in [1800u32, 0, 0] {
+                            out.extend(v.to_be_bytes());
+                        }
+                    }
+                    2 => {
+                        let count = (n - 16) / 20;
+                        s.lock().unwrap().push(count);
+                        out.extend(2u32.to_be_bytes());
+                        out.extend(tid);
+                        for _ in 0..count {
+                            for v in [11u32, 13, 12] {
+                                out.extend(v.to_be_bytes());
+                            }
+                        }
+                    }
+                    _ => continue,
+                }
+                let _ = socket.send_to(&out, from);
+            }
+        });
+        UdpTracker {
+            port,
+            scrapes,
+            announces,
+        }
+    }
 }
