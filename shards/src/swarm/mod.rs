@@ -48,8 +48,8 @@ use ccbt_engine::session::SessionConfig;
 use ccbt_engine::{Bitfield, InfoHash};
 
 use crate::pool::{self, ShardConfig, ShardError, ShardId, Shards};
-pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use ccbt_engine::tracker::DispatchLimits;
+pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use resolver::{Resolve, ResolveError, Resolver};
 pub use status::{FaultKind, SwarmCounts, TorrentFault, TorrentState, TorrentStatus};
@@ -200,12 +200,14 @@ impl Swarm {
         let mut shard_config = config.shards.clone();
         shard_config.io_memory_bytes = shard_config.io_memory_bytes.max(1 << 20);
         let task_shared = shared.clone();
-        let shards = pool::spawn(&shard_config, move |id| {
-            shard::run(id, task_shared.clone())
-        })?;
+        let shards = pool::spawn(&shard_config, move |id| shard::run(id, task_shared.clone()))?;
         let deadline = Instant::now() + LISTEN_TIMEOUT;
         while listening.load(Ordering::Acquire) < count {
-            let failed = shared.listen_error.lock().expect("listen error lock").clone();
+            let failed = shared
+                .listen_error
+                .lock()
+                .expect("listen error lock")
+                .clone();
             if let Some(message) = failed {
                 drop(inboxes);
                 let _ = shards.join();
