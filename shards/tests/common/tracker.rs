@@ -27,14 +27,27 @@ pub struct Record {
     pub black_hole: AtomicBool,
 }
 
+impl Arrival {
+    pub fn is_scrape(&self) -> bool {
+        self.path.ends_with("/scrape")
+    }
+}
+
 impl Record {
+    /// Announces (not scrapes) with this `event` ("" for a regular one).
     pub fn count(&self, event: &str) -> usize {
+        self.times(event).len()
+    }
+
+    /// Announces only, in arrival order.
+    pub fn announces(&self) -> Vec<Arrival> {
         self.arrivals
             .lock()
             .unwrap()
             .iter()
-            .filter(|a| a.event == event)
-            .count()
+            .filter(|a| !a.is_scrape())
+            .cloned()
+            .collect()
     }
 
     pub fn times(&self, event: &str) -> Vec<Instant> {
@@ -42,7 +55,7 @@ impl Record {
             .lock()
             .unwrap()
             .iter()
-            .filter(|a| a.event == event)
+            .filter(|a| a.event == event && !a.is_scrape())
             .map(|a| a.at)
             .collect()
     }
