@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ccbt_engine::tracker::http::scrape_url;
 use ccbt_engine::tracker::ScrapeBook;
 use ccbt_engine::InfoHash;
 
@@ -56,7 +57,13 @@ impl Scraper {
     }
 
     /// Scrape `hash` at announce URL `url` from now on (again at once if the URL changed).
+    /// An HTTP tracker whose URL does not follow the BEP 48 convention has no scrape URL
+    /// we can know: its torrents are not scraped (their announces still give counts).
     pub fn want(&self, hash: InfoHash, url: &str, status: &Arc<TorrentStatus>) {
+        if !url.starts_with("udp://") && scrape_url(url, &hash).is_none() {
+            self.forget(&hash);
+            return;
+        }
         let now = self.clock.now();
         if self.book.borrow_mut().want(hash, url, now) {
             self.statuses
