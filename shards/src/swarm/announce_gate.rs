@@ -136,3 +136,43 @@ pub fn host_key(url: &str) -> String {
         Err(_) => url.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_holds_a_dropped_waiter_leaves_the_line_and_a_pass_frees_room() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let limits = DispatchLimits {
+                    per_host: 1,
+                    host_gap: Duration::ZERO,
+                    ..DispatchLimits::default()
+                };
+                let gate = AnnounceGate::new(limits, Clock::start());
+                let task = glommio::spawn_local(gate.clone().run());
+                let first = gate.enter("t:80", false).await.unwrap();
+                let g = gate.clone();
+                let second = glommio::spawn_local(async move { g.enter("t:80", false).await });
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                assert_eq!(
+                    gate.dispatcher.borrow().waiting(),
+                    1,
+                    "capped at 1 in flight"
+                );
+                drop(second);
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                assert_eq!(gate.dispatcher.borrow().waiting(), 0, "left the line");
+                assert_eq!(gate.waiters.borrow().len(), 0);
+                drop(first);
+                assert_eq!(gate.dispatcher.borrow().in_flight(), 0);
+                let third = gate.enter("t:80", false).await.unwrap();
+                drop(third);
+                drop(task);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}

@@ -80,6 +80,9 @@ pub struct TorrentRt {
     alarm: Alarm,
     /// Set by a command (pause, remove, shutdown): the run loop winds down.
     stop: Cell<bool>,
+    /// The announce waiting in the shard's gate, woken to leave the line when the torrent
+    /// stops (one announce is in flight at a time, so one waker).
+    stop_waker: Cell<Option<std::task::Waker>>,
     announcer: RefCell<Announcer>,
     /// Pieces last reported durable, and whether completion has been reported.
     durable_pieces: Cell<Option<u32>>,
@@ -118,6 +121,7 @@ impl TorrentRt {
             fault: RefCell::new(None),
             alarm: Alarm::default(),
             stop: Cell::new(false),
+            stop_waker: Cell::new(None),
             durable_pieces: Cell::new(None),
             completed_reported: Cell::new(done),
         }
@@ -134,6 +138,9 @@ impl TorrentRt {
     /// Asks the run loop to wind down (announce `stopped`, sync, drop peers).
     pub fn request_stop(&self) {
         self.stop.set(true);
+        if let Some(waker) = self.stop_waker.take() {
+            waker.wake();
+        }
         self.wake();
     }
 
@@ -756,15 +763,46 @@ impl TorrentRt {
         until.saturating_sub(now).max(TICK)
     }
 
+    /// Returns once the torrent is asked to stop.
+    async fn until_stopped(&self) {
+        std::future::poll_fn(|cx| {
+            if self.stop.get() {
+                std::task::Poll::Ready(())
+            } else {
+                self.stop_waker.set(Some(cx.waker().clone()));
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+
     /// One announce, once the shard's gate lets it through; learns the peers it returns.
     async fn announce(self: Rc<Self>, url: String, event: Event) {
         let host = host_key(&url);
-        let pass = match self
-            .shard
-            .announces
-            .enter(&host, event == Event::Completed)
-            .await
-        {
+        // Leave the line if the torrent stops meanwhile: with 100,000 torrents it may be
+        // long, and a paused torrent should not hold its place (or its memory) in it.
+        let entered = futures_lite::future::or(
+            async {
+                Some(
+                    self.shard
+                        .announces
+                        .enter(&host, event == Event::Completed)
+                        .await,
+                )
+            },
+            async {
+                self.until_stopped().await;
+                None
+            },
+        )
+        .await;
+        let Some(entered) = entered else {
+            self.announcer
+                .borrow_mut()
+                .defer(self.now(), ANNOUNCE_DEFER);
+            return;
+        };
+        let pass = match entered {
             Ok(pass) => pass,
             Err(full) => {
                 tracing::debug!(url, %full, "announce deferred");
