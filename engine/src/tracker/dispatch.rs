@@ -217,6 +217,33 @@ impl Dispatcher {
     }
 }
 
+/// Tells a torrent added on its own from one of a crowd, so the lone one's first
+/// announce can jump the line (the user just added it and waits for peers) while a daemon
+/// resuming 100,000 torrents still sends their `started` in turn. The first
+/// [`StartBurst::LONE_MAX`] starts in each [`StartBurst::WINDOW`] count as lone: a crowd
+/// misread (adds trickling in) lets at most 8 a second go first, which the caps still
+/// bound.
+#[derive(Debug, Default, Clone)]
+pub struct StartBurst {
+    window_start: Duration,
+    count: u32,
+}
+
+impl StartBurst {
+    pub const WINDOW: Duration = Duration::from_secs(1);
+    pub const LONE_MAX: u32 = 8;
+
+    /// A torrent starts now: is it (still) one of few?
+    pub fn start(&mut self, now: Duration) -> bool {
+        if self.count == 0 || now.saturating_sub(self.window_start) >= Self::WINDOW {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= Self::LONE_MAX
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +338,15 @@ mod tests {
         assert!(!d.cancel("t", 1));
         d.submit("t", 9, true).unwrap();
         assert_eq!(d.poll(ms(0)).map(|x| x.1), Some(9), "urgent first");
+    }
+
+    #[test]
+    fn a_lone_start_is_told_from_a_crowd() {
+        let mut b = StartBurst::default();
+        let crowd = (0..1000).filter(|_| b.start(ms(5))).count();
+        assert_eq!(crowd, StartBurst::LONE_MAX as usize);
+        assert!(!b.start(ms(900)), "still the same burst");
+        assert!(b.start(ms(2_000)), "later, on its own");
     }
 
     proptest! {

@@ -19,7 +19,7 @@ pub use announce::{
     Announce, AnnounceResponse, Event, ScrapeStats, INTERVAL_MAX, INTERVAL_MIN, PEERS_MAX,
 };
 pub use announcer::Announcer;
-pub use dispatch::{DispatchLimits, Dispatcher, QueueFull};
+pub use dispatch::{DispatchLimits, Dispatcher, QueueFull, StartBurst};
 pub use http_response::{HttpResponse, ResponseReader};
 pub use schedule::AnnounceSchedule;
 pub use scrape_book::ScrapeBook;

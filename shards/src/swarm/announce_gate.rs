@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use ccbt_engine::tracker::dispatch::{DispatchLimits, Dispatcher, QueueFull, Ticket};
+use ccbt_engine::tracker::dispatch::{DispatchLimits, Dispatcher, QueueFull, StartBurst, Ticket};
 use futures_channel::oneshot;
 
 use super::alarm::Alarm;
@@ -27,6 +27,7 @@ pub struct AnnounceGate {
     next_ticket: Cell<Ticket>,
     alarm: Alarm,
     clock: Clock,
+    starts: RefCell<StartBurst>,
 }
 
 /// Room for one announce to `host`; freed when dropped.
@@ -77,6 +78,7 @@ impl AnnounceGate {
             next_ticket: Cell::new(0),
             alarm: Alarm::default(),
             clock,
+            starts: RefCell::default(),
         })
     }
 
@@ -102,6 +104,12 @@ impl AnnounceGate {
             gate: self.clone(),
             host: host.to_string(),
         })
+    }
+
+    /// A torrent's first announce: `true` if it starts on its own (see [`StartBurst`]), so
+    /// it should go first in line.
+    pub fn lone_start(&self) -> bool {
+        self.starts.borrow_mut().start(self.clock.now())
     }
 
     /// The gate's task: lets tickets through as room appears, until the shard ends.

@@ -779,17 +779,17 @@ impl TorrentRt {
     /// One announce, once the shard's gate lets it through; learns the peers it returns.
     async fn announce(self: Rc<Self>, url: String, event: Event) {
         let host = host_key(&url);
+        // `completed` must be heard; a torrent added on its own wants peers now. A crowd
+        // of `started` (a daemon resuming) waits its turn.
+        let urgent = match event {
+            Event::Completed => true,
+            Event::Started => self.shard.announces.lone_start(),
+            _ => false,
+        };
         // Leave the line if the torrent stops meanwhile: with 100,000 torrents it may be
         // long, and a paused torrent should not hold its place (or its memory) in it.
         let entered = futures_lite::future::or(
-            async {
-                Some(
-                    self.shard
-                        .announces
-                        .enter(&host, event == Event::Completed)
-                        .await,
-                )
-            },
+            async { Some(self.shard.announces.enter(&host, urgent).await) },
             async {
                 self.until_stopped().await;
                 None
