@@ -53,12 +53,21 @@ impl Announcer {
         Some((url, self.event))
     }
 
-    pub fn on_success(&mut self, now: Duration, response: &AnnounceResponse) {
+    /// `wants_peers`: the torrent is incomplete and short of peers (see
+    /// [`AnnounceSchedule::on_success`]).
+    pub fn on_success(&mut self, now: Duration, response: &AnnounceResponse, wants_peers: bool) {
         self.in_flight = false;
         self.event = Event::None;
         self.failures_in_row = 0;
         self.list.on_success();
-        self.schedule.on_success(now, response);
+        self.schedule.on_success(now, response, wants_peers);
+    }
+
+    /// The announce could not even be tried (the shard's line was full): ask again after
+    /// `delay`, with the same tracker and event, and no failure counted.
+    pub fn defer(&mut self, now: Duration, delay: Duration) {
+        self.in_flight = false;
+        self.schedule.defer_until(now.saturating_add(delay));
     }
 
     pub fn on_failure(&mut self, now: Duration) {
@@ -134,13 +143,13 @@ mod tests {
         a.on_failure(secs(2));
         assert!(a.poll(secs(2)).is_none(), "every tracker failed: back off");
         assert!(a.poll(secs(30)).is_some());
-        a.on_success(secs(30), &ok(1800));
+        a.on_success(secs(30), &ok(1800), false);
         assert!(a.poll(secs(31)).is_none());
         a.completed();
         assert_eq!(a.poll(secs(32)).unwrap().1, Event::Completed);
-        a.on_success(secs(32), &ok(1800));
+        a.on_success(secs(32), &ok(1800), false);
         assert_eq!(a.pending_event(), Event::None);
-        assert!(a.poll(secs(32 + 1800)).is_some());
+        assert!(a.poll(secs(32 + 2 * 1800)).is_some());
     }
 
     #[test]
@@ -157,7 +166,8 @@ mod tests {
         assert_eq!(a.next_due(), Some(secs(0)));
         a.poll(secs(0)).unwrap();
         assert_eq!(a.next_due(), None);
-        a.on_success(secs(5), &ok(1800));
-        assert_eq!(a.next_due(), Some(secs(1805)));
+        a.on_success(secs(5), &ok(1800), false);
+        let due = a.next_due().unwrap();
+        assert!(due >= secs(1805) && due < secs(3605), "{due:?}");
     }
 }

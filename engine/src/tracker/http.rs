@@ -52,10 +52,25 @@ pub fn announce_url(base: &str, a: &Announce) -> Result<String, TrackerError> {
     Ok(url.into())
 }
 
+/// Most info hashes in one HTTP scrape. Each costs ~70 bytes of URL (`&info_hash=` and up
+/// to 60 of percent-encoding): 64 keep the request line under ~5 KB, which common
+/// trackers and proxies accept (many cap request lines at 8 KB).
+pub const HTTP_SCRAPE_HASHES_MAX: usize = 64;
+
+/// Most torrents we read from one scrape answer; more is a tracker listing everything (or
+/// an attack) and the rest are dropped.
+pub const SCRAPE_FILES_MAX: usize = 4096;
+
 /// The scrape URL for an announce URL, by the BEP 48 convention: the last path component
 /// must start with `announce`, which becomes `scrape`. `None` when the tracker does not
 /// follow the convention (it then has no scrape URL we can know) or is not HTTP.
 pub fn scrape_url(announce: &str, info_hash: &InfoHash) -> Option<String> {
+    scrape_url_many(announce, std::slice::from_ref(info_hash))
+}
+
+/// One scrape URL for several torrents (one `info_hash` parameter each, BEP 48), the first
+/// [`HTTP_SCRAPE_HASHES_MAX`] of `hashes`; the caller sends the rest in further requests.
+pub fn scrape_url_many(announce: &str, hashes: &[InfoHash]) -> Option<String> {
     let mut url = Url::parse(announce).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
         return None;
@@ -66,11 +81,9 @@ pub fn scrape_url(announce: &str, info_hash: &InfoHash) -> Option<String> {
     let path = format!("{}scrape{rest}", &path[..=slash]);
     url.set_path(&path);
     let mut query = String::new();
-    push_param(
-        &mut query,
-        "info_hash",
-        &percent_encode(info_hash.as_bytes()),
-    );
+    for h in &hashes[..hashes.len().min(HTTP_SCRAPE_HASHES_MAX)] {
+        push_param(&mut query, "info_hash", &percent_encode(h.as_bytes()));
+    }
     set_query_after_existing(&mut url, &query);
     Some(url.into())
 }
@@ -121,6 +134,17 @@ pub fn announce_from_http(response: &HttpResponse) -> Result<AnnounceResponse, T
 
 /// Parses a scrape response body and returns the counts for `info_hash`.
 pub fn parse_scrape(body: &[u8], info_hash: &InfoHash) -> Result<ScrapeStats, TrackerError> {
+    parse_scrape_all(body)?
+        .into_iter()
+        .find(|(h, _)| h == info_hash)
+        .map(|(_, stats)| stats)
+        .ok_or_else(|| malformed("it has no entry for this torrent"))
+}
+
+/// Parses a scrape response body: every torrent it lists (at most [`SCRAPE_FILES_MAX`])
+/// with its counts. Keys that are not 20 bytes, and entries that are not dictionaries,
+/// are skipped: one bad entry should not cost the counts of the other 63.
+pub fn parse_scrape_all(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeStats)>, TrackerError> {
     let value = decode(body, &RESPONSE_LIMITS)?;
     let dict = top_dict(&value)?;
     let files = match dict.get(b"files") {
@@ -128,20 +152,26 @@ pub fn parse_scrape(body: &[u8], info_hash: &InfoHash) -> Result<ScrapeStats, Tr
         Some(other) => return Err(wrong_kind("files", "dictionary", other)),
         None => return Err(malformed("it has no `files`")),
     };
-    let entry = match files.get(info_hash.as_bytes()) {
-        Some(Value::Dict(entry)) => entry,
-        Some(other) => return Err(wrong_kind("files entry", "dictionary", other)),
-        None => return Err(malformed("it has no entry for this torrent")),
-    };
-    // Counts are advisory: a missing or nonsensical one reads as zero.
-    let stat = |key: &'static [u8]| -> Result<u32, TrackerError> {
-        Ok(int(entry, key)?.and_then(count).unwrap_or(0))
-    };
-    Ok(ScrapeStats {
-        complete: stat(b"complete")?,
-        incomplete: stat(b"incomplete")?,
-        downloaded: stat(b"downloaded")?,
-    })
+    let mut out = Vec::new();
+    for (key, entry) in files.entries() {
+        if out.len() >= SCRAPE_FILES_MAX {
+            break;
+        }
+        let (Ok(hash), Value::Dict(entry)) = (<[u8; 20]>::try_from(*key), entry) else {
+            continue;
+        };
+        // Counts are advisory: a missing or nonsensical one reads as zero.
+        let stat = |key: &'static [u8]| int(entry, key).ok().flatten().and_then(count).unwrap_or(0);
+        out.push((
+            crate::hash::Sha1Digest(hash),
+            ScrapeStats {
+                complete: stat(b"complete"),
+                incomplete: stat(b"incomplete"),
+                downloaded: stat(b"downloaded"),
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// Percent-encodes raw bytes for a query value: RFC 3986 unreserved characters stay,
@@ -480,11 +510,106 @@ mod tests {
         );
     }
 
+    #[test]
+    fn scrape_many_lists_every_hash_and_reads_every_entry() {
+        let hashes: Vec<InfoHash> = (0..100u8)
+            .map(|i| crate::hash::Sha1Digest([i; 20]))
+            .collect();
+        let url = scrape_url_many("http://t.example/announce?pk=7", &hashes).unwrap();
+        assert!(
+            url.starts_with("http://t.example/scrape?pk=7&info_hash="),
+            "{url}"
+        );
+        assert_eq!(url.matches("info_hash=").count(), HTTP_SCRAPE_HASHES_MAX);
+        assert!(url.len() < 8 * 1024);
+        let mut body = b"d5:filesd".to_vec();
+        for (i, h) in hashes.iter().take(3).enumerate() {
+            body.extend(b"20:");
+            body.extend(h.as_bytes());
+            body.extend(
+                format!("d8:completei{i}e10:downloadedi7e10:incompletei{}ee", i + 1).as_bytes(),
+            );
+        }
+        // A short key and a non-dict entry are skipped, not fatal.
+        body.extend(b"3:abcd8:completei1ee20:");
+        body.extend([9u8; 20]);
+        body.extend(b"i5eee");
+        let all = parse_scrape_all(&body).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(
+            all[2],
+            (
+                hashes[2],
+                ScrapeStats {
+                    complete: 2,
+                    incomplete: 3,
+                    downloaded: 7
+                }
+            )
+        );
+        assert!(parse_scrape_all(b"d14:failure reason2:noe").is_err());
+    }
+
+    /// Undoes [`percent_encode`], byte-exact.
+    fn percent_decode(s: &str) -> Vec<u8> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
     proptest! {
         #[test]
         fn parse_announce_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = parse_announce(&body);
             let _ = parse_scrape(&body, &hash_0_to_19());
+            let _ = parse_scrape_all(&body);
+        }
+
+        /// Near-valid scrape bodies (a files dict with arbitrary keys and values) parse
+        /// without panicking, and only 20-byte keys come back.
+        #[test]
+        fn parse_scrape_all_takes_only_well_formed_entries(
+            entries in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..24), proptest::collection::vec(any::<u8>(), 0..40)),
+                0..20,
+            ),
+        ) {
+            let mut body = b"d5:filesd".to_vec();
+            for (k, v) in &entries {
+                body.extend(format!("{}:", k.len()).as_bytes());
+                body.extend(k);
+                body.extend(v);
+            }
+            body.extend(b"ee");
+            if let Ok(all) = parse_scrape_all(&body) {
+                prop_assert!(all.len() <= entries.len());
+            }
+        }
+
+        #[test]
+        fn scrape_url_many_round_trips_the_hashes(
+            hashes in proptest::collection::vec(any::<[u8; 20]>(), 0..100),
+        ) {
+            let hashes: Vec<InfoHash> = hashes.into_iter().map(crate::hash::Sha1Digest).collect();
+            let url = scrape_url_many("http://t.example:81/x/announce", &hashes).unwrap();
+            let query = url.split_once('?').map_or("", |(_, q)| q);
+            let got: Vec<Vec<u8>> = query
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("info_hash="))
+                .map(percent_decode)
+                .collect();
+            let want: Vec<Vec<u8>> = hashes.iter().take(HTTP_SCRAPE_HASHES_MAX).map(|h| h.as_bytes().to_vec()).collect();
+            prop_assert_eq!(got, want);
         }
 
         #[test]

@@ -7,9 +7,11 @@
 
 mod announce;
 pub mod announcer;
+pub mod dispatch;
 pub mod http;
 pub mod http_response;
 pub mod schedule;
+pub mod scrape_book;
 pub mod tiers;
 pub mod udp;
 
@@ -17,8 +19,10 @@ pub use announce::{
     Announce, AnnounceResponse, Event, ScrapeStats, INTERVAL_MAX, INTERVAL_MIN, PEERS_MAX,
 };
 pub use announcer::Announcer;
+pub use dispatch::{DispatchLimits, Dispatcher, QueueFull, StartBurst};
 pub use http_response::{HttpResponse, ResponseReader};
 pub use schedule::AnnounceSchedule;
+pub use scrape_book::ScrapeBook;
 pub use tiers::TrackerList;
 pub use udp::{UdpAnnouncer, UdpResponse, UdpStep};
 

@@ -1,4 +1,5 @@
-//! UDP tracker protocol (BEP 15): datagram codecs and a state machine for one announce.
+//! UDP tracker protocol (BEP 15): datagram codecs and a state machine for one announce
+//! or one scrape of up to [`SCRAPE_HASHES_MAX`] torrents.
 //!
 //! An announce is two round trips: `connect` yields a connection id (proof that our
 //! address is not spoofed), then `announce` uses it. A connection id may be reused for one
@@ -176,6 +177,9 @@ pub enum UdpStep {
     Send(Vec<u8>),
     /// The announce succeeded.
     Done(AnnounceResponse),
+    /// The scrape succeeded: counts in the order the hashes were asked (a tracker may
+    /// answer for fewer; never more).
+    Scraped(Vec<ScrapeStats>),
     /// The announce failed; nothing more will happen.
     Failed(TrackerError),
     /// Nothing to do (a stray datagram, an early timer).
@@ -190,7 +194,7 @@ pub enum UdpStep {
 /// connection id has expired goes back to `connect`.
 #[derive(Debug, Clone)]
 pub struct UdpAnnouncer {
-    announce: Announce,
+    ask: Ask,
     connection: Option<(u64, Duration)>,
     rng: SplitMix64,
     ipv6: bool,
@@ -199,6 +203,13 @@ pub struct UdpAnnouncer {
     transaction_id: u32,
     timeouts: u32,
     deadline: Duration,
+}
+
+/// What the exchange asks once connected.
+#[derive(Debug, Clone)]
+enum Ask {
+    Announce(Announce),
+    Scrape(Vec<InfoHash>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,8 +224,23 @@ impl UdpAnnouncer {
     /// `cached_connection` is a connection id and when it was obtained, from an earlier
     /// exchange with the same tracker; `seed` drives the transaction ids.
     pub fn new(announce: Announce, cached_connection: Option<(u64, Duration)>, seed: u64) -> Self {
+        Self::asking(Ask::Announce(announce), cached_connection, seed)
+    }
+
+    /// A scrape of the first [`SCRAPE_HASHES_MAX`] of `hashes` instead of an announce;
+    /// it ends in [`UdpStep::Scraped`].
+    pub fn scrape(
+        mut hashes: Vec<InfoHash>,
+        cached_connection: Option<(u64, Duration)>,
+        seed: u64,
+    ) -> Self {
+        hashes.truncate(SCRAPE_HASHES_MAX);
+        Self::asking(Ask::Scrape(hashes), cached_connection, seed)
+    }
+
+    fn asking(ask: Ask, cached_connection: Option<(u64, Duration)>, seed: u64) -> Self {
         Self {
-            announce,
+            ask,
             connection: cached_connection,
             rng: SplitMix64::new(seed),
             ipv6: false,
@@ -224,6 +250,12 @@ impl UdpAnnouncer {
             timeouts: 0,
             deadline: Duration::MAX,
         }
+    }
+
+    /// Uses a connection id from an earlier exchange with the same tracker (and when it
+    /// was obtained), before [`UdpAnnouncer::start`].
+    pub fn set_connection(&mut self, cached_connection: Option<(u64, Duration)>) {
+        self.connection = cached_connection;
     }
 
     /// Says the tracker is reached over IPv6, so announce replies carry IPv6 peers.
@@ -270,7 +302,7 @@ impl UdpAnnouncer {
                     peers,
                     ..
                 }),
-            ) => UdpStep::Done(AnnounceResponse {
+            ) if matches!(self.ask, Ask::Announce(_)) => UdpStep::Done(AnnounceResponse {
                 interval: clamp_interval(i64::from(interval)),
                 min_interval: None,
                 peers,
@@ -279,6 +311,15 @@ impl UdpAnnouncer {
                 warning: None,
                 tracker_id: None,
             }),
+            (Phase::Announcing, Ok(UdpResponse::Scrape { stats, .. })) => match &self.ask {
+                Ask::Scrape(hashes) if stats.len() <= hashes.len() => UdpStep::Scraped(stats),
+                Ask::Scrape(_) => {
+                    UdpStep::Failed(protocol("the scrape reply has too many entries"))
+                }
+                Ask::Announce(_) => {
+                    UdpStep::Failed(protocol("the reply does not match the request"))
+                }
+            },
             (_, Ok(UdpResponse::Error { message, .. })) => {
                 UdpStep::Failed(TrackerError::Failure(message))
             }
@@ -339,7 +380,10 @@ impl UdpAnnouncer {
         let wait = RETRANSMIT_BASE.saturating_mul(1 << self.timeouts.min(TRIES_MAX - 1));
         self.deadline = now.saturating_add(wait);
         match fresh {
-            Some((id, _)) => announce_request(id, self.transaction_id, &self.announce).to_vec(),
+            Some((id, _)) => match &self.ask {
+                Ask::Announce(a) => announce_request(id, self.transaction_id, a).to_vec(),
+                Ask::Scrape(hashes) => scrape_request(id, self.transaction_id, hashes),
+            },
             None => connect_request(self.transaction_id).to_vec(),
         }
     }
@@ -684,7 +728,80 @@ mod tests {
         assert_eq!(again.len(), 16, "the connection id expired at 60 s");
     }
 
+    #[test]
+    fn a_scrape_connects_then_asks_for_the_hashes_and_reads_the_counts() {
+        let hashes: Vec<InfoHash> = (0..100u8).map(|i| Sha1Digest([i; 20])).collect();
+        let mut a = UdpAnnouncer::scrape(hashes.clone(), None, 3);
+        let connect = a.start(secs(0));
+        let tid = tid_of(&connect);
+        let UdpStep::Send(req) = a.on_datagram(secs(1), &connect_reply(tid, 42)) else {
+            panic!("scrape request expected");
+        };
+        assert_eq!(
+            req.len(),
+            16 + 20 * SCRAPE_HASHES_MAX,
+            "capped at 74 hashes"
+        );
+        assert_eq!(&req[..8], &42u64.to_be_bytes());
+        assert_eq!(&req[8..12], &2u32.to_be_bytes());
+        assert_eq!(&req[16..36], hashes[0].as_bytes());
+        let tid = tid_of(&req);
+        let reply = [2u32, tid, 5, 6, 7, 8, 9, 10]
+            .map(u32::to_be_bytes)
+            .concat();
+        assert_eq!(
+            a.on_datagram(secs(2), &reply),
+            UdpStep::Scraped(vec![
+                ScrapeStats {
+                    complete: 5,
+                    downloaded: 6,
+                    incomplete: 7
+                },
+                ScrapeStats {
+                    complete: 8,
+                    downloaded: 9,
+                    incomplete: 10
+                },
+            ])
+        );
+        // An announce reply to a scrape is a protocol error, and vice versa.
+        let mut a = UdpAnnouncer::scrape(hashes[..1].to_vec(), Some((1, secs(0))), 4);
+        let tid = tid_of(&a.start(secs(0)));
+        let announce_reply = [1u32, tid, 60, 0, 0].map(u32::to_be_bytes).concat();
+        assert!(matches!(
+            a.on_datagram(secs(1), &announce_reply),
+            UdpStep::Failed(_)
+        ));
+        let mut a = UdpAnnouncer::scrape(hashes[..1].to_vec(), Some((1, secs(0))), 4);
+        let tid = tid_of(&a.start(secs(0)));
+        let too_many = [2u32, tid, 1, 2, 3, 4, 5, 6].map(u32::to_be_bytes).concat();
+        assert!(matches!(
+            a.on_datagram(secs(1), &too_many),
+            UdpStep::Failed(_)
+        ));
+    }
+
     proptest! {
+        /// Junk (with our transaction id) fed to a scrape never panics, and a success
+        /// never has more counts than hashes asked.
+        #[test]
+        fn scraper_never_panics_on_junk(
+            n in 0usize..100,
+            datagrams in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..128), 0..8),
+        ) {
+            let hashes: Vec<InfoHash> = (0..n).map(|i| Sha1Digest([i as u8; 20])).collect();
+            let mut a = UdpAnnouncer::scrape(hashes, Some((9, secs(0))), 7);
+            let tid = tid_of(&a.start(secs(0)));
+            for mut d in datagrams {
+                if d.len() >= 8 {
+                    d[4..8].copy_from_slice(&tid.to_be_bytes());
+                }
+                if let UdpStep::Scraped(stats) = a.on_datagram(secs(1), &d) {
+                    prop_assert!(stats.len() <= n.min(SCRAPE_HASHES_MAX));
+                }
+            }
+        }
+
         #[test]
         fn parse_response_never_panics(
             bytes in proptest::collection::vec(any::<u8>(), 0..300),

@@ -12,6 +12,7 @@
 //! snapshots and faults it needs to keep resume data.
 
 mod alarm;
+mod announce_gate;
 mod budget;
 mod buffers;
 mod cache;
@@ -20,12 +21,15 @@ mod clock;
 mod command;
 mod events;
 mod file_pool;
+mod goodbye;
 mod handoff;
 mod inbox;
 mod ip_guard;
 mod lazy_storage;
 mod offload;
 mod peer;
+mod resolver;
+mod scraper;
 mod send_batch;
 mod shard;
 mod share;
@@ -49,10 +53,12 @@ use ccbt_engine::session::SessionConfig;
 use ccbt_engine::{Bitfield, InfoHash};
 
 use crate::pool::{self, ShardConfig, ShardError, ShardId, Shards};
+pub use ccbt_engine::tracker::DispatchLimits;
 pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use ip_guard::Refusal;
-pub use status::{FaultKind, TorrentFault, TorrentState, TorrentStatus};
+pub use resolver::{Resolve, ResolveError, Resolver};
+pub use status::{FaultKind, SwarmCounts, TorrentFault, TorrentState, TorrentStatus};
 pub use storage::{Preallocate, StorageError};
 pub use throttle::RateLimits;
 
@@ -79,7 +85,7 @@ pub struct SwarmConfig {
     /// Connections per shard, counting handshakes in progress.
     pub max_connections_per_shard: usize,
     /// Global limits on piece payload (not protocol overhead), 0 = unlimited; each shard
-    /// enforces its even share. Changed live with [`Swarm::set_global_limits`].
+    /// enforces a share that follows its demand. Changed live with [`Swarm::set_global_limits`].
     pub limits: RateLimits,
     /// Connections (handshaking or established, either direction) one shard holds with
     /// one IP address: past it, incoming ones are closed and none are dialled, so one host
@@ -92,6 +98,33 @@ pub struct SwarmConfig {
     /// File descriptors each shard's seeding torrents keep open at most: past it the least
     /// recently read torrent's files are closed (they open again at its next read).
     pub open_files_per_shard: usize,
+    /// How announces are paced and capped, and how long goodbyes may take.
+    pub announce: AnnounceConfig,
+}
+
+/// Announce scheduling per shard (see `announce_gate` and the engine's `dispatch`).
+#[derive(Debug, Clone)]
+pub struct AnnounceConfig {
+    /// Caps in flight per tracker host and per shard, pacing, and the waiting line's bound.
+    pub limits: DispatchLimits,
+    /// `stopped` announces in flight at once per shard when torrents stop.
+    pub goodbyes_concurrent: usize,
+    /// At shutdown, goodbyes not sent within this are skipped (logged once, with a count).
+    /// Files are synced before; the whole shutdown stays under ~10 s.
+    pub shutdown_goodbyes_within: Duration,
+    /// Turns tracker host names into addresses, on helper threads.
+    pub resolver: Resolver,
+}
+
+impl Default for AnnounceConfig {
+    fn default() -> Self {
+        AnnounceConfig {
+            limits: DispatchLimits::default(),
+            goodbyes_concurrent: 32,
+            shutdown_goodbyes_within: Duration::from_secs(8),
+            resolver: Resolver::default(),
+        }
+    }
 }
 
 impl Default for SwarmConfig {
@@ -108,6 +141,7 @@ impl Default for SwarmConfig {
             max_connections_per_ip: 8,
             per_ip_exempt_loopback: true,
             open_files_per_shard: 512,
+            announce: AnnounceConfig::default(),
         }
     }
 }

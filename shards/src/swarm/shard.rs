@@ -19,6 +19,7 @@ use futures_lite::StreamExt;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Semaphore;
 
+use super::announce_gate::AnnounceGate;
 use super::budget::ConnectionBudget;
 use super::buffers::BufferPool;
 use super::cache::PieceCache;
@@ -26,9 +27,12 @@ use super::clock::Clock;
 use super::command::{Command, CommandError, TorrentOp};
 use super::events::EventSink;
 use super::file_pool::FilePool;
+use super::goodbye::Goodbyes;
 use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
 use super::ip_guard::IpGuard;
+use super::resolver::DnsCache;
+use super::scraper::Scraper;
 use super::share::{self, Demand};
 use super::slot::Slot;
 use super::throttle::{RateLimits, Throttle};
@@ -59,6 +63,12 @@ pub struct ShardCtx {
     pub cache: Rc<RefCell<PieceCache>>,
     pub pool: Rc<RefCell<BufferPool>>,
     pub trackers: Rc<TrackerConnections>,
+    /// Lets announces through within the per-host and per-shard caps.
+    pub announces: Rc<AnnounceGate>,
+    /// Paces and bounds the `stopped` announces of stopping torrents.
+    pub goodbyes: Goodbyes,
+    /// Scrapes the shard's torrents in batches per tracker.
+    pub scraper: Rc<Scraper>,
     pub budget: ConnectionBudget,
     /// This shard's share of the global rate limits, which every transfer here takes from.
     pub throttle: Rc<Throttle>,
@@ -95,6 +105,15 @@ impl ShardCtx {
 
 pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     let config = shared.config.clone();
+    let dns = DnsCache::new(
+        config.announce.resolver.clone(),
+        shared.clock,
+        &format!("shard{}", id.0),
+    )
+    .map_err(|e| format!("cannot start the resolver threads: {e}"))?;
+    let trackers = Rc::new(TrackerConnections::new(Rc::new(dns)));
+    let announces = AnnounceGate::new(config.announce.limits, shared.clock);
+    let random = entropy(id);
     let ctx = Rc::new(ShardCtx {
         id,
         cache: Rc::new(RefCell::new(PieceCache::new(config.cache_bytes))),
@@ -103,7 +122,10 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             config.cache_bytes,
             config.cache_bytes / 4,
         ))),
-        trackers: Rc::new(TrackerConnections::default()),
+        scraper: Scraper::new(shared.clock, announces.clone(), trackers.clone(), random),
+        trackers,
+        announces,
+        goodbyes: Goodbyes::new(config.announce.goodbyes_concurrent, shared.clock),
         budget: ConnectionBudget::new(config.max_connections_per_shard),
         throttle: Rc::new(Throttle::new(
             shared.clock.now(),
@@ -116,7 +138,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         checks: Semaphore::new(1),
         torrents: RefCell::default(),
         next_index: Cell::new(0),
-        random: entropy(id),
+        random,
         clock: shared.clock,
         config,
     });
@@ -153,6 +175,8 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             }
         }
     });
+    let gate = glommio::spawn_local(ctx.announces.clone().run());
+    let scraping = glommio::spawn_local(ctx.scraper.clone().run());
     shared.listening.fetch_add(1, Ordering::Release);
     let mut batch = Vec::new();
     let stopped = loop {
@@ -172,11 +196,24 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     };
     drop(accepting);
     drop(sharing);
-    // Stop every torrent together: each announces `stopped` (briefly) and syncs its files.
+    // Stop every torrent together: each syncs its files and announces `stopped`, a few
+    // at a time and all by one deadline (see `goodbye`).
+    ctx.goodbyes
+        .shutting_down(ctx.config.announce.shutdown_goodbyes_within);
     let slots: Vec<Rc<Slot>> = ctx.torrents.borrow().values().cloned().collect();
     let endings: Vec<_> = slots.iter().map(|slot| slot.clone().pause()).collect();
     for ending in endings {
         ending.await;
+    }
+    drop(scraping);
+    drop(gate);
+    let skipped = ctx.goodbyes.skipped();
+    if skipped > 0 {
+        tracing::warn!(
+            shard = id.0,
+            skipped,
+            "stopping: {skipped} `stopped` announces were not sent before the deadline"
+        );
     }
     if let Some(reply) = stopped {
         let _ = reply.send(());

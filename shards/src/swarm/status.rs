@@ -134,6 +134,14 @@ impl From<&StorageError> for TorrentFault {
     }
 }
 
+/// A tracker's view of a torrent's swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwarmCounts {
+    pub seeders: u64,
+    pub leechers: u64,
+    pub downloaded: Option<u64>,
+}
+
 /// Live figures of one torrent, written by its shard and read by front ends.
 #[derive(Debug, Default)]
 pub struct TorrentStatus {
@@ -151,6 +159,14 @@ pub struct TorrentStatus {
     pub done: AtomicBool,
     /// The torrent's task has ended (stopped, finished, paused or failed).
     pub finished: AtomicBool,
+    /// The tracker's counts for the torrent (scrape, BEP 48 / BEP 15, or the last
+    /// announce's answer), valid once [`TorrentStatus::swarm`] says so.
+    pub swarm_seeders: AtomicU64,
+    pub swarm_leechers: AtomicU64,
+    /// Times the tracker saw the torrent completed; known from a scrape only.
+    pub swarm_downloaded: AtomicU64,
+    /// 0: no counts yet; 1: from an announce (no `downloaded`); 2: from a scrape.
+    swarm_source: AtomicU8,
     /// Why the torrent stopped, if a fault stopped it. Written rarely, read by front ends:
     /// never on a hot path.
     pub error: Mutex<Option<TorrentFault>>,
@@ -163,6 +179,39 @@ impl TorrentStatus {
 
     pub(crate) fn set_state(&self, state: TorrentState) {
         self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// The tracker's seeder, leecher and completed counts, if a tracker gave any;
+    /// `downloaded` is `None` until a scrape answered.
+    pub fn swarm(&self) -> Option<SwarmCounts> {
+        let source = self.swarm_source.load(Ordering::Acquire);
+        (source > 0).then(|| SwarmCounts {
+            seeders: self.swarm_seeders.load(Ordering::Relaxed),
+            leechers: self.swarm_leechers.load(Ordering::Relaxed),
+            downloaded: (source == 2).then(|| self.swarm_downloaded.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// Counts from a scrape.
+    pub(crate) fn set_scraped(&self, seeders: u32, leechers: u32, downloaded: u32) {
+        self.swarm_seeders
+            .store(u64::from(seeders), Ordering::Relaxed);
+        self.swarm_leechers
+            .store(u64::from(leechers), Ordering::Relaxed);
+        self.swarm_downloaded
+            .store(u64::from(downloaded), Ordering::Relaxed);
+        self.swarm_source.store(2, Ordering::Release);
+    }
+
+    /// Counts from an announce's answer; a scrape's `downloaded` is kept.
+    pub(crate) fn set_announced(&self, seeders: u32, leechers: u32) {
+        self.swarm_seeders
+            .store(u64::from(seeders), Ordering::Relaxed);
+        self.swarm_leechers
+            .store(u64::from(leechers), Ordering::Relaxed);
+        let _ = self
+            .swarm_source
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     pub fn fault(&self) -> Option<TorrentFault> {

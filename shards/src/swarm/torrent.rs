@@ -18,8 +18,10 @@ use glommio::io::DmaBuffer;
 use glommio::net::TcpStream;
 
 use super::alarm::Alarm;
+use super::announce_gate::host_key;
 use super::buffers::{BufferPool, PieceBytes};
 use super::events::{FileStamp, SwarmEvent};
+use super::goodbye::Turn;
 use super::ip_guard::Refusal;
 use super::lazy_storage::LazyStorage;
 use super::offload;
@@ -42,12 +44,13 @@ const PER_IP_RETRY: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_millis(100);
 /// The longest an idle torrent (no peers, nothing to try) sleeps without being rung.
 const IDLE_NAP_MAX: Duration = Duration::from_secs(60);
-/// How long each goodbye announce may take when stopping.
-const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often a torrent that wrote pieces syncs its files and reports them durable, when
 /// its front end keeps resume data: at most this much verified data is fetched again
 /// after a crash.
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a torrent waits to ask again when the shard's announce line is full.
+const ANNOUNCE_DEFER: Duration = Duration::from_secs(5);
 
 /// What we know of an address a tracker gave us.
 struct BookEntry {
@@ -81,6 +84,9 @@ pub struct TorrentRt {
     alarm: Alarm,
     /// Set by a command (pause, remove, shutdown): the run loop winds down.
     stop: Cell<bool>,
+    /// The announce waiting in the shard's gate, woken to leave the line when the torrent
+    /// stops (one announce is in flight at a time, so one waker).
+    stop_waker: Cell<Option<std::task::Waker>>,
     announcer: RefCell<Announcer>,
     /// Pieces last reported durable, and whether completion has been reported.
     durable_pieces: Cell<Option<u32>>,
@@ -122,6 +128,7 @@ impl TorrentRt {
             fault: RefCell::new(None),
             alarm: Alarm::default(),
             stop: Cell::new(false),
+            stop_waker: Cell::new(None),
             durable_pieces: Cell::new(None),
             completed_reported: Cell::new(done),
             throttle,
@@ -156,6 +163,9 @@ impl TorrentRt {
     /// Asks the run loop to wind down (announce `stopped`, sync, drop peers).
     pub fn request_stop(&self) {
         self.stop.set(true);
+        if let Some(waker) = self.stop_waker.take() {
+            waker.wake();
+        }
         self.wake();
     }
 
@@ -636,6 +646,12 @@ impl TorrentRt {
     pub async fn run(self: Rc<Self>, keep_seeding: bool) {
         let mut was_done = self.engine.borrow().is_done();
         let mut next_durable = self.now() + DURABLE_EVERY;
+        let first_tracker = self.announcer.borrow().current().map(str::to_string);
+        if let Some(url) = first_tracker {
+            self.shard
+                .scraper
+                .want(self.meta.info_hash, &url, &self.status);
+        }
         while !self.stop.get() && !self.has_failed() {
             let now = self.now();
             self.engine.borrow_mut().tick(now);
@@ -742,6 +758,7 @@ impl TorrentRt {
     /// Syncs the files, says goodbye to the tracker and drops the peers.
     async fn wind_down(&self) {
         self.publish();
+        self.shard.scraper.forget(&self.meta.info_hash);
         let announcer = &self.announcer;
         if !self.has_failed() {
             if let Some(storage) = self.storage.if_open() {
@@ -763,21 +780,28 @@ impl TorrentRt {
         if let Some(url) = url {
             let events = match pending {
                 Event::Completed => vec![Event::Completed, Event::Stopped],
+                // The tracker never heard of us: nothing to say goodbye to.
+                Event::Started => vec![],
                 _ => vec![Event::Stopped],
             };
-            for event in events {
-                let request = self.announce_request(event);
-                let _ = glommio::timer::timeout(GOODBYE_TIMEOUT, async {
-                    Ok(tracker::announce(
-                        &url,
-                        &request,
-                        &self.shard.clock,
-                        &self.shard.trackers,
-                        self.seed,
-                    )
-                    .await)
-                })
-                .await;
+            if !events.is_empty() {
+                if let Turn::Go(within, _permit) = self.shard.goodbyes.turn().await {
+                    let _ = glommio::timer::timeout(within, async {
+                        for event in events {
+                            let request = self.announce_request(event);
+                            let _ = tracker::announce(
+                                &url,
+                                &request,
+                                &self.shard.clock,
+                                &self.shard.trackers,
+                                self.seed,
+                            )
+                            .await;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                }
             }
         }
         let keys: Vec<PeerKey> = self.peers.borrow().keys().copied().collect();
@@ -815,8 +839,63 @@ impl TorrentRt {
         until.saturating_sub(now).max(TICK)
     }
 
-    /// One announce; learns the peers it returns.
+    /// Returns once the torrent is asked to stop.
+    async fn until_stopped(&self) {
+        std::future::poll_fn(|cx| {
+            if self.stop.get() {
+                std::task::Poll::Ready(())
+            } else {
+                self.stop_waker.set(Some(cx.waker().clone()));
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// One announce, once the shard's gate lets it through; learns the peers it returns.
     async fn announce(self: Rc<Self>, url: String, event: Event) {
+        let host = host_key(&url);
+        // `completed` must be heard; a torrent added on its own wants peers now. A crowd
+        // of `started` (a daemon resuming) waits its turn.
+        let urgent = match event {
+            Event::Completed => true,
+            Event::Started => self.shard.announces.lone_start(),
+            _ => false,
+        };
+        // Leave the line if the torrent stops meanwhile: with 100,000 torrents it may be
+        // long, and a paused torrent should not hold its place (or its memory) in it.
+        let entered = futures_lite::future::or(
+            async { Some(self.shard.announces.enter(&host, urgent).await) },
+            async {
+                self.until_stopped().await;
+                None
+            },
+        )
+        .await;
+        let Some(entered) = entered else {
+            self.announcer
+                .borrow_mut()
+                .defer(self.now(), ANNOUNCE_DEFER);
+            return;
+        };
+        let pass = match entered {
+            Ok(pass) => pass,
+            Err(full) => {
+                tracing::debug!(url, %full, "announce deferred");
+                self.announcer
+                    .borrow_mut()
+                    .defer(self.now(), ANNOUNCE_DEFER);
+                self.wake();
+                return;
+            }
+        };
+        if self.stop.get() {
+            // Stopping while in line: wind_down says goodbye if need be.
+            self.announcer
+                .borrow_mut()
+                .defer(self.now(), ANNOUNCE_DEFER);
+            return;
+        }
         let request = self.announce_request(event);
         let result = tracker::announce(
             &url,
@@ -826,13 +905,26 @@ impl TorrentRt {
             self.seed,
         )
         .await;
+        drop(pass);
         let announcer = &self.announcer;
         let now = self.now();
         match result {
             Ok(response) => {
                 tracing::debug!(url, peers = response.peers.len(), "announced");
+                if let (Some(seeders), Some(leechers)) = (response.seeders, response.leechers) {
+                    self.status.set_announced(seeders, leechers);
+                }
+                self.shard
+                    .scraper
+                    .want(self.meta.info_hash, &url, &self.status);
                 self.learn(&response.peers);
-                announcer.borrow_mut().on_success(now, &response);
+                let wants_peers = {
+                    let engine = self.engine.borrow();
+                    !engine.is_done() && engine.wants_peers()
+                };
+                announcer
+                    .borrow_mut()
+                    .on_success(now, &response, wants_peers);
             }
             Err(e) => {
                 tracing::warn!(url, error = %e, "announce failed");

@@ -1,22 +1,29 @@
-//! Announcing to trackers over the shard's own sockets: HTTP on a glommio TCP stream (with
+//! Announcing to (and scraping) trackers over the shard's own sockets: HTTP on a glommio TCP stream (with
 //! the request and response codec from the engine) and UDP (BEP 15) on a glommio socket.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use ccbt_engine::tracker::http::{announce_from_http, announce_url};
-use ccbt_engine::tracker::http_response::get_request;
-use ccbt_engine::tracker::{
-    Announce, AnnounceResponse, HttpResponse, ResponseReader, TrackerError, UdpAnnouncer, UdpStep,
+use ccbt_engine::tracker::http::{
+    announce_from_http, announce_url, parse_scrape_all, scrape_url_many, HTTP_SCRAPE_HASHES_MAX,
 };
+use ccbt_engine::tracker::http_response::get_request;
+use ccbt_engine::tracker::udp::SCRAPE_HASHES_MAX;
+use ccbt_engine::tracker::{
+    Announce, AnnounceResponse, HttpResponse, ResponseReader, ScrapeStats, TrackerError,
+    UdpAnnouncer, UdpStep,
+};
+use ccbt_engine::InfoHash;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpStream, UdpSocket};
 use glommio::timer::timeout;
 use thiserror::Error;
 
 use super::clock::Clock;
+use super::resolver::{DnsCache, ResolveError};
 
 /// Longest a whole HTTP announce may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -38,6 +45,8 @@ pub enum AnnounceError {
     Runtime(#[from] glommio::GlommioError<()>),
     #[error("the tracker did not answer within {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
 }
 
 /// Idle keep-alive connections kept per tracker address, and in all, per shard.
@@ -50,15 +59,24 @@ const IDLE_FRESH: Duration = Duration::from_secs(20);
 const UDP_IDS_MAX: usize = 1024;
 
 /// A shard's connections to trackers, shared by its torrents: idle HTTP keep-alive streams,
-/// and UDP connection ids (BEP 15 lets one be reused for a minute). A seedbox with thousands
-/// of torrents on one tracker should not open a connection, or connect, for each.
-#[derive(Default)]
+/// UDP connection ids (BEP 15 lets one be reused for a minute), and the tracker names
+/// resolved. A seedbox with thousands of torrents on one tracker should not open a
+/// connection, connect, or look the name up for each.
 pub struct TrackerConnections {
     idle: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
     udp_ids: RefCell<HashMap<SocketAddr, (u64, Duration)>>,
+    dns: Rc<DnsCache>,
 }
 
 impl TrackerConnections {
+    pub fn new(dns: Rc<DnsCache>) -> TrackerConnections {
+        TrackerConnections {
+            idle: RefCell::default(),
+            udp_ids: RefCell::default(),
+            dns,
+        }
+    }
+
     fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&addr)?;
@@ -102,18 +120,18 @@ fn bad(url: &str, why: &str) -> TrackerError {
     }
 }
 
-/// Where a tracker URL points: host and port (the scheme's default if none), resolved.
-fn endpoint(url: &str) -> Result<SocketAddr, TrackerError> {
+/// Where a tracker URL points: host and port (the scheme's default if none), resolved off
+/// the shard thread (see `resolver`).
+pub(super) async fn endpoint(
+    url: &str,
+    connections: &TrackerConnections,
+) -> Result<SocketAddr, AnnounceError> {
     let parsed = url::Url::parse(url).map_err(|e| bad(url, &e.to_string()))?;
     let host = parsed.host_str().ok_or_else(|| bad(url, "no host"))?;
     let port = parsed
         .port_or_known_default()
         .ok_or_else(|| bad(url, "no port"))?;
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| bad(url, &e.to_string()))?
-        .next()
-        .ok_or_else(|| bad(url, "host has no address"))
+    Ok(connections.dns.lookup(host, port).await?)
 }
 
 async fn announce_http(
@@ -122,18 +140,63 @@ async fn announce_http(
     connections: &TrackerConnections,
 ) -> Result<AnnounceResponse, AnnounceError> {
     let full = announce_url(url, request)?;
-    let parsed = url::Url::parse(&full).map_err(|e| bad(url, &e.to_string()))?;
-    let addr = endpoint(url)?;
+    let response = http_get(url, &full, connections).await?;
+    Ok(announce_from_http(&response)?)
+}
+
+/// GETs `full` from the tracker of `base`, on a kept connection if there is one.
+async fn http_get(
+    base: &str,
+    full: &str,
+    connections: &TrackerConnections,
+) -> Result<HttpResponse, AnnounceError> {
+    let parsed = url::Url::parse(full).map_err(|e| bad(base, &e.to_string()))?;
+    let addr = endpoint(base, connections).await?;
     let request_bytes = get_request(&parsed, USER_AGENT);
     // A kept connection the tracker has meanwhile closed fails at once: retry on a new one.
     if let Some(stream) = connections.take(addr) {
         if let Ok(response) = exchange(stream, addr, &request_bytes, connections).await {
-            return Ok(announce_from_http(&response)?);
+            return Ok(response);
         }
     }
     let stream = TcpStream::connect_timeout(addr, HTTP_TIMEOUT).await?;
-    let response = exchange(stream, addr, &request_bytes, connections).await?;
-    Ok(announce_from_http(&response)?)
+    exchange(stream, addr, &request_bytes, connections).await
+}
+
+/// Scrapes `hashes` at the tracker of announce URL `url`: HTTP (BEP 48, the first
+/// [`HTTP_SCRAPE_HASHES_MAX`]) or UDP (BEP 15, the first [`SCRAPE_HASHES_MAX`]). Returns
+/// the counts the tracker gave, by info hash.
+pub async fn scrape(
+    url: &str,
+    hashes: &[InfoHash],
+    clock: &Clock,
+    connections: &TrackerConnections,
+    seed: u64,
+) -> Result<Vec<(InfoHash, ScrapeStats)>, AnnounceError> {
+    if url.starts_with("udp://") {
+        let hashes = &hashes[..hashes.len().min(SCRAPE_HASHES_MAX)];
+        let machine = UdpAnnouncer::scrape(hashes.to_vec(), None, seed);
+        return match udp_exchange(url, machine, clock, connections).await? {
+            UdpStep::Scraped(stats) => Ok(hashes.iter().copied().zip(stats).collect()),
+            _ => Err(bad(url, "the tracker answered a scrape with something else").into()),
+        };
+    }
+    let full = scrape_url_many(url, hashes)
+        .ok_or_else(|| bad(url, "the tracker has no scrape URL (BEP 48 convention)"))?;
+    let response = http_get(url, &full, connections).await?;
+    if response.status != 200 {
+        return Err(TrackerError::HttpStatus(response.status).into());
+    }
+    Ok(parse_scrape_all(&response.body)?)
+}
+
+/// The most hashes one scrape of `url` carries.
+pub fn scrape_batch_max(url: &str) -> usize {
+    if url.starts_with("udp://") {
+        SCRAPE_HASHES_MAX
+    } else {
+        HTTP_SCRAPE_HASHES_MAX
+    }
 }
 
 /// One request and its response on `stream`, which goes back to the pool if the tracker
@@ -176,7 +239,22 @@ async fn announce_udp(
     connections: &TrackerConnections,
     seed: u64,
 ) -> Result<AnnounceResponse, AnnounceError> {
-    let addr = endpoint(url)?;
+    let machine = UdpAnnouncer::new(request.clone(), None, seed);
+    match udp_exchange(url, machine, clock, connections).await? {
+        UdpStep::Done(response) => Ok(response),
+        _ => Err(bad(url, "the tracker answered an announce with something else").into()),
+    }
+}
+
+/// Runs one BEP 15 exchange (announce or scrape) to its end: the final `Done` or
+/// `Scraped` step. Reuses and remembers the tracker's connection id.
+async fn udp_exchange(
+    url: &str,
+    mut machine: UdpAnnouncer,
+    clock: &Clock,
+    connections: &TrackerConnections,
+) -> Result<UdpStep, AnnounceError> {
+    let addr = endpoint(url, connections).await?;
     let local: SocketAddr = if addr.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {
@@ -184,37 +262,37 @@ async fn announce_udp(
     };
     let socket = UdpSocket::bind(local).map_err(std::io::Error::from)?;
     let cached = connections.udp_ids.borrow().get(&addr).copied();
-    let mut announcer = UdpAnnouncer::new(request.clone(), cached, seed);
-    announcer.set_max_tries(UDP_TRIES);
-    announcer.set_ipv6(addr.is_ipv6());
-    let first = announcer.start(clock.now());
+    machine.set_connection(cached);
+    machine.set_max_tries(UDP_TRIES);
+    machine.set_ipv6(addr.is_ipv6());
+    let first = machine.start(clock.now());
     send(&socket, &first, addr).await?;
     let mut buf = vec![0u8; 2048];
     loop {
-        let wait = announcer.timeout().saturating_sub(clock.now());
+        let wait = machine.timeout().saturating_sub(clock.now());
         let step = match timeout(wait.max(Duration::from_millis(1)), async {
             Ok(socket.recv_from(&mut buf).await)
         })
         .await
         {
-            Ok(Ok((n, from))) if from == addr => announcer.on_datagram(clock.now(), &buf[..n]),
+            Ok(Ok((n, from))) if from == addr => machine.on_datagram(clock.now(), &buf[..n]),
             Ok(Ok(_)) => UdpStep::Ignore,
             Ok(Err(e)) => return Err(std::io::Error::from(e).into()),
-            Err(_) => announcer.on_timeout(clock.now()),
+            Err(_) => machine.on_timeout(clock.now()),
         };
         match step {
             UdpStep::Send(bytes) => send(&socket, &bytes, addr).await?,
-            UdpStep::Done(response) => {
-                if let Some(id) = announcer.connection() {
+            UdpStep::Failed(e) => return Err(e.into()),
+            UdpStep::Ignore => {}
+            done => {
+                if let Some(id) = machine.connection() {
                     let mut ids = connections.udp_ids.borrow_mut();
                     if ids.len() < UDP_IDS_MAX || ids.contains_key(&addr) {
                         ids.insert(addr, id);
                     }
                 }
-                return Ok(response);
+                return Ok(done);
             }
-            UdpStep::Failed(e) => return Err(e.into()),
-            UdpStep::Ignore => {}
         }
     }
 }
