@@ -776,3 +776,18 @@ fn the_queue_runs_one_download_at_a_time_and_a_share_limit_pauses_a_finished_one
     assert_same_tree(&data.join("second"), &downloads.join("second"));
     assert!(daemon.stop(STOP).success());
 }
+
+#[test]
+fn control_beyond_loopback_is_refused_until_it_can_take_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = run_for(
+        ccbt()
+            .arg("daemon")
+            .arg("--state-dir")
+            .arg(dir.path())
+            .args(["--control", "0.0.0.0:9091", "--peer-port", "0"]),
+        Duration::from_secs(20),
+    )
+    .expect_code(3);
+    assert!(ran.stderr.contains("loopback only"), "{}", ran.stderr);
+}

@@ -147,6 +147,18 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let started = Instant::now();
     let loaded = load_config(args.config.clone(), overrides(&args))?;
     let config = loaded.config.clone();
+    if !config.daemon.control.ip().is_loopback() {
+        // The HTTP API (next) will take credentials; until it can, nothing is to listen
+        // beyond this machine for control.
+        return Err(Failure::new(
+            Exit::BadInput,
+            anyhow!(
+                "--control {}: the control API listens on loopback only until credentials \
+                 can be set for it",
+                config.daemon.control
+            ),
+        ));
+    }
     let state_dir = config.daemon.state_dir.clone();
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))
