@@ -287,8 +287,10 @@ mod tests {
                 }
                 let waited = started.elapsed();
                 assert!(waited >= Duration::from_secs(3));
+                // 10 ms ticks over 3 s: a blocked shard would manage none or one; a
+                // loaded machine still gives dozens.
                 assert!(
-                    ticks.get() >= 100,
+                    ticks.get() >= 30,
                     "the shard kept serving: {} ticks",
                     ticks.get()
                 );
