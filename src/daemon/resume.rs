@@ -104,11 +104,16 @@ pub fn verify_from(
     (Verify::Partly { have, check }, restored)
 }
 
-/// Turns a shard's report into state writes. Resume records go through `try_write`:
-/// each is a whole snapshot, so one that finds the queue full is simply superseded by
-/// the torrent's next (the shard reports again while pieces keep arriving, and at stop).
+/// How long the recorder waits for room in the state writer's queue. It is a thread of
+/// its own, so waiting holds up no shard: their events queue in the sink meanwhile.
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Turns a shard's report into state writes. The shard counts a report as delivered once
+/// it is in the sink, so the recorder waits for the writer rather than drop one: a
+/// dropped snapshot would stay unrecorded until the torrent's next piece.
 pub fn record_event(daemon: &Daemon, event: SwarmEvent) {
-    let state = daemon.state();
+    let writer = daemon.state();
+    let state = Blocking(writer);
     match event {
         SwarmEvent::Durable {
             info_hash,
@@ -124,11 +129,11 @@ pub fn record_event(daemon: &Daemon, event: SwarmEvent) {
                 files: files.into_iter().map(to_stored).collect(),
                 updated_at: unix_now(),
             };
-            if let Err(e) = state.try_write(Write::Resume(record)) {
+            if let Err(e) = state.write(Write::Resume(record)) {
                 tracing::warn!(torrent = %info_hash, error = %e, "resume data not recorded");
             }
             let (uploaded, downloaded) = daemon.totals(&info_hash, uploaded, downloaded);
-            let _ = state.try_write(Write::SetTotals {
+            let _ = state.write(Write::SetTotals {
                 info_hash: info_hash.0,
                 uploaded,
                 downloaded,
@@ -136,7 +141,7 @@ pub fn record_event(daemon: &Daemon, event: SwarmEvent) {
         }
         SwarmEvent::Completed { info_hash } => {
             tracing::info!(torrent = %info_hash, "download complete");
-            let _ = state.try_write(Write::Completed {
+            let _ = state.write(Write::Completed {
                 info_hash: info_hash.0,
                 at: Some(unix_now()),
             });
@@ -151,7 +156,7 @@ pub fn record_event(daemon: &Daemon, event: SwarmEvent) {
             );
         }
         SwarmEvent::Fault { info_hash, fault } => {
-            let _ = state.try_write(Write::SetError {
+            let _ = state.write(Write::SetError {
                 info_hash: info_hash.0,
                 error: Some(fault.to_string()),
             });
@@ -175,5 +180,14 @@ pub fn record_event(daemon: &Daemon, event: SwarmEvent) {
             &info_hash,
             Some(format!("{addr}: {reason}")),
         ),
+    }
+}
+
+/// The state writer, waiting up to [`WRITE_WAIT`] for room.
+struct Blocking<'a>(&'a ccbt_state::StateWriter);
+
+impl Blocking<'_> {
+    fn write(&self, write: Write) -> Result<(), ccbt_state::WriteError> {
+        self.0.write_blocking(write, WRITE_WAIT)
     }
 }
