@@ -243,17 +243,7 @@ fn a_damaged_state_database_is_named_kept_and_the_daemon_starts() {
 fn watch_folder_adds_torrents_and_sets_aside_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    common::write_tree(&data.join("w"), &[("x.bin", 100_000)]);
-    let torrent = dir.path().join("w.torrent");
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join("w"))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(30),
-    )
-    .ok();
+    let torrent = own_torrent(&data, "w", &[("x.bin", 100_000)], None);
     let watch = dir.path().join("watch");
     std::fs::create_dir_all(&watch).unwrap();
     let port = port_arg(free_port());
@@ -318,17 +308,7 @@ fn a_config_edit_is_applied_live_and_a_bad_one_keeps_the_last_good() {
     // A broken edit: logged with its line, and the last good config stays.
     std::fs::write(&config, "[daemon]\ndownload_dir = \"/tmp\"\nuplod = 3\n").unwrap();
     daemon.wait_log("ccbt.toml:3", Duration::from_secs(5));
-    common::write_tree(&second.join("c"), &[("c.bin", 50_000)]);
-    let torrent = dir.path().join("c.torrent");
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(second.join("c"))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(30),
-    )
-    .ok();
+    let torrent = own_torrent(&second, "c", &[("c.bin", 50_000)], None);
     let hash = daemon.add(&torrent, &[]);
     let t = daemon.wait_state(&hash, "seeding", SEEDING);
     assert_eq!(t["save_dir"], second.to_str().unwrap());
@@ -394,28 +374,13 @@ fn disk_full_fails_only_that_torrent_and_resume_completes_it() {
     let big = tracker.torrent(&dir.path().join("big"), Announce::Http);
     // A torrent of other content (the tracker's test torrents share theirs).
     let other_data = dir.path().join("other");
-    common::write_tree(
-        &other_data.join("other"),
+    let other_torrent = own_torrent(
+        &other_data,
+        "other",
         &[("o.bin", 700_000), ("p/q.bin", 90_001)],
+        Some(&tracker),
     );
-    let other_torrent = dir.path().join("other.torrent");
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(other_data.join("other"))
-            .arg("-o")
-            .arg(&other_torrent)
-            .arg("--tracker")
-            .arg(tracker.http_announce()),
-        Duration::from_secs(30),
-    )
-    .ok();
-    let other_hash =
-        ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(&other_torrent).unwrap())
-            .unwrap()
-            .info_hash
-            .to_hex();
-    tracker.allow(&other_hash);
+    let other_hash = hash_of(&other_torrent);
     let seeder_port = free_port();
     let _seeder = common::swarm::ccbt_seed(&big.path, &big.data_dir, seeder_port, 1);
     tracker.wait_for_seeders(&big.info_hash, 1, SEEDING);
@@ -465,24 +430,8 @@ fn the_upload_limit_holds_and_a_reload_changes_it_while_serving() {
     let dir = tempfile::tempdir().unwrap();
     let tracker = Tracker::start();
     let data = dir.path().join("data");
-    common::write_tree(&data.join("big"), &[("big.bin", 64_000_000)]);
-    let torrent = dir.path().join("big.torrent");
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join("big"))
-            .arg("-o")
-            .arg(&torrent)
-            .arg("--tracker")
-            .arg(tracker.http_announce()),
-        Duration::from_secs(60),
-    )
-    .ok();
-    let hash = ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(&torrent).unwrap())
-        .unwrap()
-        .info_hash
-        .to_hex();
-    tracker.allow(&hash);
+    let torrent = own_torrent(&data, "big", &[("big.bin", 64_000_000)], Some(&tracker));
+    let hash = hash_of(&torrent);
     let config = dir.path().join("ccbt.toml");
     let limit = |bytes_per_s: u64| {
         let tmp = dir.path().join("ccbt.toml.new");
@@ -555,17 +504,7 @@ fn a_blocklisted_address_cannot_connect() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    common::write_tree(&data.join("b"), &[("b.bin", 70_000)]);
-    let torrent = dir.path().join("b.torrent");
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join("b"))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(30),
-    )
-    .ok();
+    let torrent = own_torrent(&data, "b", &[("b.bin", 70_000)], None);
     let meta = ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(&torrent).unwrap()).unwrap();
     let config = dir.path().join("ccbt.toml");
     let blocklist = dir.path().join("block.p2p");
@@ -719,24 +658,8 @@ fn the_queue_runs_one_download_at_a_time_and_a_share_limit_pauses_a_finished_one
         Client::libtorrent_seed_throttled(&first.path, &first.data_dir, free_port(), 2_000_000);
     // A second torrent of other content, seeded by ccbt-uring.
     let data = dir.path().join("second-data");
-    common::write_tree(&data.join("second"), &[("s.bin", 1_500_000)]);
-    let second = dir.path().join("second.torrent");
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join("second"))
-            .arg("-o")
-            .arg(&second)
-            .arg("--tracker")
-            .arg(tracker.http_announce()),
-        Duration::from_secs(30),
-    )
-    .ok();
-    let second_hash = ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(&second).unwrap())
-        .unwrap()
-        .info_hash
-        .to_hex();
-    tracker.allow(&second_hash);
+    let second = own_torrent(&data, "second", &[("s.bin", 1_500_000)], Some(&tracker));
+    let second_hash = hash_of(&second);
     let _seeder = common::swarm::ccbt_seed(&second, &data, free_port(), 1);
     tracker.wait_for_seeders(&first.info_hash, 1, SEEDING);
     tracker.wait_for_seeders(&second_hash, 1, SEEDING);
@@ -790,4 +713,37 @@ fn control_beyond_loopback_is_refused_until_it_can_take_credentials() {
     )
     .expect_code(3);
     assert!(ran.stderr.contains("loopback only"), "{}", ran.stderr);
+}
+
+/// Writes `files` under `data/name`, makes a torrent of them with `ccbt-uring create` (on
+/// `tracker`, which is told to allow it), and returns the .torrent's path.
+fn own_torrent(
+    data: &Path,
+    name: &str,
+    files: &[(&str, usize)],
+    tracker: Option<&Tracker>,
+) -> PathBuf {
+    common::write_tree(&data.join(name), files);
+    let torrent = data.with_file_name(format!("{name}.torrent"));
+    let mut cmd = ccbt();
+    cmd.arg("create")
+        .arg(data.join(name))
+        .arg("-o")
+        .arg(&torrent);
+    if let Some(tracker) = tracker {
+        cmd.arg("--tracker").arg(tracker.http_announce());
+    }
+    run_for(&mut cmd, Duration::from_secs(60)).ok();
+    if let Some(tracker) = tracker {
+        tracker.allow(&hash_of(&torrent));
+    }
+    torrent
+}
+
+/// The info hash of a .torrent, in hex.
+fn hash_of(torrent: &Path) -> String {
+    ccbt_engine::metainfo::Metainfo::parse(&std::fs::read(torrent).unwrap())
+        .unwrap()
+        .info_hash
+        .to_hex()
 }
