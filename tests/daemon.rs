@@ -380,7 +380,6 @@ fn disk_full_fails_only_that_torrent_and_resume_completes_it() {
         &[("o.bin", 700_000), ("p/q.bin", 90_001)],
         Some(&tracker),
     );
-    let other_hash = hash_of(&other_torrent);
     let seeder_port = free_port();
     let _seeder = common::swarm::ccbt_seed(&big.path, &big.data_dir, seeder_port, 1);
     tracker.wait_for_seeders(&big.info_hash, 1, SEEDING);
