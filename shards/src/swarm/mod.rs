@@ -7,10 +7,18 @@
 //! connection for a torrent it does not own passes the socket and the bytes already read
 //! to the owner through the owner's inbox.
 //!
+//! A running torrent on its shard is a `torrent::TorrentRt`: the engine's state machine
+//! composed with `peer_table` (live connections), `address_book` (addresses to dial and
+//! when), `piece_io` (piece buffers, reads, cache, storage), `stop` and `durable`. Three
+//! modules drive it and depend on it, never the other way: `driver` (its run loop,
+//! announces, wind-down) uses `dial` (outgoing connections, and incoming ones the shard
+//! hands it), which uses `peer` (one connection's reader and writer tasks).
+//!
 //! What a front end reads without asking: each torrent's [`TorrentStatus`], which its
 //! shard keeps up to date, and, if it passed an [`EventSink`], the durable-pieces
 //! snapshots and faults it needs to keep resume data.
 
+mod address_book;
 mod alarm;
 mod announce_gate;
 mod budget;
@@ -19,6 +27,9 @@ mod cache;
 mod check;
 mod clock;
 mod command;
+mod dial;
+mod driver;
+mod durable;
 mod events;
 mod file_pool;
 mod goodbye;
@@ -28,6 +39,8 @@ mod ip_guard;
 mod lazy_storage;
 mod offload;
 mod peer;
+mod peer_table;
+mod piece_io;
 mod resolver;
 mod scraper;
 mod send_batch;
@@ -35,6 +48,7 @@ mod shard;
 mod share;
 mod slot;
 mod status;
+mod stop;
 mod storage;
 mod throttle;
 mod torrent;

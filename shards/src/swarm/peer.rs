@@ -5,18 +5,18 @@
 //! the socket's fd. Closing is a `shutdown(2)` on the socket: both tasks see it at once.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
 use ccbt_engine::session::{Incoming, PeerCaps, PeerKey};
 use ccbt_engine::wire::{self, decode_message, Handshake, Message, Reserved, HANDSHAKE_LEN};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::timer::timeout;
-use nix::sys::socket::{shutdown, Shutdown};
 
+use super::peer_table::PeerHandle;
 use super::send_batch::SendBatch;
 use super::throttle::Direction;
 use super::torrent::TorrentRt;
@@ -35,25 +35,6 @@ const READ_AHEAD_PIECES: usize = 2;
 const WRITE_BATCH: usize = 256 * 1024;
 /// The least a download-limited reader reads at a time: one block and its header.
 const THROTTLED_READ_MIN: usize = 16 * 1024 + 13;
-
-/// What the torrent keeps to reach a connection's tasks.
-pub struct PeerHandle {
-    doorbell: LocalSender<()>,
-    fd: RawFd,
-    pub addr: SocketAddr,
-}
-
-impl PeerHandle {
-    /// Tells the writer there is work.
-    pub fn wake(&self) {
-        let _ = self.doorbell.try_send(());
-    }
-
-    /// Ends the connection: both tasks see the socket shut.
-    pub fn close(&self) {
-        let _ = shutdown(self.fd, Shutdown::Both);
-    }
-}
 
 /// The handshake we send: the extension protocol (BEP 10, for `reqq`) and the Fast
 /// extension (BEP 6).
@@ -117,7 +98,7 @@ pub async fn run(
         }
     };
     let (doorbell, rings) = local_channel::new_bounded(1);
-    rt.register(key, PeerHandle { doorbell, fd, addr }, theirs.peer_id.0);
+    rt.register(key, PeerHandle::new(doorbell, fd, addr), theirs.peer_id.0);
     let writer = glommio::spawn_local(write_loop(rt.clone(), key, writer_stream, rings));
     rt.drive();
     let mut stream = stream;
@@ -152,7 +133,7 @@ async fn read_loop(
         let mut dropped = None;
         {
             let now = rt.now();
-            let mut engine = rt.engine.borrow_mut();
+            let mut engine = rt.engine().borrow_mut();
             loop {
                 match decode_message(&buf[start..filled], max) {
                     Ok(Some((msg, used))) => {
@@ -169,7 +150,7 @@ async fn read_loop(
                                     data,
                                 } = msg
                                 {
-                                    rt.store_block(piece, offset, data);
+                                    rt.pieces().store_block(piece, offset, data);
                                     if piece_complete {
                                         complete.push(piece);
                                     }
@@ -208,7 +189,7 @@ async fn read_loop(
                 buf.resize(wanted + chunk, 0);
             }
         }
-        rt.backlog_room().await;
+        rt.pieces().backlog_room().await;
         let mut room = buf.len() - filled;
         if owed > 0 {
             // Over the download limit: the socket is not read until the buckets have paid
@@ -257,12 +238,12 @@ async fn write_loop(
     while rings.recv().await.is_some() {
         loop {
             batch.clear();
-            batch.push_head(|out| rt.engine.borrow_mut().take_outbox(key, out));
+            batch.push_head(|out| rt.engine().borrow_mut().take_outbox(key, out));
             // Set when the upload buckets could not pay for the next block: the bytes it
             // needs.
             let mut throttled = None;
             while batch.block_bytes() < WRITE_BATCH {
-                let next = rt.engine.borrow().peek_serve(key);
+                let next = rt.engine().borrow().peek_serve(key);
                 match next {
                     Some(block) if batch.takes_piece(block.piece) => {
                         if !meter.try_spend(u64::from(block.len)) {
@@ -272,12 +253,12 @@ async fn write_loop(
                     }
                     _ => break,
                 }
-                let Some(block) = rt.engine.borrow_mut().next_serve(key) else {
+                let Some(block) = rt.engine().borrow_mut().next_serve(key) else {
                     break;
                 };
-                let upcoming = rt.engine.borrow().upcoming_pieces(key, READ_AHEAD_PIECES);
-                rt.read_ahead(upcoming);
-                let piece = match rt.piece_data(block.piece).await {
+                let upcoming = rt.engine().borrow().upcoming_pieces(key, READ_AHEAD_PIECES);
+                rt.pieces().read_ahead(upcoming);
+                let piece = match rt.pieces().piece_data(block.piece).await {
                     Ok(piece) => piece,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read a piece to serve");
@@ -307,7 +288,9 @@ async fn write_loop(
                 }
                 let served = batch.block_bytes() as u32;
                 if served > 0 {
-                    rt.engine.borrow_mut().on_block_sent(rt.now(), key, served);
+                    rt.engine()
+                        .borrow_mut()
+                        .on_block_sent(rt.now(), key, served);
                 }
             }
             if let Some(want) = throttled {

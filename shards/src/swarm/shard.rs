@@ -37,7 +37,7 @@ use super::share::{self, Demand};
 use super::slot::Slot;
 use super::throttle::{RateLimits, Throttle};
 use super::tracker::TrackerConnections;
-use super::{peer, shard_for, SwarmConfig};
+use super::{dial, peer, shard_for, SwarmConfig};
 use crate::pool::ShardId;
 
 /// What every shard starts from.
@@ -379,7 +379,7 @@ async fn handle_incoming(
     let owner = shard_for(&hs.info_hash, ctx.config.shards.count);
     if owner == ctx.id {
         if let Some(rt) = ctx.torrent(&hs.info_hash).and_then(|slot| slot.running()) {
-            rt.accept(stream, addr, buf).await;
+            dial::accept(rt, stream, addr, buf).await;
         }
         return;
     }
@@ -422,7 +422,7 @@ fn route_local(ctx: &ShardCtx, h: Handoff) {
         return;
     };
     glommio::spawn_local(async move {
-        rt.accept(stream, h.addr, h.read).await;
+        dial::accept(rt, stream, h.addr, h.read).await;
         drop((budget, ip_slot));
     })
     .detach();

@@ -21,6 +21,7 @@ use futures_channel::oneshot;
 
 use super::check::check;
 use super::command::{CommandError, TorrentSnapshot};
+use super::driver;
 use super::events::SwarmEvent;
 use super::lazy_storage::LazyStorage;
 use super::shard::ShardCtx;
@@ -187,7 +188,7 @@ impl Slot {
             });
         }
         if let Some(rt) = self.running() {
-            rt.engine.borrow_mut().set_file_priorities(&priorities);
+            rt.engine().borrow_mut().set_file_priorities(&priorities);
             rt.wake();
         }
         self.settings.borrow_mut().priorities = Some(priorities);
@@ -196,7 +197,7 @@ impl Slot {
 
     pub fn set_sequential(&self, on: bool) {
         if let Some(rt) = self.running() {
-            rt.engine.borrow_mut().set_sequential(on);
+            rt.engine().borrow_mut().set_sequential(on);
         }
         self.settings.borrow_mut().sequential = on;
     }
@@ -274,11 +275,11 @@ impl Slot {
             *self.phase.borrow_mut() = Phase::Running(rt.clone());
             let partial = self.start_partial_check(&rt);
             let keep_seeding = self.settings.borrow().keep_seeding;
-            rt.clone().run(keep_seeding).await;
+            driver::run(rt.clone(), keep_seeding).await;
             *self.phase.borrow_mut() = Phase::Idle;
             // Its last report, as it wound down, covers everything it has.
             self.recorded.set(true);
-            let have = rt.engine.borrow().have().clone();
+            let have = rt.engine().borrow().have().clone();
             *self.verify.borrow_mut() = match partial {
                 Some((pieces, done)) if !done.get() => Verify::Partly {
                     check: pieces.into_iter().filter(|&p| !have.get(p)).collect(),
@@ -290,7 +291,7 @@ impl Slot {
                 self.fault(fault);
                 break;
             }
-            if !self.want_running.get() || (rt.engine.borrow().is_done() && !keep_seeding) {
+            if !self.want_running.get() || (rt.engine().borrow().is_done() && !keep_seeding) {
                 break;
             }
             // Resumed while it was stopping: start again.

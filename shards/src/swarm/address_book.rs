@@ -1,0 +1,148 @@
+//! The addresses a torrent has learned (from trackers and `--peer`), when each may be
+//! dialled again, and how many dials are in flight.
+//!
+//! The book decides *whom* to dial and *when*; the dialling itself is `dial`'s. An
+//! address is "claimed" from the moment it is picked until its dial (and, if the
+//! handshake succeeded, the whole connection) ends, so one address is never dialled
+//! twice at once. After a connection ends the address waits 15 s per failure so far
+//! (at least 15 s, at most 300 s) before it is picked again, so a peer that went away
+//! is retried, but not in a tight loop.
+//!
+//! The book is bounded by [`BOOK_MAX`] addresses. Past it, newly learned addresses are
+//! ignored: the book keeps the ones it has (retrying them on the schedule above) and
+//! takes new ones only once an address leaves it, which happens when the shard refuses
+//! to dial it because it is blocklisted.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::ip_guard::Refusal;
+
+/// Addresses remembered per torrent.
+const BOOK_MAX: usize = 2000;
+/// How long an address whose host is at the shard's per-IP cap waits to be dialled again.
+const PER_IP_RETRY: Duration = Duration::from_secs(30);
+
+/// What we know of an address a tracker gave us.
+struct BookEntry {
+    /// Claimed: being dialled, or connected through a dial of ours.
+    connected: bool,
+    next_try: Duration,
+    failures: u32,
+}
+
+pub struct AddressBook {
+    entries: RefCell<HashMap<SocketAddr, BookEntry>>,
+    /// Outgoing connection attempts not yet connected or failed.
+    connecting: Cell<usize>,
+    /// The port the shard listens on: a loopback address with it is ourselves.
+    our_port: u16,
+}
+
+impl AddressBook {
+    pub fn new(our_port: u16) -> Self {
+        AddressBook {
+            entries: RefCell::new(HashMap::new()),
+            connecting: Cell::new(0),
+            our_port,
+        }
+    }
+
+    /// Adds addresses, up to [`BOOK_MAX`] in all; ones already known keep their state.
+    /// Port 0 and our own listening address on loopback are skipped.
+    pub fn learn(&self, peers: &[SocketAddr]) {
+        let mut book = self.entries.borrow_mut();
+        for &addr in peers {
+            if book.len() >= BOOK_MAX {
+                break;
+            }
+            if addr.port() == 0 || (addr.port() == self.our_port && addr.ip().is_loopback()) {
+                continue;
+            }
+            book.entry(addr).or_insert(BookEntry {
+                connected: false,
+                next_try: Duration::ZERO,
+                failures: 0,
+            });
+        }
+    }
+
+    /// Claims an unclaimed address whose retry time has come, if there is one.
+    pub fn claim_next(&self, now: Duration) -> Option<SocketAddr> {
+        let mut book = self.entries.borrow_mut();
+        let pick = book
+            .iter()
+            .find(|(_, e)| !e.connected && e.next_try <= now)
+            .map(|(a, _)| *a);
+        if let Some(addr) = pick {
+            let e = book.get_mut(&addr).expect("picked from the book");
+            e.connected = true;
+        }
+        pick
+    }
+
+    /// Gives a claimed address back untried (the shard had no connection slot for it).
+    pub fn unclaim(&self, addr: SocketAddr) {
+        if let Some(e) = self.entries.borrow_mut().get_mut(&addr) {
+            e.connected = false;
+        }
+    }
+
+    /// The shard will not dial `addr`: a blocklisted one is forgotten, one at its per-IP
+    /// cap is tried again later.
+    pub fn refused(&self, addr: SocketAddr, refusal: Refusal, now: Duration) {
+        let mut book = self.entries.borrow_mut();
+        match refusal {
+            Refusal::Blocked => {
+                book.remove(&addr);
+            }
+            Refusal::PerIpCap(_) => {
+                if let Some(e) = book.get_mut(&addr) {
+                    e.connected = false;
+                    e.next_try = now + PER_IP_RETRY;
+                }
+            }
+        }
+    }
+
+    /// A dial to a claimed address is starting.
+    pub fn dial_started(&self) {
+        self.connecting.set(self.connecting.get() + 1);
+    }
+
+    /// A dial's TCP connect finished, either way.
+    pub fn dial_settled(&self) {
+        self.connecting.set(self.connecting.get() - 1);
+    }
+
+    /// Dials not yet settled.
+    pub fn dialling(&self) -> usize {
+        self.connecting.get()
+    }
+
+    /// The dial to `addr` (and its connection, if it got one) ended, at `now`: the
+    /// address is free to be claimed again after its back-off.
+    pub fn dial_ended(&self, addr: SocketAddr, failed: bool, now: Duration) {
+        let mut book = self.entries.borrow_mut();
+        if let Some(e) = book.get_mut(&addr) {
+            e.connected = false;
+            if failed {
+                e.failures += 1;
+            }
+            // Reconnect to a peer that went away, but not in a tight loop.
+            e.next_try = now + Duration::from_secs(15 * u64::from(e.failures.clamp(1, 20)));
+        }
+    }
+
+    /// The soonest an unclaimed address may be dialled, for the run loop's nap.
+    pub fn next_retry(&self) -> Option<Duration> {
+        self.entries
+            .borrow()
+            .values()
+            .filter(|e| !e.connected)
+            .map(|e| e.next_try)
+            .min()
+    }
+}
