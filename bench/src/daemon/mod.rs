@@ -336,6 +336,12 @@ impl OurRun<'_> {
         std::thread::sleep(SETTLE);
         let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))?;
         let rss = parse_vm_rss(&status).context("no VmRSS in /proc/PID/status")?;
+        let parts: Vec<&str> = status
+            .lines()
+            .filter(|l| l.starts_with("Rss"))
+            .map(|l| l.trim())
+            .collect();
+        eprintln!("daemon: {n} torrents seeding again: {}", parts.join(", "));
         let ready_line_seconds = parse_ready(&daemon.log());
         std::thread::sleep(self.observe.saturating_sub(SETTLE));
         let restart_stop_seconds = self.stop(&mut daemon)?;
