@@ -27,6 +27,8 @@ packages=(
   opentracker                 # interop: a real tracker on 127.0.0.1
   iproute2                    # interop: network namespaces for clients that skip loopback peers
   time                        # bench: /usr/bin/time, CPU and peak RSS of each downloader
+  qbittorrent-nox             # bench S6: another seedbox daemon, through its WebAPI
+  transmission-daemon         # bench S6: another seedbox daemon, through its RPC
 )
 
 missing=()

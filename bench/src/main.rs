@@ -16,6 +16,7 @@
 //! - `quick` and `full`: every scenario, short (under 3 minutes) or at full size;
 //!   `--update-md` rewrites their sections of BENCHMARKS.md.
 
+mod daemon;
 mod dataset;
 mod download;
 mod harness;
@@ -54,6 +55,9 @@ enum Scenario {
     Verify(recheck::RecheckArgs),
     /// S4: many small torrents seeding at once: load time and RSS per torrent vs libtorrent.
     Many(many::ManyArgs),
+    /// S6: the seedbox daemon with many torrents: adding, restart, RSS, shutdown and
+    /// announces; vs qbittorrent-nox and transmission-daemon.
+    Daemon(daemon::DaemonArgs),
     /// The machine's limits: OpenSSL SHA-1 on all cores, fio O_DIRECT read, iperf3 loopback.
     Limits(limits::LimitsArgs),
 }
@@ -68,6 +72,7 @@ fn main() -> Result<()> {
         Scenario::Seed(args) => println!("{}", seed::run(args)?),
         Scenario::Verify(args) => println!("{}", recheck::run(args)?),
         Scenario::Many(args) => println!("{}", many::run(args)?),
+        Scenario::Daemon(args) => println!("{}", daemon::run(args)?),
         Scenario::Limits(args) => println!("{}", limits::run(args)?),
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser};
 
-use crate::{download, many, recheck, seed};
+use crate::{daemon, download, many, recheck, seed};
 
 #[derive(Args)]
 pub struct SuiteArgs {
@@ -69,6 +69,10 @@ pub fn run(size: Size, args: SuiteArgs) -> Result<()> {
     s4.write = md.clone();
     section("S4: many torrents", many::run(s4)?);
 
+    let mut s6 = preset(size, &args, daemon::quick)?;
+    s6.write = md.clone();
+    section("S6: the daemon with many torrents", daemon::run(s6)?);
+
     eprintln!(
         "all scenarios done in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -107,5 +111,6 @@ mod tests {
         let _: seed::SeedArgs = defaults(&args).unwrap();
         let _: recheck::RecheckArgs = defaults(&args).unwrap();
         let _: many::ManyArgs = defaults(&args).unwrap();
+        let _: daemon::DaemonArgs = defaults(&args).unwrap();
     }
 }

@@ -198,6 +198,53 @@ fn many_scenario_loads_and_seeds_every_torrent() {
     }
 }
 
+#[test]
+fn daemon_scenario_measures_the_daemon_and_the_others() {
+    let md = bench(
+        "daemon",
+        &[
+            "--torrents",
+            "200",
+            "--others-torrents",
+            "100",
+            "--timeout",
+            "120",
+            "--others-limit",
+            "30",
+            "--observe",
+            "2",
+        ],
+    );
+    for step in [
+        "| add 200 torrents",
+        "| restart: start until the control socket answers `list`",
+        "| restart: start until all 200 seed",
+        "| RSS per idle torrent",
+        "| clean shutdown after the restart",
+        "| restart: start, seeding, idle, shutdown |",
+    ] {
+        assert!(md.contains(step), "no `{step}`:\n{md}");
+    }
+    assert!(
+        row(&md, "ccbt-uring daemon, restart").contains("| 200 |"),
+        "{md}"
+    );
+    // Each other daemon has figures, or says why not and what to install.
+    for who in ["qbittorrent-nox 4.5", "transmission-daemon 3.00"] {
+        let measured = md
+            .lines()
+            .any(|l| l.starts_with(&format!("| {who} | 100 |")));
+        let noted = md.contains(&format!("{who}: skipped: ")) && md.contains("apt-get install");
+        assert!(
+            measured || noted,
+            "{who} has neither figures nor a note:\n{md}"
+        );
+        if !measured {
+            eprintln!("{who} was skipped: {md}");
+        }
+    }
+}
+
 /// The children of `parent` that lead their own process group (the clients a scenario
 /// starts), from /proc.
 fn group_leading_children(parent: u32) -> Vec<u32> {

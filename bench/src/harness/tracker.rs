@@ -26,20 +26,38 @@ impl Tracker {
     /// Starts opentracker on `port`, allowing only `info_hash` (40 hex digits), and waits
     /// until it accepts connections.
     pub fn start(port: u16, info_hash: &str) -> Result<Tracker> {
-        anyhow::ensure!(
-            info_hash.len() == 40 && info_hash.bytes().all(|b| b.is_ascii_hexdigit()),
-            "not a hex info hash: {info_hash}"
-        );
-        let info_hash = info_hash.to_ascii_lowercase();
+        Self::start_allowing(port, &[info_hash.to_string()])
+    }
+
+    /// Starts opentracker on `port`, allowing every one of `info_hashes` (40 hex digits
+    /// each; [`Tracker`]'s own probes use the first), with its stats page open to
+    /// 127.0.0.1, and waits until it accepts connections.
+    pub fn start_allowing(port: u16, info_hashes: &[String]) -> Result<Tracker> {
+        let first = info_hashes.first().context("no info hash to allow")?;
+        let mut allowed = String::with_capacity(41 * info_hashes.len());
+        for hash in info_hashes {
+            anyhow::ensure!(
+                hash.len() == 40 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+                "not a hex info hash: {hash}"
+            );
+            allowed += &hash.to_ascii_lowercase();
+            allowed.push('\n');
+        }
+        let info_hash = first.to_ascii_lowercase();
         let dir = tempfile::Builder::new()
             .prefix("ccbt-bench-tracker-")
             .tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         let whitelist = dir.path().join("whitelist");
-        std::fs::write(&whitelist, format!("{info_hash}\n"))?;
+        std::fs::write(&whitelist, allowed)?;
         std::fs::set_permissions(&whitelist, std::fs::Permissions::from_mode(0o644))?;
+        let config = dir.path().join("opentracker.conf");
+        std::fs::write(&config, "access.stats 127.0.0.1\n")?;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644))?;
         let mut cmd = Command::new("opentracker");
-        cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        cmd.arg("-f")
+            .arg(&config)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-P", &port.to_string(), "-w", "whitelist", "-d"])
             .arg(dir.path())
             .current_dir(dir.path());
@@ -86,6 +104,20 @@ impl Tracker {
         self.http_get(&query).map(drop)
     }
 
+    /// Announces the tracker on `port` has answered since it started (HTTP and UDP), from
+    /// the second line of its `stats?mode=conn` page. An associated function, so that a
+    /// sampler on another thread needs only the port.
+    pub fn announces_on(port: u16) -> Result<u64> {
+        let body = http_get(port, "/stats?mode=conn")?;
+        parse_conn_stats(&body)
+            .with_context(|| format!("stats page: {}", String::from_utf8_lossy(&body)))
+    }
+
+    /// The tracker's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn url_encoded_hash(&self) -> String {
         self.info_hash
             .as_bytes()
@@ -112,19 +144,46 @@ impl Tracker {
     }
 
     fn http_get(&self, path: &str) -> Result<Vec<u8>> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .with_context(|| format!("tracker on port {} is gone", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\n\r\n",
-            self.port
-        )?;
-        let mut reply = Vec::new();
-        stream.read_to_end(&mut reply)?;
-        match reply.windows(4).position(|w| w == b"\r\n\r\n") {
-            Some(end) => Ok(reply.split_off(end + 4)),
-            None => bail!("not HTTP: {}", String::from_utf8_lossy(&reply)),
-        }
+        http_get(self.port, path)
+    }
+}
+
+/// A GET to the tracker on 127.0.0.1:`port`; the reply's body.
+fn http_get(port: u16, path: &str) -> Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("tracker on port {port} is gone"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    match reply.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => Ok(reply.split_off(end + 4)),
+        None => bail!("not HTTP: {}", String::from_utf8_lossy(&reply)),
+    }
+}
+
+/// opentracker's `stats?mode=conn` page: connections, then announces, one number a line.
+fn parse_conn_stats(body: &[u8]) -> Option<u64> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_announce_count() {
+        let page =
+            b"7\n12\n4 seconds (0 hours)\nopentracker connections, 1 conns/s :: 0 success/s.";
+        assert_eq!(parse_conn_stats(page), Some(12));
+        assert_eq!(parse_conn_stats(b"<title>Access Denied</title>"), None);
     }
 }

@@ -11,7 +11,7 @@
 //! through `bench/scripts/lt_many.py`, both with a recheck (like for like) and in libtorrent's
 //! seed_mode (no check at start).
 
-mod report;
+pub mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
