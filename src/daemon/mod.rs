@@ -273,38 +273,16 @@ pub fn run(args: DaemonArgs) -> Outcome {
 fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
     let mut names = Vec::with_capacity(stored.len());
     let mut torrents = Vec::with_capacity(stored.len());
-    for t in stored {
-        let record = t.record;
-        let meta = match Metainfo::parse(&record.metainfo) {
-            Ok(meta) => Arc::new(meta),
-            Err(e) => {
-                tracing::error!(name = %record.name, error = %e, "stored torrent no longer parses; skipped");
-                continue;
+    for (name, prepared) in prepare_all(stored) {
+        match prepared {
+            Ok(torrent) => {
+                names.push(name);
+                torrents.push(torrent);
             }
-        };
-        let save_dir = PathBuf::from(&record.save_path);
-        let (verify, how) = resume::verify_from(&meta, &save_dir, t.resume.as_ref());
-        tracing::debug!(torrent = %meta.info_hash, restored = ?how, "restored");
-        if !matches!(how, resume::Restored::Trusted { .. }) {
-            tracing::info!(torrent = %meta.info_hash, restored = ?how, "restored with a check");
+            Err(e) => {
+                tracing::error!(name = %name, error = %e, "stored torrent no longer parses; skipped")
+            }
         }
-        let entry = Entry {
-            meta,
-            status: Arc::default(),
-            save_dir,
-            added_at: record.added_at,
-            category: record.category,
-            tags: record.tags,
-            uploaded_before: record.uploaded,
-            downloaded_before: record.downloaded,
-            queue_position: record.queue_position.clamp(0, i64::from(u32::MAX)) as u32,
-            user_paused: record.paused,
-            queued: false,
-            seeding_since: None,
-            limits: core::TorrentLimits::from_json(&record.settings),
-        };
-        names.push(record.name);
-        torrents.push((entry, verify, record.paused));
     }
     let mut count = 0;
     for (result, name) in daemon.start_many(torrents).into_iter().zip(names) {
@@ -314,6 +292,71 @@ fn restore(daemon: &Daemon, stored: Vec<ccbt_state::StoredTorrent>) -> usize {
         }
     }
     count
+}
+
+type Prepared = (Entry, ccbt_shards::swarm::Verify, bool);
+
+/// Parses each stored torrent and compares its files with its resume data, on every core:
+/// one by one, parsing and a `stat` per file would be most of a large start-up.
+fn prepare_all(
+    stored: Vec<ccbt_state::StoredTorrent>,
+) -> Vec<(
+    String,
+    Result<Prepared, ccbt_engine::metainfo::MetainfoError>,
+)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = stored.len().div_ceil(threads).max(1);
+    let mut parts: Vec<Vec<ccbt_state::StoredTorrent>> = Vec::new();
+    let mut rest = stored;
+    while !rest.is_empty() {
+        let tail = rest.split_off(chunk.min(rest.len()));
+        parts.push(std::mem::replace(&mut rest, tail));
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(move || part.into_iter().map(prepare).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a restore worker panicked"))
+            .collect()
+    })
+}
+
+fn prepare(
+    t: ccbt_state::StoredTorrent,
+) -> (
+    String,
+    Result<Prepared, ccbt_engine::metainfo::MetainfoError>,
+) {
+    let record = t.record;
+    let meta = match Metainfo::parse(&record.metainfo) {
+        Ok(meta) => Arc::new(meta),
+        Err(e) => return (record.name, Err(e)),
+    };
+    let save_dir = PathBuf::from(&record.save_path);
+    let (verify, how) = resume::verify_from(&meta, &save_dir, t.resume.as_ref());
+    tracing::debug!(torrent = %meta.info_hash, restored = ?how, "restored");
+    if !matches!(how, resume::Restored::Trusted { .. }) {
+        tracing::info!(torrent = %meta.info_hash, restored = ?how, "restored with a check");
+    }
+    let entry = Entry {
+        meta,
+        status: Arc::default(),
+        save_dir,
+        added_at: record.added_at,
+        category: record.category,
+        tags: record.tags,
+        uploaded_before: record.uploaded,
+        downloaded_before: record.downloaded,
+        queue_position: record.queue_position.clamp(0, i64::from(u32::MAX)) as u32,
+        user_paused: record.paused,
+        queued: false,
+        seeding_since: None,
+        limits: core::TorrentLimits::from_json(&record.settings),
+    };
+    (record.name, Ok((entry, verify, record.paused)))
 }
 
 /// Applies what can change live when the config file changes (or on SIGHUP); says which
