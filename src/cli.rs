@@ -113,6 +113,8 @@ pub enum RemoteAction {
     },
     /// List torrents with their state and progress.
     List,
+    /// How many torrents are in each state.
+    Summary,
     /// Remove a torrent (its data stays unless --delete-data).
     Remove {
         hash: String,

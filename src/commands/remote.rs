@@ -33,6 +33,7 @@ pub fn run(args: RemoteArgs) -> Outcome {
             paused,
         },
         RemoteAction::List => Request::List,
+        RemoteAction::Summary => Request::Summary,
         RemoteAction::Remove { hash, delete_data } => Request::Remove { hash, delete_data },
         RemoteAction::Pause { hash } => Request::Pause { hash },
         RemoteAction::Resume { hash } => Request::Resume { hash },
@@ -61,6 +62,10 @@ pub fn run(args: RemoteArgs) -> Outcome {
         println!("{}", serde_json::to_string(&response).unwrap_or_default());
     } else if let Some(hash) = &response.hash {
         println!("{hash}");
+    } else if let Some(summary) = &response.summary {
+        for (state, n) in summary {
+            println!("{state}: {n}");
+        }
     } else if let Some(events) = &response.events {
         for e in events {
             println!(

@@ -71,6 +71,9 @@ pub enum Request {
         #[serde(default)]
         download_bytes_per_s: u64,
     },
+    /// How many torrents there are in each state: cheap at any size, for scripts that
+    /// wait for all to seed.
+    Summary,
     /// Events after sequence number `since` (0: all the log holds).
     Events {
         #[serde(default)]
@@ -90,6 +93,9 @@ pub struct Response {
     pub torrents: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<serde_json::Value>>,
+    /// Torrents per state name, and `torrents` in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<std::collections::BTreeMap<String, u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,14 +195,27 @@ fn client(stream: UnixStream, daemon: &Daemon, stop: &AtomicBool) {
             }
             Ok(_) => {}
         }
-        let response = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => answer(daemon, request, stop),
-            Err(e) => Response::failed(format!("bad request: {e}"), "bad-request"),
+        let sent = match serde_json::from_str::<Request>(&line) {
+            // A listing of 100,000 torrents is tens of MB: written straight from the views,
+            // not through a JSON tree.
+            Ok(Request::List) => reply_list(&mut writer, &daemon.list()),
+            Ok(request) => reply(&mut writer, &answer(daemon, request, stop)),
+            Err(e) => reply(
+                &mut writer,
+                &Response::failed(format!("bad request: {e}"), "bad-request"),
+            ),
         };
-        if reply(&mut writer, &response).is_err() {
+        if sent.is_err() {
             return;
         }
     }
+}
+
+fn reply_list(writer: &mut impl Write, views: &[TorrentView]) -> std::io::Result<()> {
+    let mut line = b"{\"ok\":true,\"torrents\":".to_vec();
+    serde_json::to_writer(&mut line, views).map_err(std::io::Error::other)?;
+    line.extend_from_slice(b"}\n");
+    writer.write_all(&line)
 }
 
 fn reply(writer: &mut impl Write, response: &Response) -> std::io::Result<()> {
@@ -250,7 +269,7 @@ fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
                 daemon
                     .list()
                     .iter()
-                    .map(|v: &TorrentView| serde_json::to_value(v).unwrap_or_default())
+                    .filter_map(|v: &TorrentView| serde_json::to_value(v).ok())
                     .collect(),
             ),
             ..Response::default()
@@ -270,6 +289,11 @@ fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
         } => with_hash(&hash, &|h| {
             daemon.set_limits(h, upload_bytes_per_s, download_bytes_per_s)
         }),
+        Request::Summary => Response {
+            ok: true,
+            summary: Some(daemon.summary()),
+            ..Response::default()
+        },
         Request::Events { since } => Response {
             ok: true,
             events: Some(

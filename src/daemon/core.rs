@@ -174,6 +174,10 @@ pub struct Daemon {
     /// The programs to run, from the config (reloaded live).
     hook_programs: Mutex<ccbt_config::Hooks>,
     max_active_downloads: std::sync::atomic::AtomicU32,
+    /// Downloads running, as the policy last counted them, plus adds since.
+    active_downloads: std::sync::atomic::AtomicUsize,
+    /// The queue position the next added torrent takes.
+    next_position: std::sync::atomic::AtomicU32,
 }
 
 impl Daemon {
@@ -193,6 +197,8 @@ impl Daemon {
             hooks,
             hook_programs: Mutex::new(hook_programs),
             max_active_downloads: std::sync::atomic::AtomicU32::new(0),
+            active_downloads: std::sync::atomic::AtomicUsize::new(0),
+            next_position: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -288,6 +294,11 @@ impl Daemon {
         // would stop it, but only after it had started. (Checked while paused, it may turn
         // out complete; the queue then starts it as a seed.)
         let queued = !req.paused && self.download_slots_full();
+        if !req.paused && !queued {
+            // Until the policy's next count: it may yet turn out complete.
+            self.active_downloads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let record = TorrentRecord {
             info_hash: info_hash.0,
             metainfo: req.metainfo,
@@ -360,6 +371,10 @@ impl Daemon {
                 results.push(match pending.wait() {
                     Ok(status) => {
                         entry.status = status;
+                        self.next_position.fetch_max(
+                            entry.queue_position.saturating_add(1),
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
                         self.registry().insert(entry.meta.info_hash, entry);
                         Ok(())
                     }
@@ -405,32 +420,24 @@ impl Daemon {
             .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Whether a new torrent would exceed the download slots: the policy's last count of
+    /// running downloads plus those added since (a scan of every torrent per add would make
+    /// adding N torrents cost N squared).
     fn download_slots_full(&self) -> bool {
-        let max = self
-            .max_active_downloads
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if max == 0 {
-            return false;
-        }
-        let active = self
-            .registry()
-            .values()
-            .filter(|e| {
-                !e.user_paused
-                    && !e.queued
-                    && !e.status.done.load(std::sync::atomic::Ordering::Relaxed)
-                    && e.status.state() != TorrentState::Failed
-            })
-            .count();
-        active >= max as usize
+        use std::sync::atomic::Ordering::Relaxed;
+        let max = self.max_active_downloads.load(Relaxed);
+        max != 0 && self.active_downloads.load(Relaxed) >= max as usize
+    }
+
+    /// The policy counted the downloads running now.
+    pub fn set_active_downloads(&self, n: usize) {
+        self.active_downloads
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn next_queue_position(&self) -> u32 {
-        self.registry()
-            .values()
-            .map(|e| e.queue_position + 1)
-            .max()
-            .unwrap_or(0)
+        self.next_position
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn set_flags(&self, info_hash: &InfoHash, f: impl FnOnce(&mut Entry)) {
@@ -565,6 +572,21 @@ impl Daemon {
         self.event(EventKind::Removed, &info_hash, None);
         self.record(Write::Remove(info_hash.0))?;
         self.state.flush().map_err(DaemonError::Flush)
+    }
+
+    /// Torrents per state (as listings name them), and `torrents` in all.
+    pub fn summary(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        let registry = self.registry();
+        for e in registry.values() {
+            let name = match e.status.state() {
+                TorrentState::Paused if e.queued => "queued",
+                other => other.name(),
+            };
+            *counts.entry(name.to_string()).or_insert(0) += 1;
+        }
+        counts.insert("torrents".into(), registry.len() as u64);
+        counts
     }
 
     pub fn list(&self) -> Vec<TorrentView> {

@@ -88,6 +88,15 @@ fn round(daemon: &Daemon, config: &Config) {
         max_active_checks: None,
     };
     let plan = queue::plan(&entries, &limits);
+    // Downloads running once the plan is carried out, for adds before the next round.
+    let stopping: std::collections::HashSet<_> = plan.stop.iter().collect();
+    let starting: std::collections::HashSet<_> = plan.start.iter().collect();
+    let running_downloads = entries
+        .iter()
+        .filter(|e| e.state == queue::TorrentState::Downloading)
+        .filter(|e| (e.active && !stopping.contains(&e.id)) || starting.contains(&e.id))
+        .count();
+    daemon.set_active_downloads(running_downloads);
     for id in plan.stop {
         daemon.queue_stop(ccbt_engine::Sha1Digest(id));
     }

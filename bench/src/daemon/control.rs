@@ -112,6 +112,17 @@ pub fn list(socket: &Path) -> Result<Listing> {
     Ok(count(&answer))
 }
 
+/// `{"op":"summary"}`: the same counts without a listing, cheap at any size.
+pub fn summary(socket: &Path) -> Result<Listing> {
+    let answer = call(socket, &serde_json::json!({"op": "summary"}))?;
+    let v: serde_json::Value = serde_json::from_str(&answer)?;
+    let n = |k: &str| v["summary"][k].as_u64().unwrap_or(0) as usize;
+    Ok(Listing {
+        torrents: n("torrents"),
+        seeding: n("seeding"),
+    })
+}
+
 pub fn count(answer: &str) -> Listing {
     Listing {
         torrents: answer.matches("\"hash\":").count(),

@@ -184,8 +184,7 @@ fn announces(o: &Ours) -> String {
         "\nOn restart the busiest second held {:.0}% of all announces{}.\n",
         share * 100.0,
         if p.bins_over_twice_mean() > 0 {
-            ": the daemon announces its torrents in bursts (at start and at stop), not spread out; \
-             an announce scheduler with jitter is being built separately"
+            ": announces came in bursts (at start and at stop), not spread out"
         } else {
             ""
         }

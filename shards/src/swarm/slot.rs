@@ -343,6 +343,20 @@ impl Slot {
             u64::from(have.count()),
             std::sync::atomic::Ordering::Relaxed,
         );
+        // A paused torrent's check is all the queue learns of it: complete data makes it a
+        // seed to start, not a download to wait its turn.
+        let wanted_all = match &self.settings.borrow().priorities {
+            None => have.is_full(),
+            Some(p) => {
+                let layout = &self.meta.info.layout;
+                (0..p.len())
+                    .filter(|&f| p[f] != Priority::Skip)
+                    .all(|f| layout.file_pieces(f).all(|piece| have.get(piece)))
+            }
+        };
+        self.status
+            .done
+            .store(wanted_all, std::sync::atomic::Ordering::Release);
         if let Some(events) = &self.ctx.events {
             events.send(SwarmEvent::Checked {
                 info_hash: self.meta.info_hash,
