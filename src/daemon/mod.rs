@@ -359,6 +359,21 @@ fn prepare(
     (record.name, Ok((entry, verify, record.paused)))
 }
 
+/// The keys a reload applies to the running daemon. The config marks more keys live
+/// than this daemon applies yet (slots, peer and connection caps, the log filter, storage
+/// options): for those the log says a restart is needed, which is true today.
+fn applied_live(key: &str) -> bool {
+    const PREFIXES: &[&str] = &["queue.", "share.", "hooks."];
+    const KEYS: &[&str] = &[
+        "daemon.download_dir",
+        "daemon.watch_dirs",
+        "limits.upload_bytes_per_s",
+        "limits.download_bytes_per_s",
+        "blocklist.path",
+    ];
+    KEYS.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
 /// Applies what can change live when the config file changes (or on SIGHUP); says which
 /// changes wait for a restart; keeps the last good config when the new one is wrong.
 fn reload_on_change(
@@ -376,7 +391,7 @@ fn reload_on_change(
             Ok(new) => {
                 let mut current = current.lock().expect("config lock");
                 for change in ccbt_config::diff(&current, &new.config) {
-                    if change.live {
+                    if change.live && applied_live(&change.key) {
                         tracing::info!(key = %change.key, old = %change.old, new = %change.new, "config changed");
                     } else {
                         tracing::warn!(key = %change.key, "this setting takes effect after a restart");
