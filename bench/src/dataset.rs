@@ -245,6 +245,33 @@ pub fn cached_fraction(file: &File) -> Result<f64> {
     Ok(cached as f64 / resident.len() as f64)
 }
 
+/// Writes `ccbt-loadgen dataset`'s set of `torrents` single-file torrents (each file
+/// `file_bytes`, pieces of `piece_length`) under `root`, replacing whatever was there.
+/// Its progress goes to stderr, so stdout keeps only the bench's tables.
+pub fn write_many(
+    loadgen: &Path,
+    root: &Path,
+    torrents: u32,
+    file_bytes: u64,
+    piece_length: u32,
+) -> Result<()> {
+    let _ = std::fs::remove_dir_all(root);
+    let status = Command::new(loadgen)
+        .arg("dataset")
+        .args(["--torrents", &torrents.to_string(), "--files", "1"])
+        .args(["--file-bytes", &file_bytes.to_string()])
+        .args(["--piece-length", &piece_length.to_string()])
+        .arg("--out")
+        .arg(root)
+        .stdout(std::io::stderr())
+        .status()
+        .with_context(|| format!("cannot run {}", loadgen.display()))?;
+    if !status.success() {
+        bail!("ccbt-loadgen dataset failed ({status})");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -233,19 +233,13 @@ fn prepare(args: &ManyArgs, loadgen: &Path) -> Result<DataSet> {
             args.torrents,
             root.display()
         );
-        let _ = std::fs::remove_dir_all(&root);
-        let status = Command::new(loadgen)
-            .arg("dataset")
-            .args(["--torrents", &args.torrents.to_string(), "--files", "1"])
-            .args(["--file-bytes", &args.file_bytes.to_string()])
-            .args(["--piece-length", &args.piece_length.to_string()])
-            .arg("--out")
-            .arg(&root)
-            .status()
-            .with_context(|| format!("cannot run {}", loadgen.display()))?;
-        if !status.success() {
-            bail!("ccbt-loadgen dataset failed ({status})");
-        }
+        crate::dataset::write_many(
+            loadgen,
+            &root,
+            args.torrents,
+            args.file_bytes,
+            args.piece_length,
+        )?;
         std::fs::create_dir_all(&set.one)?;
         std::fs::copy(&first, set.one.join("t000000.torrent"))?;
     }
