@@ -5,6 +5,7 @@ mod commands;
 mod daemon;
 mod failure;
 mod format;
+mod http;
 mod output;
 mod progress;
 

@@ -161,6 +161,13 @@ fn any<T>(_: &T) -> Result<(), String> {
     Ok(())
 }
 
+fn at_least_one_u64(value: &u64) -> Result<(), String> {
+    if *value == 0 {
+        return Err("must be at least 1".to_string());
+    }
+    Ok(())
+}
+
 fn at_least_one(value: &u32) -> Result<(), String> {
     if *value == 0 {
         return Err("must be at least 1".to_string());
@@ -206,6 +213,36 @@ sections! {
         shards: u32, Restart, shard_count;
         /// Log filter in tracing's syntax (`info`, `ccbt=debug,warn`). Default `info`.
         log: String, Live, not_empty;
+    }
+
+    /// `[control]`: who may use the HTTP control APIs (Transmission RPC, qBittorrent
+    /// WebAPI, metrics, events) at `daemon.control`.
+    [control] Control {
+        /// User name both APIs require; "" = none. With no credentials the APIs answer
+        /// only on a loopback `daemon.control`. Default "".
+        username: String, Restart, any;
+        /// Password for `username`. Keep the config file private (mode 0600). Default "".
+        password: String, Restart, any;
+        /// Client addresses or CIDR ranges allowed besides loopback ("192.168.1.0/24");
+        /// empty = any address (credentials still apply). Default [].
+        ip_whitelist: Vec<String>, Restart, any;
+        /// Host names allowed in the Host header besides localhost and IP literals
+        /// (against DNS rebinding); "*" allows any. Default [].
+        host_whitelist: Vec<String>, Restart, any;
+        /// Directory the Transmission web UI is served from at /transmission/web/
+        /// (Debian's transmission-common installs it at /usr/share/transmission/web);
+        /// "" = none. Default "/usr/share/transmission/web".
+        web_ui_dir: Option<PathBuf>, Restart, any;
+        /// Save directories an API may name must lie under one of these (after `..`
+        /// and symlinks are resolved); empty = anywhere. Relative ones are taken under
+        /// `daemon.download_dir`. Default [].
+        allowed_save_dirs: Vec<PathBuf>, Restart, any;
+        /// Largest request body accepted, bytes (a .torrent upload is one). Default 16 MiB.
+        max_request_bytes: u64, Restart, at_least_one_u64;
+        /// Failed logins from one address before it is banned. Default 5.
+        login_max_failures: u32, Restart, at_least_one;
+        /// Seconds a banned address stays banned. Default 3600.
+        login_ban_s: u32, Restart, at_least_one;
     }
 
     /// `[limits]`: bandwidth and resource caps.
@@ -358,6 +395,17 @@ impl Config {
                 control: SocketAddr::from((Ipv4Addr::LOCALHOST, 9091)),
                 shards: 0,
                 log: "info".to_string(),
+            },
+            control: Control {
+                username: String::new(),
+                password: String::new(),
+                ip_whitelist: Vec::new(),
+                host_whitelist: Vec::new(),
+                web_ui_dir: Some(PathBuf::from("/usr/share/transmission/web")),
+                allowed_save_dirs: Vec::new(),
+                max_request_bytes: 16 << 20,
+                login_max_failures: 5,
+                login_ban_s: 3600,
             },
             limits: Limits {
                 upload_bytes_per_s: ByteRate::UNLIMITED,

@@ -189,6 +189,36 @@ impl Setting for Vec<PathBuf> {
     }
 }
 
+impl Setting for Vec<String> {
+    const EXPECTED: &'static str = "an array of strings";
+    fn from_toml(value: &Value, home: &Home) -> Result<Self, String> {
+        let array = value.as_array().ok_or_else(|| expected::<Self>(value))?;
+        array
+            .iter()
+            .map(|item| String::from_toml(item, home).map_err(|_| expected::<Self>(value)))
+            .collect()
+    }
+    fn from_text(text: &str, _: &Home) -> Result<Self, String> {
+        Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+    fn from_texts(texts: &[String], home: &Home) -> Result<Self, String> {
+        let mut all = Vec::new();
+        for text in texts {
+            all.extend(Self::from_text(text, home)?);
+        }
+        Ok(all)
+    }
+    fn to_toml(&self) -> String {
+        let items: Vec<String> = self.iter().map(|s| quote(s)).collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
 impl Setting for SocketAddr {
     const EXPECTED: &'static str = "an address like \"127.0.0.1:9091\" or \"[::1]:9091\"";
     fn from_toml(value: &Value, home: &Home) -> Result<Self, String> {

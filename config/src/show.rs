@@ -26,13 +26,14 @@ pub fn show(loaded: &Loaded) -> String {
                 let _ = writeln!(out, "#{line}");
             }
             let dotted = spec.dotted();
-            let _ = writeln!(
-                out,
-                "{} = {}  # {}",
-                spec.name,
-                (spec.get)(&loaded.config),
-                origin(&dotted)
-            );
+            let value = (spec.get)(&loaded.config);
+            // A set secret is not printed: `config show` output gets pasted into reports.
+            let value = if SECRETS.contains(&dotted.as_str()) && value != "\"\"" {
+                "\"(set, not shown)\"".to_string()
+            } else {
+                value
+            };
+            let _ = writeln!(out, "{} = {}  # {}", spec.name, value, origin(&dotted));
         }
     }
     for (name, limits) in &loaded.config.share.categories {
@@ -55,6 +56,9 @@ pub fn show(loaded: &Loaded) -> String {
     out
 }
 
+/// Keys whose values `show` and `diff` never print.
+const SECRETS: &[&str] = &["control.password"];
+
 /// One key whose value differs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
@@ -73,11 +77,22 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         .iter()
         .map(|spec| (spec, (spec.get)(old), (spec.get)(new)))
         .filter(|(_, old, new)| old != new)
-        .map(|(spec, old, new)| Change {
-            key: spec.dotted(),
-            live: spec.live == Live::Live,
-            old,
-            new,
+        .map(|(spec, old, new)| {
+            let key = spec.dotted();
+            let secret = SECRETS.contains(&key.as_str());
+            let hide = |v: String| {
+                if secret {
+                    "\"(not shown)\"".to_string()
+                } else {
+                    v
+                }
+            };
+            Change {
+                live: spec.live == Live::Live,
+                old: hide(old),
+                new: hide(new),
+                key,
+            }
         })
         .collect();
     let names: std::collections::BTreeSet<&String> = old

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use ccbt_engine::blocklist::Blocklist;
 use ccbt_engine::metainfo::{Metainfo, MetainfoError};
+use ccbt_engine::picker::Priority;
 use ccbt_engine::InfoHash;
 use ccbt_shards::swarm::{
     CommandError, RateLimits, Swarm, TorrentFault, TorrentOp, TorrentSpec, TorrentState,
@@ -96,10 +97,18 @@ pub struct AddRequest {
 
 /// What the registry keeps of a torrent.
 pub struct Entry {
+    /// This run's small number for it (Transmission's `id`); given when it is registered,
+    /// never reused while the daemon runs.
+    pub id: u32,
+    /// Bumped by every change made through the daemon (labels, limits, paths, flags), so
+    /// a listing can tell an unchanged torrent without comparing its strings.
+    pub revision: u64,
     pub meta: Arc<Metainfo>,
     pub status: Arc<TorrentStatus>,
     pub save_dir: PathBuf,
     pub added_at: i64,
+    /// Unix seconds its download completed, if it has.
+    pub completed_at: Option<i64>,
     pub category: Option<String>,
     pub tags: Vec<String>,
     /// Totals of earlier runs, to which this run's counters add.
@@ -113,27 +122,101 @@ pub struct Entry {
     pub queued: bool,
     /// Since when the policy has seen it seeding, for seeding-time limits.
     pub seeding_since: Option<std::time::Instant>,
-    /// Its own rate limits.
-    pub limits: TorrentLimits,
+    /// Since when the policy has seen it seeding with nothing moving, for idle limits.
+    pub idle_since: Option<std::time::Instant>,
+    /// Its own limits, priorities and share limits.
+    pub settings: TorrentSettings,
+}
+
+/// A share limit of one torrent: as configured (its category or `[share]`), none, or
+/// its own value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Override<T> {
+    #[default]
+    Global,
+    Unlimited,
+    Limit(T),
+}
+
+impl<T: Copy> Override<T> {
+    /// The limit that applies, given what the configuration says.
+    pub fn resolve(self, configured: Option<T>) -> Option<T> {
+        match self {
+            Override::Global => configured,
+            Override::Unlimited => None,
+            Override::Limit(v) => Some(v),
+        }
+    }
+}
+
+/// A torrent's own share limits (Transmission's seedRatioLimit/seedIdleLimit and their
+/// modes; qBittorrent's setShareLimits).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShareOverride {
+    #[serde(default)]
+    pub ratio: Override<f64>,
+    #[serde(default)]
+    pub seeding_minutes: Override<u64>,
+    /// Minutes without upload or download after which it stops seeding.
+    #[serde(default)]
+    pub idle_minutes: Override<u64>,
 }
 
 /// A torrent's own settings, stored as JSON in its record's `settings`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TorrentLimits {
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TorrentSettings {
     #[serde(default)]
     pub upload_bytes_per_s: u64,
     #[serde(default)]
     pub download_bytes_per_s: u64,
+    #[serde(default)]
+    pub share: ShareOverride,
+    /// Per file, in torrent order: -1 skip, 0 low, 1 normal, 2 high; empty = all normal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub priorities: Vec<i8>,
+    #[serde(default)]
+    pub sequential: bool,
 }
 
-impl TorrentLimits {
-    pub fn to_json(self) -> String {
-        serde_json::to_string(&self).unwrap_or_else(|_| "{}".into())
+impl TorrentSettings {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
     }
 
     /// What a stored record says; a settings text this version cannot read gives none.
-    pub fn from_json(text: &str) -> TorrentLimits {
+    pub fn from_json(text: &str) -> TorrentSettings {
         serde_json::from_str(text).unwrap_or_default()
+    }
+
+    /// File `index`'s priority (normal when none is set).
+    pub fn priority(&self, index: usize) -> Priority {
+        priority_of(self.priorities.get(index).copied().unwrap_or(1))
+    }
+
+    /// The shard's priorities for `files` files, if any differ from normal.
+    fn shard_priorities(&self, files: usize) -> Option<Vec<Priority>> {
+        (!self.priorities.is_empty()).then(|| (0..files).map(|i| self.priority(i)).collect())
+    }
+}
+
+/// The stored number for a priority.
+#[allow(dead_code)] // Used by the APIs' file-priority calls, next.
+pub fn priority_code(p: Priority) -> i8 {
+    match p {
+        Priority::Skip => -1,
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+    }
+}
+
+pub fn priority_of(code: i8) -> Priority {
+    match code {
+        i8::MIN..=-1 => Priority::Skip,
+        0 => Priority::Low,
+        1 => Priority::Normal,
+        _ => Priority::High,
     }
 }
 
@@ -178,8 +261,11 @@ pub struct Daemon {
     active_downloads: std::sync::atomic::AtomicUsize,
     /// The queue position the next added torrent takes.
     next_position: std::sync::atomic::AtomicU32,
+    /// The id the next registered torrent takes.
+    next_id: std::sync::atomic::AtomicU32,
 }
 
+#[allow(dead_code)] // Setters the HTTP APIs call (landing next).
 impl Daemon {
     pub fn new(
         swarm: Swarm,
@@ -199,6 +285,7 @@ impl Daemon {
             max_active_downloads: std::sync::atomic::AtomicU32::new(0),
             active_downloads: std::sync::atomic::AtomicUsize::new(0),
             next_position: std::sync::atomic::AtomicU32::new(0),
+            next_id: std::sync::atomic::AtomicU32::new(1),
         }
     }
 
@@ -317,10 +404,13 @@ impl Daemon {
         };
         self.record(Write::upsert(record))?;
         let entry = Entry {
+            id: 0,
+            revision: 0,
             meta,
             status: Arc::default(),
             save_dir,
             added_at,
+            completed_at: None,
             category: req.category,
             tags: req.tags,
             uploaded_before: 0,
@@ -329,7 +419,8 @@ impl Daemon {
             user_paused: req.paused,
             queued,
             seeding_since: None,
-            limits: TorrentLimits::default(),
+            idle_since: None,
+            settings: TorrentSettings::default(),
         };
         if let Err(e) = self.start(entry, Verify::Full, req.paused || queued) {
             let _ = self.record(Write::Remove(info_hash.0));
@@ -371,6 +462,9 @@ impl Daemon {
                 results.push(match pending.wait() {
                     Ok(status) => {
                         entry.status = status;
+                        entry.id = self
+                            .next_id
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         self.next_position.fetch_max(
                             entry.queue_position.saturating_add(1),
                             std::sync::atomic::Ordering::Relaxed,
@@ -390,13 +484,15 @@ impl Daemon {
             metainfo: entry.meta.clone(),
             save_dir: entry.save_dir.clone(),
             verify,
-            sequential: false,
-            priorities: None,
+            sequential: entry.settings.sequential,
+            priorities: entry
+                .settings
+                .shard_priorities(entry.meta.info.layout.files().len()),
             keep_seeding: true,
             paused,
             peers: Vec::new(),
-            upload_bytes_per_s: entry.limits.upload_bytes_per_s,
-            download_bytes_per_s: entry.limits.download_bytes_per_s,
+            upload_bytes_per_s: entry.settings.upload_bytes_per_s,
+            download_bytes_per_s: entry.settings.download_bytes_per_s,
         }
     }
 
@@ -443,7 +539,29 @@ impl Daemon {
     fn set_flags(&self, info_hash: &InfoHash, f: impl FnOnce(&mut Entry)) {
         if let Some(entry) = self.registry().get_mut(info_hash) {
             f(entry);
+            entry.revision += 1;
         }
+    }
+
+    /// Changes the torrent's settings and records them; the registry's copy is the truth.
+    fn update_settings(
+        &self,
+        info_hash: InfoHash,
+        f: impl FnOnce(&mut TorrentSettings),
+    ) -> Result<(), DaemonError> {
+        let settings = {
+            let mut registry = self.registry();
+            let entry = registry
+                .get_mut(&info_hash)
+                .ok_or(DaemonError::Unknown(info_hash))?;
+            f(&mut entry.settings);
+            entry.revision += 1;
+            entry.settings.to_json()
+        };
+        self.record(Write::SetSettings {
+            info_hash: info_hash.0,
+            settings,
+        })
     }
 
     /// What the queue and share limits decide on, refreshing seeding times.
@@ -454,10 +572,17 @@ impl Daemon {
             .values_mut()
             .map(|e| {
                 let state = e.status.state();
+                let moving = e.status.upload_rate.load(Relaxed) > 0
+                    || e.status.download_rate.load(Relaxed) > 0;
                 if state == TorrentState::Seeding {
                     e.seeding_since.get_or_insert_with(std::time::Instant::now);
                 } else {
                     e.seeding_since = None;
+                }
+                if state == TorrentState::Seeding && !moving {
+                    e.idle_since.get_or_insert_with(std::time::Instant::now);
+                } else {
+                    e.idle_since = None;
                 }
                 let layout = &e.meta.info.layout;
                 super::policy::PolicyView {
@@ -474,6 +599,8 @@ impl Daemon {
                         * u64::from(layout.piece_length()))
                     .min(layout.total_length()),
                     seeding_since: e.seeding_since,
+                    idle_since: e.idle_since,
+                    share: e.settings.share,
                 }
             })
             .collect()
@@ -534,15 +661,128 @@ impl Daemon {
                 download_bytes_per_s,
             },
         )?;
-        let limits = TorrentLimits {
-            upload_bytes_per_s,
-            download_bytes_per_s,
-        };
-        self.set_flags(&info_hash, |e| e.limits = limits);
-        self.record(Write::SetSettings {
-            info_hash: info_hash.0,
-            settings: limits.to_json(),
+        self.update_settings(info_hash, |s| {
+            s.upload_bytes_per_s = upload_bytes_per_s;
+            s.download_bytes_per_s = download_bytes_per_s;
         })
+    }
+
+    /// The torrent's own share limits; the policy applies them from its next round.
+    pub fn set_share(&self, info_hash: InfoHash, share: ShareOverride) -> Result<(), DaemonError> {
+        self.update_settings(info_hash, |s| s.share = share)
+    }
+
+    /// File priorities, one per file in torrent order (`Skip`: not downloaded).
+    pub fn set_priorities(
+        &self,
+        info_hash: InfoHash,
+        priorities: Vec<Priority>,
+    ) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::SetPriorities(priorities.clone()))?;
+        self.update_settings(info_hash, |s| {
+            s.priorities = priorities.iter().map(|&p| priority_code(p)).collect();
+        })
+    }
+
+    pub fn set_sequential(&self, info_hash: InfoHash, on: bool) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::SetSequential(on))?;
+        self.update_settings(info_hash, |s| s.sequential = on)
+    }
+
+    /// Its category (qBittorrent) and tags (Transmission's labels).
+    pub fn set_labels(
+        &self,
+        info_hash: InfoHash,
+        category: Option<String>,
+        tags: Vec<String>,
+    ) -> Result<(), DaemonError> {
+        self.known(info_hash)?;
+        self.set_flags(&info_hash, |e| {
+            e.category = category.clone();
+            e.tags = tags.clone();
+        });
+        self.record(Write::SetLabels {
+            info_hash: info_hash.0,
+            category,
+            tags,
+        })
+    }
+
+    /// Moves torrents in the queue: `order` lists every torrent to place, first to last;
+    /// the queue positions are renumbered to follow it (the others keep their order after
+    /// them). Used by Transmission's queue-move-* and qBittorrent's top/bottom priority.
+    pub fn reorder_queue(&self, order: &[InfoHash]) -> Result<(), DaemonError> {
+        let writes = {
+            let mut registry = self.registry();
+            let mut all: Vec<(u32, InfoHash)> = registry
+                .values()
+                .map(|e| (e.queue_position, e.meta.info_hash))
+                .collect();
+            all.sort();
+            let placed: std::collections::HashSet<&InfoHash> = order.iter().collect();
+            let sequence: Vec<InfoHash> = order
+                .iter()
+                .filter(|h| registry.contains_key(h))
+                .copied()
+                .chain(
+                    all.into_iter()
+                        .map(|(_, h)| h)
+                        .filter(|h| !placed.contains(h)),
+                )
+                .collect();
+            let mut writes = Vec::new();
+            for (position, hash) in sequence.into_iter().enumerate() {
+                let entry = registry.get_mut(&hash).expect("listed from the registry");
+                if entry.queue_position != position as u32 {
+                    entry.queue_position = position as u32;
+                    entry.revision += 1;
+                    writes.push(Write::SetQueuePosition {
+                        info_hash: hash.0,
+                        position: position as i64,
+                    });
+                }
+            }
+            self.next_position
+                .store(registry.len() as u32, std::sync::atomic::Ordering::Relaxed);
+            writes
+        };
+        for w in writes {
+            self.record(w)?;
+        }
+        Ok(())
+    }
+
+    /// Which pieces the torrent has, asked of its shard (answered from memory).
+    pub fn pieces(
+        &self,
+        info_hash: InfoHash,
+    ) -> ccbt_shards::swarm::Pending<Option<ccbt_engine::Bitfield>> {
+        self.swarm.pieces(info_hash)
+    }
+
+    /// The download completed (or a recheck found it no longer complete: `None`).
+    pub fn set_completed(&self, info_hash: &InfoHash, at: Option<i64>) {
+        self.set_flags(info_hash, |e| e.completed_at = at);
+    }
+
+    /// Runs `f` on the torrent's entry, if it is registered.
+    pub fn with_entry<R>(&self, info_hash: &InfoHash, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+        self.registry().get(info_hash).map(f)
+    }
+
+    /// Runs `f` on every entry, under the registry's lock (keep it short).
+    pub fn for_each_entry(&self, mut f: impl FnMut(&Entry)) {
+        for e in self.registry().values() {
+            f(e);
+        }
+    }
+
+    pub fn download_dir(&self) -> PathBuf {
+        self.download_dir.lock().expect("download dir lock").clone()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.swarm.shard_count()
     }
 
     pub fn recheck(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
@@ -555,9 +795,7 @@ impl Daemon {
 
     pub fn move_storage(&self, info_hash: InfoHash, to: PathBuf) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::MoveStorage(to.clone()))?;
-        if let Some(entry) = self.registry().get_mut(&info_hash) {
-            entry.save_dir = to.clone();
-        }
+        self.set_flags(&info_hash, |e| e.save_dir = to.clone());
         self.record(Write::SetSavePath {
             info_hash: info_hash.0,
             save_path: to.display().to_string(),
@@ -643,8 +881,8 @@ fn view(e: &Entry) -> TorrentView {
         error: fault.map(|f| f.to_string()),
         added_at: e.added_at,
         queue_position: e.queue_position,
-        upload_limit: e.limits.upload_bytes_per_s,
-        download_limit: e.limits.download_bytes_per_s,
+        upload_limit: e.settings.upload_bytes_per_s,
+        download_limit: e.settings.download_bytes_per_s,
         category: e.category.clone(),
         tags: e.tags.clone(),
     }

@@ -6,6 +6,7 @@
 //! folders, the config reloader, the event recorder, and this one, which waits for
 //! signals. None of the others touches a shard's state; they send it commands.
 
+pub mod catalog;
 pub mod control;
 pub mod core;
 pub mod events;
@@ -147,18 +148,10 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let started = Instant::now();
     let loaded = load_config(args.config.clone(), overrides(&args))?;
     let config = loaded.config.clone();
-    if !config.daemon.control.ip().is_loopback() {
-        // The HTTP API (next) will take credentials; until it can, nothing is to listen
-        // beyond this machine for control.
-        return Err(Failure::new(
-            Exit::BadInput,
-            anyhow!(
-                "--control {}: the control API listens on loopback only until credentials \
-                 can be set for it",
-                config.daemon.control
-            ),
-        ));
-    }
+    // Refuses a control address beyond loopback without credentials, before anything
+    // else starts.
+    let access = crate::http::Access::from_config(&config, config.daemon.control)
+        .map_err(|e| Failure::new(Exit::BadInput, anyhow!("{e}")))?;
     let state_dir = config.daemon.state_dir.clone();
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))
@@ -227,14 +220,32 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let watcher =
         watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
     let live_config = Arc::new(Mutex::new(config.clone()));
+    let catalog = catalog::Catalog::new(daemon.clone());
+    let refresher = catalog
+        .spawn_refresher(stop.term.clone())
+        .or_exit(Exit::Runtime)?;
+    let http = crate::http::serve(
+        Arc::new(crate::http::Api {
+            daemon: daemon.clone(),
+            catalog: catalog.clone(),
+            access,
+            config: live_config.clone(),
+            started,
+            stop: stop.term.clone(),
+        }),
+        config.daemon.control,
+    )
+    .or_exit(Exit::Io)?;
     let policy = policy::spawn(daemon.clone(), live_config.clone(), stop.term.clone())
         .or_exit(Exit::Runtime)?;
     let reloader = reload_on_change(&args, &loaded, daemon.clone(), folders, live_config);
     println!(
-        "ccbt-uring daemon: {restored} torrents, peer port {}, state in {}, control socket {}, ready in {:.3} s",
+        "ccbt-uring daemon: {restored} torrents, peer port {}, state in {}, control socket {}, \
+         control API http://{}, ready in {:.3} s",
         daemon.port(),
         state_dir.display(),
         socket.display(),
+        http.local_addr,
         started.elapsed().as_secs_f64()
     );
     tracing::info!(port = daemon.port(), torrents = restored, "daemon ready");
@@ -257,6 +268,8 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let _ = policy.join();
     let _ = control.join();
     let _ = std::fs::remove_file(&socket);
+    http.stop();
+    let _ = refresher.join();
     daemon.stop();
     shards_stopped.store(true, Ordering::Release);
     let _ = recorder.join();
@@ -342,10 +355,13 @@ fn prepare(
         tracing::info!(torrent = %meta.info_hash, restored = ?how, "restored with a check");
     }
     let entry = Entry {
+        id: 0,
+        revision: 0,
         meta,
         status: Arc::default(),
         save_dir,
         added_at: record.added_at,
+        completed_at: record.completed_at,
         category: record.category,
         tags: record.tags,
         uploaded_before: record.uploaded,
@@ -354,7 +370,8 @@ fn prepare(
         user_paused: record.paused,
         queued: false,
         seeding_since: None,
-        limits: core::TorrentLimits::from_json(&record.settings),
+        idle_since: None,
+        settings: core::TorrentSettings::from_json(&record.settings),
     };
     (record.name, Ok((entry, verify, record.paused)))
 }

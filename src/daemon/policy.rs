@@ -34,6 +34,10 @@ pub struct PolicyView {
     pub downloaded: u64,
     pub have_bytes: u64,
     pub seeding_since: Option<Instant>,
+    /// Since when nothing moved either way (for idle limits); `None` while something does.
+    pub idle_since: Option<Instant>,
+    /// The torrent's own share limits.
+    pub share: super::core::ShareOverride,
 }
 
 pub fn spawn(
@@ -109,8 +113,12 @@ fn round(daemon: &Daemon, config: &Config) {
     {
         let c = config.share.for_category(v.category.as_deref());
         let limits = ShareLimits {
-            ratio: c.ratio_limit,
-            seeding_time: c.seeding_time_limit,
+            ratio: v.share.ratio.resolve(c.ratio_limit),
+            seeding_time: v
+                .share
+                .seeding_minutes
+                .resolve(c.seeding_time_limit.map(|d| d.as_secs() / 60))
+                .map(|m| Duration::from_secs(m.saturating_mul(60))),
             action: match c.action {
                 ccbt_config::ShareAction::Pause => ShareAction::Pause,
                 ccbt_config::ShareAction::Remove => ShareAction::Remove,
@@ -122,10 +130,18 @@ fn round(daemon: &Daemon, config: &Config) {
             have_bytes: v.have_bytes,
             seeding_time: v.seeding_since.map_or(Duration::ZERO, |t| t.elapsed()),
         };
-        let Some(reason) = limits.reached(&stats) else {
-            continue;
+        let idle_limit = v
+            .share
+            .idle_minutes
+            .resolve(None)
+            .map(|m| Duration::from_secs(m.saturating_mul(60)));
+        let idle_for = v.idle_since.map_or(Duration::ZERO, |t| t.elapsed());
+        let reason = match limits.reached(&stats) {
+            Some(reason) => format!("{reason:?}"),
+            None if idle_limit.is_some_and(|limit| idle_for >= limit) => "idle".to_string(),
+            None => continue,
         };
-        tracing::info!(torrent = %v.info_hash, ?reason, action = ?limits.action, "share limit reached");
+        tracing::info!(torrent = %v.info_hash, %reason, action = ?limits.action, "share limit reached");
         let done = match limits.action {
             ShareAction::Pause => daemon.pause(v.info_hash),
             ShareAction::Remove => daemon.remove(v.info_hash, false),

@@ -141,9 +141,11 @@ pub fn record_event(daemon: &Daemon, event: SwarmEvent) {
         }
         SwarmEvent::Completed { info_hash } => {
             tracing::info!(torrent = %info_hash, "download complete");
+            let at = unix_now();
+            daemon.set_completed(&info_hash, Some(at));
             let _ = state.write(Write::Completed {
                 info_hash: info_hash.0,
-                at: Some(unix_now()),
+                at: Some(at),
             });
             daemon.event(EventKind::Completed, &info_hash, None);
         }

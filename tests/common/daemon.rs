@@ -13,6 +13,8 @@ pub struct Daemon {
     pub running: Running,
     pub home: PathBuf,
     pub state_dir: PathBuf,
+    /// The HTTP control API's base URL, `http://127.0.0.1:PORT`.
+    pub api: String,
 }
 
 /// How long a daemon may take to say it is ready.
@@ -24,7 +26,11 @@ impl Daemon {
     #[track_caller]
     pub fn start(home: &Path, args: &[&str]) -> Daemon {
         let state_dir = state_dir_of(home, args);
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        // Tests run side by side: each API on a port of its own unless a test names one.
+        if !args.iter().any(|a| a == "--control") {
+            args.extend(["--control".to_string(), "127.0.0.1:0".to_string()]);
+        }
         let home_dir = home.to_path_buf();
         let running = Running::start("ccbt-uring daemon", move |_| {
             let mut cmd = ccbt();
@@ -45,8 +51,10 @@ impl Daemon {
             running,
             home: home.to_path_buf(),
             state_dir,
+            api: String::new(),
         };
         daemon.wait_log("ccbt-uring daemon: ", READY);
+        daemon.api = api_of(&daemon.running.log());
         daemon
     }
 
@@ -135,6 +143,15 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// `..., control API http://ADDR, ready in ...` of the ready line.
+fn api_of(log: &str) -> String {
+    log.lines()
+        .find_map(|l| l.split("control API ").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no control API address in the daemon's log:\n{log}"))
+        .to_string()
 }
 
 fn state_dir_of(home: &Path, args: &[&str]) -> PathBuf {

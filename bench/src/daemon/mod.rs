@@ -371,6 +371,7 @@ impl OurRun<'_> {
             .arg("--download-dir")
             .arg(self.data)
             .args(["--peer-port", &peer_port.to_string(), "--no-pin"])
+            .args(["--control", "127.0.0.1:0"])
             .env("HOME", home)
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("XDG_DATA_HOME");

@@ -92,6 +92,11 @@ pub(crate) enum Command {
         op: TorrentOp,
         reply: ReplyTo<Result<(), CommandError>>,
     },
+    /// Which pieces a torrent has now (`None`: not known yet, before its first check).
+    Pieces {
+        info_hash: InfoHash,
+        reply: ReplyTo<Result<Option<ccbt_engine::Bitfield>, CommandError>>,
+    },
     Snapshot {
         reply: ReplyTo<Vec<TorrentSnapshot>>,
     },

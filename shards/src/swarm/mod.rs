@@ -325,6 +325,16 @@ impl Swarm {
         }
     }
 
+    /// Which pieces the torrent has now; `None` before its first check has told. Answered
+    /// from the shard's inbox without touching the disk.
+    pub fn pieces(&self, info_hash: InfoHash) -> Pending<Option<ccbt_engine::Bitfield>> {
+        let shard = shard_for(&info_hash, self.shard_count());
+        match self.send(shard, move |reply| Command::Pieces { info_hash, reply }) {
+            Ok(rx) => Pending::flat(rx),
+            Err(e) => Pending::refused(e),
+        }
+    }
+
     /// Sets the global limits; each shard takes its share. Answered once every shard has
     /// applied them (transfers waiting on a bucket see them within 100 ms). If a shard's
     /// inbox is full the call fails with [`CommandError::Busy`] and shards before it may

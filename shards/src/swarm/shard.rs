@@ -256,6 +256,13 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             })
             .detach();
         }
+        Command::Pieces { info_hash, reply } => {
+            let pieces = ctx
+                .torrent(&info_hash)
+                .map(|slot| slot.pieces())
+                .ok_or(CommandError::UnknownTorrent(info_hash));
+            let _ = reply.send(pieces);
+        }
         Command::Snapshot { reply } => {
             let snapshot = ctx
                 .torrents

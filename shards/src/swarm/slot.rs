@@ -124,6 +124,18 @@ impl Slot {
         }
     }
 
+    /// The pieces it has: the engine's while it runs, else what the last check or the
+    /// resume data found; `None` while nothing is known yet.
+    pub fn pieces(&self) -> Option<Bitfield> {
+        if let Some(rt) = self.running() {
+            return Some(rt.engine().borrow().have().clone());
+        }
+        match &*self.verify.borrow() {
+            Verify::Trusted(have) | Verify::Partly { have, .. } => Some(have.clone()),
+            Verify::Full => None,
+        }
+    }
+
     pub fn snapshot(&self) -> TorrentSnapshot {
         TorrentSnapshot {
             info_hash: self.meta.info_hash,
