@@ -6,6 +6,7 @@ mod daemon;
 mod failure;
 mod format;
 mod http;
+mod native_api;
 mod output;
 mod progress;
 
