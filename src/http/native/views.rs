@@ -80,11 +80,7 @@ pub fn details(
         .filter(|(_, f)| !f.pad)
         .map(|(index, f)| wire::File {
             index,
-            path: if meta.info.multi_file {
-                format!("{}/{}", meta.info.name.display(), f.path.display())
-            } else {
-                f.path.display()
-            },
+            path: f.path.display(),
             length: f.length,
             priority: row.fixed.settings.priorities.get(index).copied().unwrap_or(1),
             done: pieces.map(|have| file_done(layout, index, have)),
