@@ -89,9 +89,18 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
     let api = daemon.api.clone();
     let data_arg = data.to_str().unwrap();
 
-    let added = remote(&api, &["--json", "add", alpha.to_str().unwrap(), "--save-dir", data_arg])
-        .ok()
-        .json();
+    let added = remote(
+        &api,
+        &[
+            "--json",
+            "add",
+            alpha.to_str().unwrap(),
+            "--save-dir",
+            data_arg,
+        ],
+    )
+    .ok()
+    .json();
     let hash = hash_of(&alpha);
     assert_eq!(added["hash"], hash.as_str());
     assert!(added["id"].as_u64().is_some(), "{added}");
@@ -103,7 +112,10 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
 
     // The text listing names it too.
     let text = remote(&api, &["list"]).ok().stdout;
-    assert!(text.contains(&hash) && text.contains("seeding") && text.contains("alpha"), "{text}");
+    assert!(
+        text.contains(&hash) && text.contains("seeding") && text.contains("alpha"),
+        "{text}"
+    );
 
     let info = remote(&api, &["--json", "info", &hash]).ok().json();
     assert_eq!(info["name"], "alpha");
@@ -113,10 +125,16 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
     assert_eq!(files[0]["path"], "alpha/a.bin");
     assert_eq!(files[1]["path"], "alpha/sub/b.bin");
     for f in files {
-        assert_eq!(f["done"], f["length"], "a seeding torrent has every byte: {f}");
+        assert_eq!(
+            f["done"], f["length"],
+            "a seeding torrent has every byte: {f}"
+        );
     }
     let text = remote(&api, &["info", &hash]).ok().stdout;
-    assert!(text.contains("alpha/sub/b.bin") && text.contains("100.0%"), "{text}");
+    assert!(
+        text.contains("alpha/sub/b.bin") && text.contains("100.0%"),
+        "{text}"
+    );
 
     remote(&api, &["--json", "pause", &hash]).ok();
     wait_state(&daemon, &hash, "paused");
@@ -124,9 +142,19 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
     wait_state(&daemon, &hash, "seeding");
 
     // A second torrent, added paused.
-    let added = remote(&api, &["--json", "add", bravo.to_str().unwrap(), "--save-dir", data_arg, "--paused"])
-        .ok()
-        .json();
+    let added = remote(
+        &api,
+        &[
+            "--json",
+            "add",
+            bravo.to_str().unwrap(),
+            "--save-dir",
+            data_arg,
+            "--paused",
+        ],
+    )
+    .ok()
+    .json();
     let bravo_hash = added["hash"].as_str().unwrap().to_string();
     assert_eq!(bravo_hash, hash_of(&bravo));
     wait_state(&daemon, &bravo_hash, "paused");
@@ -136,11 +164,17 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
     assert_eq!(stats["stats"]["states"]["seeding"], 1, "{stats}");
     assert_eq!(stats["stats"]["states"]["paused"], 1, "{stats}");
     let shards = stats["shards"].as_array().unwrap();
-    assert_eq!(shards.len() as u64, stats["stats"]["shards"].as_u64().unwrap());
+    assert_eq!(
+        shards.len() as u64,
+        stats["stats"]["shards"].as_u64().unwrap()
+    );
     let per_shard: u64 = shards.iter().map(|s| s["torrents"].as_u64().unwrap()).sum();
     assert_eq!(per_shard, 2, "every torrent counted on one shard: {stats}");
     let text = remote(&api, &["stats"]).ok().stdout;
-    assert!(text.contains("torrents:  2") && text.contains("shard   0:"), "{text}");
+    assert!(
+        text.contains("torrents:  2") && text.contains("shard   0:"),
+        "{text}"
+    );
 
     // Errors: by kind, with the exit codes of the socket verbs.
     let unknown = remote(&api, &["--json", "info", &"0".repeat(40)]).expect_code(5);
@@ -155,23 +189,37 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
     let again = remote(&api, &["--json", "add", alpha.to_str().unwrap()]).expect_code(5);
     assert_eq!(again.json()["kind"], "duplicate");
     let socket_only = remote(&api, &["shutdown"]).expect_code(3);
-    assert!(socket_only.stderr.contains("not offered over HTTP"), "{}", socket_only.stderr);
+    assert!(
+        socket_only.stderr.contains("not offered over HTTP"),
+        "{}",
+        socket_only.stderr
+    );
 
     // Remove one keeping its data, the other with it.
     remote(&api, &["--json", "remove", &bravo_hash]).ok();
-    assert!(data.join("bravo/only.bin").is_file(), "bravo's data was kept");
+    assert!(
+        data.join("bravo/only.bin").is_file(),
+        "bravo's data was kept"
+    );
     remote(&api, &["--json", "remove", &hash, "--delete-data"]).ok();
     assert!(!data.join("alpha").exists(), "alpha's data was deleted");
     let list = remote(&api, &["--json", "list"]).ok().json();
     assert_eq!(list["torrents"].as_array().unwrap().len(), 0, "{list}");
 
     // The socket still speaks the old verbs, and `info` / `stats` too.
-    assert_eq!(daemon.remote(&["stats"]).ok().json()["summary"]["torrents"], 0);
+    assert_eq!(
+        daemon.remote(&["stats"]).ok().json()["summary"]["torrents"],
+        0
+    );
 
     assert!(daemon.stop(STOP).success());
     // A daemon that is gone: unreachable, exit 4.
     let gone = remote(&api, &["list"]).expect_code(4);
-    assert!(gone.stderr.contains("cannot reach the daemon"), "{}", gone.stderr);
+    assert!(
+        gone.stderr.contains("cannot reach the daemon"),
+        "{}",
+        gone.stderr
+    );
 }
 
 fn with_credentials(dir: &Path, extra: &str) -> (Daemon, PathBuf) {
@@ -198,15 +246,28 @@ fn remote_over_http_needs_the_configured_credentials() {
 
     let none = remote(&api, &["list"]).expect_code(3);
     assert!(
-        none.stderr.contains("refused the credentials") && none.stderr.contains("credentials required"),
+        none.stderr.contains("refused the credentials")
+            && none.stderr.contains("credentials required"),
         "{}",
         none.stderr
     );
-    let wrong = remote(&api, &["--json", "--user", "admin", "--password", "nope", "stats"]).expect_code(3);
+    let wrong = remote(
+        &api,
+        &["--json", "--user", "admin", "--password", "nope", "stats"],
+    )
+    .expect_code(3);
     assert_eq!(wrong.json()["kind"], "unauthorized");
-    assert!(wrong.stderr.contains("wrong user name or password"), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("wrong user name or password"),
+        "{}",
+        wrong.stderr
+    );
 
-    let right = remote(&api, &["--json", "--user", "admin", "--password", "s3cret", "stats"]).ok();
+    let right = remote(
+        &api,
+        &["--json", "--user", "admin", "--password", "s3cret", "stats"],
+    )
+    .ok();
     assert_eq!(right.json()["stats"]["torrents"], 0);
     // From the environment as well.
     let from_env = run_for(
@@ -275,11 +336,31 @@ fn the_native_api_answers_bad_requests_with_reasons() {
     let unknown = format!("{torrents}/{}", "0".repeat(40));
 
     refused(with_auth(&[&unknown]), 404, "unknown-torrent");
-    refused(with_auth(&[&format!("{torrents}/not-a-hash")]), 400, "bad-hash");
-    refused(with_auth(&["-X", "POST", &format!("{unknown}/pause")]), 404, "unknown-torrent");
-    refused(with_auth(&["-X", "POST", &format!("{unknown}/explode")]), 404, "unknown-action");
-    refused(with_auth(&["-X", "PUT", &torrents]), 405, "method-not-allowed");
-    refused(with_auth(&[&format!("{base}/nothing/here")]), 404, "not-found");
+    refused(
+        with_auth(&[&format!("{torrents}/not-a-hash")]),
+        400,
+        "bad-hash",
+    );
+    refused(
+        with_auth(&["-X", "POST", &format!("{unknown}/pause")]),
+        404,
+        "unknown-torrent",
+    );
+    refused(
+        with_auth(&["-X", "POST", &format!("{unknown}/explode")]),
+        404,
+        "unknown-action",
+    );
+    refused(
+        with_auth(&["-X", "PUT", &torrents]),
+        405,
+        "method-not-allowed",
+    );
+    refused(
+        with_auth(&[&format!("{base}/nothing/here")]),
+        404,
+        "not-found",
+    );
     refused(
         with_auth(&["-X", "DELETE", &format!("{unknown}?delete_data=maybe")]),
         400,
@@ -293,12 +374,32 @@ fn the_native_api_answers_bad_requests_with_reasons() {
     );
     assert!(reason.contains("bad JSON"), "{reason}");
     refused(
-        with_auth(&[&json[..], &["--data-binary", "{\"metainfo\":\"AAAA\",\"colour\":1}", &torrents]].concat()),
+        with_auth(
+            &[
+                &json[..],
+                &[
+                    "--data-binary",
+                    "{\"metainfo\":\"AAAA\",\"colour\":1}",
+                    &torrents,
+                ],
+            ]
+            .concat(),
+        ),
         400,
         "bad-request",
     );
     refused(
-        with_auth(&[&json[..], &["--data-binary", "{\"metainfo\":\"*not base64*\"}", &torrents]].concat()),
+        with_auth(
+            &[
+                &json[..],
+                &[
+                    "--data-binary",
+                    "{\"metainfo\":\"*not base64*\"}",
+                    &torrents,
+                ],
+            ]
+            .concat(),
+        ),
         400,
         "bad-request",
     );
@@ -309,9 +410,19 @@ fn the_native_api_answers_bad_requests_with_reasons() {
         "bad-torrent",
     );
     assert!(reason.contains("not a valid torrent"), "{reason}");
-    refused(with_auth(&[&octets[..], &["-X", "POST", &torrents]].concat()), 400, "bad-request");
     refused(
-        with_auth(&[&octets[..], &["--data-binary", "x", &format!("{torrents}?paused=perhaps")]].concat()),
+        with_auth(&[&octets[..], &["-X", "POST", &torrents]].concat()),
+        400,
+        "bad-request",
+    );
+    refused(
+        with_auth(
+            &[
+                &octets[..],
+                &["--data-binary", "x", &format!("{torrents}?paused=perhaps")],
+            ]
+            .concat(),
+        ),
         400,
         "bad-request",
     );
@@ -319,7 +430,13 @@ fn the_native_api_answers_bad_requests_with_reasons() {
     let big = dir.path().join("big.torrent");
     std::fs::write(&big, vec![b'x'; 200_000]).unwrap();
     refused(
-        with_auth(&[&octets[..], &["--data-binary", &format!("@{}", big.display()), &torrents]].concat()),
+        with_auth(
+            &[
+                &octets[..],
+                &["--data-binary", &format!("@{}", big.display()), &torrents],
+            ]
+            .concat(),
+        ),
         413,
         "too-large",
     );
@@ -332,8 +449,12 @@ fn the_native_api_answers_bad_requests_with_reasons() {
         "path-not-allowed",
     );
     // Inside it, it is added.
-    let inside = format!("{torrents}?save_dir={}&paused=true&tags=a,b", allowed.display());
-    let (status, body) = with_auth(&[&octets[..], &["--data-binary", &torrent_arg, &inside]].concat());
+    let inside = format!(
+        "{torrents}?save_dir={}&paused=true&tags=a,b",
+        allowed.display()
+    );
+    let (status, body) =
+        with_auth(&[&octets[..], &["--data-binary", &torrent_arg, &inside]].concat());
     assert_eq!(status, 201, "{body}");
     let added: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(added["hash"], hash_of(&torrent).as_str());
@@ -344,7 +465,11 @@ fn the_native_api_answers_bad_requests_with_reasons() {
     assert_eq!(details["save_dir"], allowed.to_str().unwrap());
 
     // A Host header that names another site (DNS rebinding): 421.
-    refused(with_auth(&["-H", "Host: evil.example", &torrents]), 421, "bad-host");
+    refused(
+        with_auth(&["-H", "Host: evil.example", &torrents]),
+        421,
+        "bad-host",
+    );
     // No credentials: 401 with a Basic challenge.
     let (status, _) = curl(&[&torrents]);
     assert_eq!(status, 401);
@@ -353,7 +478,10 @@ fn the_native_api_answers_bad_requests_with_reasons() {
         Duration::from_secs(60),
     );
     assert!(
-        headers.stdout.to_lowercase().contains("www-authenticate: basic realm=\"ccbt-uring\""),
+        headers
+            .stdout
+            .to_lowercase()
+            .contains("www-authenticate: basic realm=\"ccbt-uring\""),
         "{}",
         headers.stdout
     );
@@ -365,6 +493,10 @@ fn the_native_api_answers_bad_requests_with_reasons() {
     refused(with_auth(&[&torrents]), 403, "banned");
 
     assert!(daemon.running.is_running(), "{}", daemon.running.log_tail());
-    assert!(!daemon.running.log().contains("panicked"), "{}", daemon.running.log());
+    assert!(
+        !daemon.running.log().contains("panicked"),
+        "{}",
+        daemon.running.log()
+    );
     assert!(daemon.stop(STOP).success());
 }

@@ -84,15 +84,25 @@ fn the_unit_verifies_is_hardened_and_sets_the_limits() {
     let score: f64 = security
         .stdout
         .lines()
-        .find_map(|l| l.split("Overall exposure level for ccbt-uring.service:").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for ccbt-uring.service:")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level: {security:?}"));
-    assert!(score <= EXPOSURE_MAX, "exposure {score}:\n{}", security.stdout);
+    assert!(
+        score <= EXPOSURE_MAX,
+        "exposure {score}:\n{}",
+        security.stdout
+    );
 
     // A broken value is caught, so the clean verify above means something.
     let broken = dir.path().join("broken");
     std::fs::create_dir(&broken).unwrap();
-    let bad = testable_copy(&broken, &text.replace("LimitNOFILE=1048576", "LimitNOFILE=lots"));
+    let bad = testable_copy(
+        &broken,
+        &text.replace("LimitNOFILE=1048576", "LimitNOFILE=lots"),
+    );
     let complaint = analyze(&["verify"], &bad);
     assert!(
         complaint.stderr.contains("Failed to parse resource value"),
@@ -104,13 +114,19 @@ fn the_unit_verifies_is_hardened_and_sets_the_limits() {
 fn the_units_environment_puts_state_and_config_where_it_says() {
     let text = std::fs::read_to_string(unit_path()).unwrap();
     let mut cmd = ccbt();
-    cmd.args(["config", "show"]).env_clear().env("PATH", "/usr/bin:/bin");
+    cmd.args(["config", "show"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
     for assignment in values(&text, "Environment") {
         let (key, value) = assignment.split_once('=').unwrap();
         cmd.env(key, value);
     }
     let cwd = values(&text, "WorkingDirectory");
-    assert_eq!(cwd, ["/etc/ccbt"], "the config directory, where ./ccbt.toml is looked for");
+    assert_eq!(
+        cwd,
+        ["/etc/ccbt"],
+        "the config directory, where ./ccbt.toml is looked for"
+    );
     let shown = run_for(&mut cmd, Duration::from_secs(30)).ok().stdout;
     for line in [
         "state_dir = \"/var/lib/ccbt-uring\"",

@@ -23,7 +23,11 @@ fn own_torrent(data: &Path, name: &str, len: usize) -> PathBuf {
     common::write_tree(&data.join(name), &[("payload.bin", len)]);
     let torrent = data.with_file_name(format!("{name}.torrent"));
     run_for(
-        ccbt().arg("create").arg(data.join(name)).arg("-o").arg(&torrent),
+        ccbt()
+            .arg("create")
+            .arg(data.join(name))
+            .arg("-o")
+            .arg(&torrent),
         Duration::from_secs(60),
     )
     .ok();
@@ -43,7 +47,15 @@ impl Tmux {
             session: "ccbt-top-test",
         };
         tmux.run(&[
-            "new-session", "-d", "-s", tmux.session, "-x", "140", "-y", "40", command,
+            "new-session",
+            "-d",
+            "-s",
+            tmux.session,
+            "-x",
+            "140",
+            "-y",
+            "40",
+            command,
         ])
         .ok();
         tmux
@@ -75,7 +87,10 @@ impl Tmux {
             if ok(&screen) {
                 return screen;
             }
-            assert!(Instant::now() < until, "the screen never showed {what}:\n{screen}");
+            assert!(
+                Instant::now() < until,
+                "the screen never showed {what}:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -103,7 +118,12 @@ fn line_of<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
 fn state(api: &str, hash: &str) -> String {
     require("curl", "curl");
     let ran = run_for(
-        Command::new("curl").args(["-sS", "--max-time", "20", &format!("{api}/ccbt/v1/torrents/{hash}")]),
+        Command::new("curl").args([
+            "-sS",
+            "--max-time",
+            "20",
+            &format!("{api}/ccbt/v1/torrents/{hash}"),
+        ]),
         Duration::from_secs(30),
     )
     .ok();
@@ -131,7 +151,11 @@ fn top_shows_the_torrents_and_a_key_pauses_the_selected_one() {
     let data = dir.path().join("data");
     let mut daemon = Daemon::start(dir.path(), &["--peer-port", "0"]);
     let mut hashes = Vec::new();
-    for (name, len) in [("alpha-set", 200_000), ("bravo-set", 300_000), ("charlie-set", 100_000)] {
+    for (name, len) in [
+        ("alpha-set", 200_000),
+        ("bravo-set", 300_000),
+        ("charlie-set", 100_000),
+    ] {
         let torrent = own_torrent(&data, name, len);
         hashes.push(daemon.add(&torrent, &["--save-dir", data.to_str().unwrap()]));
     }
@@ -159,12 +183,16 @@ fn top_shows_the_torrents_and_a_key_pauses_the_selected_one() {
 
     // Sorted by name: alpha is selected; one down is bravo; `p` pauses it.
     tmux.keys(&["Down"]);
-    tmux.wait("bravo selected", |s| line_of(s, "bravo-set").is_some_and(|l| l.starts_with("> ")));
+    tmux.wait("bravo selected", |s| {
+        line_of(s, "bravo-set").is_some_and(|l| l.starts_with("> "))
+    });
     tmux.keys(&["p"]);
     wait_state(&daemon.api, &hashes[1], "paused");
     assert_eq!(state(&daemon.api, &hashes[0]), "seeding");
     assert_eq!(state(&daemon.api, &hashes[2]), "seeding");
-    tmux.wait("bravo paused", |s| line_of(s, "bravo-set").is_some_and(|l| l.contains("paused")));
+    tmux.wait("bravo paused", |s| {
+        line_of(s, "bravo-set").is_some_and(|l| l.contains("paused"))
+    });
     // `u` resumes it.
     tmux.keys(&["u"]);
     wait_state(&daemon.api, &hashes[1], "seeding");

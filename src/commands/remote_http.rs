@@ -149,7 +149,10 @@ fn read_torrent(path: &Path) -> Result<Vec<u8>, Failure> {
     if bytes.len() as u64 > limit {
         return Err(Failure::new(
             Exit::BadInput,
-            anyhow!("{} is larger than a .torrent may be ({limit} bytes)", path.display()),
+            anyhow!(
+                "{} is larger than a .torrent may be ({limit} bytes)",
+                path.display()
+            ),
         ));
     }
     Ok(bytes)

@@ -282,7 +282,13 @@ async fn add(
         let metainfo = base64::engine::general_purpose::STANDARD
             .decode(parsed.metainfo.trim())
             .map_err(|e| Refusal::bad_request(format!("metainfo is not base64: {e}")))?;
-        (metainfo, parsed.save_dir, parsed.paused, parsed.category, parsed.tags)
+        (
+            metainfo,
+            parsed.save_dir,
+            parsed.paused,
+            parsed.category,
+            parsed.tags,
+        )
     } else {
         let tags = query
             .tags
@@ -292,7 +298,13 @@ async fn add(
             .filter(|t| !t.is_empty())
             .map(String::from)
             .collect();
-        (body.to_vec(), query.save_dir, query.paused, query.category, tags)
+        (
+            body.to_vec(),
+            query.save_dir,
+            query.paused,
+            query.category,
+            tags,
+        )
     };
     let (metainfo, save_dir, paused, category, tags) = options;
     if metainfo.is_empty() {
@@ -311,7 +323,9 @@ async fn add(
         Some(dir) => Some(
             api.access
                 .save_dir(&dir, &api.daemon.download_dir())
-                .map_err(|e| Refusal::new(StatusCode::FORBIDDEN, "path-not-allowed", e.to_string()))?,
+                .map_err(|e| {
+                    Refusal::new(StatusCode::FORBIDDEN, "path-not-allowed", e.to_string())
+                })?,
         ),
     };
     let request = AddRequest {

@@ -109,7 +109,10 @@ impl Client {
     }
 
     pub fn details(&self, hash: &str) -> Result<wire::Details, ClientError> {
-        self.get(&format!("/ccbt/v1/torrents/{}", segment(hash)), ANSWER_BYTES_MAX)
+        self.get(
+            &format!("/ccbt/v1/torrents/{}", segment(hash)),
+            ANSWER_BYTES_MAX,
+        )
     }
 
     pub fn shards(&self) -> Result<Vec<wire::Shard>, ClientError> {
@@ -159,7 +162,11 @@ impl Client {
         answer(&path, response, ANSWER_BYTES_MAX)
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, path: &str, limit: u64) -> Result<T, ClientError> {
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        limit: u64,
+    ) -> Result<T, ClientError> {
         let response = self
             .with_auth(self.agent.get(format!("{}{path}", self.base)))
             .call()

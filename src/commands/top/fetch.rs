@@ -7,7 +7,7 @@
 //! drains every tick (the thread waits for room). It ends when the screen goes away.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::model::{Command, Update, View};
 use crate::native_api::client::Client;
@@ -26,24 +26,25 @@ pub fn spawn(
         .spawn(move || run(&client, interval, &updates, &commands))
 }
 
-fn run(client: &Client, interval: Duration, updates: &SyncSender<Update>, commands: &Receiver<Command>) {
+fn run(
+    client: &Client,
+    interval: Duration,
+    updates: &SyncSender<Update>,
+    commands: &Receiver<Command>,
+) {
     loop {
         if updates.send(fetch(client)).is_err() {
             return;
         }
-        let next = Instant::now() + interval;
-        loop {
-            let wait = next.saturating_duration_since(Instant::now());
-            match commands.recv_timeout(wait) {
-                Ok(command) => {
-                    if updates.send(Update::Acted(act(client, &command))).is_err() {
-                        return;
-                    }
-                    break;
+        // Until the next round, or at once after a command (to show its effect).
+        match commands.recv_timeout(interval) {
+            Ok(command) => {
+                if updates.send(Update::Acted(act(client, &command))).is_err() {
+                    return;
                 }
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
             }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }

@@ -160,15 +160,18 @@ impl Model {
             .collect();
         rows.sort_by(|a, b| {
             let primary = self.sort.compare(a, b);
-            let primary = if self.reverse { primary.reverse() } else { primary };
+            let primary = if self.reverse {
+                primary.reverse()
+            } else {
+                primary
+            };
             let by_name = a.name.cmp(&b.name).then_with(|| a.hash.cmp(&b.hash));
             primary.then(if self.sort == Column::Name && self.reverse {
                 by_name.reverse()
             } else {
                 by_name
             })
-        })
-        ;
+        });
         rows
     }
 
@@ -307,7 +310,11 @@ pub(crate) mod tests {
     }
 
     pub fn press(m: &mut Model, code: KeyCode) -> Option<Command> {
-        m.key(KeyEvent::new_with_kind(code, KeyModifiers::NONE, KeyEventKind::Press))
+        m.key(KeyEvent::new_with_kind(
+            code,
+            KeyModifiers::NONE,
+            KeyEventKind::Press,
+        ))
     }
 
     fn names(m: &Model) -> Vec<String> {
@@ -364,7 +371,10 @@ pub(crate) mod tests {
 
     #[test]
     fn pause_and_resume_name_the_selected_torrent() {
-        let mut m = model_with(vec![torrent("alpha", "seeding", 1), torrent("bravo", "seeding", 2)]);
+        let mut m = model_with(vec![
+            torrent("alpha", "seeding", 1),
+            torrent("bravo", "seeding", 2),
+        ]);
         press(&mut m, KeyCode::Down);
         let c = press(&mut m, KeyCode::Char('p')).unwrap();
         assert_eq!((c.name.as_str(), c.action), ("bravo", Action::Pause));
@@ -377,7 +387,10 @@ pub(crate) mod tests {
 
     #[test]
     fn the_filter_takes_typed_text_and_esc_clears_it() {
-        let mut m = model_with(vec![torrent("Alpha", "seeding", 1), torrent("bravo", "seeding", 2)]);
+        let mut m = model_with(vec![
+            torrent("Alpha", "seeding", 1),
+            torrent("bravo", "seeding", 2),
+        ]);
         press(&mut m, KeyCode::Char('/'));
         for c in "ALP".chars() {
             press(&mut m, KeyCode::Char(c));

@@ -54,9 +54,9 @@ fn draw_header(frame: &mut Frame, area: Rect, model: &Model) {
     let link = match &model.link {
         Link::Connecting => Span::raw("connecting...").yellow(),
         Link::Connected => Span::raw("connected").green(),
-        Link::Disconnected(why) => {
-            Span::raw(format!("disconnected ({why}); retrying")).red().bold()
-        }
+        Link::Disconnected(why) => Span::raw(format!("disconnected ({why}); retrying"))
+            .red()
+            .bold(),
     };
     let s = &model.view.stats;
     let states: Vec<String> = s.states.iter().map(|(k, v)| format!("{v} {k}")).collect();
@@ -231,7 +231,10 @@ mod tests {
         stats.states.insert("seeding".into(), 1);
         stats.states.insert("paused".into(), 1);
         m.update(Update::Fetched(Box::new(View {
-            torrents: vec![torrent("alpha", "seeding", 3 << 20), torrent("bravo", "paused", 0)],
+            torrents: vec![
+                torrent("alpha", "seeding", 3 << 20),
+                torrent("bravo", "paused", 0),
+            ],
             shards: vec![
                 Shard {
                     shard: 0,
@@ -261,12 +264,16 @@ mod tests {
             "{text}"
         );
         let alpha = text.lines().find(|l| l.contains("alpha")).unwrap();
-        assert!(alpha.contains("seeding") && alpha.contains("100.0%"), "{alpha}");
+        assert!(
+            alpha.contains("seeding") && alpha.contains("100.0%"),
+            "{alpha}"
+        );
         let bravo = text.lines().find(|l| l.contains("bravo")).unwrap();
         assert!(bravo.starts_with("> "), "the selection is marked: {text}");
         assert!(text.contains("shards: 2"), "{text}");
         assert!(
-            text.lines().any(|l| l.trim_start().starts_with("0") && l.contains("3.00 MiB/s")),
+            text.lines()
+                .any(|l| l.trim_start().starts_with("0") && l.contains("3.00 MiB/s")),
             "{text}"
         );
         assert!(text.contains("q quit"), "{text}");
@@ -278,7 +285,10 @@ mod tests {
         let mut m = sample();
         m.update(Update::Failed("connection refused".into()));
         let text = screen(&m, 100, 24);
-        assert!(text.contains("disconnected (connection refused); retrying"), "{text}");
+        assert!(
+            text.contains("disconnected (connection refused); retrying"),
+            "{text}"
+        );
         assert!(text.contains("alpha"), "{text}");
     }
 

@@ -61,12 +61,7 @@ pub fn list(snapshot: &Snapshot, shards: usize) -> wire::TorrentList {
 }
 
 /// One torrent in full; `pieces` is its have-bitfield when the shard answered in time.
-pub fn details(
-    row: &Row,
-    shards: usize,
-    pieces: Option<&Bitfield>,
-    now: Instant,
-) -> wire::Details {
+pub fn details(row: &Row, shards: usize, pieces: Option<&Bitfield>, now: Instant) -> wire::Details {
     let meta = &row.fixed.meta;
     let layout = &meta.info.layout;
     let mut trackers = meta.announce_list.clone();
@@ -82,7 +77,13 @@ pub fn details(
             index,
             path: f.path.display(),
             length: f.length,
-            priority: row.fixed.settings.priorities.get(index).copied().unwrap_or(1),
+            priority: row
+                .fixed
+                .settings
+                .priorities
+                .get(index)
+                .copied()
+                .unwrap_or(1),
             done: pieces.map(|have| file_done(layout, index, have)),
         })
         .collect();
