@@ -114,7 +114,8 @@ pub enum RemoteAction {
     /// Add a .torrent file.
     Add {
         torrent: PathBuf,
-        /// Save directory (default: the daemon's download directory).
+        /// Save directory (default: the daemon's download directory). With --url a
+        /// relative one is under the daemon's download directory.
         #[arg(long, value_name = "DIR")]
         save_dir: Option<PathBuf>,
         /// Add it stopped (its data is still checked).

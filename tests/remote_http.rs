@@ -141,7 +141,8 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
     remote(&api, &["--json", "resume", &hash]).ok();
     wait_state(&daemon, &hash, "seeding");
 
-    // A second torrent, added paused.
+    // A second torrent, added paused, its save directory relative to the daemon's
+    // download directory (~/Downloads).
     let added = remote(
         &api,
         &[
@@ -149,7 +150,7 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
             "add",
             bravo.to_str().unwrap(),
             "--save-dir",
-            data_arg,
+            "../data",
             "--paused",
         ],
     )
@@ -157,7 +158,9 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
     .json();
     let bravo_hash = added["hash"].as_str().unwrap().to_string();
     assert_eq!(bravo_hash, hash_of(&bravo));
-    wait_state(&daemon, &bravo_hash, "paused");
+    let t = wait_state(&daemon, &bravo_hash, "paused");
+    let data_real = data.canonicalize().unwrap();
+    assert_eq!(t["save_dir"], data_real.to_str().unwrap());
 
     let stats = remote(&api, &["--json", "stats"]).ok().json();
     assert_eq!(stats["stats"]["torrents"], 2, "{stats}");

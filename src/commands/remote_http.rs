@@ -34,10 +34,10 @@ pub fn run(url: &str, args: RemoteArgs) -> Outcome {
         } => {
             let bytes = read_torrent(&torrent)?;
             let options = AddOptions {
-                // Resolved here, as the socket verb does: a relative path means this
-                // directory, not the daemon's.
-                save_dir: save_dir
-                    .map(|d| std::path::absolute(&d).unwrap_or(d).display().to_string()),
+                // As given: the daemon resolves a relative one under its download
+                // directory (it may be on another machine) and checks it against
+                // control.allowed_save_dirs.
+                save_dir: save_dir.map(|d| d.display().to_string()),
                 paused,
                 ..AddOptions::default()
             };
