@@ -365,6 +365,11 @@ fn the_native_api_answers_bad_requests_with_reasons() {
         "not-found",
     );
     refused(
+        with_auth(&[&format!("{torrents}/%FF%FE")]),
+        400,
+        "bad-request",
+    );
+    refused(
         with_auth(&["-X", "DELETE", &format!("{unknown}?delete_data=maybe")]),
         400,
         "bad-request",

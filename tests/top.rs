@@ -206,6 +206,17 @@ fn top_shows_the_torrents_and_a_key_pauses_the_selected_one() {
     tmux.keys(&["Escape"]);
     tmux.wait("all three again", |s| line_of(s, "alpha-set").is_some());
 
+    // A tiny terminal: the shards pane goes, the table stays; then back.
+    tmux.run(&["resize-window", "-t", tmux.session, "-x", "40", "-y", "8"])
+        .ok();
+    let screen = tmux.wait("a small screen", |s| {
+        s.lines().count() <= 8 && !s.contains("shards:") && line_of(s, "alpha").is_some()
+    });
+    assert!(screen.contains("ccbt-uring top"), "{screen}");
+    tmux.run(&["resize-window", "-t", tmux.session, "-x", "140", "-y", "40"])
+        .ok();
+    tmux.wait("the shards pane again", |s| s.contains("shards:"));
+
     // The daemon goes away: top says so and keeps running.
     assert!(daemon.stop(STOP).success());
     tmux.wait("disconnected", |s| s.contains("disconnected"));

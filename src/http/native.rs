@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -197,6 +197,12 @@ impl FromRequestParts<Arc<Api>> for Allowed {
     }
 }
 
+/// The path's parameters, or why they cannot be read (bad percent-encoding, not UTF-8).
+fn path_part<T>(path: Result<Path<T>, PathRejection>) -> Result<T, Refusal> {
+    path.map(|Path(p)| p)
+        .map_err(|e| Refusal::bad_request(e.body_text()))
+}
+
 fn parse_hash(text: &str) -> Result<InfoHash, Refusal> {
     InfoHash::from_str(text).map_err(|e| {
         Refusal::new(
@@ -215,9 +221,9 @@ async fn list(_: Allowed, State(api): State<Arc<Api>>) -> Json<wire::TorrentList
 async fn details(
     _: Allowed,
     State(api): State<Arc<Api>>,
-    Path(hash): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<wire::Details>, Refusal> {
-    let hash = parse_hash(&hash)?;
+    let hash = parse_hash(&path_part(path)?)?;
     let snapshot = api.catalog.current();
     let row = snapshot
         .get(&hash)
@@ -350,8 +356,9 @@ async fn add(
 async fn action(
     _: Allowed,
     State(api): State<Arc<Api>>,
-    Path((hash, action)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<wire::Done>, Refusal> {
+    let (hash, action) = path_part(path)?;
     let hash = parse_hash(&hash)?;
     let Some(action) = Action::from_name(&action) else {
         let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
@@ -375,10 +382,10 @@ async fn action(
 async fn remove(
     _: Allowed,
     State(api): State<Arc<Api>>,
-    Path(hash): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     query: Result<Query<wire::RemoveQuery>, QueryRejection>,
 ) -> Result<Json<wire::Done>, Refusal> {
-    let hash = parse_hash(&hash)?;
+    let hash = parse_hash(&path_part(path)?)?;
     let Query(query) = query.map_err(|e| Refusal::bad_request(e.body_text()))?;
     api.blocking(move |d| d.remove(hash, query.delete_data))
         .await?;

@@ -160,3 +160,51 @@ pub fn stats(snapshot: &Snapshot, shards: usize, uptime_s: u64) -> wire::Stats {
     stats.states = states;
     stats
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ccbt_engine::metainfo::{LayoutFile, TorrentPath};
+
+    /// Files of 10, 25 and 5 bytes in 16-byte pieces: pieces 0 [0,16), 1 [16,32),
+    /// 2 [32,40). File a is in piece 0; b spans 0-1; c is in piece 2.
+    fn layout() -> Layout {
+        let file = |name: &str, length| LayoutFile {
+            path: TorrentPath::new([name]).unwrap(),
+            length,
+            pad: false,
+        };
+        Layout::new(16, [file("a", 10), file("b", 25), file("c", 5)]).unwrap()
+    }
+
+    #[test]
+    fn a_files_progress_counts_only_its_bytes_of_the_pieces_had() {
+        let layout = layout();
+        let mut have = Bitfield::empty(3);
+        assert_eq!(
+            (0..3)
+                .map(|i| file_done(&layout, i, &have))
+                .collect::<Vec<_>>(),
+            [0, 0, 0]
+        );
+        have.set(1);
+        // b has [16,32) = 16 of its 25 bytes; a and c nothing.
+        assert_eq!(
+            (0..3)
+                .map(|i| file_done(&layout, i, &have))
+                .collect::<Vec<_>>(),
+            [0, 16, 0]
+        );
+        have.set(0);
+        have.set(2);
+        assert_eq!(
+            (0..3)
+                .map(|i| file_done(&layout, i, &have))
+                .collect::<Vec<_>>(),
+            [10, 25, 5]
+        );
+        assert_eq!(file_done(&layout, 9, &have), 0, "no such file");
+        // A bitfield shorter than the torrent (it never is) counts what it covers.
+        assert_eq!(file_done(&layout, 2, &Bitfield::full(2)), 0);
+    }
+}
