@@ -472,6 +472,57 @@ fn the_native_api_answers_bad_requests_with_reasons() {
     assert_eq!(details["tags"], serde_json::json!(["a", "b"]));
     assert_eq!(details["save_dir"], allowed.to_str().unwrap());
 
+    // Increments: `?since=SEQ` sends only what changed after that answer.
+    let get_json = |url: &str| -> serde_json::Value {
+        let (status, body) = with_auth(&[url]);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let since = |seq: &serde_json::Value| format!("{torrents}?since={seq}");
+    let gamma = hash_of(&torrent);
+    let until = Instant::now() + SEEDING;
+    let quiet_seq = loop {
+        // Once its check is over, nothing about the paused torrent changes.
+        let full = get_json(&torrents);
+        assert_eq!(full["full"], true);
+        std::thread::sleep(Duration::from_millis(1500));
+        let increment = get_json(&since(&full["seq"]));
+        assert_eq!(increment["full"], false, "{increment}");
+        if increment["torrents"].as_array().unwrap().is_empty() {
+            assert_eq!(increment["seq"], full["seq"]);
+            break full["seq"].clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "the listing never settled: {increment}"
+        );
+    };
+    let (status, body) = with_auth(&["-X", "POST", &format!("{torrents}/{gamma}/resume")]);
+    assert_eq!(status, 200, "{body}");
+    let increment = get_json(&since(&quiet_seq));
+    assert_eq!(increment["full"], false);
+    let changed = increment["torrents"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{increment}");
+    assert_eq!(changed[0]["hash"], gamma.as_str());
+    let after_resume = increment["seq"].clone();
+    let (status, body) = with_auth(&["-X", "DELETE", &format!("{torrents}/{gamma}")]);
+    assert_eq!(status, 200, "{body}");
+    let increment = get_json(&since(&after_resume));
+    assert_eq!(
+        increment["removed"],
+        serde_json::json!([gamma]),
+        "{increment}"
+    );
+    assert_eq!(
+        get_json(&since(&serde_json::json!(1_000_000)))["full"],
+        true
+    );
+    refused(
+        with_auth(&[&format!("{torrents}?since=soon")]),
+        400,
+        "bad-request",
+    );
+
     // A Host header that names another site (DNS rebinding): 421.
     refused(
         with_auth(&["-H", "Host: evil.example", &torrents]),

@@ -5,7 +5,7 @@
 //!
 //! | method and path | answer |
 //! | --- | --- |
-//! | `GET /ccbt/v1/torrents` | [`wire::TorrentList`] |
+//! | `GET /ccbt/v1/torrents[?since=SEQ]` | [`wire::TorrentList`]: all, or what changed after `SEQ` |
 //! | `GET /ccbt/v1/torrents/{hash}` | [`wire::Details`] |
 //! | `POST /ccbt/v1/torrents` | [`wire::Added`] (201); body: the .torrent's bytes with options as [`wire::AddQuery`] parameters, or JSON [`wire::AddBody`] (`Content-Type: application/json`) |
 //! | `POST /ccbt/v1/torrents/{hash}/{pause,resume,recheck,reannounce}` | [`wire::Done`] |
@@ -66,6 +66,8 @@ pub fn router() -> Router<Arc<Api>> {
         )
         .route("/ccbt/v1/shards", get(shards).fallback(method_not_allowed))
         .route("/ccbt/v1/stats", get(stats).fallback(method_not_allowed))
+        .route("/ccbt/v1", get(not_found).fallback(not_found))
+        .route("/ccbt/v1/", get(not_found).fallback(not_found))
         .route("/ccbt/v1/{*rest}", get(not_found).fallback(not_found))
 }
 
@@ -213,9 +215,20 @@ fn parse_hash(text: &str) -> Result<InfoHash, Refusal> {
     })
 }
 
-async fn list(_: Allowed, State(api): State<Arc<Api>>) -> Json<wire::TorrentList> {
-    let snapshot = api.catalog.current();
-    Json(views::list(&snapshot, api.daemon.shard_count()))
+async fn list(
+    _: Allowed,
+    State(api): State<Arc<Api>>,
+    query: Result<Query<wire::ListQuery>, QueryRejection>,
+) -> Result<Json<wire::TorrentList>, Refusal> {
+    let Query(query) = query.map_err(|e| Refusal::bad_request(e.body_text()))?;
+    let shards = api.daemon.shard_count();
+    if let Some(changes) = query
+        .since
+        .and_then(|since| api.catalog.changes_since(since))
+    {
+        return Ok(Json(views::increment(&changes, shards)));
+    }
+    Ok(Json(views::list(&api.catalog.current(), shards)))
 }
 
 async fn details(

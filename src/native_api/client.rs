@@ -108,6 +108,15 @@ impl Client {
         self.get("/ccbt/v1/torrents", LISTING_BYTES_MAX)
     }
 
+    /// What changed after the listing numbered `since` (a full listing when the daemon
+    /// cannot say: see [`wire::TorrentList::full`]).
+    pub fn list_since(&self, since: u64) -> Result<wire::TorrentList, ClientError> {
+        self.get(
+            &format!("/ccbt/v1/torrents?since={since}"),
+            LISTING_BYTES_MAX,
+        )
+    }
+
     pub fn details(&self, hash: &str) -> Result<wire::Details, ClientError> {
         self.get(
             &format!("/ccbt/v1/torrents/{}", segment(hash)),

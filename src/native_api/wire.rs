@@ -41,12 +41,32 @@ pub struct Torrent {
     pub queue_position: u32,
 }
 
-/// `GET /ccbt/v1/torrents`.
+/// `GET /ccbt/v1/torrents`, or with `?since=SEQ` what changed after an earlier answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TorrentList {
-    /// The catalog's sequence number this listing is of.
+    /// The catalog's sequence number this answer is of: the next `since`.
     pub seq: u64,
+    /// Every torrent (`true`), or only those changed or added since (`false`). A `since`
+    /// the daemon no longer has (or never gave) gets a full listing.
+    #[serde(default = "yes")]
+    pub full: bool,
     pub torrents: Vec<Torrent>,
+    /// In an increment: the hashes of torrents removed since.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The parameters of `GET /ccbt/v1/torrents`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// The `seq` of an earlier answer: send only what changed after it.
+    #[serde(default)]
+    pub since: Option<u64>,
 }
 
 /// `GET /ccbt/v1/torrents/{hash}`: the listing's fields and more.

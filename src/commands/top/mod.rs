@@ -43,23 +43,31 @@ pub fn run(args: TopArgs) -> Outcome {
         .map_err(|e| anyhow!("cannot use this terminal: {e}"))
         .or_exit(Exit::Io)?;
     let result = (|| -> std::io::Result<()> {
+        // Drawn when something changed: an update, a key, a resize.
+        let mut dirty = true;
         while !model.quit {
             while let Ok(update) = updates.try_recv() {
                 model.update(update);
+                dirty = true;
             }
-            terminal.draw(|frame| render::draw(frame, &model))?;
+            if dirty {
+                terminal.draw(|frame| render::draw(frame, &model))?;
+                dirty = false;
+            }
             if !event::poll(TICK)? {
                 continue;
             }
-            if let Event::Key(key) = event::read()? {
-                if key.kind != KeyEventKind::Press {
-                    continue;
-                }
-                if let Some(command) = model.key(key) {
-                    if commands.try_send(command).is_err() {
-                        model.status = Some("busy: commands are still waiting".into());
+            match event::read()? {
+                Event::Key(key) if key.kind == KeyEventKind::Press => {
+                    dirty = true;
+                    if let Some(command) = model.key(key) {
+                        if commands.try_send(command).is_err() {
+                            model.status = Some("busy: commands are still waiting".into());
+                        }
                     }
                 }
+                Event::Resize(..) => dirty = true,
+                _ => {}
             }
         }
         Ok(())

@@ -24,7 +24,10 @@ pub struct View {
 /// What the fetcher reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
+    /// The torrents changed (or this is the first answer): all of them, and the figures.
     Fetched(Box<View>),
+    /// The torrents did not change; the shards' and the session's figures are these.
+    Figures { shards: Vec<Shard>, stats: Stats },
     /// The daemon did not answer (or refused); it is asked again next round.
     Failed(String),
     /// A command's outcome, to show on the status line.
@@ -142,6 +145,11 @@ impl Model {
         match update {
             Update::Fetched(view) => {
                 self.view = *view;
+                self.link = Link::Connected;
+            }
+            Update::Figures { shards, stats } => {
+                self.view.shards = shards;
+                self.view.stats = stats;
                 self.link = Link::Connected;
             }
             Update::Failed(reason) => self.link = Link::Disconnected(reason),

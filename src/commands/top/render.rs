@@ -116,7 +116,12 @@ fn draw_torrents(frame: &mut Frame, area: Rect, model: &Model) {
         }
     }))
     .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-    let body = rows.iter().map(|t| {
+    // Only the rows that fit are built (a daemon may hold 100,000): a window that keeps
+    // the selection in view, at its bottom edge once it has moved past the first page.
+    let fits = usize::from(area.height.saturating_sub(2)).max(1);
+    let selection = model.selection(&rows);
+    let offset = selection.map_or(0, |s| (s + 1).saturating_sub(fits));
+    let body = rows.iter().skip(offset).take(fits).map(|t| {
         let row = Row::new(Column::ALL.iter().map(|&c| cell(c, t)));
         match t.state.as_str() {
             "failed" => row.red(),
@@ -139,7 +144,7 @@ fn draw_torrents(frame: &mut Frame, area: Rect, model: &Model) {
         .block(Block::new().borders(Borders::TOP).title(title))
         .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
         .highlight_symbol("> ");
-    let mut state = TableState::default().with_selected(model.selection(&rows));
+    let mut state = TableState::default().with_selected(selection.map(|s| s - offset));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
@@ -304,6 +309,30 @@ mod tests {
         press(&mut m, KeyCode::Enter);
         m.update(Update::Acted("paused bravo".into()));
         assert!(screen(&m, 100, 24).contains("paused bravo"));
+    }
+
+    #[test]
+    fn a_long_list_shows_the_window_around_the_selection() {
+        let many = (0..1000)
+            .map(|i| torrent(&format!("t{i:04}"), "seeding", i))
+            .collect();
+        let mut m = model_with(many);
+        let text = screen(&m, 80, 12);
+        assert!(
+            text.contains("> t0000") && text.contains("torrents: 1000"),
+            "{text}"
+        );
+        for _ in 0..30 {
+            press(&mut m, KeyCode::Down);
+        }
+        let text = screen(&m, 80, 12);
+        assert!(text.contains("> t0030"), "{text}");
+        assert!(
+            !text.contains("t0000"),
+            "scrolled past the first rows: {text}"
+        );
+        press(&mut m, KeyCode::End);
+        assert!(screen(&m, 80, 12).contains("> t0999"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use ccbt_engine::metainfo::Layout;
 use ccbt_engine::Bitfield;
 use ccbt_shards::swarm::{shard_for, TorrentState};
 
-use crate::daemon::catalog::{Row, Snapshot};
+use crate::daemon::catalog::{Changes, Row, Snapshot};
 use crate::daemon::core::fault_kind;
 use crate::native_api::wire;
 
@@ -56,7 +56,19 @@ pub fn torrent(row: &Row, shards: usize) -> wire::Torrent {
 pub fn list(snapshot: &Snapshot, shards: usize) -> wire::TorrentList {
     wire::TorrentList {
         seq: snapshot.seq,
+        full: true,
         torrents: snapshot.rows.iter().map(|r| torrent(r, shards)).collect(),
+        removed: Vec::new(),
+    }
+}
+
+/// What changed since an earlier listing: its cost follows the number of changes.
+pub fn increment(changes: &Changes, shards: usize) -> wire::TorrentList {
+    wire::TorrentList {
+        seq: changes.seq,
+        full: false,
+        torrents: changes.changed.iter().map(|r| torrent(r, shards)).collect(),
+        removed: changes.removed.iter().map(|(h, _)| h.to_hex()).collect(),
     }
 }
 
