@@ -75,8 +75,8 @@ pub struct DaemonArgs {
     /// TCP port for peers (default 6881; 0 picks a free one).
     #[arg(long, value_name = "P")]
     pub peer_port: Option<u16>,
-    /// Where the HTTP control API will listen (default 127.0.0.1:9091). The HTTP API
-    /// itself is not served yet; `ccbt-uring remote` uses the control socket.
+    /// Where the HTTP control API listens (default 127.0.0.1:9091): `remote --url` and
+    /// `top` use it. An address beyond loopback needs [control] credentials.
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<std::net::SocketAddr>,
     /// Shards to run (default: one per core).

@@ -198,6 +198,13 @@ fn remote_over_http_adds_lists_shows_pauses_resumes_counts_and_removes() {
         socket_only.stderr
     );
 
+    // The socket's `info`: the torrent's row of its listing (any case of the hash).
+    let row = daemon.remote(&["info", &hash.to_uppercase()]).ok().json();
+    assert_eq!(row["torrents"][0]["hash"], hash.as_str(), "{row}");
+    assert_eq!(row["torrents"].as_array().unwrap().len(), 1);
+    let none = daemon.remote(&["info", &"0".repeat(40)]).expect_code(5);
+    assert_eq!(none.json()["kind"], "unknown-torrent");
+
     // Remove one keeping its data, the other with it.
     remote(&api, &["--json", "remove", &bravo_hash]).ok();
     assert!(
