@@ -371,6 +371,8 @@ fn the_native_api_answers_bad_requests_with_reasons() {
         404,
         "not-found",
     );
+    refused(with_auth(&[&format!("{base}/")]), 404, "not-found");
+    refused(with_auth(&[&base]), 404, "not-found");
     refused(
         with_auth(&[&format!("{torrents}/%FF%FE")]),
         400,

@@ -38,10 +38,19 @@ pub fn run(args: TopArgs) -> Outcome {
     let mut model = model::Model::new(client.base_url());
     let (update_tx, updates) = mpsc::sync_channel(fetch::UPDATES_MAX);
     let (commands, command_rx) = mpsc::sync_channel(fetch::COMMANDS_MAX);
-    let fetcher = fetch::spawn(client, interval, update_tx, command_rx).or_exit(Exit::Runtime)?;
-    let mut terminal = ratatui::try_init()
-        .map_err(|e| anyhow!("cannot use this terminal: {e}"))
-        .or_exit(Exit::Io)?;
+    // Not joined at the end: it may be waiting out a call to a daemon that hangs, and
+    // quitting should not wait for that. It ends with the process.
+    let _fetcher = fetch::spawn(client, interval, update_tx, command_rx).or_exit(Exit::Runtime)?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            ratatui::restore();
+            return Err(Failure::new(
+                Exit::Io,
+                anyhow!("cannot use this terminal: {e}"),
+            ));
+        }
+    };
     let result = (|| -> std::io::Result<()> {
         // Drawn when something changed: an update, a key, a resize.
         let mut dirty = true;
@@ -73,9 +82,6 @@ pub fn run(args: TopArgs) -> Outcome {
         Ok(())
     })();
     ratatui::restore();
-    drop(commands);
-    drop(updates);
-    let _ = fetcher.join();
     result
         .map_err(|e| anyhow!("terminal: {e}"))
         .or_exit(Exit::Io)?;
