@@ -1,9 +1,10 @@
 //! `ccbt-uring top` in a real terminal: tmux runs it detached at a fixed size against a
 //! real daemon holding three torrents; `tmux capture-pane -p` shows what it draws. A key
 //! press pauses the selected torrent (checked through the daemon's native API, not the
-//! screen), the filter narrows the table, and when the daemon goes away the screen says
-//! so instead of dying. The test runs its own tmux server on a socket in its temp dir and
-//! kills only that session.
+//! screen), the filter narrows the table, a tiny terminal still shows it, and when the
+//! daemon goes away the screen says so instead of dying. The daemon has credentials, as
+//! one reachable from other machines does; top takes them from the environment. The test
+//! runs its own tmux server on a socket in its temp dir and kills only that session.
 
 mod common;
 
@@ -120,6 +121,8 @@ fn state(api: &str, hash: &str) -> String {
     let ran = run_for(
         Command::new("curl").args([
             "-sS",
+            "-u",
+            "admin:s3cret",
             "--max-time",
             "20",
             &format!("{api}/ccbt/v1/torrents/{hash}"),
@@ -149,7 +152,17 @@ fn top_shows_the_torrents_and_a_key_pauses_the_selected_one() {
     require("tmux", "tmux");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut daemon = Daemon::start(dir.path(), &["--peer-port", "0"]);
+    // With credentials, as a daemon reachable from other machines has them.
+    let config = dir.path().join("ccbt.toml");
+    std::fs::write(
+        &config,
+        "[control]\nusername = \"admin\"\npassword = \"s3cret\"\n",
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--peer-port", "0"],
+    );
     let mut hashes = Vec::new();
     for (name, len) in [
         ("alpha-set", 200_000),
@@ -165,7 +178,8 @@ fn top_shows_the_torrents_and_a_key_pauses_the_selected_one() {
 
     let log = dir.path().join("top.log");
     let command = format!(
-        "{} top --url {} 2>{}; echo top exited with $?; sleep 60",
+        "CCBT_USER=admin CCBT_PASSWORD=s3cret {} top --url {} 2>{}; \
+         echo top exited with $?; sleep 60",
         env!("CARGO_BIN_EXE_ccbt-uring"),
         daemon.api,
         log.display()
