@@ -24,8 +24,8 @@ pub async fn rpc(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
-    if let Err(refusal) = guard::admit(&api, peer.ip(), request.headers()) {
-        return refusal;
+    if let Err(refusal) = guard::admit(&api.access, peer.ip(), request.headers()) {
+        return refusal.into_response();
     }
     if !session_id::matches(request.headers()) {
         return conflict();

@@ -43,8 +43,8 @@ async fn files(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request<Body>,
 ) -> Response {
-    if let Err(refusal) = guard::admit(&api, peer.ip(), request.headers()) {
-        return refusal;
+    if let Err(refusal) = guard::admit(&api.access, peer.ip(), request.headers()) {
+        return refusal.into_response();
     }
     let dir = api.config().control.web_ui_dir;
     let Some(dir) = dir.filter(|d| d.join("index.html").is_file()) else {
