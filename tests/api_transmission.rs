@@ -712,3 +712,100 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
     assert!(a.body.contains("control.web_ui_dir"), "{}", a.body);
     assert!(daemon.stop(STOP).success());
 }
+
+/// The venv tools/install-deps.sh makes for the browser test.
+fn webui_python() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv-webui/bin/python");
+    let ready = python.is_file()
+        && Path::new("/usr/bin/chromium").is_file()
+        && Path::new("/usr/bin/chromedriver").is_file()
+        && Path::new("/usr/share/transmission/web/index.html").is_file();
+    if ready {
+        return Some(python);
+    }
+    let why = "the browser test needs chromium, chromium-driver, transmission-common and the \
+               selenium venv in target/venv-webui: run tools/install-deps.sh";
+    if std::env::var_os("CCBT_REQUIRE_INTEROP").is_some() {
+        panic!("{why}; CCBT_REQUIRE_INTEROP is set, so this is a failure");
+    }
+    eprintln!("skipping: {why}");
+    None
+}
+
+#[test]
+fn the_web_ui_in_chromium_lists_adds_and_removes_torrents() {
+    let Some(python) = webui_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let first = own_torrent(dir.path(), "first-listed", &[("f.bin", 40_000)]);
+    let second = own_torrent(dir.path(), "second-added", &[("s.bin", 30_000)]);
+    let downloads = dir.path().join("data");
+    let port = free_port().to_string();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--peer-port",
+            &port,
+            "--download-dir",
+            downloads.to_str().unwrap(),
+        ],
+    );
+    let api = daemon.api.clone();
+    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+        .header("X-Transmission-Session-Id")
+        .unwrap()
+        .to_string();
+    use base64::Engine as _;
+    let metainfo = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&first).unwrap());
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "torrent-add", "arguments": {"metainfo": metainfo}}),
+    );
+    assert_eq!(v["result"], "success", "{v}");
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("transmission-web-ui.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/webui_browser.py");
+    let ran = run_for(
+        Command::new(python)
+            .arg(script)
+            .arg(&api)
+            .arg("first-listed")
+            .arg(&second)
+            .arg("second-added")
+            .arg(&screenshot),
+        Duration::from_secs(240),
+    );
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "the browser script failed:\n{}\n{}\n{}",
+        ran.stdout,
+        ran.stderr,
+        daemon.running.log_tail()
+    );
+    let page: Value = serde_json::from_str(ran.stdout.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(page["listed"], json!(["second-added"]), "{page}");
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+
+    // The RPC agrees with the page.
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "torrent-get", "arguments": {"fields": ["name", "downloadDir"]}}),
+    );
+    assert_eq!(
+        v["arguments"]["torrents"],
+        json!([{"name": "second-added", "downloadDir": downloads.to_str().unwrap()}]),
+        "{v}"
+    );
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}
