@@ -809,3 +809,212 @@ fn the_web_ui_in_chromium_lists_adds_and_removes_torrents() {
     );
     assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
 }
+
+/// `python3 -m http.server` serving `dir` on 127.0.0.1, stopped (by PID) when dropped.
+struct FileServer {
+    _running: swarm::Running,
+    port: u16,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> FileServer {
+        require("python3", "python3");
+        let port = free_port();
+        let dir = dir.to_path_buf();
+        let running = swarm::Running::start("http.server", move |_| {
+            let mut cmd = Command::new("python3");
+            cmd.args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+                .arg(&dir)
+                .arg(port.to_string());
+            cmd
+        });
+        let until = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "http.server did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FileServer {
+            _running: running,
+            port,
+        }
+    }
+}
+
+#[test]
+fn adds_by_url_and_path_share_limits_finish_a_torrent_and_the_queue_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    // Served by URL from dir.
+    own_torrent(dir.path(), "by-url", &[("u.bin", 50_000)]);
+    let b = own_torrent(dir.path(), "by-path", &[("p.bin", 20_000)]);
+    let server = FileServer::start(dir.path());
+    let downloads = dir.path().join("data");
+    let port = free_port().to_string();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--peer-port",
+            &port,
+            "--download-dir",
+            downloads.to_str().unwrap(),
+        ],
+    );
+    let api = daemon.api.clone();
+    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+        .header("X-Transmission-Session-Id")
+        .unwrap()
+        .to_string();
+
+    let url = format!("http://127.0.0.1:{}/by-url.torrent", server.port);
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "torrent-add", "arguments": {"filename": url}}),
+    );
+    assert_eq!(v["arguments"]["torrent-added"]["name"], "by-url", "{v}");
+    let ua = v["arguments"]["torrent-added"]["id"].as_u64().unwrap();
+    let missing = format!("http://127.0.0.1:{}/nothing.torrent", server.port);
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "torrent-add", "arguments": {"filename": missing}}),
+    );
+    assert!(v["result"].as_str().unwrap().contains("404"), "{v}");
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "torrent-add", "arguments": {"filename": b.to_str().unwrap(), "paused": true}}),
+    );
+    assert_eq!(v["arguments"]["torrent-added"]["name"], "by-path", "{v}");
+    let ub = v["arguments"]["torrent-added"]["id"].as_u64().unwrap();
+    drop(server);
+
+    // Queue order: added order first; then the second moves to the top.
+    let queue = |api: &str| -> Vec<(u64, u64)> {
+        let v = call(
+            api,
+            &id,
+            json!({"method": "torrent-get", "arguments": {"fields": ["id", "queuePosition"]}}),
+        );
+        let mut q: Vec<(u64, u64)> = v["arguments"]["torrents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["queuePosition"].as_u64().unwrap(),
+                    t["id"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        q.sort();
+        q
+    };
+    assert_eq!(queue(&api), vec![(0, ua), (1, ub)]);
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "queue-move-top", "arguments": {"ids": [ub]}}),
+    );
+    assert_eq!(v["result"], "success");
+    assert_eq!(queue(&api), vec![(0, ub), (1, ua)]);
+    call(
+        &api,
+        &id,
+        json!({"method": "queue-move-down", "arguments": {"ids": [ub]}}),
+    );
+    assert_eq!(queue(&api), vec![(0, ua), (1, ub)]);
+
+    // The paused one is stopped (0), not finished; a ratio limit of 0 finishes the other
+    // once it seeds: stopped by its limit, isFinished as Sonarr reads it.
+    let get = |ids: u64| {
+        call(
+            &api,
+            &id,
+            json!({"method": "torrent-get", "arguments": {"ids": [ids], "fields": ["status", "isFinished", "leftUntilDone", "percentDone"]}}),
+        )["arguments"]["torrents"][0]
+            .clone()
+    };
+    let t = get(ub);
+    assert_eq!(
+        (t["status"].clone(), t["isFinished"].clone()),
+        (json!(0), json!(false)),
+        "{t}"
+    );
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "torrent-set", "arguments": {"ids": [ua], "seedRatioLimit": 0.0, "seedRatioMode": 1}}),
+    );
+    assert_eq!(v["result"], "success", "{v}");
+    let until = Instant::now() + SEEDING;
+    loop {
+        let t = get(ua);
+        if t["isFinished"] == true {
+            assert_eq!(t["status"], 0, "{t}");
+            assert_eq!(t["leftUntilDone"], 0, "{t}");
+            assert_eq!(t["percentDone"], 1.0, "{t}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "never finished: {t}\n{}",
+            daemon.running.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // session-set: what it has is applied, the rest is named.
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "session-set", "arguments": {"speed-limit-down": 300, "speed-limit-down-enabled": true}}),
+    );
+    assert_eq!(v["result"], "success", "{v}");
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "session-set", "arguments": {"dht-enabled": true, "pex-enabled": false}}),
+    );
+    assert_eq!(
+        v["result"],
+        "not applied (ccbt-uring has no such setting, or not this value): dht-enabled"
+    );
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "session-get", "arguments": {"fields": ["speed-limit-down", "speed-limit-down-enabled", "dht-enabled"]}}),
+    );
+    assert_eq!(
+        v["arguments"],
+        json!({"speed-limit-down": 300, "speed-limit-down-enabled": true, "dht-enabled": false})
+    );
+    let v = call(&api, &id, json!({"method": "session-stats"}));
+    assert_eq!(v["arguments"]["torrentCount"], 2, "{v}");
+
+    // Moved with its data, through set-location.
+    let moved = dir.path().join("moved");
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "torrent-set-location", "arguments": {"ids": [ub], "location": moved.to_str().unwrap(), "move": true}}),
+    );
+    assert_eq!(v["result"], "success", "{v}");
+    assert!(moved.join("by-path/p.bin").is_file());
+    assert!(!downloads.join("by-path/p.bin").exists());
+
+    // session-close stops the daemon.
+    let v = call(&api, &id, json!({"method": "session-close"}));
+    assert_eq!(v["result"], "success");
+    let until = Instant::now() + STOP;
+    while daemon.running.is_running() {
+        assert!(
+            Instant::now() < until,
+            "session-close did not stop the daemon"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(daemon
+        .running
+        .log()
+        .contains("ccbt-uring daemon: stopped in"));
+}
