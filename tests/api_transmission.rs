@@ -183,6 +183,36 @@ fn transmission_remote_downloads_lists_stops_starts_verifies_limits_and_removes(
     let info = remote_ok(&daemon, &["-t", &id, "-i"]);
     assert_eq!(info_value(&info, "Ratio Limit").as_deref(), Some("2.5"));
 
+    // One file unwanted, then wanted again.
+    let file_line = |files: &str, index: &str| -> String {
+        files
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{index}:")))
+            .unwrap_or_else(|| panic!("no file {index} in\n{files}"))
+            .to_string()
+    };
+    remote_ok(&daemon, &["-t", &id, "-G", "1"]);
+    let files = remote_ok(&daemon, &["-t", &id, "-f"]);
+    assert!(file_line(&files, "1").contains(" No "), "{files}");
+    assert!(file_line(&files, "0").contains(" Yes "), "{files}");
+    remote_ok(&daemon, &["-t", &id, "-g", "1"]);
+    let files = remote_ok(&daemon, &["-t", &id, "-f"]);
+    assert!(file_line(&files, "1").contains(" Yes "), "{files}");
+
+    // The tracker, the session's figures and a global limit.
+    let trackers = remote_ok(&daemon, &["-t", &id, "-it"]);
+    let tracker_line = format!("Tracker 0: 127.0.0.1:{}", tracker.port());
+    assert!(trackers.contains(&tracker_line), "{trackers}");
+    let stats = remote_ok(&daemon, &["-st"]);
+    assert!(stats.contains("Started 1 times"), "{stats}");
+    remote_ok(&daemon, &["-d", "300"]);
+    let session = remote_ok(&daemon, &["-si"]);
+    assert!(
+        session.contains("Download speed limit: 300 kB/s"),
+        "{session}"
+    );
+    assert!(session.contains("RPC version: 17"), "{session}");
+
     // Removed without its data: the files stay.
     remote_ok(&daemon, &["-t", &id, "-r"]);
     assert!(listed(&daemon, &torrent.name).is_none());

@@ -239,8 +239,10 @@ fn tracker_stats(row: &Row) -> Value {
                     "announce": url,
                     "announceState": if running { 1 } else { 0 },
                     "downloadCount": swarm.and_then(|s| s.downloaded).map_or(-1, |d| d as i64),
-                    "hasAnnounced": swarm.is_some(),
-                    "hasScraped": swarm.is_some_and(|s| s.downloaded.is_some()),
+                    // When the last announce and scrape were is not kept: saying they
+                    // happened without a time would print "20,000 days ago".
+                    "hasAnnounced": false,
+                    "hasScraped": false,
                     "host": host_of(&url),
                     "id": id,
                     "isBackup": false,
@@ -477,6 +479,146 @@ fn priority_of(code: Option<i8>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::catalog::{Fixed, Live, Timer};
+    use std::sync::Arc;
+
+    /// A one-file torrent of 10 pieces of 16 KiB, in `state`, with `have` pieces.
+    fn row(state: TorrentState, have: u64, f: impl FnOnce(&mut Fixed, &mut Live)) -> Row {
+        let mut t = b"d4:infod6:lengthi163840e4:name1:x12:piece lengthi16384e6:pieces200:".to_vec();
+        t.extend_from_slice(&[0u8; 200]);
+        t.extend_from_slice(b"ee");
+        let meta = Arc::new(ccbt_engine::metainfo::Metainfo::parse(&t).unwrap());
+        let mut fixed = Fixed {
+            revision: 0,
+            meta: meta.clone(),
+            save_dir: "/srv".into(),
+            added_at: 0,
+            completed_at: None,
+            category: None,
+            tags: Vec::new(),
+            queue_position: 0,
+            user_paused: false,
+            queued: false,
+            settings: Default::default(),
+        };
+        let mut live = Live {
+            state,
+            peers: 0,
+            have_pieces: have,
+            checked_pieces: 0,
+            wanted_left: 10 - have,
+            done: have == 10,
+            uploaded: 0,
+            downloaded: 0,
+            upload_rate: 0,
+            download_rate: 0,
+            swarm: None,
+            error: None,
+            seeding: Timer::default(),
+            downloading: Timer::default(),
+            last_activity: 0,
+        };
+        f(&mut fixed, &mut live);
+        Row {
+            id: 1,
+            info_hash: meta.info_hash,
+            fixed: Arc::new(fixed),
+            live,
+        }
+    }
+
+    #[test]
+    fn states_map_to_the_status_numbers_the_arr_apps_read() {
+        let none = |_: &mut Fixed, _: &mut Live| {};
+        assert_eq!(
+            status_of(&row(TorrentState::Queued, 0, none)),
+            status::CHECK_WAIT
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Checking, 0, none)),
+            status::CHECK
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Downloading, 3, none)),
+            status::DOWNLOAD
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Seeding, 10, none)),
+            status::SEED
+        );
+        let paused = |f: &mut Fixed, _: &mut Live| f.user_paused = true;
+        assert_eq!(
+            status_of(&row(TorrentState::Paused, 3, paused)),
+            status::STOPPED
+        );
+        let queued = |f: &mut Fixed, _: &mut Live| f.queued = true;
+        assert_eq!(
+            status_of(&row(TorrentState::Paused, 3, queued)),
+            status::DOWNLOAD_WAIT
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Paused, 10, queued)),
+            status::SEED_WAIT
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Failed, 3, none)),
+            status::STOPPED
+        );
+    }
+
+    #[test]
+    fn left_until_done_and_eta_follow_the_pieces_and_rates() {
+        let config = Config::default();
+        let ctx = Context {
+            now: Instant::now(),
+            config: &config,
+        };
+        let fast = |_: &mut Fixed, l: &mut Live| l.download_rate = 16_384;
+        let r = row(TorrentState::Downloading, 4, fast);
+        assert_eq!(left_until_done(&r), 6 * 16_384);
+        assert_eq!(eta(&ctx, &r), 6);
+        let stalled = row(TorrentState::Downloading, 4, |_, _| {});
+        assert_eq!(eta(&ctx, &stalled), -1);
+        let seed = row(TorrentState::Seeding, 10, |_, _| {});
+        assert_eq!(left_until_done(&seed), 0);
+        assert_eq!(eta(&ctx, &seed), -2, "no ratio limit: it seeds forever");
+        let limited = row(TorrentState::Seeding, 10, |f, l| {
+            f.settings.share.ratio = Override::Limit(1.0);
+            l.upload_rate = 16_384;
+        });
+        assert_eq!(
+            eta(&ctx, &limited),
+            10,
+            "163840 bytes to upload at 16 KiB/s"
+        );
+        // Before its check a torrent has nothing: all of it is left.
+        assert_eq!(
+            left_until_done(&row(TorrentState::Queued, 0, |_, _| {})),
+            163_840
+        );
+    }
+
+    #[test]
+    fn finished_means_stopped_by_a_reached_share_limit() {
+        let config = Config::default();
+        let ctx = Context {
+            now: Instant::now(),
+            config: &config,
+        };
+        let stopped_at_limit = row(TorrentState::Paused, 10, |f, l| {
+            f.user_paused = true;
+            f.settings.share.ratio = Override::Limit(0.5);
+            l.uploaded = 100_000;
+        });
+        assert!(is_finished(&ctx, &stopped_at_limit));
+        let paused_by_hand = row(TorrentState::Paused, 10, |f, _| f.user_paused = true);
+        assert!(!is_finished(&ctx, &paused_by_hand), "no limit was reached");
+        let seeding = row(TorrentState::Seeding, 10, |f, l| {
+            f.settings.share.ratio = Override::Limit(0.5);
+            l.uploaded = 100_000;
+        });
+        assert!(!is_finished(&ctx, &seeding), "still running");
+    }
 
     #[test]
     fn scrape_urls_follow_the_announce_convention() {
