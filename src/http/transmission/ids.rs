@@ -1,6 +1,9 @@
 //! Which torrents a call names: `ids` absent (all of them), a number or hash, a list of
 //! numbers and hashes, or `"recently-active"` (changed in the last minute, with the ids
 //! removed since). Names that match no torrent are skipped, as Transmission does.
+//!
+//! Bound: a list is as long as the request body allows (`control.max_request_bytes`);
+//! repeated names count once.
 
 use std::sync::Arc;
 use std::time::Duration;
