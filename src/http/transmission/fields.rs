@@ -279,20 +279,20 @@ pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
     let meta = &fixed.meta;
     let layout = &meta.info.layout;
     let settings = &fixed.settings;
-    let size_when_done = row.wanted_size();
     let v = match name {
         "id" => json!(row.id),
         "hashString" => json!(row.info_hash.to_hex()),
         "name" => json!(meta.info.name.display()),
         "downloadDir" => json!(fixed.save_dir.display().to_string()),
         "totalSize" => json!(row.total_size()),
-        "sizeWhenDone" => json!(size_when_done),
+        "sizeWhenDone" => json!(row.wanted_size()),
         "leftUntilDone" => json!(left_until_done(row)),
         "desiredAvailable" => json!(0),
         "haveValid" => json!(row.have_bytes()),
         "haveUnchecked" => json!(0),
         "percentDone" | "percentComplete" => {
             let (done, of) = if name == "percentDone" {
+                let size_when_done = row.wanted_size();
                 (
                     size_when_done.saturating_sub(left_until_done(row)),
                     size_when_done,
