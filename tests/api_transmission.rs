@@ -487,8 +487,32 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     let a = http(&api, "POST", rpc, &auth, &big);
     assert_eq!(a.status, 413, "{}", a.body);
     assert!(a.body.contains("max_request_bytes"), "{}", a.body);
+    // A client that stops halfway through its body does not hold up the others, and
+    // bytes that are not HTTP get a 400 and a closed connection.
+    let addr = api.trim_start_matches("http://");
+    let mut stuck = TcpStream::connect(addr).unwrap();
+    stuck
+        .write_all(
+            b"POST /transmission/rpc HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+    let mut garbage = TcpStream::connect(addr).unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    garbage
+        .write_all(b"\x16\x03\x01 not http at all\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = garbage.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
     let v = call(&api, &id, json!({"method": "session-get"}));
     assert_eq!(v["result"], "success");
+    drop(stuck);
 
     // transmission-remote answers the challenge with its credentials.
     let ran = remote(&daemon, Some("admin:s3cret"), &["-l"]);
