@@ -12,9 +12,26 @@ use super::{actions, session, torrent_add, torrent_get, torrent_set};
 
 pub type Answer = Result<Map<String, Value>, String>;
 
-pub async fn call(api: &Arc<Api>, method: &str, args: Map<String, Value>) -> Answer {
+/// A method's `arguments`: built as a JSON map, or (torrent-get, whose listings can hold
+/// 100,000 torrents) already serialized, so no map of every field is built on the way.
+pub enum Arguments {
+    Map(Map<String, Value>),
+    /// A serialized JSON object.
+    Serialized(String),
+}
+
+pub async fn call(
+    api: &Arc<Api>,
+    method: &str,
+    args: Map<String, Value>,
+) -> Result<Arguments, String> {
     let args = Args(args);
-    match method {
+    if method == "torrent-get" {
+        return torrent_get::get(api, &args)
+            .await
+            .map(Arguments::Serialized);
+    }
+    let answer = match method {
         "session-get" => session::get(api, &args).await,
         "session-set" => session::set(api, &args).await,
         "session-stats" => session::stats(api).await,
@@ -22,7 +39,6 @@ pub async fn call(api: &Arc<Api>, method: &str, args: Map<String, Value>) -> Ans
         "free-space" => session::free_space(&args).await,
         "port-test" => session::port_test(),
         "blocklist-update" => session::blocklist_update(api),
-        "torrent-get" => torrent_get::get(api, &args).await,
         "torrent-add" => torrent_add::add(api, &args).await,
         "torrent-set" => torrent_set::set(api, &args).await,
         "torrent-start" | "torrent-start-now" => actions::start(api, &args).await,
@@ -40,7 +56,8 @@ pub async fn call(api: &Arc<Api>, method: &str, args: Map<String, Value>) -> Ans
             actions::queue_move(api, method, &args).await
         }
         _ => Err("method name not recognized".into()),
-    }
+    };
+    answer.map(Arguments::Map)
 }
 
 /// A JSON value's kind, for error messages.

@@ -14,17 +14,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccbt_engine::Bitfield;
-use serde_json::{Map, Value};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 use super::super::Api;
-use super::dispatch::{Answer, Args};
+use super::dispatch::Args;
 use super::fields::{self, Context, Torrent};
 use super::ids;
 
 pub const MAX_PIECE_QUERIES: usize = 64;
 pub const PIECES_WAIT: Duration = Duration::from_millis(500);
 
-pub async fn get(api: &Arc<Api>, args: &Args) -> Answer {
+pub async fn get(api: &Arc<Api>, args: &Args) -> Result<String, String> {
     let names = args
         .strings("fields")?
         .ok_or("torrent-get needs \"fields\": the names of the fields to return")?;
@@ -45,44 +47,91 @@ pub async fn get(api: &Arc<Api>, args: &Args) -> Answer {
         HashMap::new()
     };
     let config = api.config();
-    let ctx = Context {
-        now: Instant::now(),
-        config: &config,
+    let listing = Listing {
+        ctx: Context {
+            now: Instant::now(),
+            config: &config,
+        },
+        selection: &selection,
+        have: &have,
+        names: &names,
+        table,
     };
-    let torrents = selection.rows.iter().map(|row| Torrent {
-        row,
-        have: have.get(&row.id),
-    });
-    let list: Vec<Value> = if table {
-        let header = Value::Array(names.iter().map(|n| Value::String(n.clone())).collect());
-        std::iter::once(header)
-            .chain(torrents.map(|t| {
-                Value::Array(
-                    names
-                        .iter()
-                        .map(|n| fields::value(&ctx, &t, n).unwrap_or(Value::Null))
-                        .collect(),
-                )
-            }))
-            .collect()
-    } else {
-        torrents
-            .map(|t| {
-                Value::Object(
-                    names
-                        .iter()
-                        .filter_map(|n| fields::value(&ctx, &t, n).map(|v| (n.clone(), v)))
-                        .collect(),
-                )
-            })
-            .collect()
-    };
-    let mut out = Map::new();
-    out.insert("torrents".into(), Value::Array(list));
-    if let Some(removed) = selection.removed {
-        out.insert("removed".into(), Value::from(removed));
+    serde_json::to_string(&listing).map_err(|e| format!("cannot write the listing: {e}"))
+}
+
+/// The answer's arguments, written field by field as they are computed.
+struct Listing<'a> {
+    ctx: Context<'a>,
+    selection: &'a ids::Selection,
+    have: &'a HashMap<u32, Bitfield>,
+    names: &'a [String],
+    table: bool,
+}
+
+impl Serialize for Listing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("torrents", &Rows(self))?;
+        if let Some(removed) = &self.selection.removed {
+            map.serialize_entry("removed", removed)?;
+        }
+        map.end()
     }
-    Ok(out)
+}
+
+struct Rows<'a>(&'a Listing<'a>);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let l = self.0;
+        let mut seq = s.serialize_seq(None)?;
+        if l.table {
+            seq.serialize_element(l.names)?;
+        }
+        for row in &l.selection.rows {
+            let t = Torrent {
+                row,
+                have: l.have.get(&row.id),
+            };
+            if l.table {
+                seq.serialize_element(&TableRow(l, &t))?;
+            } else {
+                seq.serialize_element(&Object(l, &t))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+/// One torrent as an object of the known fields asked for.
+struct Object<'a>(&'a Listing<'a>, &'a Torrent<'a>);
+
+impl Serialize for Object<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Object(l, t) = self;
+        let mut map = s.serialize_map(None)?;
+        for name in l.names {
+            if let Some(v) = fields::value(&l.ctx, t, name) {
+                map.serialize_entry(name, &v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// One torrent as a table row: a value (or null) per field asked for.
+struct TableRow<'a>(&'a Listing<'a>, &'a Torrent<'a>);
+
+impl Serialize for TableRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let TableRow(l, t) = self;
+        let mut seq = s.serialize_seq(Some(l.names.len()))?;
+        for name in l.names {
+            seq.serialize_element(&fields::value(&l.ctx, t, name).unwrap_or(Value::Null))?;
+        }
+        seq.end()
+    }
 }
 
 /// The have-bitfields of (up to [`MAX_PIECE_QUERIES`] of) the selected torrents, by id;

@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 
 use super::super::access::reason;
 use super::super::Api;
-use super::{dispatch, guard, session_id};
+use super::dispatch::{self, Arguments};
+use super::{guard, session_id};
 
 pub async fn rpc(
     State(api): State<Arc<Api>>,
@@ -58,19 +59,22 @@ pub async fn rpc(
         Err(why) => Err(why),
     };
     let (result, arguments) = match outcome {
-        Ok(arguments) => ("success".to_string(), arguments),
-        Err(why) => (why, Map::new()),
+        Ok(Arguments::Map(map)) => ("success".to_string(), Value::Object(map).to_string()),
+        Ok(Arguments::Serialized(json)) => ("success".to_string(), json),
+        Err(why) => (why, "{}".to_string()),
     };
-    let mut envelope = Map::new();
-    envelope.insert("arguments".into(), Value::Object(arguments));
-    envelope.insert("result".into(), Value::String(result));
+    let mut body = format!(
+        "{{\"arguments\":{arguments},\"result\":{}",
+        Value::String(result)
+    );
     if let Some(tag) = request.tag {
-        envelope.insert("tag".into(), tag);
+        body.push_str(&format!(",\"tag\":{tag}"));
     }
+    body.push('}');
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
-        Value::Object(envelope).to_string(),
+        body,
     )
         .into_response()
 }
