@@ -1072,3 +1072,166 @@ fn adds_by_url_and_path_share_limits_finish_a_torrent_and_the_queue_moves() {
         .log()
         .contains("ccbt-uring daemon: stopped in"));
 }
+
+#[test]
+fn arguments_of_every_wrong_shape_get_answers_and_the_daemon_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = own_torrent(dir.path(), "target", &[("t.bin", 33_000), ("u.bin", 5)]);
+    let downloads = dir.path().join("data");
+    let config = dir.path().join("ccbt.toml");
+    // Nothing may be moved or saved outside the test's directory, whatever is asked.
+    std::fs::write(
+        &config,
+        format!(
+            "[control]\nallowed_save_dirs = [\"{}\"]\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &port,
+            "--download-dir",
+            downloads.to_str().unwrap(),
+        ],
+    );
+    let api = daemon.api.clone();
+    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+        .header("X-Transmission-Session-Id")
+        .unwrap()
+        .to_string();
+    use base64::Engine as _;
+    let metainfo =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&torrent).unwrap());
+    let add = json!({"method": "torrent-add", "arguments": {"metainfo": metainfo}});
+    assert_eq!(call(&api, &id, add.clone())["result"], "success");
+
+    let methods = [
+        "session-get",
+        "session-set",
+        "session-stats",
+        "free-space",
+        "port-test",
+        "blocklist-update",
+        "torrent-get",
+        "torrent-add",
+        "torrent-set",
+        "torrent-start",
+        "torrent-start-now",
+        "torrent-stop",
+        "torrent-verify",
+        "torrent-reannounce",
+        "torrent-remove",
+        "torrent-set-location",
+        "torrent-rename-path",
+        "queue-move-top",
+        "queue-move-up",
+        "queue-move-down",
+        "queue-move-bottom",
+    ];
+    let keys = [
+        "ids",
+        "fields",
+        "format",
+        "filename",
+        "metainfo",
+        "download-dir",
+        "paused",
+        "labels",
+        "files-wanted",
+        "files-unwanted",
+        "priority-high",
+        "priority-normal",
+        "priority-low",
+        "uploadLimit",
+        "uploadLimited",
+        "downloadLimit",
+        "downloadLimited",
+        "seedRatioLimit",
+        "seedRatioMode",
+        "seedIdleLimit",
+        "seedIdleMode",
+        "queuePosition",
+        "location",
+        "move",
+        "delete-local-data",
+        "path",
+        "speed-limit-down",
+        "speed-limit-down-enabled",
+        "download-queue-size",
+        "seed-queue-enabled",
+        "seedRatioLimited",
+        "trackerList",
+        "sequentialDownload",
+    ];
+    let junk = [
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(1e300),
+        json!(2.5),
+        json!(""),
+        json!("NaN"),
+        json!("/"),
+        json!([]),
+        json!([-1, "x", null, {}, 1e20]),
+        json!({"a": {"b": [1]}}),
+        json!("x".repeat(10_000)),
+        json!([
+            "recently-active",
+            1,
+            "0000000000000000000000000000000000000000"
+        ]),
+    ];
+    let mut answered = 0;
+    let mut send = |body: Value| {
+        let a = http(
+            &api,
+            "POST",
+            "/transmission/rpc",
+            &[("X-Transmission-Session-Id", &id)],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(a.status, 200, "{body}: {}", a.body);
+        let v = a.json();
+        assert!(v["result"].is_string(), "{body}: {v}");
+        answered += 1;
+    };
+    for method in methods {
+        for value in &junk {
+            let all: serde_json::Map<String, Value> = keys
+                .iter()
+                .map(|k| (k.to_string(), value.clone()))
+                .collect();
+            send(json!({"method": method, "arguments": all}));
+        }
+    }
+    for method in ["torrent-set", "torrent-add", "session-set", "torrent-get"] {
+        for key in keys {
+            for value in &junk {
+                send(json!({"method": method, "arguments": {key: value}}));
+            }
+            // Junk may have removed the torrent: put it back for the next key.
+            let _ = call(&api, &id, add.clone());
+        }
+    }
+    assert!(answered > 1_500, "{answered}");
+    let v = call(
+        &api,
+        &id,
+        json!({"method": "session-get", "arguments": {"fields": ["version"]}}),
+    );
+    assert_eq!(v["result"], "success");
+    assert!(daemon.running.is_running());
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+    assert!(
+        !daemon.running.log().contains("panicked"),
+        "{}",
+        daemon.running.log()
+    );
+}

@@ -112,17 +112,17 @@ impl Args {
         }
     }
 
+    /// A finite number (a numeric string too, as some clients send ratios).
     pub fn real(&self, key: &str) -> Result<Option<f64>, String> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("\"{key}\" must be a number")),
-            Some(other) => Err(wrong(key, "a number", other)),
-        }
+        let v = match self.0.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            Some(other) => return Err(wrong(key, "a number", other)),
+        };
+        v.filter(|f: &f64| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| format!("\"{key}\" must be a finite number"))
     }
 
     pub fn str(&self, key: &str) -> Result<Option<&str>, String> {
@@ -196,5 +196,10 @@ mod tests {
             Err("\"bad\" must be a boolean, not a string".into())
         );
         assert!(a.indices("neg").unwrap_err().contains("file indices"));
+        let odd = args(serde_json::json!({"nan": "NaN", "inf": "inf", "big": 1e300}));
+        assert!(a.real("bad").is_err());
+        assert!(odd.real("nan").unwrap_err().contains("finite"));
+        assert!(odd.real("inf").is_err());
+        assert_eq!(odd.int("big"), Ok(Some(i64::MAX)), "saturates, never wraps");
     }
 }

@@ -126,7 +126,7 @@ pub fn is_finished(ctx: &Context, row: &Row) -> bool {
     }
     let by_ratio = ratio_limit(ctx, row).is_some_and(|r| row.ratio() >= r);
     let by_time = seeding_minutes_limit(ctx, row)
-        .is_some_and(|m| row.live.seeding.seconds(ctx.now) >= m * 60);
+        .is_some_and(|m| row.live.seeding.seconds(ctx.now) >= m.saturating_mul(60));
     by_ratio || by_time
 }
 

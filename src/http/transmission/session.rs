@@ -179,11 +179,13 @@ pub async fn set(api: &Arc<Api>, args: &Args) -> Answer {
             &mut limits.upload_bytes_per_s,
         ),
     ] {
-        let value = args.int(value_key)?.map(|k| k.max(0) as u64);
+        let value = args
+            .int(value_key)?
+            .map(|k| k.clamp(0, super::torrent_set::KBPS_MAX) as u64);
         match (args.bool(enabled_key)?, value) {
             (Some(false), _) => *slot = 0,
-            (Some(true), v) => *slot = v.unwrap_or_else(|| kbps(*slot).0) * 1000,
-            (None, Some(v)) if *slot != 0 => *slot = v * 1000,
+            (Some(true), v) => *slot = v.unwrap_or_else(|| kbps(*slot).0).saturating_mul(1000),
+            (None, Some(v)) if *slot != 0 => *slot = v.saturating_mul(1000),
             (None, Some(v)) if v != SPEED_LIMIT_DEFAULT_KBPS => not_applied.push(format!(
                 "{value_key} (no limit is on: ccbt-uring keeps no disabled limit; send \
                  {enabled_key} too)"

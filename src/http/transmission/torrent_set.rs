@@ -17,6 +17,9 @@ use super::super::Api;
 use super::dispatch::{Answer, Args};
 use super::ids;
 
+/// The largest speed limit taken, kB/s (about 4 TB/s): larger values are capped.
+pub const KBPS_MAX: i64 = u32::MAX as i64;
+
 /// Keys named in the error rather than applied, with why.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("trackerList", "changing trackers is not supported yet"),
@@ -187,9 +190,10 @@ fn queue_with(api: &Api, hash: InfoHash, position: usize) -> Vec<InfoHash> {
     order
 }
 
-/// The new limit in bytes per second (0: none), from kB/s and the *Limited flag.
+/// The new limit in bytes per second (0: none), from kB/s and the *Limited flag. A value
+/// is capped at [`KBPS_MAX`].
 fn limit(kbps: Option<i64>, limited: Option<bool>, now: u64) -> u64 {
-    let bytes = kbps.map(|k| k.max(0) as u64 * 1000);
+    let bytes = kbps.map(|k| k.clamp(0, KBPS_MAX) as u64 * 1000);
     match (limited, bytes) {
         (Some(false), _) => 0,
         (Some(true), Some(b)) => b,
@@ -265,6 +269,7 @@ mod tests {
         assert_eq!(limit(None, Some(true), 0), 100_000);
         assert_eq!(limit(Some(20), None, 0), 20_000);
         assert_eq!(limit(None, None, 9), 9);
+        assert_eq!(limit(Some(i64::MAX), Some(true), 0), KBPS_MAX as u64 * 1000);
     }
 
     #[test]
