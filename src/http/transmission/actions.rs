@@ -72,7 +72,7 @@ pub async fn set_location(api: &Arc<Api>, args: &Args) -> Answer {
     }
     let to = api
         .access
-        .save_dir(location, &api.daemon.download_dir())
+        .save_dir(location, &api.blocking(|d| d.download_dir()).await)
         .map_err(|e| format!("location: {e}"))?;
     each(api, args, move |d, h| d.move_storage(h, to.clone())).await
 }

@@ -156,7 +156,7 @@ pub async fn set(api: &Arc<Api>, args: &Args) -> Answer {
     let new_dir = match args.str(take("download-dir"))? {
         Some(dir) => Some(
             api.access
-                .save_dir(dir, &api.daemon.download_dir())
+                .save_dir(dir, &api.blocking(|d| d.download_dir()).await)
                 .map_err(|e| format!("download-dir: {e}"))?,
         ),
         None => None,

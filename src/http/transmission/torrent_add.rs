@@ -29,7 +29,7 @@ pub async fn add(api: &Arc<Api>, args: &Args) -> Answer {
     let save_dir = match args.str("download-dir")? {
         Some(dir) if !dir.trim().is_empty() => Some(
             api.access
-                .save_dir(dir, &api.daemon.download_dir())
+                .save_dir(dir, &api.blocking(|d| d.download_dir()).await)
                 .map_err(|e| format!("download-dir: {e}"))?,
         ),
         _ => None,
