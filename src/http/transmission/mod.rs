@@ -8,7 +8,7 @@
 //!
 //! Layout: [`transport`] (the HTTP side: access checks, the session-id dance, the JSON
 //! envelope), [`dispatch`] (method names to handlers), [`ids`] (which torrents a call
-//! names), [`fields`] and [`file_stats`] (torrent-get's fields), and one module per method
+//! names), [`fields`], [`file_stats`] and [`trackers`] (torrent-get's fields), one module per method
 //! group; [`web`] serves the web UI's files.
 
 mod actions;
@@ -23,6 +23,7 @@ mod session_id;
 mod torrent_add;
 mod torrent_get;
 mod torrent_set;
+mod trackers;
 mod transport;
 mod web;
 
