@@ -8,8 +8,8 @@
 //!
 //! Layout: [`transport`] (the HTTP side: access checks, the session-id dance, the JSON
 //! envelope), [`dispatch`] (method names to handlers), [`ids`] (which torrents a call
-//! names), [`fields`], [`file_stats`] and [`trackers`] (torrent-get's fields), one module per method
-//! group; [`web`] serves the web UI's files.
+//! names), [`fields`], [`file_stats`] and [`trackers`] (torrent-get's fields), one module
+//! per method group; [`web`] serves the web UI's files.
 
 mod actions;
 mod dispatch;
