@@ -1,11 +1,286 @@
-//! Placeholder until the sse endpoint lands: no routes yet.
+//! `/events`: the daemon's event log as Server-Sent Events, for scripts and UIs.
+//!
+//! Each event goes out as `id: SEQ`, `event: KIND` (added, checked, completed, error,
+//! removed, tracker-error, peer-banned) and `data:` its JSON (`seq`, `at`, `kind`,
+//! `hash`, `detail`). A client resumes where it stopped with the `Last-Event-ID` header
+//! (what browsers' `EventSource` sends on reconnecting) or `?since=SEQ`; without either it
+//! gets only what happens from now on, and `?since=0` replays every event still kept.
+//!
+//! - A reader further behind than the log keeps (`daemon::events::LOG_LEN`) first gets
+//!   an `event: gap` whose data says how many it missed.
+//! - A `Last-Event-ID` above anything this run gave (ids start again at 1 when the daemon
+//!   restarts) gets an `event: reset` and then every event kept.
+//! - A comment line every [`KEEP_ALIVE`] keeps proxies from closing an idle stream.
+//!
+//! The stream waits on the log's wake-up (a tokio watch channel fed by each push), never
+//! polls. Bounds: at most [`STREAMS_MAX`] streams at once (the next gets 503 with a
+//! `Retry-After`); each holds at most [`BATCH`] events in memory, and hyper pulls the next
+//! only as fast as the client reads.
 
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
 
+use super::access::reason;
 use super::Api;
+use crate::daemon::events::Event;
+
+/// Streams open at once, at most.
+pub const STREAMS_MAX: usize = 64;
+/// Events read from the log at a time per stream.
+pub const BATCH: usize = 256;
+/// How often an idle stream sends a comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Streams open now.
+pub fn open_streams() -> usize {
+    OPEN.load(Ordering::Relaxed)
+}
+
+/// One of the [`STREAMS_MAX`] places, given back when the stream ends.
+struct StreamSlot;
+
+impl StreamSlot {
+    fn take() -> Option<StreamSlot> {
+        OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < STREAMS_MAX).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| StreamSlot)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 pub fn router() -> Router<Arc<Api>> {
-    Router::new()
+    Router::new().route(
+        "/events",
+        get(events).fallback(|| async {
+            reason(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/events answers GET only (an EventSource stream)",
+            )
+        }),
+    )
+}
+
+/// Where a stream starts: after this sequence number, or from now.
+#[derive(Debug, PartialEq, Eq)]
+enum Start {
+    After(u64),
+    Now,
+}
+
+fn start_of(query: &[(String, String)], headers: &HeaderMap) -> Result<Start, String> {
+    let mut start = Start::Now;
+    for (key, value) in query {
+        match key.as_str() {
+            "since" => {
+                start = Start::After(value.trim().parse().map_err(|_| {
+                    format!("since={value:?}: expected an event id (a whole number)")
+                })?)
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}: /events takes only since=ID"
+                ))
+            }
+        }
+    }
+    if let Some(last) = headers.get("last-event-id") {
+        let text = last
+            .to_str()
+            .map_err(|_| "Last-Event-ID is not text".to_string())?;
+        // The browser's resume wins over the URL it was first opened with.
+        start = Start::After(text.trim().parse().map_err(|_| {
+            format!("Last-Event-ID {text:?}: expected an event id (a whole number)")
+        })?);
+    }
+    Ok(start)
+}
+
+async fn events(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    if let Err(refused) = super::metrics::admit(&api, peer, &headers) {
+        return refused;
+    }
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return reason(
+                StatusCode::BAD_REQUEST,
+                &format!("bad query string: {}", e.body_text()),
+            )
+        }
+    };
+    let start = match start_of(&query, &headers) {
+        Ok(s) => s,
+        Err(why) => return reason(StatusCode::BAD_REQUEST, &why),
+    };
+    let Some(slot) = StreamSlot::take() else {
+        let mut busy = reason(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{STREAMS_MAX} event streams are open already; try again later"),
+        );
+        busy.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("30"));
+        return busy;
+    };
+    let woken = api.daemon.events.subscribe();
+    let latest = *woken.borrow();
+    let (after, reset) = match start {
+        Start::Now => (latest, false),
+        Start::After(seq) if seq > latest => (0, true),
+        Start::After(seq) => (seq, false),
+    };
+    let mut reader = Reader {
+        api,
+        after,
+        woken,
+        ready: VecDeque::new(),
+        _slot: slot,
+    };
+    if reset {
+        reader.ready.push_back(
+            SseEvent::default().event("reset").data(
+                serde_json::json!({
+                    "reason": "that id is not from this run of the daemon (ids start \
+                               again at 1 when it restarts); every event kept follows",
+                    "latest": latest,
+                })
+                .to_string(),
+            ),
+        );
+    }
+    stream(reader)
+}
+
+fn stream(reader: Reader) -> Response {
+    let events = futures_lite::stream::unfold(reader, |mut reader| async move {
+        let next = reader.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(next), reader))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// One stream's place in the log.
+struct Reader {
+    api: Arc<Api>,
+    /// The last sequence number sent (or skipped as missed).
+    after: u64,
+    woken: tokio::sync::watch::Receiver<u64>,
+    ready: VecDeque<SseEvent>,
+    _slot: StreamSlot,
+}
+
+impl Reader {
+    /// The next event to send; `None` when the log is gone (the daemon stopping).
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            // Seen before reading, so a push after the read wakes the wait below.
+            self.woken.borrow_and_update();
+            let batch = self.api.daemon.events.after(self.after, BATCH);
+            if batch.missed > 0 {
+                let through = self.after + batch.missed;
+                self.ready.push_back(
+                    SseEvent::default()
+                        .event("gap")
+                        .id(through.to_string())
+                        .data(
+                            serde_json::json!({
+                                "missed": batch.missed,
+                                "first": self.after + 1,
+                                "last": through,
+                                "reason": "the reader fell behind the daemon's event log",
+                            })
+                            .to_string(),
+                        ),
+                );
+                self.after = through;
+            }
+            for event in batch.events {
+                self.after = event.seq;
+                self.ready.push_back(sse_of(&event));
+            }
+            if self.ready.is_empty() && self.woken.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+fn sse_of(event: &Event) -> SseEvent {
+    let kind = serde_json::to_value(event.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "event".into());
+    SseEvent::default()
+        .id(event.seq.to_string())
+        .event(kind)
+        .data(serde_json::to_string(event).unwrap_or_else(|_| "{}".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_start_comes_from_last_event_id_or_since() {
+        let none = HeaderMap::new();
+        assert_eq!(start_of(&q(&[]), &none), Ok(Start::Now));
+        assert_eq!(start_of(&q(&[("since", "7")]), &none), Ok(Start::After(7)));
+        let mut resumed = HeaderMap::new();
+        resumed.insert("last-event-id", "42".parse().unwrap());
+        assert_eq!(
+            start_of(&q(&[("since", "7")]), &resumed),
+            Ok(Start::After(42))
+        );
+        let bad = start_of(&q(&[("since", "-1")]), &none).unwrap_err();
+        assert!(bad.contains("expected an event id"), "{bad}");
+        let unknown = start_of(&q(&[("from", "1")]), &none).unwrap_err();
+        assert!(unknown.contains("unknown parameter"), "{unknown}");
+        resumed.insert("last-event-id", "abc".parse().unwrap());
+        assert!(start_of(&q(&[]), &resumed).is_err());
+    }
+
+    #[test]
+    fn streams_past_the_bound_are_refused_until_one_ends() {
+        let held: Vec<_> = std::iter::from_fn(StreamSlot::take).take(1000).collect();
+        assert_eq!(held.len(), STREAMS_MAX);
+        assert!(StreamSlot::take().is_none());
+        drop(held);
+        assert!(StreamSlot::take().is_some());
+    }
 }
