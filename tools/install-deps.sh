@@ -29,6 +29,7 @@ packages=(
   time                        # bench: /usr/bin/time, CPU and peak RSS of each downloader
   qbittorrent-nox             # bench S6: another seedbox daemon, through its WebAPI
   transmission-daemon         # bench S6: another seedbox daemon, through its RPC
+  prometheus                  # tests/api_metrics.rs: a real Prometheus scrapes /metrics; promtool
 )
 
 missing=()

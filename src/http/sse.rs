@@ -121,7 +121,7 @@ async fn events(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = super::metrics::admit(&api, peer, &headers) {
+    if let Some(refused) = super::metrics::refusal(&api, peer, &headers) {
         return refused;
     }
     let query = match query {

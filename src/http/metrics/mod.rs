@@ -80,33 +80,34 @@ pub fn router() -> Router<Arc<Api>> {
 /// The checks every plain HTTP endpoint here shares (metrics, events): the client
 /// whitelist (403), the Host header against DNS rebinding (421), bans after failed
 /// credentials (403), and Basic credentials when any are set (401 with a challenge).
-pub(super) fn admit(api: &Api, peer: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+/// `None`: the request may go on; otherwise the answer that refuses it.
+pub(super) fn refusal(api: &Api, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
     let access = &api.access;
     if !access.client_allowed(peer.ip()) {
-        return Err(reason(
+        return Some(reason(
             StatusCode::FORBIDDEN,
             "this address may not use the control API (control.ip_whitelist)",
         ));
     }
     if !access.host_allowed(headers) {
-        return Err(reason(
+        return Some(reason(
             StatusCode::MISDIRECTED_REQUEST,
             "the Host header names neither localhost, an IP address nor a name in \
              control.host_whitelist",
         ));
     }
     if !access.needs_credentials() {
-        return Ok(());
+        return None;
     }
     if access.is_banned(peer.ip()) {
-        return Err(reason(
+        return Some(reason(
             StatusCode::FORBIDDEN,
             "too many failed logins from this address; try again later",
         ));
     }
     if access.check_basic(headers) {
         access.login_succeeded(peer.ip());
-        return Ok(());
+        return None;
     }
     if super::access::basic_credentials(headers).is_some() {
         access.login_failed(peer.ip());
@@ -119,7 +120,7 @@ pub(super) fn admit(api: &Api, peer: SocketAddr, headers: &HeaderMap) -> Result<
         "www-authenticate",
         axum::http::HeaderValue::from_static("Basic realm=\"ccbt-uring\""),
     );
-    Err(refused)
+    Some(refused)
 }
 
 /// What a scrape may ask for.
@@ -159,7 +160,7 @@ async fn scrape(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = admit(&api, peer, &headers) {
+    if let Some(refused) = refusal(&api, peer, &headers) {
         return refused;
     }
     let query = match query {

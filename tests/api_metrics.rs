@@ -1,0 +1,737 @@
+//! `/metrics` and `/events` of a real `ccbt-uring daemon`, read by real clients: a real
+//! Prometheus (Debian's `prometheus`) scrapes the daemon every second while it seeds to
+//! aria2, and its query API must return the bytes aria2 got; `promtool` checks the
+//! exposition and the alert rules in `deploy/prometheus/`; an event-stream reader sees a
+//! torrent's `added` and resumes with `Last-Event-ID` without duplicates; bad requests
+//! get reasons.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemon::Daemon;
+use common::swarm::{
+    free_port, interop_ready, Announce, Client, Running, Tracker, REQUIRE_INTEROP,
+};
+use common::{ccbt, run_for};
+
+const SEEDING: Duration = Duration::from_secs(30);
+const TRANSFER: Duration = Duration::from_secs(90);
+/// How long Prometheus may take to be ready, and to have scraped what we look for.
+const PROMETHEUS: Duration = Duration::from_secs(60);
+const IO: Duration = Duration::from_secs(30);
+
+fn rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/ccbt-uring-rules.yml")
+}
+
+/// Whether Debian's prometheus (with promtool) is installed; with `CCBT_REQUIRE_INTEROP`
+/// a missing one fails the test.
+fn prometheus_ready() -> bool {
+    let found = ["/usr/bin/prometheus", "/usr/bin/promtool"]
+        .iter()
+        .all(|p| Path::new(p).is_file());
+    if found {
+        return true;
+    }
+    let why =
+        "prometheus is not installed: `apt-get install prometheus` (see tools/install-deps.sh)";
+    if std::env::var_os(REQUIRE_INTEROP).is_some() {
+        panic!("{why}; {REQUIRE_INTEROP} is set, so this is a failure");
+    }
+    eprintln!("skipping: {why}");
+    false
+}
+
+/// A finished HTTP exchange.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+fn addr_of(base: &str) -> SocketAddr {
+    base.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("{base}: {e}"))
+}
+
+/// One HTTP/1.1 request on a fresh connection, read to its end (chunked bodies decoded).
+#[track_caller]
+fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let addr = addr_of(base);
+    let mut stream = TcpStream::connect_timeout(&addr, IO).unwrap();
+    stream.set_read_timeout(Some(IO)).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: not an HTTP answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Reply {
+        status,
+        head: head.to_string(),
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs `promtool ARGS` with `stdin`; its exit status and output.
+fn promtool(args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = Command::new("/usr/bin/promtool")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + IO;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("promtool {args:?} did not finish within {IO:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A Prometheus the test owns: its config, rules and storage in its private dir, on a
+/// free 127.0.0.1 port, scraping `target` (host:port) every second as job `ccbt-uring`.
+struct Prometheus {
+    running: Running,
+    base: String,
+}
+
+impl Prometheus {
+    #[track_caller]
+    fn start(target: SocketAddr) -> Prometheus {
+        let port = free_port();
+        let running = Running::start(&format!("prometheus :{port}"), |dir| {
+            let config = dir.join("prometheus.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  \
+                     evaluation_interval: 1s\nrule_files:\n  - {rules:?}\n\
+                     scrape_configs:\n  - job_name: ccbt-uring\n    static_configs:\n      \
+                     - targets: ['{target}']\n",
+                    rules = rules_file().display().to_string(),
+                ),
+            )
+            .unwrap();
+            let mut cmd = Command::new("/usr/bin/prometheus");
+            cmd.arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .current_dir(dir);
+            cmd
+        });
+        let mut prometheus = Prometheus {
+            running,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + PROMETHEUS;
+        loop {
+            assert!(
+                prometheus.running.is_running(),
+                "prometheus exited:\n{}",
+                prometheus.running.log_tail()
+            );
+            if TcpStream::connect(addr_of(&prometheus.base)).is_ok()
+                && http(&prometheus.base, "GET", "/-/ready", &[]).status == 200
+            {
+                return prometheus;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready:\n{}",
+                prometheus.running.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// An instant query's result vector.
+    #[track_caller]
+    fn query(&self, promql: &str) -> Vec<serde_json::Value> {
+        let reply = http(
+            &self.base,
+            "GET",
+            &format!("/api/v1/query?query={}", percent_encode(promql)),
+            &[],
+        );
+        assert_eq!(reply.status, 200, "{promql}: {reply:?}");
+        let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(json["status"], "success", "{json}");
+        json["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The one value of an instant query, once it has one.
+    fn value(&self, promql: &str) -> Option<f64> {
+        let result = self.query(promql);
+        result.first()?["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits until `promql` has a value that `ok` accepts; returns it.
+    #[track_caller]
+    fn wait_value(&self, promql: &str, what: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + PROMETHEUS;
+        loop {
+            let value = self.value(promql);
+            if let Some(v) = value.filter(|&v| ok(v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{promql} is {value:?}, not {what}, after {PROMETHEUS:?}:\n{}",
+                self.running.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// The value of an unlabelled series in a scrape.
+fn sample(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn prometheus_scrapes_the_bytes_a_real_downloader_got_and_promtool_accepts_it_all() {
+    if !interop_ready(&[Client::Aria2]) || !prometheus_ready() {
+        return;
+    }
+    let (ok, out) = promtool(&["check", "rules", rules_file().to_str().unwrap()], "");
+    assert!(ok, "promtool check rules:\n{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let tracker = Tracker::start();
+    let torrent = tracker.torrent(dir.path(), Announce::Http);
+    let size: u64 = common::swarm::TEST_FILES
+        .iter()
+        .map(|(_, n)| *n as u64)
+        .sum();
+    let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+    let prometheus = Prometheus::start(addr_of(&daemon.api));
+    // The scrape works before anything happens (OpenMetrics, as Prometheus asks).
+    prometheus.wait_value(r#"up{job="ccbt-uring"}"#, "1", |v| v == 1.0);
+    assert_eq!(
+        prometheus.value("ccbt_uploaded_bytes_total"),
+        Some(0.0),
+        "nothing was uploaded yet"
+    );
+
+    let hash = daemon.add(
+        &torrent.path,
+        &["--save-dir", torrent.data_dir.to_str().unwrap()],
+    );
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    tracker.wait_for_seeders(&hash, 1, SEEDING);
+    prometheus.wait_value(r#"ccbt_torrents{state="seeding"}"#, "1", |v| v == 1.0);
+
+    let out = dir.path().join("aria2");
+    let mut aria2 = Client::Aria2.download(&torrent.path, &out, free_port());
+    aria2.wait_success(TRANSFER);
+    common::swarm::assert_same_tree(&torrent.content(), &torrent.content_in(&out));
+
+    // What the daemon itself says it uploaded, once its counters settle: aria2 is gone.
+    let direct = || {
+        let reply = http(&daemon.api, "GET", "/metrics", &[]);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body
+    };
+    let deadline = Instant::now() + SEEDING;
+    let uploaded = loop {
+        let first = sample(&direct(), "ccbt_uploaded_bytes_total").unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let again = sample(&direct(), "ccbt_uploaded_bytes_total").unwrap();
+        if first == again && again >= size as f64 {
+            break again;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "uploaded bytes do not settle: {first} then {again} (size {size})"
+        );
+    };
+    // aria2 got every byte from us (it had no other peer); a few blocks may have gone
+    // twice (endgame), never a whole second copy.
+    assert!(
+        uploaded >= size as f64 && uploaded < 2.0 * size as f64,
+        "uploaded {uploaded} for a download of {size} bytes"
+    );
+    let listed = daemon.torrent(&hash)["uploaded"].as_u64().unwrap();
+    assert_eq!(
+        listed as f64, uploaded,
+        "the torrent's listing and /metrics disagree"
+    );
+    // Prometheus, through its query API, has the same figure, per shard and in total.
+    let seen = prometheus.wait_value("ccbt_uploaded_bytes_total", "the bytes uploaded", |v| {
+        v == uploaded
+    });
+    assert_eq!(seen, uploaded);
+    prometheus.wait_value("sum(ccbt_shard_uploaded_bytes_total)", "the same", |v| {
+        v == uploaded
+    });
+    // Serving read pieces from disk, and the daemon announced to the tracker.
+    prometheus.wait_value("ccbt_disk_read_seconds_count", "> 0", |v| v > 0.0);
+    prometheus.wait_value("ccbt_cache_misses_total", "> 0", |v| v > 0.0);
+    prometheus.wait_value("ccbt_announce_seconds_count", "> 0", |v| v > 0.0);
+    assert_eq!(
+        prometheus.value(r#"sum(ccbt_announce_failures_total)"#),
+        Some(0.0)
+    );
+    // Prometheus loaded the alert rules, and none fires on a healthy daemon.
+    let rules = http(&prometheus.base, "GET", "/api/v1/rules", &[]);
+    let rules: serde_json::Value = serde_json::from_str(&rules.body).unwrap();
+    let loaded: Vec<&serde_json::Value> = rules["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .collect();
+    assert!(loaded.len() >= 5, "{rules}");
+    assert!(loaded.iter().all(|r| r["health"] == "ok"), "{rules}");
+    assert!(
+        loaded.iter().all(|r| r["state"] != "firing"),
+        "an alert fires on a healthy daemon: {rules}"
+    );
+
+    // promtool lints the exposition (the classic format curl-like clients get), with and
+    // without per-torrent series.
+    for path in ["/metrics", "/metrics?torrents=1"] {
+        let body = http(&daemon.api, "GET", path, &[]).body;
+        let (ok, out) = promtool(&["check", "metrics"], &body);
+        assert!(ok, "promtool check metrics {path}:\n{out}\n{body}");
+    }
+    let per_torrent = http(&daemon.api, "GET", "/metrics?torrents=1", &[]).body;
+    assert!(
+        per_torrent.contains(&format!(
+            "ccbt_torrent_uploaded_bytes_total{{info_hash=\"{hash}\"}} {listed}"
+        )),
+        "{per_torrent}"
+    );
+    assert!(!direct().contains("ccbt_torrent_uploaded_bytes_total"));
+
+    drop(prometheus);
+    let status = daemon.stop(Duration::from_secs(10));
+    assert!(status.success(), "{}", daemon.running.log());
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Sse {
+    id: Option<u64>,
+    event: String,
+    data: String,
+}
+
+/// An `/events` stream read over HTTP/1.0, so the body comes unchunked until closed.
+struct EventStream {
+    stream: TcpStream,
+    buf: String,
+    head_done: bool,
+}
+
+impl EventStream {
+    #[track_caller]
+    fn open(base: &str, path: &str, headers: &[(&str, &str)]) -> EventStream {
+        let mut stream = TcpStream::connect_timeout(&addr_of(base), IO).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        EventStream {
+            stream,
+            buf: String::new(),
+            head_done: false,
+        }
+    }
+
+    /// Reads until `until` holds for an event (failing the test if it does not within
+    /// `limit`); every event read.
+    #[track_caller]
+    fn read_until(&mut self, limit: Duration, until: impl Fn(&Sse) -> bool) -> Vec<Sse> {
+        self.read(limit, until, true)
+    }
+
+    /// Every event that comes within `limit`.
+    #[track_caller]
+    fn read_for(&mut self, limit: Duration) -> Vec<Sse> {
+        self.read(limit, |_| false, false)
+    }
+
+    #[track_caller]
+    fn read(&mut self, limit: Duration, until: impl Fn(&Sse) -> bool, must: bool) -> Vec<Sse> {
+        let deadline = Instant::now() + limit;
+        let mut events = Vec::new();
+        loop {
+            while let Some(at) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..at + 2).collect();
+                if !self.head_done {
+                    assert_eq!(frame.split(' ').nth(1), Some("200"), "{frame}");
+                    assert!(frame.contains("text/event-stream"), "{frame}");
+                    self.head_done = true;
+                    continue;
+                }
+                let mut e = Sse::default();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        e.id = Some(v.parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        e.event = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        e.data = v.to_string();
+                    }
+                }
+                if e.event.is_empty() && e.id.is_none() {
+                    continue; // a keep-alive comment
+                }
+                let done = until(&e);
+                events.push(e);
+                if done {
+                    return events;
+                }
+            }
+            if Instant::now() >= deadline {
+                assert!(!must, "no awaited event within {limit:?}; read {events:?}");
+                return events;
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("the stream closed; read {events:?}"),
+                Ok(n) => self
+                    .buf
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]).replace("\r\n", "\n")),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("reading the stream: {e}"),
+            }
+        }
+    }
+}
+
+/// A torrent of a few files made with `ccbt-uring create` (no tracker needed).
+fn small_torrent(root: &Path, name: &str, seed: usize) -> PathBuf {
+    common::write_tree(
+        &root.join(name),
+        &[("a.bin", 300_000 + seed), ("b.txt", 999)],
+    );
+    let torrent = root.join(format!("{name}.torrent"));
+    run_for(
+        ccbt()
+            .arg("create")
+            .arg(root.join(name))
+            .arg("-o")
+            .arg(&torrent),
+        Duration::from_secs(60),
+    )
+    .ok();
+    torrent
+}
+
+fn is_added(hash: &str) -> impl Fn(&Sse) -> bool + '_ {
+    move |e| e.event == "added" && e.data.contains(hash)
+}
+
+#[test]
+fn the_event_stream_shows_an_add_and_resumes_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&home).unwrap();
+    let daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+    let first = small_torrent(&data, "first", 1);
+    let second = small_torrent(&data, "second", 2);
+    let third = small_torrent(&data, "third", 3);
+
+    // From now on: the add shows up while the stream is open.
+    let mut live = EventStream::open(&daemon.api, "/events", &[]);
+    let before = live.read_for(Duration::from_millis(300));
+    assert!(
+        before.is_empty(),
+        "events before anything happened: {before:?}"
+    );
+    let hash = daemon.add(&first, &["--save-dir", data.to_str().unwrap()]);
+    let seen = live.read_until(IO, is_added(&hash));
+    let added = seen.last().unwrap();
+    let data_json: serde_json::Value = serde_json::from_str(&added.data).unwrap();
+    assert_eq!(data_json["kind"], "added");
+    assert_eq!(data_json["hash"], hash);
+    assert_eq!(data_json["seq"].as_u64(), added.id);
+    let last_id = seen.iter().filter_map(|e| e.id).max().unwrap();
+    drop(live);
+
+    // Two more while nobody listens; a reader resuming at the last id it saw gets them,
+    // and nothing it had already.
+    let hash2 = daemon.add(&second, &["--save-dir", data.to_str().unwrap()]);
+    let hash3 = daemon.add(&third, &["--save-dir", data.to_str().unwrap()]);
+    let mut resumed = EventStream::open(
+        &daemon.api,
+        "/events",
+        &[("Last-Event-ID", &last_id.to_string())],
+    );
+    let mut got = resumed.read_until(IO, is_added(&hash3));
+    // Events of the second and third torrents come in order, none at or before last_id.
+    let ids: Vec<u64> = got.iter().filter_map(|e| e.id).collect();
+    assert!(ids.iter().all(|&id| id > last_id), "{got:?}");
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    assert_eq!(ids.first(), Some(&(last_id + 1)), "{got:?}");
+    assert!(got.iter().any(is_added(&hash2)));
+    assert!(!got.iter().any(|e| e.data.contains(&hash)), "{got:?}");
+    // The stream stays open and goes on with what comes next.
+    daemon.remote(&["remove", &hash2]).ok();
+    got = resumed.read_until(IO, |e| e.event == "removed");
+    assert!(got.last().unwrap().data.contains(&hash2));
+    assert_eq!(
+        got.last().unwrap().id,
+        Some(ids.last().unwrap() + got.len() as u64)
+    );
+
+    // ?since= resumes the same way; since=0 replays every event kept.
+    let mut replay = EventStream::open(&daemon.api, &format!("/events?since={last_id}"), &[]);
+    let again = replay.read_until(IO, is_added(&hash3));
+    assert_eq!(again.first().and_then(|e| e.id), Some(last_id + 1));
+    let mut all = EventStream::open(&daemon.api, "/events?since=0", &[]);
+    let everything = all.read_until(IO, |e| e.event == "removed");
+    assert_eq!(everything.first().and_then(|e| e.id), Some(1));
+    assert!(everything.iter().any(is_added(&hash)));
+    // An id from another run (ids start at 1 again after a restart) says so, then replays.
+    let mut stale = EventStream::open(&daemon.api, "/events", &[("Last-Event-ID", "999999")]);
+    let reset = stale.read_until(IO, is_added(&hash));
+    assert_eq!(reset[0].event, "reset", "{reset:?}");
+    assert_eq!(reset[1].id, Some(1));
+}
+
+#[test]
+fn bad_requests_to_metrics_and_events_get_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ccbt.toml");
+    std::fs::write(
+        &config,
+        "[control]\nusername = \"admin\"\npassword = \"s3cret\"\nlogin_max_failures = 3\n",
+    )
+    .unwrap();
+    let daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &free_port().to_string(),
+        ],
+    );
+    let api = &daemon.api;
+    // admin:s3cret
+    let auth = ("Authorization", "Basic YWRtaW46czNjcmV0");
+    let expect = |reply: Reply, status: u16, reason: &str| {
+        assert_eq!(reply.status, status, "{reply:?}");
+        assert!(reply.body.contains(reason), "{reply:?}");
+        reply
+    };
+    // Credentials are set: none (or wrong ones) get a challenge.
+    let refused = expect(
+        http(api, "GET", "/metrics", &[]),
+        401,
+        "credentials required",
+    );
+    assert!(
+        refused
+            .head
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic"),
+        "{refused:?}"
+    );
+    expect(
+        http(api, "GET", "/events", &[]),
+        401,
+        "credentials required",
+    );
+    let ok = http(api, "GET", "/metrics", &[auth]);
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert!(ok.body.contains("ccbt_shards "), "{}", ok.body);
+
+    // Bad parameters, methods and hosts.
+    expect(
+        http(api, "GET", "/metrics?torrents=lots", &[auth]),
+        400,
+        "expected 1 or 0",
+    );
+    expect(
+        http(api, "GET", "/metrics?shard=1", &[auth]),
+        400,
+        "unknown parameter \"shard\"",
+    );
+    expect(http(api, "GET", "/metrics?torrents=%ZZ", &[auth]), 400, "");
+    expect(
+        http(api, "POST", "/metrics", &[auth, ("Content-Length", "0")]),
+        405,
+        "GET only",
+    );
+    expect(
+        http(api, "GET", "/events?since=yesterday", &[auth]),
+        400,
+        "expected an event id",
+    );
+    expect(
+        http(api, "GET", "/events?limit=5", &[auth]),
+        400,
+        "unknown parameter",
+    );
+    expect(
+        http(api, "GET", "/events", &[auth, ("Last-Event-ID", "-3")]),
+        400,
+        "Last-Event-ID",
+    );
+    expect(http(api, "DELETE", "/events", &[auth]), 405, "GET only");
+    expect(
+        http(api, "GET", "/metrics", &[auth, ("Host", "evil.example:80")]),
+        421,
+        "Host header",
+    );
+    // Wrong passwords, again and again: the address is banned, even with the right one.
+    for _ in 0..3 {
+        expect(
+            http(
+                api,
+                "GET",
+                "/metrics",
+                &[("Authorization", "Basic YWRtaW46eA==")],
+            ),
+            401,
+            "credentials",
+        );
+    }
+    expect(
+        http(api, "GET", "/metrics", &[auth]),
+        403,
+        "too many failed logins",
+    );
+}
+
+#[test]
+fn event_streams_past_the_bound_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &["--peer-port", &free_port().to_string()]);
+    // 64 streams open at once (the bound, see `http::sse::STREAMS_MAX`)...
+    let mut open: Vec<EventStream> = (0..64)
+        .map(|_| EventStream::open(&daemon.api, "/events", &[]))
+        .collect();
+    for s in &mut open {
+        assert!(s.read_for(Duration::from_millis(50)).is_empty());
+    }
+    // ... wait until the daemon holds them all, then one more is refused.
+    let deadline = Instant::now() + IO;
+    loop {
+        let scrape = http(&daemon.api, "GET", "/metrics", &[]).body;
+        if sample(&scrape, "ccbt_event_streams") == Some(64.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{scrape}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = http(&daemon.api, "GET", "/events", &[]);
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.body.contains("event streams are open already"));
+    assert!(refused.head.to_ascii_lowercase().contains("retry-after"));
+    // One closes: a new one is served.
+    drop(open.pop());
+    let deadline = Instant::now() + IO;
+    loop {
+        let reply_streams = sample(
+            &http(&daemon.api, "GET", "/metrics", &[]).body,
+            "ccbt_event_streams",
+        );
+        if reply_streams == Some(63.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{reply_streams:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut again = EventStream::open(&daemon.api, "/events", &[]);
+    assert!(again.read_for(Duration::from_millis(300)).is_empty());
+    assert!(again.head_done, "the new stream was not answered");
+}
