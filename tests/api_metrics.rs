@@ -263,6 +263,21 @@ impl Prometheus {
     }
 }
 
+#[test]
+fn the_alert_rules_pass_promtool_and_fire_on_what_they_watch() {
+    if !prometheus_ready() {
+        return;
+    }
+    let (ok, out) = promtool(&["check", "rules", rules_file().to_str().unwrap()], "");
+    assert!(ok, "promtool check rules:\n{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+    // deploy/prometheus/ccbt-uring-rules.test.yml: series shaped like ours, and the
+    // alerts that must (and must not) fire on them.
+    let tests = rules_file().with_file_name("ccbt-uring-rules.test.yml");
+    let (ok, out) = promtool(&["test", "rules", tests.to_str().unwrap()], "");
+    assert!(ok, "promtool test rules:\n{out}");
+}
+
 /// The value of an unlabelled series in a scrape.
 fn sample(exposition: &str, name: &str) -> Option<f64> {
     exposition
@@ -734,4 +749,82 @@ fn event_streams_past_the_bound_are_refused_with_a_reason() {
     let mut again = EventStream::open(&daemon.api, "/events", &[]);
     assert!(again.read_for(Duration::from_millis(300)).is_empty());
     assert!(again.head_done, "the new stream was not answered");
+}
+
+/// Unmounts a file system the test mounted.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_shows_in_the_metrics_and_prometheus_raises_its_alerts() {
+    if !interop_ready(&[]) || !prometheus_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    // A 4 MiB file system for an 8.4 MiB torrent. Needs root (CI runs as root).
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os(REQUIRE_INTEROP).is_none(),
+            "cannot mount a small tmpfs (root is needed)"
+        );
+        eprintln!("skipping: cannot mount a small tmpfs");
+        return;
+    }
+    let _unmount = Unmount(small.clone());
+    let tracker = Tracker::start();
+    let big = tracker.torrent(&dir.path().join("big"), Announce::Http);
+    let _seeder = common::swarm::ccbt_seed(&big.path, &big.data_dir, free_port(), 1);
+    tracker.wait_for_seeders(&big.info_hash, 1, SEEDING);
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+    let prometheus = Prometheus::start(addr_of(&daemon.api));
+    // Scraped healthy first, so the counters' rise is seen.
+    prometheus.wait_value(r#"up{job="ccbt-uring"}"#, "1", |v| v == 1.0);
+    prometheus.wait_value("ccbt_disk_errors_total", "0", |v| v == 0.0);
+
+    let hash = daemon.add(&big.path, &["--save-dir", small.to_str().unwrap()]);
+    let t = daemon.wait_state(&hash, "failed", TRANSFER);
+    assert_eq!(t["error_kind"], "disk-full", "{t}");
+    prometheus.wait_value(
+        r#"ccbt_torrents_faulted{kind="disk-full"}"#,
+        "1 torrent",
+        |v| v == 1.0,
+    );
+    prometheus.wait_value(r#"ccbt_torrents{state="failed"}"#, "1", |v| v == 1.0);
+    prometheus.wait_value("ccbt_disk_errors_total", "> 0", |v| v > 0.0);
+    // It downloaded (and wrote) what fitted before the disk filled.
+    prometheus.wait_value("ccbt_downloaded_bytes_total", "> 0", |v| v > 0.0);
+    prometheus.wait_value("ccbt_disk_write_seconds_count", "> 0", |v| v > 0.0);
+    // The rules see it: disk errors fire at once; the full disk is pending for its `for:`
+    // minute (or firing, on a slow machine).
+    prometheus.wait_value(
+        r#"count(ALERTS{alertname="CcbtDiskErrors", alertstate="firing"})"#,
+        "firing",
+        |v| v == 1.0,
+    );
+    prometheus.wait_value(
+        r#"count(ALERTS{alertname="CcbtDiskFull", kind="disk-full"})"#,
+        "pending or firing",
+        |v| v == 1.0,
+    );
+    assert_eq!(
+        prometheus.value(r#"count(ALERTS{alertname="CcbtDaemonDown"})"#),
+        None,
+        "the daemon is up"
+    );
+    drop(prometheus);
+    assert!(daemon.stop(Duration::from_secs(10)).success());
 }
