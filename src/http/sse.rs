@@ -33,7 +33,7 @@ use axum::Router;
 
 use super::access::reason;
 use super::Api;
-use crate::daemon::events::Event;
+use crate::daemon::events::{Batch, Event};
 
 /// Streams open at once, at most.
 pub const STREAMS_MAX: usize = 64;
@@ -153,24 +153,16 @@ async fn events(
         Start::After(seq) if seq > latest => (0, true),
         Start::After(seq) => (seq, false),
     };
+    let log = api.clone();
     let mut reader = Reader {
-        api,
+        read: Box::new(move |after, max| log.daemon.events.after(after, max)),
         after,
         woken,
         ready: VecDeque::new(),
         _slot: slot,
     };
     if reset {
-        reader.ready.push_back(
-            SseEvent::default().event("reset").data(
-                serde_json::json!({
-                    "reason": "that id is not from this run of the daemon (ids start \
-                               again at 1 when it restarts); every event kept follows",
-                    "latest": latest,
-                })
-                .to_string(),
-            ),
-        );
+        reader.ready.push_back(Item::Reset { latest });
     }
     stream(reader)
 }
@@ -178,54 +170,101 @@ async fn events(
 fn stream(reader: Reader) -> Response {
     let events = futures_lite::stream::unfold(reader, |mut reader| async move {
         let next = reader.next().await?;
-        Some((Ok::<_, std::convert::Infallible>(next), reader))
+        Some((Ok::<_, std::convert::Infallible>(next.to_sse()), reader))
     });
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
 }
 
+/// What a stream sends.
+#[derive(Debug, Clone)]
+enum Item {
+    Event(Event),
+    /// Events `first..=last` are no longer kept.
+    Gap {
+        first: u64,
+        last: u64,
+    },
+    /// The client's id is not from this run; `latest` is this run's last.
+    Reset {
+        latest: u64,
+    },
+}
+
+impl Item {
+    fn to_sse(&self) -> SseEvent {
+        match self {
+            Item::Event(event) => {
+                let kind = serde_json::to_value(event.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_else(|| "event".into());
+                SseEvent::default()
+                    .id(event.seq.to_string())
+                    .event(kind)
+                    .data(serde_json::to_string(event).unwrap_or_else(|_| "{}".into()))
+            }
+            // Its id is the last one missed, so a client resuming after it does not see
+            // the gap again.
+            Item::Gap { first, last } => {
+                SseEvent::default().event("gap").id(last.to_string()).data(
+                    serde_json::json!({
+                        "missed": last - first + 1,
+                        "first": first,
+                        "last": last,
+                        "reason": "the reader fell behind the daemon's event log",
+                    })
+                    .to_string(),
+                )
+            }
+            Item::Reset { latest } => SseEvent::default().event("reset").data(
+                serde_json::json!({
+                    "reason": "that id is not from this run of the daemon (ids start \
+                               again at 1 when it restarts); every event kept follows",
+                    "latest": latest,
+                })
+                .to_string(),
+            ),
+        }
+    }
+}
+
+/// Reads the log after a sequence number, at most so many events.
+type ReadLog = Box<dyn Fn(u64, usize) -> Batch + Send + Sync>;
+
 /// One stream's place in the log.
 struct Reader {
-    api: Arc<Api>,
+    read: ReadLog,
     /// The last sequence number sent (or skipped as missed).
     after: u64,
     woken: tokio::sync::watch::Receiver<u64>,
-    ready: VecDeque<SseEvent>,
+    /// At most [`BATCH`] events and a gap or reset.
+    ready: VecDeque<Item>,
     _slot: StreamSlot,
 }
 
 impl Reader {
-    /// The next event to send; `None` when the log is gone (the daemon stopping).
-    async fn next(&mut self) -> Option<SseEvent> {
+    /// The next item to send; `None` when the log is gone (the daemon stopping).
+    async fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(e) = self.ready.pop_front() {
-                return Some(e);
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
             }
             // Seen before reading, so a push after the read wakes the wait below.
             self.woken.borrow_and_update();
-            let batch = self.api.daemon.events.after(self.after, BATCH);
+            let batch = (self.read)(self.after, BATCH);
             if batch.missed > 0 {
-                let through = self.after + batch.missed;
-                self.ready.push_back(
-                    SseEvent::default()
-                        .event("gap")
-                        .id(through.to_string())
-                        .data(
-                            serde_json::json!({
-                                "missed": batch.missed,
-                                "first": self.after + 1,
-                                "last": through,
-                                "reason": "the reader fell behind the daemon's event log",
-                            })
-                            .to_string(),
-                        ),
-                );
-                self.after = through;
+                let last = self.after + batch.missed;
+                self.ready.push_back(Item::Gap {
+                    first: self.after + 1,
+                    last,
+                });
+                self.after = last;
             }
             for event in batch.events {
                 self.after = event.seq;
-                self.ready.push_back(sse_of(&event));
+                self.ready.push_back(Item::Event(event));
             }
             if self.ready.is_empty() && self.woken.changed().await.is_err() {
                 return None;
@@ -234,20 +273,13 @@ impl Reader {
     }
 }
 
-fn sse_of(event: &Event) -> SseEvent {
-    let kind = serde_json::to_value(event.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "event".into());
-    SseEvent::default()
-        .id(event.seq.to_string())
-        .event(kind)
-        .data(serde_json::to_string(event).unwrap_or_else(|_| "{}".into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::events::{EventKind, EventLog, LOG_LEN};
+
+    /// The stream slots are one count per process: tests that take them take turns.
+    static SLOTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -275,8 +307,61 @@ mod tests {
         assert!(start_of(&q(&[]), &resumed).is_err());
     }
 
+    fn reader_of(log: &Arc<EventLog>, after: u64, slot: StreamSlot) -> Reader {
+        let source = log.clone();
+        Reader {
+            read: Box::new(move |after, max| source.after(after, max)),
+            after,
+            woken: log.subscribe(),
+            ready: VecDeque::new(),
+            _slot: slot,
+        }
+    }
+
+    fn seq(item: &Item) -> u64 {
+        match item {
+            Item::Event(e) => e.seq,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_behind_the_log_gets_a_gap_then_the_rest_in_order() {
+        let log = Arc::new(EventLog::default());
+        for i in 0..(LOG_LEN + 10) {
+            log.push(EventKind::Added, format!("{i}"), None);
+        }
+        let _alone = SLOTS.lock().await;
+        let slot = StreamSlot::take().expect("a free slot");
+        let mut reader = reader_of(&log, 3, slot);
+        match reader.next().await.unwrap() {
+            Item::Gap { first, last } => assert_eq!((first, last), (4, 10)),
+            other => panic!("expected a gap: {other:?}"),
+        }
+        for expected in 11..=(LOG_LEN as u64 + 10) {
+            assert_eq!(seq(&reader.next().await.unwrap()), expected);
+        }
+        // Caught up: it waits (no busy loop) until the next push wakes it.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), reader.next()).await;
+        assert!(waiting.is_err(), "nothing new, yet it answered");
+        let pusher = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                log.push(EventKind::Removed, "x".into(), None);
+            })
+        };
+        let next = tokio::time::timeout(Duration::from_secs(10), reader.next())
+            .await
+            .expect("woken by the push")
+            .unwrap();
+        assert_eq!(seq(&next), LOG_LEN as u64 + 11);
+        pusher.await.unwrap();
+    }
+
     #[test]
     fn streams_past_the_bound_are_refused_until_one_ends() {
+        let _alone = SLOTS.blocking_lock();
         let held: Vec<_> = std::iter::from_fn(StreamSlot::take).take(1000).collect();
         assert_eq!(held.len(), STREAMS_MAX);
         assert!(StreamSlot::take().is_none());
