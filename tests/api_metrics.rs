@@ -828,3 +828,90 @@ fn a_full_disk_shows_in_the_metrics_and_prometheus_raises_its_alerts() {
     drop(prometheus);
     assert!(daemon.stop(Duration::from_secs(10)).success());
 }
+
+/// The value of the series `name{labels}` in a classic-format scrape.
+fn labelled(exposition: &str, name: &str, labels: &str) -> Option<f64> {
+    sample(exposition, &format!("{name}{{{labels}}}"))
+}
+
+#[test]
+fn refused_connections_are_counted_by_reason_and_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ccbt.toml");
+    let blocklist = dir.path().join("block.p2p");
+    std::fs::write(&blocklist, "loopback:127.0.0.0-127.255.255.255\n").unwrap();
+    std::fs::write(
+        &config,
+        format!("[blocklist]\npath = {:?}\n", blocklist.to_str().unwrap()),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &port.to_string(),
+            "--shards",
+            "2",
+        ],
+    );
+    daemon.wait_log("blocklist loaded", Duration::from_secs(10));
+    let scrape = || http(&daemon.api, "GET", "/metrics", &[]).body;
+    let refused = |text: &str| {
+        labelled(
+            text,
+            "ccbt_connections_refused_total",
+            "reason=\"blocklist\"",
+        )
+        .unwrap()
+    };
+    let before = refused(&scrape());
+    // Three connections from a listed address: each is closed unanswered, and counted.
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(IO)).unwrap();
+        let mut answer = [0u8; 68];
+        assert_eq!(
+            s.read(&mut answer).unwrap_or(0),
+            0,
+            "a listed address was answered"
+        );
+    }
+    let deadline = Instant::now() + IO;
+    let text = loop {
+        let text = scrape();
+        if refused(&text) >= before + 3.0 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "refusals not counted:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused(&text), before + 3.0, "{text}");
+    // The shards' own series add up to the total, and no other reason was counted.
+    let per_shard: f64 = (0..2)
+        .map(|shard| {
+            labelled(
+                &text,
+                "ccbt_shard_connections_refused_total",
+                &format!("shard=\"{shard}\",reason=\"blocklist\""),
+            )
+            .unwrap()
+        })
+        .sum();
+    assert_eq!(per_shard, refused(&text));
+    for reason in ["per_ip", "shard_limit", "owner_busy"] {
+        assert_eq!(
+            labelled(
+                &text,
+                "ccbt_connections_refused_total",
+                &format!("reason=\"{reason}\"")
+            ),
+            Some(0.0),
+            "{text}"
+        );
+    }
+    assert_eq!(sample(&text, "ccbt_shards"), Some(2.0));
+    assert!(daemon.stop(Duration::from_secs(10)).success());
+}

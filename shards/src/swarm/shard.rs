@@ -420,6 +420,7 @@ async fn handle_incoming(
         .is_err()
     {
         ctx.stats.refused(RefusedConnection::OwnerBusy);
+        shared.stats[owner.0 as usize].inbox_was_full();
         tracing::warn!(%addr, "owner shard's inbox is full; connection refused");
     }
 }

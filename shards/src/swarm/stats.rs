@@ -154,7 +154,8 @@ pub struct ShardStats {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     refused: [AtomicU64; RefusedConnection::ALL.len()],
-    /// Commands refused because the shard's inbox was full (bumped by the senders).
+    /// Commands and handed-off connections refused because the shard's inbox was full
+    /// (bumped by the senders, on any thread).
     inbox_full: AtomicU64,
 }
 

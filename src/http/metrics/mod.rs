@@ -541,34 +541,38 @@ impl Collected {
             TorrentState::Paused if r.fixed.queued => "waiting",
             other => other.name(),
         };
+        // One pass over the rows for both tallies (100,000 torrents: one walk, not 13).
+        let mut by_state = [0u64; STATES.len()];
+        let mut by_fault = [0u64; FAULT_KINDS.len()];
+        for r in rows {
+            let state = state_of(r);
+            if let Some(i) = STATES.iter().position(|&s| s == state) {
+                by_state[i] += 1;
+            }
+            if let Some(fault) = &r.live.error {
+                let kind = crate::daemon::core::fault_kind(fault);
+                if let Some(i) = FAULT_KINDS.iter().position(|&k| k == kind) {
+                    by_fault[i] += 1;
+                }
+            }
+        }
         gauges(
             enc,
             "ccbt_torrents",
             "Torrents by state (waiting: stopped by the queue until a slot frees)",
-            STATES.iter().map(|&state| {
-                (
-                    vec![("state", state.to_string())],
-                    rows.iter().filter(|r| state_of(r) == state).count() as u64,
-                )
-            }),
+            STATES
+                .iter()
+                .zip(by_state)
+                .map(|(&state, n)| (vec![("state", state.to_string())], n)),
         )?;
         gauges(
             enc,
             "ccbt_torrents_faulted",
             "Torrents stopped by a fault, by kind (disk-full: free space, then resume)",
-            FAULT_KINDS.iter().map(|&kind| {
-                (
-                    vec![("kind", kind.to_string())],
-                    rows.iter()
-                        .filter(|r| {
-                            r.live
-                                .error
-                                .as_ref()
-                                .is_some_and(|f| crate::daemon::core::fault_kind(f) == kind)
-                        })
-                        .count() as u64,
-                )
-            }),
+            FAULT_KINDS
+                .iter()
+                .zip(by_fault)
+                .map(|(&kind, n)| (vec![("kind", kind.to_string())], n)),
         )?;
         gauges(
             enc,
