@@ -538,7 +538,7 @@ fn the_event_stream_shows_an_add_and_resumes_without_duplicates() {
     let home = dir.path().join("home");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&home).unwrap();
-    let daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+    let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
     let first = small_torrent(&data, "first", 1);
     let second = small_torrent(&data, "second", 2);
     let third = small_torrent(&data, "third", 3);
@@ -599,6 +599,15 @@ fn the_event_stream_shows_an_add_and_resumes_without_duplicates() {
     let reset = stale.read_until(IO, is_added(&hash));
     assert_eq!(reset[0].event, "reset", "{reset:?}");
     assert_eq!(reset[1].id, Some(1));
+
+    // The daemon stops: open streams end (the server does not wait for their clients).
+    assert!(daemon.stop(Duration::from_secs(10)).success());
+    stale.stream.set_read_timeout(Some(IO)).unwrap();
+    let mut rest = Vec::new();
+    stale
+        .stream
+        .read_to_end(&mut rest)
+        .expect("the stream ends with the daemon");
 }
 
 #[test]

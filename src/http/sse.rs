@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,9 @@ pub const STREAMS_MAX: usize = 64;
 pub const BATCH: usize = 256;
 /// How often an idle stream sends a comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How often an idle stream looks whether the daemon is stopping.
+const STOP_CHECK: Duration = Duration::from_secs(1);
 
 static OPEN: AtomicUsize = AtomicUsize::new(0);
 
@@ -156,6 +159,7 @@ async fn events(
     let log = api.clone();
     let mut reader = Reader {
         read: Box::new(move |after, max| log.daemon.events.after(after, max)),
+        stopping: api.stop.clone(),
         after,
         woken,
         ready: VecDeque::new(),
@@ -236,6 +240,9 @@ type ReadLog = Box<dyn Fn(u64, usize) -> Batch + Send + Sync>;
 /// One stream's place in the log.
 struct Reader {
     read: ReadLog,
+    /// The daemon is stopping: the stream ends, so the server's shutdown need not wait
+    /// for its clients to hang up.
+    stopping: Arc<AtomicBool>,
     /// The last sequence number sent (or skipped as missed).
     after: u64,
     woken: tokio::sync::watch::Receiver<u64>,
@@ -245,7 +252,7 @@ struct Reader {
 }
 
 impl Reader {
-    /// The next item to send; `None` when the log is gone (the daemon stopping).
+    /// The next item to send; `None` once the daemon stops.
     async fn next(&mut self) -> Option<Item> {
         loop {
             if let Some(item) = self.ready.pop_front() {
@@ -266,7 +273,18 @@ impl Reader {
                 self.after = event.seq;
                 self.ready.push_back(Item::Event(event));
             }
-            if self.ready.is_empty() && self.woken.changed().await.is_err() {
+            if !self.ready.is_empty() {
+                continue;
+            }
+            // Woken by the next push; the stop flag has no wake-up, so it is looked at
+            // once every STOP_CHECK while idle (a timer, not a busy loop).
+            tokio::select! {
+                changed = self.woken.changed() => if changed.is_err() {
+                    return None;
+                },
+                _ = tokio::time::sleep(STOP_CHECK) => {}
+            }
+            if self.stopping.load(Ordering::Acquire) {
                 return None;
             }
         }
@@ -311,6 +329,7 @@ mod tests {
         let source = log.clone();
         Reader {
             read: Box::new(move |after, max| source.after(after, max)),
+            stopping: Arc::new(AtomicBool::new(false)),
             after,
             woken: log.subscribe(),
             ready: VecDeque::new(),
@@ -357,6 +376,10 @@ mod tests {
             .unwrap();
         assert_eq!(seq(&next), LOG_LEN as u64 + 11);
         pusher.await.unwrap();
+        // The daemon stops: an idle stream ends within a check or two.
+        reader.stopping.store(true, Ordering::Release);
+        let ended = tokio::time::timeout(STOP_CHECK * 5, reader.next()).await;
+        assert!(matches!(ended, Ok(None)), "{ended:?}");
     }
 
     #[test]
