@@ -74,8 +74,8 @@ pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use ip_guard::Refusal;
 pub use resolver::{Resolve, ResolveError, Resolver};
 pub use stats::{
-    AnnounceFailure, HistogramSnapshot, RefusedConnection, ShardStats, ShardStatsSnapshot,
-    LATENCY_BOUNDS_US,
+    AnnounceFailure, HistogramSnapshot, LatencyHistogram, RefusedConnection, ShardStats,
+    ShardStatsSnapshot, LATENCY_BOUNDS_US,
 };
 pub use status::{FaultKind, SwarmCounts, TorrentFault, TorrentState, TorrentStatus};
 pub use storage::{Preallocate, StorageError};

@@ -2,7 +2,7 @@
 //! scrapers that ask for it, and the classic text format for the rest (see `classic`).
 //!
 //! A custom collector reads, at scrape time only, each shard's counters (atomics the
-//! shards keep, see `ccbt_shards::swarm::ShardStats`) and the [`Catalog`]'s current
+//! shards keep, see `ccbt_shards::swarm::ShardStats`) and the catalog's current
 //! snapshot: a scrape never asks a shard anything and no background task exists for it.
 //!
 //! Series (`ccbt_shard_*` carry a `shard` label; the same name without `shard_` is the
@@ -16,8 +16,9 @@
 //!
 //! Per-torrent series only with `?torrents=1`: six series per torrent (an info series
 //! with its name, bytes up and down, peers, size, bytes verified), so 10,000 torrents make
-//! 60,000 series: a scrape of that size is heavy for Prometheus; ask for it on a small
-//! box or in a separate, slower scrape job.
+//! 60,000 series (measured, debug build, 2 shards: 5.2 MB in about 100 ms, against
+//! 17 KB in 4 ms without them): heavy for Prometheus; ask for it on a small box or in a
+//! separate, slower scrape job.
 //!
 //! Access follows the other APIs' rules: loopback without credentials, Basic auth when
 //! credentials are set, the client and Host whitelists.
