@@ -195,6 +195,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             break None;
         }
         let mut stop = None;
+        ctx.stats.inbox_took(batch.len());
         for command in batch.drain(..) {
             match command {
                 Command::Stop { reply } => stop = Some(reply),

@@ -157,6 +157,9 @@ pub struct ShardStats {
     /// Commands and handed-off connections refused because the shard's inbox was full
     /// (bumped by the senders, on any thread).
     inbox_full: AtomicU64,
+    /// Messages the shard has taken from its inbox: with the depth, tells a busy shard
+    /// (both grow) from a stuck one (depth up, this flat).
+    inbox_taken: AtomicU64,
 }
 
 /// A shard's counters as read, with the gauges only the swarm knows.
@@ -181,6 +184,7 @@ pub struct ShardStatsSnapshot {
     /// The inbox's bound ([`super::INBOX_LEN`]).
     pub inbox_capacity: u64,
     pub inbox_full: u64,
+    pub inbox_taken: u64,
 }
 
 impl ShardStats {
@@ -224,6 +228,10 @@ impl ShardStats {
         self.inbox_full.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn inbox_took(&self, messages: usize) {
+        self.inbox_taken.fetch_add(messages as u64, Relaxed);
+    }
+
     /// Counts a connection as established until the guard is dropped (even if its task is
     /// dropped midway, as at a shard's stop).
     pub(crate) fn peer_connected(self: &std::sync::Arc<Self>) -> PeerCounted {
@@ -260,6 +268,7 @@ impl ShardStats {
             inbox_depth,
             inbox_capacity,
             inbox_full: self.inbox_full.load(Relaxed),
+            inbox_taken: self.inbox_taken.load(Relaxed),
         }
     }
 }

@@ -240,6 +240,12 @@ impl Collected {
         )?;
         counters(
             enc,
+            "ccbt_shard_inbox_taken",
+            "Commands and handed-off connections the shard has taken from its inbox",
+            self.per_shard(|s| s.inbox_taken),
+        )?;
+        counters(
+            enc,
             "ccbt_shard_inbox_full",
             "Commands refused because the shard's inbox was full",
             self.per_shard(|s| s.inbox_full),

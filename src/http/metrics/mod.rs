@@ -10,7 +10,8 @@
 //! - payload bytes up and down, peers, hash failures, disk errors, cache hits and
 //!   misses, connections refused by `reason`, announce failures by `kind`;
 //! - disk read and write latency and announce latency, as histograms (`_seconds`);
-//! - inbox depth, capacity and commands refused because it was full (per shard only);
+//! - inbox depth, capacity, messages taken and commands refused because it was full
+//!   (per shard only);
 //! - torrents by `state` and faulted torrents by fault `kind` (`disk-full`, ...), upload
 //!   and download rates, session uptime, build info, open event streams.
 //!
