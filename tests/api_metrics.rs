@@ -290,6 +290,8 @@ fn prometheus_scrapes_the_bytes_a_real_downloader_got_and_promtool_accepts_it_al
     prometheus.wait_value("ccbt_disk_read_seconds_count", "> 0", |v| v > 0.0);
     prometheus.wait_value("ccbt_cache_misses_total", "> 0", |v| v > 0.0);
     prometheus.wait_value("ccbt_announce_seconds_count", "> 0", |v| v > 0.0);
+    // aria2 is gone: no peer is counted any more.
+    prometheus.wait_value("ccbt_peers", "0", |v| v == 0.0);
     // The add (and the shard's other commands) went through the inbox, which is empty now.
     prometheus.wait_value("sum(ccbt_shard_inbox_taken_total)", "> 0", |v| v > 0.0);
     prometheus.wait_value("sum(ccbt_shard_inbox_depth)", "0", |v| v == 0.0);
