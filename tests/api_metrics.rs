@@ -2,7 +2,8 @@
 //! (Debian's `prometheus`) scrapes the daemon every second while it seeds to aria2, and
 //! its query API must return the bytes aria2 got; it raises the alerts of
 //! `deploy/prometheus/` on a real full disk; `promtool` checks the exposition and the
-//! rules (and runs their unit tests); refused connections are counted; bad requests to
+//! rules (and runs their unit tests); refused connections and a lying peer's pieces
+//! (hash failures) are counted; bad requests to
 //! `/metrics` and `/events` get reasons. `/events` itself: `tests/api_events.rs`.
 
 #[path = "api_support/mod.rs"]
@@ -599,5 +600,92 @@ fn refused_connections_are_counted_by_reason_and_shard() {
         );
     }
     assert_eq!(sample(&text, "ccbt_shards"), Some(2.0));
+    assert!(daemon.stop(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn a_lying_peer_shows_as_hash_failures_and_a_ban_event() {
+    if !interop_ready(&[]) {
+        return;
+    }
+    const PIECE: usize = 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start();
+    // A torrent of our own on the tracker, and a peer that serves it corrupted.
+    let content = common::bytes(11, 20 * PIECE);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("lies.bin"), &content).unwrap();
+    let torrent = dir.path().join("lies.torrent");
+    common::run(
+        common::ccbt()
+            .args(["create", "--piece-size", "64K", "--tracker"])
+            .arg(tracker.http_announce())
+            .arg("-o")
+            .arg(&torrent)
+            .arg(src.join("lies.bin")),
+    )
+    .ok();
+    let hex = common::our_info_hash(&torrent);
+    tracker.allow(&hex);
+    let mut info_hash = [0u8; 20];
+    for (i, b) in info_hash.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let liar = common::wire_peer::ScriptedSeeder::corrupt(info_hash, content, PIECE as u32);
+    // The liar tells the tracker it seeds, as any seeder would.
+    let announce = format!(
+        "/announce?info_hash={}&peer_id=-XX0000-liarliarliar&port={}&uploaded=0\
+         &downloaded=0&left=0&event=started&compact=1",
+        info_hash
+            .iter()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>(),
+        liar.addr.port()
+    );
+    let reply = http(
+        &format!("http://127.0.0.1:{}", tracker.port()),
+        "GET",
+        &announce,
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    tracker.wait_for_seeders(&hex, 1, SEEDING);
+
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+    let out = dir.path().join("out");
+    let hash = daemon.add(&torrent, &["--save-dir", out.to_str().unwrap()]);
+    assert_eq!(hash, hex);
+    // Every piece from the liar fails its check; it is banned, and the events say so.
+    let deadline = Instant::now() + TRANSFER;
+    let text = loop {
+        let text = http(&daemon.api, "GET", "/metrics", &[]).body;
+        let events = daemon.remote(&["events", "--since", "0"]).ok().stdout;
+        if sample(&text, "ccbt_hash_failures_total").unwrap_or(0.0) > 0.0
+            && events.contains("peer-banned")
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no hash failure or ban seen:\n{text}\n{events}\n{}",
+            daemon.running.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(liar.blocks_sent.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let failures = sample(&text, "ccbt_hash_failures_total").unwrap();
+    let per_shard: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("ccbt_shard_hash_failures_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(per_shard, failures, "{text}");
+    // The bytes it sent were received (and thrown away): payload down counts them.
+    assert!(sample(&text, "ccbt_downloaded_bytes_total").unwrap() >= PIECE as f64);
+    // Nothing it sent was kept.
+    assert_eq!(daemon.torrent(&hash)["have_pieces"], 0);
     assert!(daemon.stop(Duration::from_secs(10)).success());
 }
