@@ -102,6 +102,10 @@ impl EventStream {
                 return events;
             }
             let mut chunk = [0u8; 4096];
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.stream
+                .set_read_timeout(Some(left.clamp(Duration::from_millis(1), IO)))
+                .unwrap();
             match self.stream.read(&mut chunk) {
                 Ok(0) => panic!("the stream closed; read {events:?}"),
                 Ok(n) => self
