@@ -16,7 +16,7 @@ use crate::daemon::catalog::Snapshot;
 /// have a series to watch.
 const FAULT_KINDS: [&str; 5] = ["disk-full", "permission", "not-found", "io", "bad-data"];
 /// States the torrents series always carries.
-const STATES: [&str; 8] = [
+const STATES: [&str; 7] = [
     "queued",
     "checking",
     "downloading",
@@ -24,7 +24,6 @@ const STATES: [&str; 8] = [
     "paused",
     "failed",
     "stopped",
-    "waiting",
 ];
 
 /// Everything one scrape reports, read once at its start.
@@ -261,7 +260,8 @@ impl Collected {
     fn torrents(&self, enc: &mut DescriptorEncoder) -> Fmt {
         let rows = &self.catalog.rows;
         let state_of = |r: &crate::daemon::catalog::Row| match r.live.state {
-            TorrentState::Paused if r.fixed.queued => "waiting",
+            // As the daemon's listings name it: held by the queue until a slot frees.
+            TorrentState::Paused if r.fixed.queued => "queued",
             other => other.name(),
         };
         // One pass over the rows for both tallies (100,000 torrents: one walk, not 13).
@@ -282,7 +282,8 @@ impl Collected {
         gauges(
             enc,
             "ccbt_torrents",
-            "Torrents by state (waiting: stopped by the queue until a slot frees)",
+            "Torrents by state, as listings name them (queued: waiting for a queue slot), as of \
+             the catalog's last refresh (at most a second old)",
             STATES
                 .iter()
                 .zip(by_state)
