@@ -149,8 +149,9 @@ pub struct ShardStats {
     /// Announces that got an answer, from the request to the answer.
     pub announce: LatencyHistogram,
     announce_failures: [AtomicU64; AnnounceFailure::ALL.len()],
-    /// Pieces to serve found in the shard's read cache, and those read from disk
-    /// (read-ahead included).
+    /// Lookups of a piece to serve (one per block sent, and one per read-ahead) that the
+    /// shard's read cache answered, and pieces read from disk instead: hits over both is
+    /// the cache's hit rate by request.
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     refused: [AtomicU64; RefusedConnection::ALL.len()],

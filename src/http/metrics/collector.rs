@@ -183,13 +183,13 @@ impl Collected {
         self.counter_pair(
             enc,
             "cache_hits",
-            "Pieces to serve found in the read cache",
+            "Lookups of a piece to serve (one per block sent) the read cache answered",
             |s| s.cache_hits,
         )?;
         self.counter_pair(
             enc,
             "cache_misses",
-            "Pieces to serve read from disk (read-ahead included)",
+            "Pieces read from disk to serve them (read-ahead included)",
             |s| s.cache_misses,
         )?;
         let refused = |s: &ShardStatsSnapshot, why: RefusedConnection| {
