@@ -35,6 +35,7 @@ packages=(
   transmission-common         # api_transmission: Transmission's web UI, served from /usr/share/transmission/web
   chromium chromium-driver    # api_transmission: the web UI in a headless browser
   python3-venv                # venvs for PyPI test drivers
+  prometheus                  # tests/api_metrics.rs: a real Prometheus scrapes /metrics; promtool
 )
 
 missing=()
