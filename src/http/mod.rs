@@ -119,7 +119,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let max_body = api.access.max_request_bytes;
     Router::new()
         .merge(transmission::router())
-        .merge(qbittorrent::router())
+        .merge(qbittorrent::router(&api))
         .merge(metrics::router())
         .merge(sse::router())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
