@@ -129,8 +129,8 @@ fn share_limit<T>(
         .number(name)?
         .ok_or_else(|| Refusal::bad(format!("Missing parameter: {name}")))?;
     Ok(match v {
-        v if v == -2.0 => Override::Global,
-        v if v == -1.0 => Override::Unlimited,
+        -2.0 => Override::Global,
+        -1.0 => Override::Unlimited,
         v if v >= 0.0 => Override::Limit(
             make(v).ok_or_else(|| Refusal::bad(format!("{name}: {v} is out of range")))?,
         ),

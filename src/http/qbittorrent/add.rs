@@ -60,7 +60,11 @@ async fn read_form(req: Request) -> Result<AddForm, Response> {
         });
     }
     let refuse = |status: StatusCode, text: String| -> Response {
-        crate::http::access::reason(status, &text)
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            super::params::body_refusal(status, &text)
+        } else {
+            crate::http::access::reason(status, &text)
+        }
     };
     let mut multipart = Multipart::from_request(req, &())
         .await

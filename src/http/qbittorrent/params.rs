@@ -103,6 +103,18 @@ impl Params {
     }
 }
 
+/// The answer to a body that could not be read: 413 says which limit, the rest why.
+pub fn body_refusal(status: StatusCode, detail: &str) -> Response {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        reason(
+            status,
+            "the request body is larger than control.max_request_bytes",
+        )
+    } else {
+        reason(status, &format!("cannot read the request body: {detail}"))
+    }
+}
+
 /// Splits a list parameter (tags by `,`, categories by newline), trimmed, empties
 /// dropped.
 pub fn list(text: &str, separator: char) -> Vec<String> {
@@ -127,15 +139,9 @@ impl<S: Send + Sync> FromRequest<S> for Params {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let body = Bytes::from_request(req, state).await.map_err(|e| {
-            let status = e.status();
-            let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "the request body is larger than control.max_request_bytes".to_string()
-            } else {
-                format!("cannot read the request body: {}", e.body_text())
-            };
-            reason(status, &text)
-        })?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_refusal(e.status(), &e.body_text()))?;
         if !body.is_empty() {
             if content_type.is_empty()
                 || content_type.starts_with("application/x-www-form-urlencoded")

@@ -103,7 +103,7 @@ fn compute_server_state(q: &Qbt, snapshot: &Snapshot) -> Value {
     let c = q.api.config();
     let download_dir = q.api.daemon.download_dir();
     let free = nix::sys::statvfs::statvfs(&download_dir)
-        .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+        .map(|s| s.blocks_available() * s.fragment_size())
         .unwrap_or(0);
     json!({
         "dl_info_speed": dl_speed,

@@ -1,0 +1,219 @@
+"""Drives ccbt-uring's qBittorrent WebAPI with the `qbittorrent-api` client (PyPI), the way
+Sonarr does: log in, check the version, read the preferences, make a category, add a
+torrent with that category and a save path, find it by `torrents/properties` within 1 s,
+list by category, read its files, set share limits, tag it, move it to the top of the
+queue, stop and start it, follow `sync/maindata` increments, and delete it with its files.
+
+    qbt_sonarr.py URL USER PASSWORD SHOW.torrent SHOW_SAVE_DIR OTHER.torrent OTHER_SAVE_DIR
+
+SHOW_SAVE_DIR and OTHER_SAVE_DIR hold the torrents' data already, so both become seeds
+after their check. Prints one `OK <step> ...` line per step that passed; any failure
+raises (a traceback and a non-zero exit). Every wait has a deadline.
+"""
+
+import os
+import sys
+import time
+
+import qbittorrentapi
+
+
+def ok(step, detail=""):
+    print(f"OK {step} {detail}".rstrip(), flush=True)
+
+
+def wait_for(what, check, limit_s=30.0, every_s=0.1):
+    """Polls check() until it returns something truthy; fails after limit_s."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every_s)
+
+
+def info_hash_of(client, before, name):
+    for t in client.torrents_info():
+        if t["name"] == name and t["hash"] not in before:
+            return t["hash"]
+    return None
+
+
+def main():
+    url, user, password, show_torrent, show_dir, other_torrent, other_dir = sys.argv[1:8]
+    client = qbittorrentapi.Client(
+        host=url,
+        username=user,
+        password=password,
+        REQUESTS_ARGS={"timeout": (10, 30)},
+        RAISE_NOTIMPLEMENTEDERROR_FOR_UNIMPLEMENTED_API_ENDPOINTS=True,
+    )
+    client.auth_log_in()
+    assert client.is_logged_in, "no SID after login"
+    ok("login")
+
+    assert client.app.version == "v5.1.4", client.app.version
+    assert client.app.web_api_version == "2.11.4", client.app.web_api_version
+    ok("version", f"{client.app.version} {client.app.web_api_version}")
+
+    prefs = client.app_preferences()
+    for key in (
+        "save_path",
+        "max_ratio_enabled",
+        "max_ratio",
+        "max_seeding_time_enabled",
+        "max_seeding_time",
+        "max_inactive_seeding_time_enabled",
+        "max_inactive_seeding_time",
+        "max_ratio_act",
+        "queueing_enabled",
+        "dht",
+    ):
+        assert key in prefs, f"preferences lack {key}"
+    assert prefs["queueing_enabled"] is True, prefs["queueing_enabled"]
+    ok("preferences", prefs["save_path"])
+
+    client.torrents_create_category(name="tv", save_path=show_dir)
+    categories = client.torrents_categories()
+    assert categories["tv"]["savePath"] == show_dir, categories
+    ok("category", "tv")
+
+    before = {t["hash"] for t in client.torrents_info()}
+    with open(show_torrent, "rb") as f:
+        answer = client.torrents_add(
+            torrent_files={"show.torrent": f.read()},
+            category="tv",
+            save_path=show_dir,
+            is_stopped=False,
+        )
+    assert answer == "Ok.", answer
+    added_at = time.monotonic()
+    show_name = os.path.basename(show_torrent)[: -len(".torrent")]
+    show = wait_for("the added torrent in torrents/info",
+                    lambda: info_hash_of(client, before, show_name), limit_s=1.0)
+    # Sonarr's WaitForTorrent: torrents/properties up to 10 x 100 ms.
+    props = None
+    for _ in range(10):
+        try:
+            props = client.torrents_properties(torrent_hash=show)
+            break
+        except qbittorrentapi.NotFound404Error:
+            time.sleep(0.1)
+    elapsed = time.monotonic() - added_at
+    assert props is not None, "torrents/properties did not find the torrent within 1 s"
+    assert props["save_path"] == show_dir, props["save_path"]
+    assert elapsed < 1.0, elapsed
+    ok("properties-after-add", f"{elapsed:.3f}s")
+
+    with open(other_torrent, "rb") as f:
+        assert client.torrents_add(
+            torrent_files=f.read(), save_path=other_dir, category="movies"
+        ) == "Ok."
+    other_name = os.path.basename(other_torrent)[: -len(".torrent")]
+    other = wait_for("the second torrent", lambda: info_hash_of(client, before | {show}, other_name))
+    assert "movies" in client.torrents_categories(), "add did not create its category"
+    ok("second-add", other)
+
+    listed = client.torrents_info(category="tv")
+    assert [t["hash"] for t in listed] == [show], listed
+    t = listed[0]
+    assert t["category"] == "tv" and t["save_path"] == show_dir, t
+    assert t["content_path"] == os.path.join(show_dir, show_name), t["content_path"]
+    ok("list-by-category", t["state"])
+
+    def seeding(h):
+        t = client.torrents_info(torrent_hashes=h)[0]
+        return t if t["state"] in ("stalledUP", "uploading") and t["progress"] == 1 else None
+
+    wait_for("both torrents seeding", lambda: seeding(show) and seeding(other))
+    files = client.torrents_files(torrent_hash=show)
+    names = sorted(f["name"] for f in files)
+    on_disk = sorted(
+        os.path.relpath(os.path.join(root, name), show_dir)
+        for root, _, filenames in os.walk(os.path.join(show_dir, show_name))
+        for name in filenames
+    )
+    assert names == on_disk, (names, on_disk)
+    assert all(f["name"].split("/")[0] == show_name for f in files), names
+    assert all(f["progress"] == 1 and f["priority"] == 1 for f in files), files
+    ok("files", ",".join(names))
+
+    client.torrents_set_share_limits(
+        ratio_limit=2.5, seeding_time_limit=90, inactive_seeding_time_limit=-1,
+        torrent_hashes=show,
+    )
+    t = client.torrents_info(torrent_hashes=show)[0]
+    assert t["ratio_limit"] == 2.5, t["ratio_limit"]
+    assert t["seeding_time_limit"] == 90, t["seeding_time_limit"]
+    assert t["inactive_seeding_time_limit"] == -1, t["inactive_seeding_time_limit"]
+    assert t["max_ratio"] == 2.5 and t["max_seeding_time"] == 90, t
+    ok("share-limits")
+
+    client.torrents_add_tags(tags="sonarr", torrent_hashes=show)
+    assert client.torrents_info(torrent_hashes=show)[0]["tags"] == "sonarr"
+    assert "sonarr" in client.torrents_tags()
+    assert [t["hash"] for t in client.torrents_info(tag="sonarr")] == [show]
+    ok("tags")
+
+    client.torrents_top_priority(torrent_hashes=other)
+    client.torrents_top_priority(torrent_hashes=show)
+    ok("top-priority")
+
+    # sync/maindata: a full update, then increments once nothing moves.
+    full = client.sync_maindata(rid=0)
+    assert full["full_update"] is True, full.keys()
+    assert {show, other} <= set(full["torrents"]), list(full["torrents"])
+    assert "tv" in full["categories"] and "sonarr" in full["tags"], (full["categories"], full["tags"])
+    rid = full["rid"]
+
+    def quiet():
+        nonlocal rid
+        step = client.sync_maindata(rid=rid)
+        rid = step["rid"]
+        return not step.get("torrents") and step.get("full_update") is False
+
+    wait_for("an increment with no changes", quiet, limit_s=20.0, every_s=0.5)
+    ok("sync-quiet", f"rid={rid}")
+
+    client.torrents_stop(torrent_hashes=show)
+    step = client.sync_maindata(rid=rid)
+    assert step["full_update"] is False, step
+    changed = step.get("torrents", {})
+    assert show in changed, f"the stopped torrent is not in the increment: {step}"
+    assert changed[show]["state"] == "stoppedUP", changed[show]["state"]
+    assert other not in changed, f"an unchanged torrent is in the increment: {list(changed)}"
+    rid = step["rid"]
+    ok("sync-increment", f"rid={rid} changed={len(changed)}")
+
+    t = client.torrents_info(torrent_hashes=show)[0]
+    assert t["state"] == "stoppedUP", t["state"]
+    assert [x["hash"] for x in client.torrents_info(status_filter="stopped")] == [show]
+    ok("stop")
+    client.torrents_start(torrent_hashes=show)
+    wait_for("the torrent seeding again", lambda: seeding(show))
+    ok("start")
+
+    # Prowlarr's 4.x names still work.
+    client._post(_name="torrents", _method="pause", data={"hashes": other})
+    assert client.torrents_info(torrent_hashes=other)[0]["state"] == "stoppedUP"
+    client._post(_name="torrents", _method="resume", data={"hashes": other})
+    wait_for("the other torrent seeding again", lambda: seeding(other))
+    ok("pause-resume-4x")
+
+    content = os.path.join(show_dir, show_name)
+    assert os.path.isdir(content), content
+    client.torrents_delete(delete_files=True, torrent_hashes=show)
+    assert show not in {t["hash"] for t in client.torrents_info()}
+    wait_for("the data deleted", lambda: not os.path.exists(content), limit_s=10.0)
+    step = client.sync_maindata(rid=rid)
+    assert show in step.get("torrents_removed", []), step
+    ok("delete-with-files")
+
+    client.auth_log_out()
+    ok("logout")
+
+
+if __name__ == "__main__":
+    main()
