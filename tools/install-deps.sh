@@ -29,6 +29,7 @@ packages=(
   time                        # bench: /usr/bin/time, CPU and peak RSS of each downloader
   qbittorrent-nox             # bench S6: another seedbox daemon, through its WebAPI
   transmission-daemon         # bench S6: another seedbox daemon, through its RPC
+  python3-venv                # tests: the venv for PyPI clients (qbittorrent-api)
 )
 
 missing=()
@@ -44,4 +45,12 @@ fi
 
 if ((with_rqbit)) && ! command -v rqbit >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/rqbit" ]; then
   cargo install rqbit --locked
+fi
+
+# PyPI clients the API tests drive, in a venv of Debian's python3 under target/ (the tests
+# look for target/venv/bin/python). Re-run after `cargo clean`.
+venv="$(dirname "$0")/../target/venv"
+if ! "$venv/bin/python" -c "import qbittorrentapi" 2>/dev/null; then
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "qbittorrent-api==2026.10.1"
 fi
