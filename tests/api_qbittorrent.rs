@@ -142,7 +142,7 @@ fn qbittorrent_api_drives_the_daemon_as_sonarr_does() {
         "preferences",
         "category tv",
         "properties-after-add",
-        "second-add",
+        "second-add-by-url",
         "list-by-category",
         "files",
         "share-limits",
@@ -643,6 +643,35 @@ fn the_webapi_refuses_what_it_must_over_raw_http() {
     assert!(daemon.running.is_running(), "{}", daemon.running.log());
     assert!(!daemon.running.log().contains("panicked"));
     daemon.remote(&["list"]).ok();
+    assert!(daemon.stop(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn without_credentials_loopback_clients_need_no_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut daemon = Daemon::start(tmp.path(), &["--peer-port", "0"]);
+    let api = daemon.api.clone();
+    let version = request(&api, "GET /api/v2/app/version HTTP/1.1\r\n\r\n");
+    assert_eq!((version.status, version.body.as_str()), (200, "v5.1.4"));
+    let listed = request(&api, "GET /api/v2/torrents/info HTTP/1.1\r\n\r\n");
+    assert_eq!((listed.status, listed.body.as_str()), (200, "[]"));
+    // The cross-site and Host checks still hold without credentials.
+    refused(
+        &request(
+            &api,
+            "GET /api/v2/torrents/info HTTP/1.1\r\nOrigin: http://evil.example\r\n\r\n",
+        ),
+        401,
+        "cross-site",
+    );
+    refused(
+        &request(
+            &api,
+            "GET /api/v2/torrents/info HTTP/1.1\r\nHost: rebind.example:9091\r\n\r\n",
+        ),
+        401,
+        "Host header",
+    );
     assert!(daemon.stop(Duration::from_secs(30)).success());
 }
 

@@ -1,7 +1,7 @@
 """Drives ccbt-uring's qBittorrent WebAPI with the `qbittorrent-api` client (PyPI), the way
 Sonarr does: log in, check the version, read the preferences, make a category, add a
 torrent with that category and a save path, find it by `torrents/properties` within 1 s,
-list by category, read its files, set share limits, tag it, move it to the top of the
+add a second by URL (served by a local HTTP server, as an indexer link), list by category, read its files, set share limits, tag it, move it to the top of the
 queue, stop and start it, follow `sync/maindata` increments, and delete it with its files.
 
     qbt_sonarr.py URL USER PASSWORD SHOW.torrent SHOW_SAVE_DIR OTHER.torrent OTHER_SAVE_DIR
@@ -11,8 +11,11 @@ after their check. Prints one `OK <step> ...` line per step that passed; any fai
 raises (a traceback and a non-zero exit). Every wait has a deadline.
 """
 
+import functools
+import http.server
 import os
 import sys
+import threading
 import time
 
 import qbittorrentapi
@@ -32,6 +35,15 @@ def wait_for(what, check, limit_s=30.0, every_s=0.1):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(every_s)
+
+
+def serve_directory(directory):
+    """An HTTP server on 127.0.0.1 (a port the kernel picks) serving `directory`, as an
+    indexer's download link does; returns its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=directory)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def info_hash_of(client, before, name):
@@ -107,14 +119,16 @@ def main():
     assert elapsed < 1.0, elapsed
     ok("properties-after-add", f"{elapsed:.3f}s")
 
-    with open(other_torrent, "rb") as f:
-        assert client.torrents_add(
-            torrent_files=f.read(), save_path=other_dir, category="movies"
-        ) == "Ok."
+    # The second comes by URL, as Prowlarr hands over an indexer's link (4.x `paused`).
+    base = serve_directory(os.path.dirname(other_torrent))
+    link = f"{base}/{os.path.basename(other_torrent)}"
+    assert client.torrents_add(
+        urls=link, save_path=other_dir, category="movies", is_paused=False
+    ) == "Ok."
     other_name = os.path.basename(other_torrent)[: -len(".torrent")]
     other = wait_for("the second torrent", lambda: info_hash_of(client, before | {show}, other_name))
     assert "movies" in client.torrents_categories(), "add did not create its category"
-    ok("second-add", other)
+    ok("second-add-by-url", other)
 
     listed = client.torrents_info(category="tv")
     assert [t["hash"] for t in listed] == [show], listed
