@@ -7,11 +7,12 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
-use serde_json::{Map, Value};
+use axum::response::IntoResponse;
+use serde_json::Value;
 
 use super::params::{Hashes, Params};
-use super::serialize::{self, Context};
-use super::{json, Qbt, Refusal, Reply};
+use super::serialize::{self, Context, TorrentInfo};
+use super::{Qbt, Refusal, Reply};
 use crate::daemon::catalog::Row;
 
 /// qBittorrent's `filter` values.
@@ -177,14 +178,20 @@ pub async fn list(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
         now: std::time::Instant::now(),
         config: &config,
     };
-    let mut items: Vec<Map<String, Value>> = snapshot
+    let mut items: Vec<TorrentInfo> = snapshot
         .rows
         .iter()
         .filter(|r| selection.admits(r))
         .map(|r| serialize::torrent(r, &cx))
         .collect();
     if let Some(key) = &sort {
-        items.sort_by(|a, b| compare(a.get(key), b.get(key)));
+        // Any key may be asked for: take it from each object's JSON form.
+        let mut keyed: Vec<(Option<Value>, TorrentInfo)> = items
+            .into_iter()
+            .map(|t| (t.to_map().remove(key), t))
+            .collect();
+        keyed.sort_by(|a, b| compare(a.0.as_ref(), b.0.as_ref()));
+        items = keyed.into_iter().map(|(_, t)| t).collect();
     }
     if reverse {
         items.reverse();
@@ -199,13 +206,8 @@ pub async fn list(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
         Some(n) if n > 0 => (start + n).min(len),
         _ => len,
     };
-    let page: Vec<Value> = items
-        .into_iter()
-        .skip(start as usize)
-        .take((end - start) as usize)
-        .map(Value::Object)
-        .collect();
-    json(Value::Array(page))
+    let page = &items[start as usize..end as usize];
+    Ok(axum::Json(page).into_response())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use ccbt_config::Config;
 use ccbt_shards::swarm::{FaultKind, TorrentState};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::daemon::catalog::Row;
 use crate::daemon::core::Override;
@@ -92,23 +92,6 @@ pub fn eta(row: &Row) -> u64 {
     }
 }
 
-/// -2 "as configured", -1 "none", else the value: qBittorrent's share-limit encoding.
-fn limit_f64(o: Override<f64>) -> Value {
-    match o {
-        Override::Global => json!(-2),
-        Override::Unlimited => json!(-1),
-        Override::Limit(v) => json!(v),
-    }
-}
-
-fn limit_minutes(o: Override<u64>) -> Value {
-    match o {
-        Override::Global => json!(-2),
-        Override::Unlimited => json!(-1),
-        Override::Limit(v) => json!(v),
-    }
-}
-
 /// `magnet:?xt=urn:btih:...&dn=...&tr=...`.
 pub fn magnet(row: &Row) -> String {
     let meta = &row.fixed.meta;
@@ -159,8 +142,115 @@ pub fn content_path(row: &Row) -> String {
         .to_string()
 }
 
-/// The full `torrents/info` object of one row.
-pub fn torrent(row: &Row, cx: &Context) -> Map<String, Value> {
+/// qBittorrent's share-limit encoding: -2 "as configured", -1 "none", else the value.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Limit {
+    Ratio(f64),
+    Minutes(i64),
+}
+
+fn ratio_limit(o: Override<f64>) -> Limit {
+    match o {
+        Override::Global => Limit::Minutes(-2),
+        Override::Unlimited => Limit::Minutes(-1),
+        Override::Limit(v) => Limit::Ratio(v),
+    }
+}
+
+fn minutes_limit(o: Override<u64>) -> Limit {
+    match o {
+        Override::Global => Limit::Minutes(-2),
+        Override::Unlimited => Limit::Minutes(-1),
+        Override::Limit(v) => Limit::Minutes(i64::try_from(v).unwrap_or(i64::MAX)),
+    }
+}
+
+/// The full `torrents/info` object of one row, qBittorrent's key set. A struct rather
+/// than a JSON map, so a listing of many torrents is written straight out without
+/// building a map per torrent.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TorrentInfo {
+    pub hash: String,
+    pub infohash_v1: String,
+    pub infohash_v2: &'static str,
+    pub name: String,
+    pub magnet_uri: String,
+    pub size: u64,
+    pub total_size: u64,
+    pub progress: f64,
+    pub dlspeed: u64,
+    pub upspeed: u64,
+    pub priority: i64,
+    pub num_seeds: u64,
+    pub num_leechs: u64,
+    pub num_complete: i64,
+    pub num_incomplete: i64,
+    pub ratio: f64,
+    pub popularity: f64,
+    pub eta: u64,
+    pub state: &'static str,
+    pub seq_dl: bool,
+    pub f_l_piece_prio: bool,
+    pub category: String,
+    pub tags: String,
+    pub super_seeding: bool,
+    pub force_start: bool,
+    pub save_path: String,
+    pub download_path: &'static str,
+    pub content_path: String,
+    pub root_path: String,
+    pub added_on: i64,
+    pub completion_on: i64,
+    pub tracker: String,
+    pub trackers_count: usize,
+    pub dl_limit: i64,
+    pub up_limit: i64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub downloaded_session: u64,
+    pub uploaded_session: u64,
+    pub amount_left: u64,
+    pub completed: u64,
+    pub max_ratio: f64,
+    pub max_seeding_time: i64,
+    pub max_inactive_seeding_time: i64,
+    pub ratio_limit: Limit,
+    pub seeding_time_limit: Limit,
+    pub inactive_seeding_time_limit: Limit,
+    pub share_limits_mode: &'static str,
+    pub share_limit_action: &'static str,
+    pub seen_complete: i64,
+    pub last_activity: i64,
+    pub auto_tmm: bool,
+    pub time_active: u64,
+    pub seeding_time: u64,
+    pub availability: i64,
+    pub reannounce: i64,
+    pub comment: String,
+    pub private: bool,
+    pub has_metadata: bool,
+    pub connections_count: u64,
+    pub connections_limit: u32,
+    pub total_wasted: u64,
+    pub pieces_num: u32,
+    pub piece_size: u32,
+    pub pieces_have: u64,
+    pub created_by: String,
+    pub creation_date: i64,
+}
+
+impl TorrentInfo {
+    /// As a JSON object (for sorting by any key, and for callers that pick fields).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+pub fn torrent(row: &Row, cx: &Context) -> TorrentInfo {
     let live = &row.live;
     let fixed = &row.fixed;
     let meta = &fixed.meta;
@@ -169,108 +259,103 @@ pub fn torrent(row: &Row, cx: &Context) -> Map<String, Value> {
     let state = state(row);
     let downloading_side = state.ends_with("DL") || state == "downloading";
     let configured = cx.config.share.for_category(fixed.category.as_deref());
-    let max_ratio = settings
-        .share
-        .ratio
-        .resolve(configured.ratio_limit)
-        .unwrap_or(-1.0);
-    let max_seeding = settings
-        .share
-        .seeding_minutes
-        .resolve(configured.seeding_time_limit.map(|d| d.as_secs() / 60))
-        .map_or(-1, |m| m as i64);
-    let max_idle = settings
-        .share
-        .idle_minutes
-        .resolve(None)
-        .map_or(-1, |m| m as i64);
     let seeding_s = live.seeding.seconds(cx.now);
-    let active_s = seeding_s + live.downloading.seconds(cx.now);
     let swarm = live.swarm;
     let trackers = trackers(row);
-    let tracker = if swarm.is_some() {
-        trackers.first().cloned().unwrap_or_default()
-    } else {
-        String::new()
+    let tracker = match (swarm, trackers.first()) {
+        (Some(_), Some(first)) => first.clone(),
+        _ => String::new(),
     };
+    let content_path = content_path(row);
     let root_path = if meta.info.multi_file {
-        content_path(row)
+        content_path.clone()
     } else {
         String::new()
     };
     let left = amount_left(row);
     let wanted = row.wanted_size();
-    let value = json!({
-        "hash": row.info_hash.to_hex(),
-        "infohash_v1": row.info_hash.to_hex(),
-        "infohash_v2": "",
-        "name": meta.info.name.display(),
-        "magnet_uri": magnet(row),
-        "size": wanted,
-        "total_size": row.total_size(),
-        "progress": progress(row),
-        "dlspeed": live.download_rate,
-        "upspeed": live.upload_rate,
-        "priority": if live.done { 0 } else { i64::from(fixed.queue_position) + 1 },
-        "num_seeds": if downloading_side { live.peers } else { 0 },
-        "num_leechs": if downloading_side { 0 } else { live.peers },
-        "num_complete": swarm.map_or(-1, |s| s.seeders as i64),
-        "num_incomplete": swarm.map_or(-1, |s| s.leechers as i64),
-        "ratio": row.ratio(),
-        "popularity": 0,
-        "eta": eta(row),
-        "state": state,
-        "seq_dl": settings.sequential,
-        "f_l_piece_prio": false,
-        "category": fixed.category.clone().unwrap_or_default(),
-        "tags": fixed.tags.join(", "),
-        "super_seeding": false,
-        "force_start": false,
-        "save_path": fixed.save_dir.display().to_string(),
-        "download_path": "",
-        "content_path": content_path(row),
-        "root_path": root_path,
-        "added_on": fixed.added_at,
-        "completion_on": fixed.completed_at.unwrap_or(-1),
-        "tracker": tracker,
-        "trackers_count": trackers.len(),
-        "dl_limit": unlimited_as_minus_one(settings.download_bytes_per_s),
-        "up_limit": unlimited_as_minus_one(settings.upload_bytes_per_s),
-        "downloaded": live.downloaded,
-        "uploaded": live.uploaded,
-        "downloaded_session": live.downloaded,
-        "uploaded_session": live.uploaded,
-        "amount_left": left,
-        "completed": wanted.saturating_sub(left),
-        "max_ratio": max_ratio,
-        "max_seeding_time": max_seeding,
-        "max_inactive_seeding_time": max_idle,
-        "ratio_limit": limit_f64(settings.share.ratio),
-        "seeding_time_limit": limit_minutes(settings.share.seeding_minutes),
-        "inactive_seeding_time_limit": limit_minutes(settings.share.idle_minutes),
-        "share_limits_mode": "Default",
-        "share_limit_action": "Default",
-        "seen_complete": fixed.completed_at.unwrap_or(-1),
-        "last_activity": live.last_activity,
-        "auto_tmm": false,
-        "time_active": active_s,
-        "seeding_time": seeding_s,
-        "availability": -1,
-        "reannounce": 0,
-        "comment": meta.comment.clone().unwrap_or_default(),
-        "private": meta.info.private,
-        "has_metadata": true,
-        "connections_count": live.peers,
-        "connections_limit": cx.config.limits.max_peers_per_torrent,
-        "total_wasted": 0,
-        "pieces_num": layout.piece_count(),
-        "piece_size": layout.piece_length(),
-        "pieces_have": live.have_pieces,
-        "created_by": meta.created_by.clone().unwrap_or_default(),
-        "creation_date": meta.creation_date.unwrap_or(-1),
-    });
-    match value {
-        Value::Object(map) => map,
-        _ => unreachable!("json! of an object"),
+    let hash = row.info_hash.to_hex();
+    let minutes = |m: Option<u64>| m.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX));
+    TorrentInfo {
+        infohash_v1: hash.clone(),
+        hash,
+        infohash_v2: "",
+        name: meta.info.name.display(),
+        magnet_uri: magnet(row),
+        size: wanted,
+        total_size: row.total_size(),
+        progress: progress(row),
+        dlspeed: live.download_rate,
+        upspeed: live.upload_rate,
+        priority: if live.done {
+            0
+        } else {
+            i64::from(fixed.queue_position) + 1
+        },
+        num_seeds: if downloading_side { live.peers } else { 0 },
+        num_leechs: if downloading_side { 0 } else { live.peers },
+        num_complete: swarm.map_or(-1, |s| s.seeders as i64),
+        num_incomplete: swarm.map_or(-1, |s| s.leechers as i64),
+        ratio: row.ratio(),
+        popularity: 0.0,
+        eta: eta(row),
+        state,
+        seq_dl: settings.sequential,
+        f_l_piece_prio: false,
+        category: fixed.category.clone().unwrap_or_default(),
+        tags: fixed.tags.join(", "),
+        super_seeding: false,
+        force_start: false,
+        save_path: fixed.save_dir.display().to_string(),
+        download_path: "",
+        content_path,
+        root_path,
+        added_on: fixed.added_at,
+        completion_on: fixed.completed_at.unwrap_or(-1),
+        tracker,
+        trackers_count: trackers.len(),
+        dl_limit: unlimited_as_minus_one(settings.download_bytes_per_s),
+        up_limit: unlimited_as_minus_one(settings.upload_bytes_per_s),
+        downloaded: live.downloaded,
+        uploaded: live.uploaded,
+        downloaded_session: live.downloaded,
+        uploaded_session: live.uploaded,
+        amount_left: left,
+        completed: wanted.saturating_sub(left),
+        max_ratio: settings
+            .share
+            .ratio
+            .resolve(configured.ratio_limit)
+            .unwrap_or(-1.0),
+        max_seeding_time: minutes(
+            settings
+                .share
+                .seeding_minutes
+                .resolve(configured.seeding_time_limit.map(|d| d.as_secs() / 60)),
+        ),
+        max_inactive_seeding_time: minutes(settings.share.idle_minutes.resolve(None)),
+        ratio_limit: ratio_limit(settings.share.ratio),
+        seeding_time_limit: minutes_limit(settings.share.seeding_minutes),
+        inactive_seeding_time_limit: minutes_limit(settings.share.idle_minutes),
+        share_limits_mode: "Default",
+        share_limit_action: "Default",
+        seen_complete: fixed.completed_at.unwrap_or(-1),
+        last_activity: live.last_activity,
+        auto_tmm: false,
+        time_active: seeding_s + live.downloading.seconds(cx.now),
+        seeding_time: seeding_s,
+        availability: -1,
+        reannounce: 0,
+        comment: meta.comment.clone().unwrap_or_default(),
+        private: meta.info.private,
+        has_metadata: true,
+        connections_count: live.peers,
+        connections_limit: cx.config.limits.max_peers_per_torrent,
+        total_wasted: 0,
+        pieces_num: layout.piece_count(),
+        piece_size: layout.piece_length(),
+        pieces_have: live.have_pieces,
+        created_by: meta.created_by.clone().unwrap_or_default(),
+        creation_date: meta.creation_date.unwrap_or(-1),
     }
 }

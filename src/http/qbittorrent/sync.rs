@@ -15,12 +15,15 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 use super::labels::categories_json;
 use super::params::Params;
-use super::serialize::{self, Context};
-use super::{json, Qbt, Reply};
+use super::serialize::{self, Context, TorrentInfo};
+use super::{Qbt, Reply};
 use crate::daemon::catalog::Snapshot;
 use crate::daemon::labels::Categories;
 
@@ -133,6 +136,33 @@ fn compute_server_state(q: &Qbt, snapshot: &Snapshot) -> Value {
     })
 }
 
+/// One `sync/maindata` answer; absent parts are left out, as qBittorrent leaves them.
+#[derive(Serialize, Default)]
+struct MainData {
+    rid: u64,
+    full_update: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    torrents: Option<BTreeMap<String, TorrentInfo>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    torrents_removed: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    categories: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    categories_removed: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags_removed: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trackers: Option<Map<String, Value>>,
+    server_state: Value,
+}
+
+/// `Some` unless empty.
+fn some<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
 pub async fn maindata(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
     let rid: u64 = p.number::<i64>("rid")?.unwrap_or(0).max(0) as u64;
     let snapshot = q.api.catalog.current();
@@ -146,84 +176,66 @@ pub async fn maindata(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
         now: std::time::Instant::now(),
         config: &config,
     };
-    let server_state = q.sync.server_state(&q, &snapshot);
+    let serialized = |rows: &[Arc<crate::daemon::catalog::Row>]| -> BTreeMap<String, TorrentInfo> {
+        rows.iter()
+            .map(|r| (r.info_hash.to_hex(), serialize::torrent(r, &cx)))
+            .collect()
+    };
     let changes = found
         .base
         .as_ref()
-        .and_then(|(seq, ..)| q.api.catalog.changes_since(*seq).map(|c| (c, *seq)));
-    let mut out = Map::new();
-    out.insert("rid".into(), json!(found.now_rid));
-    out.insert("server_state".into(), server_state);
+        .and_then(|(seq, ..)| q.api.catalog.changes_since(*seq));
+    let mut out = MainData {
+        rid: found.now_rid,
+        server_state: q.sync.server_state(&q, &snapshot),
+        ..MainData::default()
+    };
     match (changes, found.base) {
-        (Some((changes, _)), Some((_, old_categories, old_tags))) => {
-            out.insert("full_update".into(), json!(false));
-            if !changes.changed.is_empty() {
-                let torrents: Map<String, Value> = changes
-                    .changed
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.info_hash.to_hex(),
-                            Value::Object(serialize::torrent(r, &cx)),
-                        )
-                    })
-                    .collect();
-                out.insert("torrents".into(), Value::Object(torrents));
-            }
-            if !changes.removed.is_empty() {
-                let removed: Vec<String> =
-                    changes.removed.iter().map(|(h, _)| h.to_hex()).collect();
-                out.insert("torrents_removed".into(), json!(removed));
-            }
+        (Some(changes), Some((_, old_categories, old_tags))) => {
             let changed: Categories = categories
                 .iter()
                 .filter(|(k, v)| old_categories.get(*k) != Some(v))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            if !changed.is_empty() {
-                out.insert(
-                    "categories".into(),
-                    Value::Object(categories_json(&changed)),
-                );
-            }
-            let gone: Vec<&String> = old_categories
-                .keys()
-                .filter(|k| !categories.contains_key(*k))
-                .collect();
-            if !gone.is_empty() {
-                out.insert("categories_removed".into(), json!(gone));
-            }
-            let new_tags: Vec<&String> = tags.iter().filter(|t| !old_tags.contains(t)).collect();
-            if !new_tags.is_empty() {
-                out.insert("tags".into(), json!(new_tags));
-            }
-            let gone_tags: Vec<&String> = old_tags.iter().filter(|t| !tags.contains(t)).collect();
-            if !gone_tags.is_empty() {
-                out.insert("tags_removed".into(), json!(gone_tags));
-            }
+            out.torrents = Some(serialized(&changes.changed)).filter(|t| !t.is_empty());
+            out.torrents_removed = some(
+                changes
+                    .removed
+                    .iter()
+                    .map(|(h, _)| h.to_hex())
+                    .collect::<Vec<_>>(),
+            );
+            out.categories = Some(categories_json(&changed)).filter(|c| !c.is_empty());
+            out.categories_removed = some(
+                old_categories
+                    .keys()
+                    .filter(|k| !categories.contains_key(*k))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            out.tags = some(
+                tags.iter()
+                    .filter(|t| !old_tags.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            out.tags_removed = some(
+                old_tags
+                    .iter()
+                    .filter(|t| !tags.contains(t))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
         }
         _ => {
-            out.insert("full_update".into(), json!(true));
-            let torrents: Map<String, Value> = snapshot
-                .rows
-                .iter()
-                .map(|r| {
-                    (
-                        r.info_hash.to_hex(),
-                        Value::Object(serialize::torrent(r, &cx)),
-                    )
-                })
-                .collect();
-            out.insert("torrents".into(), Value::Object(torrents));
-            out.insert(
-                "categories".into(),
-                Value::Object(categories_json(&categories)),
-            );
-            out.insert("tags".into(), json!(tags));
-            out.insert("trackers".into(), json!({}));
+            out.full_update = true;
+            out.torrents = Some(serialized(&snapshot.rows));
+            out.categories = Some(categories_json(&categories));
+            out.tags = Some(tags);
+            out.trackers = Some(Map::new());
         }
     }
-    json(Value::Object(out))
+    Ok(axum::Json(out).into_response())
 }
 
 #[cfg(test)]
