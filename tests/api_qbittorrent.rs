@@ -142,12 +142,21 @@ fn qbittorrent_api_drives_the_daemon_as_sonarr_does() {
         "preferences",
         "category tv",
         "properties-after-add",
+        "add-options",
         "second-add-by-url",
         "list-by-category",
         "files",
         "share-limits",
         "tags",
         "top-priority",
+        "set-preferences",
+        "trackers-and-pieces",
+        "file-priority",
+        "rate-limits",
+        "categories-edit",
+        "tags-edit",
+        "queue-force-sequential",
+        "recheck-and-transfer",
         "sync-quiet",
         "sync-increment",
         "stop",
@@ -164,6 +173,11 @@ fn qbittorrent_api_drives_the_daemon_as_sonarr_does() {
             ran.stdout
         );
     }
+    // setPreferences names what it could not apply.
+    assert!(
+        log.contains("not applied") && log.contains("ccbt_test_unsupported"),
+        "{log}"
+    );
     // What the API did, seen from outside it: the show's data is gone, the film's is
     // there, and the daemon's control socket lists only the film, in its category.
     assert!(!tv.join("Show.S01E01").exists());

@@ -53,6 +53,100 @@ def info_hash_of(client, before, name):
     return None
 
 
+def more_endpoints(client, show, other, show_dir, wait_for, seeding):
+    """The rest of the endpoints the *arr apps, Prowlarr and web UIs use."""
+    client.app_set_preferences(prefs={
+        "max_ratio_enabled": True, "max_ratio": 3.0,
+        "max_seeding_time_enabled": True, "max_seeding_time": 120,
+        "ccbt_test_unsupported": 1,
+    })
+    prefs = client.app_preferences()
+    assert (prefs["max_ratio_enabled"], prefs["max_ratio"]) == (True, 3.0), prefs["max_ratio"]
+    assert (prefs["max_seeding_time_enabled"], prefs["max_seeding_time"]) == (True, 120)
+    t = client.torrents_info(torrent_hashes=other)[0]
+    assert t["ratio_limit"] == -2 and t["max_ratio"] == 3.0, (t["ratio_limit"], t["max_ratio"])
+    assert t["max_seeding_time"] == 120, t["max_seeding_time"]
+    ok("set-preferences")
+
+    trackers = client.torrents_trackers(torrent_hash=show)
+    assert [x["url"] for x in trackers[:3]] == ["** [DHT] **", "** [PeX] **", "** [LSD] **"]
+    states = client.torrents_piece_states(torrent_hash=show)
+    pieces = client.torrents_properties(torrent_hash=show)["pieces_num"]
+    assert len(states) == pieces and set(states) == {2}, (len(states), pieces, set(states))
+    ok("trackers-and-pieces", f"pieces={pieces}")
+
+    client.torrents_file_priority(torrent_hash=show, file_ids=[1], priority=0)
+    assert [f["priority"] for f in client.torrents_files(torrent_hash=show)] == [1, 0, 1]
+    client.torrents_file_priority(torrent_hash=show, file_ids=1, priority=1)
+    assert [f["priority"] for f in client.torrents_files(torrent_hash=show)] == [1, 1, 1]
+    try:
+        client.torrents_file_priority(torrent_hash=show, file_ids=1, priority=3)
+        raise AssertionError("priority 3 was accepted")
+    except qbittorrentapi.InvalidRequest400Error:
+        pass
+    ok("file-priority")
+
+    client.torrents_set_upload_limit(limit=123456, torrent_hashes=other)
+    client.torrents_set_download_limit(limit=654321, torrent_hashes=other)
+    assert client.torrents_upload_limit(torrent_hashes=other)[other] == 123456
+    assert client.torrents_download_limit(torrent_hashes=other)[other] == 654321
+    t = client.torrents_info(torrent_hashes=other)[0]
+    assert (t["up_limit"], t["dl_limit"]) == (123456, 654321), t
+    client.torrents_set_upload_limit(limit=0, torrent_hashes=other)
+    assert client.torrents_info(torrent_hashes=other)[0]["up_limit"] == -1
+    ok("rate-limits")
+
+    client.torrents_edit_category(name="tv", save_path=os.path.join(show_dir, "later"))
+    assert client.torrents_categories()["tv"]["savePath"] == os.path.join(show_dir, "later")
+    client.torrents_edit_category(name="tv", save_path=show_dir)
+    client.torrents_create_category(name="scratch")
+    try:
+        client.torrents_create_category(name="scratch")
+        raise AssertionError("a second scratch category was created")
+    except qbittorrentapi.Conflict409Error:
+        pass
+    client.torrents_set_category(category="scratch", torrent_hashes=other)
+    assert client.torrents_info(torrent_hashes=other)[0]["category"] == "scratch"
+    client.torrents_remove_categories(categories="scratch")
+    assert "scratch" not in client.torrents_categories()
+    assert client.torrents_info(torrent_hashes=other)[0]["category"] == ""
+    try:
+        client.torrents_set_category(category="nope", torrent_hashes=other)
+        raise AssertionError("an unknown category was set")
+    except qbittorrentapi.Conflict409Error:
+        pass
+    client.torrents_set_category(category="movies", torrent_hashes=other)
+    ok("categories-edit")
+
+    client.torrents_create_tags(tags=["a", "b"])
+    assert {"a", "b"} <= set(client.torrents_tags())
+    client.torrents_add_tags(tags=["a", "b"], torrent_hashes=other)
+    assert client.torrents_info(torrent_hashes=other)[0]["tags"] == "a, b"
+    client.torrents_remove_tags(tags="a", torrent_hashes=other)
+    assert client.torrents_info(torrent_hashes=other)[0]["tags"] == "b"
+    client.torrents_delete_tags(tags=["a", "b"])
+    assert not {"a", "b"} & set(client.torrents_tags())
+    assert client.torrents_info(torrent_hashes=other)[0]["tags"] == ""
+    ok("tags-edit")
+
+    client.torrents_bottom_priority(torrent_hashes=show)
+    client.torrents_increase_priority(torrent_hashes=show)
+    client.torrents_decrease_priority(torrent_hashes=show)
+    client.torrents_set_force_start(enable=True, torrent_hashes=other)
+    client.torrents_toggle_sequential_download(torrent_hashes=other)
+    assert client.torrents_info(torrent_hashes=other)[0]["seq_dl"] is True
+    client.torrents_toggle_sequential_download(torrent_hashes=other)
+    assert client.torrents_info(torrent_hashes=other)[0]["seq_dl"] is False
+    ok("queue-force-sequential")
+
+    client.torrents_reannounce(torrent_hashes=other)
+    client.torrents_recheck(torrent_hashes=other)
+    wait_for("the other torrent seeding after its recheck", lambda: seeding(other))
+    info = client.transfer_info()
+    assert info["connection_status"] == "connected" and "dl_info_speed" in info, info
+    ok("recheck-and-transfer")
+
+
 def main():
     url, user, password, show_torrent, show_dir, other_torrent, other_dir = sys.argv[1:8]
     client = qbittorrentapi.Client(
@@ -99,6 +193,10 @@ def main():
             category="tv",
             save_path=show_dir,
             is_stopped=False,
+            is_sequential_download=True,
+            ratio_limit=1.5,
+            seeding_time_limit=60,
+            is_skip_checking=True,
         )
     assert answer == "Ok.", answer
     added_at = time.monotonic()
@@ -118,6 +216,10 @@ def main():
     assert props["save_path"] == show_dir, props["save_path"]
     assert elapsed < 1.0, elapsed
     ok("properties-after-add", f"{elapsed:.3f}s")
+    t = client.torrents_info(torrent_hashes=show)[0]
+    assert t["seq_dl"] is True, t["seq_dl"]
+    assert (t["ratio_limit"], t["seeding_time_limit"]) == (1.5, 60), t
+    ok("add-options")
 
     # The second comes by URL, as Prowlarr hands over an indexer's link (4.x `paused`).
     base = serve_directory(os.path.dirname(other_torrent))
@@ -174,6 +276,8 @@ def main():
     client.torrents_top_priority(torrent_hashes=other)
     client.torrents_top_priority(torrent_hashes=show)
     ok("top-priority")
+
+    more_endpoints(client, show, other, show_dir, wait_for, seeding)
 
     # sync/maindata: a full update, then increments once nothing moves.
     full = client.sync_maindata(rid=0)
