@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::swarm::REQUIRE_INTEROP;
+use common::swarm::{Running, REQUIRE_INTEROP};
 use common::{ccbt, run, run_for, write_tree};
 
 const USER: &str = "sonarr";
@@ -623,6 +623,47 @@ fn the_webapi_refuses_what_it_must_over_raw_http() {
         "{listed}"
     );
 
+    // URLs: fetched over HTTP within the body cap; one past it fails with the reason logged.
+    let served = root.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("huge.torrent"), vec![b'd'; 200_000]).unwrap();
+    let mut web = Running::start("http.server", |_| {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&served);
+        cmd
+    });
+    let port = wait_for_port(&mut web);
+    let huge = post_form(
+        &api,
+        "/api/v2/torrents/add",
+        &format!("Cookie: {cookie}\r\n"),
+        &format!("urls=http%3A%2F%2F127.0.0.1%3A{port}%2Fhuge.torrent"),
+    );
+    assert_eq!(huge.body.trim(), "Fails.", "{huge:?}");
+    let missing = post_form(
+        &api,
+        "/api/v2/torrents/add",
+        &format!("Cookie: {cookie}\r\n"),
+        &format!("urls=http%3A%2F%2F127.0.0.1%3A{port}%2Fmissing.torrent"),
+    );
+    assert_eq!(missing.body.trim(), "Fails.", "{missing:?}");
+    web.stop(Duration::from_secs(5));
+    let log = daemon.running.log();
+    assert!(
+        log.contains("larger than control.max_request_bytes"),
+        "{log}"
+    );
+    assert!(log.contains("the server answered 404"), "{log}");
+
     // Brute force: three bad logins ban the address, then even the right password and
     // the session it had are refused.
     for _ in 0..3 {
@@ -687,6 +728,28 @@ fn without_credentials_loopback_clients_need_no_login() {
         "Host header",
     );
     assert!(daemon.stop(Duration::from_secs(30)).success());
+}
+
+/// The port `python3 -m http.server 0` says it serves on.
+fn wait_for_port(web: &mut Running) -> u16 {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = web.log();
+        if let Some(port) = log
+            .lines()
+            .find_map(|l| l.split(" port ").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+        {
+            return port;
+        }
+        assert!(web.is_running(), "http.server exited: {log}");
+        assert!(
+            std::time::Instant::now() < until,
+            "http.server said no port: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn base64_basic(user: &str, password: &str) -> String {

@@ -121,7 +121,13 @@ async fn get(url: &str, cap: usize) -> Result<Answer, FetchError> {
     } else if status.is_success() {
         let body = axum::body::to_bytes(Body::new(response.into_body()), cap)
             .await
-            .map_err(|_| FetchError::TooLarge(url.into()))?;
+            .map_err(|e| {
+                if e.to_string().contains("length limit") {
+                    FetchError::TooLarge(url.into())
+                } else {
+                    failed(format!("the body broke off: {e}"))
+                }
+            })?;
         Answer::Body(body.to_vec())
     } else {
         return Err(failed(format!("the server answered {status}")));

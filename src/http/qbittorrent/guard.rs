@@ -49,7 +49,8 @@ pub async fn check(State(q): State<Arc<Qbt>>, req: Request, next: Next) -> Respo
     if let Err(why) = same_site(headers) {
         return reason(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {why}"));
     }
-    let is_login = req.uri().path().ends_with("/auth/login");
+    // Inside the `/api/v2` nest the path arrives without its prefix.
+    let is_login = matches!(req.uri().path(), "/auth/login" | "/api/v2/auth/login");
     if !is_login && !authenticated(&q, headers, peer) {
         return reason(StatusCode::FORBIDDEN, "Forbidden");
     }
