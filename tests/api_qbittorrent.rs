@@ -409,6 +409,12 @@ fn the_webapi_refuses_what_it_must_over_raw_http() {
         (with_basic.status, with_basic.body.as_str()),
         (200, "2.11.4")
     );
+    let wrong = base64_basic(USER, "wrong");
+    let with_wrong = request(
+        &api,
+        &format!("GET /api/v2/app/webapiVersion HTTP/1.1\r\nAuthorization: Basic {wrong}\r\n\r\n"),
+    );
+    assert_eq!(with_wrong.status, 403, "{with_wrong:?}");
 
     // Cross-site: refused even with a good session; the same origin passes.
     let addr = api.trim_start_matches("http://");

@@ -220,3 +220,24 @@ pub async fn piece_states(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
         .collect();
     json(json!(states))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::qbittorrent::serialize::tests::row;
+    use ccbt_shards::swarm::TorrentState;
+
+    #[test]
+    fn file_progress_counts_the_bytes_of_pieces_held() {
+        // Pieces of 16,384: a.mkv is bytes 0..30,000 (pieces 0-1), b.nfo 30,000..40,000
+        // (pieces 1-2).
+        let r = row(TorrentState::Downloading);
+        let mut have = Bitfield::empty(3);
+        have.set(1);
+        assert_eq!(file_have_bytes(&r, 0, &have), 30_000 - 16_384);
+        assert_eq!(file_have_bytes(&r, 1, &have), 32_768 - 30_000);
+        have.set(2);
+        assert_eq!(file_have_bytes(&r, 1, &have), 10_000);
+        assert_eq!(file_have_bytes(&r, 0, &Bitfield::full(3)), 30_000);
+    }
+}

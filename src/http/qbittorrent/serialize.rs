@@ -359,3 +359,167 @@ pub fn torrent(row: &Row, cx: &Context) -> TorrentInfo {
         creation_date: meta.creation_date.unwrap_or(-1),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use ccbt_engine::metainfo::{Metainfo, NewFile, NewTorrent};
+    use ccbt_engine::Sha1Digest;
+    use ccbt_shards::swarm::TorrentFault;
+
+    use super::*;
+    use crate::daemon::catalog::{Fixed, Live, Timer};
+    use crate::daemon::core::TorrentSettings;
+
+    /// A two-file torrent of 3 pieces of 16 KiB (40,000 bytes), as a catalog row in `state`.
+    pub(crate) fn row(state: TorrentState) -> Row {
+        let bytes = NewTorrent {
+            name: b"Show".to_vec(),
+            piece_length: 16_384,
+            files: vec![
+                NewFile {
+                    path: vec![b"a.mkv".to_vec()],
+                    length: 30_000,
+                },
+                NewFile {
+                    path: vec![b"b.nfo".to_vec()],
+                    length: 10_000,
+                },
+            ],
+            piece_hashes: vec![Sha1Digest::default(); 3],
+            trackers: vec!["http://t.example/announce".into()],
+            ..NewTorrent::default()
+        }
+        .encode()
+        .unwrap();
+        let meta = Arc::new(Metainfo::parse(&bytes).unwrap());
+        Row {
+            id: 1,
+            info_hash: meta.info_hash,
+            fixed: Arc::new(Fixed {
+                revision: 1,
+                meta,
+                save_dir: PathBuf::from("/srv/tv"),
+                added_at: 1_700_000_000,
+                completed_at: None,
+                category: Some("tv".into()),
+                tags: vec!["a".into(), "b".into()],
+                queue_position: 0,
+                user_paused: false,
+                queued: false,
+                settings: TorrentSettings::default(),
+            }),
+            live: Live {
+                state,
+                peers: 0,
+                have_pieces: 0,
+                checked_pieces: 0,
+                wanted_left: 40_000,
+                done: false,
+                uploaded: 0,
+                downloaded: 0,
+                upload_rate: 0,
+                download_rate: 0,
+                swarm: None,
+                error: None,
+                seeding: Timer::default(),
+                downloading: Timer::default(),
+                last_activity: 0,
+            },
+        }
+    }
+
+    fn with(mut r: Row, f: impl FnOnce(&mut Live, &mut Fixed)) -> Row {
+        let mut fixed = Arc::try_unwrap(r.fixed).unwrap();
+        f(&mut r.live, &mut fixed);
+        r.fixed = Arc::new(fixed);
+        r
+    }
+
+    #[test]
+    fn states_are_the_5x_names_sonarr_maps() {
+        use TorrentState as S;
+        let seed = |l: &mut Live, _: &mut Fixed| {
+            l.done = true;
+            l.wanted_left = 0;
+        };
+        assert_eq!(state(&row(S::Downloading)), "stalledDL");
+        let moving = with(row(S::Downloading), |l, _| l.download_rate = 5);
+        assert_eq!(state(&moving), "downloading");
+        assert_eq!(state(&with(row(S::Seeding), seed)), "stalledUP");
+        let uploading = with(row(S::Seeding), |l, f| {
+            seed(l, f);
+            l.upload_rate = 9;
+        });
+        assert_eq!(state(&uploading), "uploading");
+        assert_eq!(state(&row(S::Paused)), "stoppedDL");
+        assert_eq!(state(&with(row(S::Paused), seed)), "stoppedUP");
+        let queued = with(row(S::Paused), |_, f| f.queued = true);
+        assert_eq!(state(&queued), "queuedDL");
+        assert_eq!(state(&row(S::Queued)), "queuedDL");
+        assert_eq!(state(&row(S::Checking)), "checkingDL");
+        let rechecking = with(row(S::Checking), |l, _| l.done = true);
+        assert_eq!(state(&rechecking), "checkingUP");
+        let missing = with(row(S::Failed), |l, _| {
+            l.error = Some(TorrentFault::io(
+                None,
+                &std::io::Error::from(std::io::ErrorKind::NotFound),
+            ))
+        });
+        assert_eq!(state(&missing), "missingFiles");
+        let broken = with(row(S::Failed), |l, _| {
+            l.error = Some(TorrentFault::bad_data("x"))
+        });
+        assert_eq!(state(&broken), "error");
+    }
+
+    #[test]
+    fn a_torrent_object_has_the_fields_sonarr_reads() {
+        let config = Config::default();
+        let cx = Context {
+            now: Instant::now(),
+            config: &config,
+        };
+        let r = with(row(TorrentState::Downloading), |l, _| {
+            l.wanted_left = 10_000;
+            l.download_rate = 1_000;
+        });
+        let t = torrent(&r, &cx).to_map();
+        for key in [
+            "hash",
+            "name",
+            "size",
+            "progress",
+            "eta",
+            "state",
+            "category",
+            "save_path",
+            "content_path",
+            "ratio",
+            "ratio_limit",
+            "seeding_time",
+            "seeding_time_limit",
+            "inactive_seeding_time_limit",
+            "last_activity",
+            "tags",
+            "magnet_uri",
+        ] {
+            assert!(t.contains_key(key), "no {key}");
+        }
+        assert_eq!(t["progress"], 0.75);
+        assert_eq!(t["eta"], 10);
+        assert_eq!(t["amount_left"], 10_000);
+        assert_eq!(t["content_path"], "/srv/tv/Show");
+        assert_eq!(t["root_path"], "/srv/tv/Show");
+        assert_eq!(t["tags"], "a, b");
+        assert_eq!(t["ratio_limit"], -2);
+        assert_eq!(t["up_limit"], -1);
+        assert_eq!(t["trackers_count"], 1);
+        assert!(t["magnet_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("&dn=Show&tr=http%3A%2F%2Ft.example%2Fannounce"));
+    }
+}

@@ -26,8 +26,11 @@ pub struct Sessions {
 impl Sessions {
     /// A new session's id.
     pub fn create(&self) -> std::io::Result<String> {
+        self.create_at(Instant::now())
+    }
+
+    fn create_at(&self, now: Instant) -> std::io::Result<String> {
         let id = random_id()?;
-        let now = Instant::now();
         let mut map = self.last_used.lock().expect("sessions lock");
         map.retain(|_, used| now.duration_since(*used) < SESSION_IDLE);
         if map.len() >= MAX_SESSIONS {
@@ -41,7 +44,10 @@ impl Sessions {
 
     /// Whether `id` is a live session; using it keeps it alive.
     pub fn touch(&self, id: &str) -> bool {
-        let now = Instant::now();
+        self.touch_at(id, Instant::now())
+    }
+
+    fn touch_at(&self, id: &str, now: Instant) -> bool {
         let mut map = self.last_used.lock().expect("sessions lock");
         match map.get_mut(id) {
             Some(used) if now.duration_since(*used) < SESSION_IDLE => {
@@ -107,6 +113,23 @@ mod tests {
         let last = s.create().unwrap();
         s.end(&last);
         assert!(!s.touch(&last));
+    }
+
+    #[test]
+    fn an_idle_session_expires_and_use_keeps_one_alive() {
+        let s = Sessions::default();
+        let t0 = Instant::now();
+        let idle = s.create_at(t0).unwrap();
+        let used = s.create_at(t0).unwrap();
+        let later = t0 + SESSION_IDLE / 2;
+        assert!(s.touch_at(&used, later));
+        let past = t0 + SESSION_IDLE + Duration::from_secs(1);
+        assert!(
+            !s.touch_at(&idle, past),
+            "idle for longer than SESSION_IDLE"
+        );
+        assert!(s.touch_at(&used, past), "used half-way: still alive");
+        assert_eq!(s.len(), 1, "the expired one is forgotten");
     }
 
     #[test]
