@@ -1,4 +1,3 @@
-#![recursion_limit = "256"] // serde_json::json! of the qBittorrent API's large objects
 //! `ccbt-uring`: the command-line front end of the ccbt-uring BitTorrent engine.
 
 mod cli;

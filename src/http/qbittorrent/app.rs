@@ -57,7 +57,7 @@ pub async fn preferences(State(q): State<Arc<Qbt>>) -> Reply {
     let seeding_minutes = c.share.seeding_time_limit.map(|d| d.as_secs() / 60);
     let rate = |r: ByteRate| i64::try_from(r.0).unwrap_or(i64::MAX);
     let limit = |n: u32| if n == 0 { -1 } else { i64::from(n) };
-    json(json!({
+    let mut prefs = json!({
         "save_path": daemon.download_dir().display().to_string(),
         "temp_path_enabled": false,
         "temp_path": "",
@@ -83,6 +83,9 @@ pub async fn preferences(State(q): State<Arc<Qbt>>) -> Reply {
         "max_active_torrents": -1,
         "max_active_checking_torrents": limit(c.queue.max_active_checks),
         "dont_count_slow_torrents": false,
+    });
+    // Two halves: one json! of every key passes the macro's recursion limit.
+    let network = json!({
         "dht": false,
         "pex": false,
         "lsd": false,
@@ -111,7 +114,11 @@ pub async fn preferences(State(q): State<Arc<Qbt>>) -> Reply {
         "bypass_local_auth": !q.api.access.needs_credentials(),
         "bypass_auth_subnet_whitelist_enabled": false,
         "web_ui_domain_list": c.control.host_whitelist.join(";"),
-    }))
+    });
+    if let (Some(all), Value::Object(more)) = (prefs.as_object_mut(), network) {
+        all.extend(more);
+    }
+    json(prefs)
 }
 
 /// What a setPreferences call changes.
