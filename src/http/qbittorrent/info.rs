@@ -93,12 +93,13 @@ impl Filter {
     }
 }
 
-/// Whether the row passes the request's `filter`, `category`, `tag` and `hashes`.
+/// The request's `filter`, `category`, `tag` and `hashes`.
 pub struct Selection {
     filter: Filter,
     category: Option<String>,
     tag: Option<String>,
-    hashes: Option<Vec<ccbt_engine::InfoHash>>,
+    /// Only these (looked up one by one, so a short list over many torrents is cheap).
+    pub hashes: Option<Vec<ccbt_engine::InfoHash>>,
 }
 
 impl Selection {
@@ -123,12 +124,9 @@ impl Selection {
         })
     }
 
+    /// Whether the row passes `filter`, `category` and `tag` (`hashes` picks the rows
+    /// before this is asked).
     pub fn admits(&self, row: &Row) -> bool {
-        if let Some(hashes) = &self.hashes {
-            if !hashes.contains(&row.info_hash) {
-                return false;
-            }
-        }
         // An empty category or tag selects the torrents without one.
         if let Some(c) = &self.category {
             if row.fixed.category.as_deref().unwrap_or("") != c {
@@ -178,9 +176,19 @@ pub async fn list(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
         now: std::time::Instant::now(),
         config: &config,
     };
-    let mut items: Vec<TorrentInfo> = snapshot
-        .rows
-        .iter()
+    let rows: Vec<&Arc<Row>> = match &selection.hashes {
+        None => snapshot.rows.iter().collect(),
+        Some(hashes) => {
+            let mut seen = std::collections::HashSet::new();
+            hashes
+                .iter()
+                .filter(|h| seen.insert(**h))
+                .filter_map(|h| snapshot.get(h))
+                .collect()
+        }
+    };
+    let mut items: Vec<TorrentInfo> = rows
+        .into_iter()
         .filter(|r| selection.admits(r))
         .map(|r| serialize::torrent(r, &cx))
         .collect();
