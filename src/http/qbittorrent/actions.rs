@@ -125,8 +125,8 @@ fn share_limit<T>(
     name: &str,
     make: impl Fn(f64) -> Option<T>,
 ) -> Result<Override<T>, Refusal> {
-    let v: f64 = p
-        .number(name)?
+    let v = p
+        .real(name)?
         .ok_or_else(|| Refusal::bad(format!("Missing parameter: {name}")))?;
     Ok(match v {
         -2.0 => Override::Global,

@@ -169,9 +169,9 @@ fn options(q: &Qbt, p: &Params) -> Result<Options, Refusal> {
         None => None,
     };
     let paused = p.flag("stopped")?.or(p.flag("paused")?).unwrap_or(false);
-    let ratio: Option<f64> = p.number("ratioLimit")?;
-    let seeding: Option<f64> = p.number("seedingTimeLimit")?;
-    let idle: Option<f64> = p.number("inactiveSeedingTimeLimit")?;
+    let ratio = p.real("ratioLimit")?;
+    let seeding = p.real("seedingTimeLimit")?;
+    let idle = p.real("inactiveSeedingTimeLimit")?;
     let share = (ratio.is_some() || seeding.is_some() || idle.is_some()).then(|| ShareOverride {
         ratio: share_value(ratio, |x| x),
         seeding_minutes: share_value(seeding, |x| x as u64),

@@ -205,13 +205,14 @@ pub async fn list(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
         items.reverse();
     }
     let len = items.len() as i64;
+    // A negative offset counts from the end, as qBittorrent's does.
     let start = if offset < 0 {
-        (len + offset).max(0)
+        len.saturating_add(offset).max(0)
     } else {
         offset.min(len)
     };
     let end = match limit {
-        Some(n) if n > 0 => (start + n).min(len),
+        Some(n) if n > 0 => start.saturating_add(n).min(len),
         _ => len,
     };
     let page = &items[start as usize..end as usize];

@@ -77,6 +77,9 @@ impl From<crate::daemon::core::DaemonError> for Refusal {
             E::Unknown(_) => StatusCode::NOT_FOUND,
             E::BadTorrent(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             E::Duplicate(_) => StatusCode::CONFLICT,
+            E::Command(ccbt_shards::swarm::CommandError::Busy(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             E::Label(L::BadCategory(_) | L::BadTag(_)) => StatusCode::BAD_REQUEST,
             E::Label(L::Exists(_) | L::Missing(_) | L::Full(..)) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

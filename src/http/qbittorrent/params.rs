@@ -82,6 +82,17 @@ impl Params {
         }
     }
 
+    /// A finite decimal number, if given (`NaN` and `inf` parse as floats, but are no
+    /// limit anyone means).
+    pub fn real(&self, name: &str) -> Result<Option<f64>, Refusal> {
+        match self.number::<f64>(name)? {
+            Some(v) if !v.is_finite() => {
+                Err(Refusal::bad(format!("{name}: {v} is not a finite number")))
+            }
+            v => Ok(v),
+        }
+    }
+
     /// One info hash (`hash`): a 400 when missing or malformed.
     pub fn hash(&self) -> Result<InfoHash, Refusal> {
         let text = self.need("hash")?;
@@ -194,6 +205,10 @@ mod tests {
         assert_eq!(p.flag("zz").unwrap(), None);
         assert_eq!(p.number::<u64>("n").unwrap(), Some(12));
         assert!(p.number::<u64>("m").is_err());
+        let reals = params("a=1.5&b=NaN&c=inf");
+        assert_eq!(reals.real("a").unwrap(), Some(1.5));
+        assert!(reals.real("b").is_err());
+        assert!(reals.real("c").is_err());
     }
 
     #[test]
