@@ -736,6 +736,155 @@ fn without_credentials_loopback_clients_need_no_login() {
     assert!(daemon.stop(Duration::from_secs(30)).success());
 }
 
+/// Every endpoint, for the hostile-input sweep.
+const ENDPOINTS: &[&str] = &[
+    "app/version",
+    "app/webapiVersion",
+    "app/buildInfo",
+    "app/preferences",
+    "app/setPreferences",
+    "app/defaultSavePath",
+    "torrents/info",
+    "torrents/properties",
+    "torrents/files",
+    "torrents/trackers",
+    "torrents/pieceStates",
+    "torrents/add",
+    "torrents/delete",
+    "torrents/stop",
+    "torrents/pause",
+    "torrents/start",
+    "torrents/resume",
+    "torrents/recheck",
+    "torrents/reannounce",
+    "torrents/setLocation",
+    "torrents/setShareLimits",
+    "torrents/setUploadLimit",
+    "torrents/setDownloadLimit",
+    "torrents/uploadLimit",
+    "torrents/downloadLimit",
+    "torrents/filePrio",
+    "torrents/topPrio",
+    "torrents/bottomPrio",
+    "torrents/increasePrio",
+    "torrents/decreasePrio",
+    "torrents/setForceStart",
+    "torrents/toggleSequentialDownload",
+    "torrents/setCategory",
+    "torrents/categories",
+    "torrents/createCategory",
+    "torrents/editCategory",
+    "torrents/removeCategories",
+    "torrents/addTags",
+    "torrents/removeTags",
+    "torrents/tags",
+    "torrents/createTags",
+    "torrents/deleteTags",
+    "sync/maindata",
+    "transfer/info",
+    "transfer/uploadLimit",
+    "transfer/downloadLimit",
+    "transfer/setUploadLimit",
+    "transfer/setDownloadLimit",
+    "no/such/endpoint",
+    "auth/logout",
+];
+
+#[test]
+fn hostile_parameters_on_every_endpoint_get_an_answer_never_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let media = root.join("media");
+    let torrent = content_and_torrent(root, &media, "Clip", &[("clip.mkv", 20_000)]);
+    let cfg = config(
+        root,
+        &format!("allowed_save_dirs = [{:?}]", media.display().to_string()),
+    );
+    let mut daemon = Daemon::start(
+        root,
+        &["--config", cfg.to_str().unwrap(), "--peer-port", "0"],
+    );
+    let api = daemon.api.clone();
+    let (_, cookie) = login(&api);
+    // One torrent, so commands have something to act on.
+    let bytes = std::fs::read(&torrent).unwrap();
+    let add = multipart(
+        "XyZ",
+        &[
+            ("torrents", Some("c.torrent"), &bytes),
+            ("savepath", None, media.to_str().unwrap().as_bytes()),
+        ],
+    );
+    assert_eq!(post_multipart(&api, &cookie, &add, None).body.trim(), "Ok.");
+    let hostile = [
+        String::new(),
+        "hashes=all&hash=zz&category=&tags=,,,&limit=-99999999999999999999&offset=-9223372036854775808&rid=-1".into(),
+        "hashes=all&ratioLimit=NaN&seedingTimeLimit=1e300&inactiveSeedingTimeLimit=-3&limit=9223372036854775807".into(),
+        "hashes=all&category=%2Fbad%2F&categories=%0A%0A&savePath=%2Fetc&location=..%2F..%2F&tags=%00".into(),
+        "hashes=all&id=x%7C-1%7C99999999999&priority=9&value=maybe&json=%5B1%2C2%5D&urls=%FF%FE".into(),
+        "hashes=all&sort=nonexistent&reverse=true&filter=garbage&offset=5&limit=1&deleteFiles=perhaps".into(),
+        format!("hash={}&indexes=0%7Cx%7C999&json=%7B%22save_path%22%3A%22%2Fetc%22%7D", "ab".repeat(20)),
+    ];
+    for endpoint in ENDPOINTS {
+        for form in &hostile {
+            for answer in [
+                post_form(
+                    &api,
+                    &format!("/api/v2/{endpoint}"),
+                    &format!("Cookie: {cookie}\r\n"),
+                    form,
+                ),
+                request(
+                    &api,
+                    &format!("GET /api/v2/{endpoint}?{form} HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"),
+                ),
+            ] {
+                assert!(
+                    answer.status < 500 || answer.status == 503,
+                    "{endpoint} with {form:?}: {answer:?}"
+                );
+                if answer.status >= 400 {
+                    assert!(
+                        !answer.body.trim().is_empty(),
+                        "{endpoint} {form:?}: no reason: {answer:?}"
+                    );
+                }
+            }
+        }
+        let garbage = exchange(
+            &api,
+            &format!(
+                "POST /api/v2/{endpoint} HTTP/1.1\r\nCookie: {cookie}\r\n\
+                 Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 9\r\n\r\n"
+            ),
+            b"\xff\x00--XyZ\r\n",
+        );
+        assert!(
+            garbage.status < 500,
+            "{endpoint} with garbage multipart: {garbage:?}"
+        );
+    }
+    assert!(daemon.running.is_running(), "{}", daemon.running.log());
+    assert!(
+        !daemon.running.log().contains("panicked"),
+        "{}",
+        daemon.running.log()
+    );
+    // The sweep ended with auth/logout: the session is gone, a new login works.
+    let gone = request(
+        &api,
+        &format!("GET /api/v2/app/version HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"),
+    );
+    assert_eq!(gone.status, 403, "{gone:?}");
+    let (_, cookie) = login(&api);
+    let version = request(
+        &api,
+        &format!("GET /api/v2/app/version HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"),
+    );
+    assert_eq!(version.body, "v5.1.4");
+    assert!(daemon.stop(Duration::from_secs(30)).success());
+}
+
 /// The port `python3 -m http.server 0` says it serves on.
 fn wait_for_port(web: &mut Running) -> u16 {
     let until = std::time::Instant::now() + Duration::from_secs(20);
