@@ -159,6 +159,7 @@ fn qbittorrent_api_drives_the_daemon_as_sonarr_does() {
         "recheck-and-transfer",
         "sync-quiet",
         "sync-increment",
+        "sync-labels",
         "stop",
         "start",
         "pause-resume-4x",

@@ -305,6 +305,20 @@ def main():
     rid = step["rid"]
     ok("sync-increment", f"rid={rid} changed={len(changed)}")
 
+    client.torrents_create_category(name="late")
+    client.torrents_create_tags(tags="late")
+    step = client.sync_maindata(rid=rid)
+    assert list(step.get("categories", {})) == ["late"], step.get("categories")
+    assert step.get("tags") == ["late"], step.get("tags")
+    rid = step["rid"]
+    client.torrents_remove_categories(categories="late")
+    client.torrents_delete_tags(tags="late")
+    step = client.sync_maindata(rid=rid)
+    assert step.get("categories_removed") == ["late"], step
+    assert step.get("tags_removed") == ["late"], step
+    rid = step["rid"]
+    ok("sync-labels")
+
     t = client.torrents_info(torrent_hashes=show)[0]
     assert t["state"] == "stoppedUP", t["state"]
     assert [x["hash"] for x in client.torrents_info(status_filter="stopped")] == [show]
