@@ -8,6 +8,11 @@
 //!   Host check, malformed and oversized bodies, confined save paths and the login ban,
 //!   with hand-written HTTP/1.1 on a socket, so every request is exactly what we mean;
 //!   the daemon must answer every time and still be up at the end.
+//! - `without_credentials_loopback_clients_need_no_login`: qBittorrent's localhost bypass.
+//! - `https_urls_are_fetched_and_their_certificates_checked`: `torrents/add` with an
+//!   https:// URL from a local HTTPS server (Python's `ssl`, a certificate made by
+//!   `openssl req`): refused while the certificate is not trusted, added once it is.
+//! - `hostile_parameters_on_every_endpoint_get_an_answer_never_a_crash`: a sweep.
 //!
 //! Without the venv the first test skips, or fails with `CCBT_REQUIRE_INTEROP` set (CI).
 
@@ -735,6 +740,127 @@ fn without_credentials_loopback_clients_need_no_login() {
         "Host header",
     );
     assert!(daemon.stop(Duration::from_secs(30)).success());
+}
+
+/// Starts the daemon as [`Daemon::start`] does, with `env` added (the test's own
+/// environment stays as it is); returns it and its API's base URL.
+fn daemon_with_env(home: &Path, args: &[&str], env: &[(&str, &Path)]) -> (Running, String) {
+    let home_dir = home.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, PathBuf)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_path_buf()))
+        .collect();
+    let mut daemon = Running::start("ccbt-uring daemon", move |_| {
+        let mut cmd = ccbt();
+        cmd.arg("daemon")
+            .args(&args)
+            .args(["--control", "127.0.0.1:0", "--peer-port", "0"])
+            .current_dir(&home_dir)
+            .env("HOME", &home_dir)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME");
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = daemon.log();
+        if let Some(api) = log
+            .split("control API ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+        {
+            return (daemon, api.to_string());
+        }
+        assert!(daemon.is_running(), "the daemon exited: {log}");
+        assert!(
+            std::time::Instant::now() < until,
+            "the daemon is not ready: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn https_urls_are_fetched_and_their_certificates_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let media = root.join("media");
+    let torrent = content_and_torrent(root, &media, "Clip", &[("clip.mkv", 30_000)]);
+    let served = root.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::copy(&torrent, served.join("clip.torrent")).unwrap();
+    // A certificate for 127.0.0.1 that only this test trusts.
+    let (cert, key) = (root.join("cert.pem"), root.join("key.pem"));
+    common::require("openssl", "openssl");
+    run(Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert))
+    .ok();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/https_server.py");
+    let mut web = Running::start("https server", |_| {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg("-u").arg(&script).arg(&cert).arg(&key).arg(&served);
+        cmd
+    });
+    let port = wait_for_port(&mut web);
+    let link = format!("urls=https%3A%2F%2F127.0.0.1%3A{port}%2Fclip.torrent");
+    let cfg = config(
+        root,
+        &format!("allowed_save_dirs = [{:?}]", media.display().to_string()),
+    );
+    let save = format!("&savepath={}", media.display());
+
+    // Not trusted: the add fails, saying why.
+    let (mut untrusting, api) = daemon_with_env(root, &["--config", cfg.to_str().unwrap()], &[]);
+    let (_, cookie) = login(&api);
+    let answer = post_form(
+        &api,
+        "/api/v2/torrents/add",
+        &format!("Cookie: {cookie}\r\n"),
+        &(link.clone() + &save),
+    );
+    assert_eq!(answer.body.trim(), "Fails.", "{answer:?}");
+    let log = untrusting.log();
+    assert!(log.contains("TLS") && log.contains("certificate"), "{log}");
+    untrusting.stop(Duration::from_secs(30));
+
+    // Trusted through OpenSSL's SSL_CERT_FILE: fetched and added.
+    let (mut trusting, api) = daemon_with_env(
+        root,
+        &["--config", cfg.to_str().unwrap()],
+        &[("SSL_CERT_FILE", &cert)],
+    );
+    let (_, cookie) = login(&api);
+    let answer = post_form(
+        &api,
+        "/api/v2/torrents/add",
+        &format!("Cookie: {cookie}\r\n"),
+        &(link + &save),
+    );
+    assert_eq!(answer.body.trim(), "Ok.", "{answer:?}\n{}", trusting.log());
+    let listed = request(
+        &api,
+        &format!("GET /api/v2/torrents/info HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"),
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
+    assert_eq!(listed[0]["name"], "Clip", "{listed}");
+    trusting.stop(Duration::from_secs(30));
+    web.stop(Duration::from_secs(5));
 }
 
 /// Every endpoint, for the hostile-input sweep.

@@ -30,6 +30,7 @@ packages=(
   qbittorrent-nox             # bench S6: another seedbox daemon, through its WebAPI
   transmission-daemon         # bench S6: another seedbox daemon, through its RPC
   python3-venv                # tests: the venv for PyPI clients (qbittorrent-api)
+  libssl-dev                  # build: OpenSSL for the WebAPI's https:// torrent URLs
 )
 
 missing=()

@@ -14,7 +14,7 @@
 //!   `contentLayout` other than `Original`, `rename` and `autoTMM` are not supported and
 //!   say so in the log.
 //! - Magnet links answer `Fails.` (the engine has no metadata exchange yet: issue 12);
-//!   `http://` URLs are fetched ([`super::fetch`]); `https://` ones fail with a reason.
+//!   `http://` and `https://` URLs are fetched ([`super::fetch`]).
 //!
 //! The answer is qBittorrent 5.1's: `Ok.` when at least one torrent was added, `Fails.`
 //! otherwise; a part that is not a torrent at all gets 415. Every torrent added is in the
