@@ -222,8 +222,11 @@ struct Log {
 pub struct Catalog {
     daemon: Arc<Daemon>,
     current: Mutex<Arc<Snapshot>>,
-    /// Held through a refresh, so refreshes do not interleave.
+    /// Held only to read or extend the log (and publish the snapshot with it), so a
+    /// reader never waits for a whole rebuild.
     log: Mutex<Log>,
+    /// Held through a refresh, so refreshes do not interleave.
+    refreshing: Mutex<()>,
 }
 
 impl Catalog {
@@ -242,6 +245,7 @@ impl Catalog {
                 horizon: 1,
                 ..Log::default()
             }),
+            refreshing: Mutex::new(()),
         });
         catalog.refresh();
         catalog
@@ -258,7 +262,7 @@ impl Catalog {
 
     /// Rebuilds the snapshot from the registry now and logs what changed.
     pub fn refresh(&self) -> Arc<Snapshot> {
-        let mut log = self.log.lock().expect("catalog log lock");
+        let _one_at_a_time = self.refreshing.lock().expect("catalog refresh lock");
         let prev = self.current();
         let now = Instant::now();
         let now_unix = unix_now();
@@ -298,6 +302,9 @@ impl Catalog {
                 .filter(|r| !index.contains_key(&r.info_hash))
                 .collect()
         };
+        // The log is extended before the snapshot is published, under one lock: a reader
+        // then never sees a sequence number whose changes are not logged yet.
+        let mut log = self.log.lock().expect("catalog log lock");
         let seq = if changed.is_empty() && removed.is_empty() {
             prev.seq
         } else {
