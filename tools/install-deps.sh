@@ -34,8 +34,9 @@ packages=(
   systemd                     # tests/systemd_unit.rs: `systemd-analyze verify` (no service is started)
   transmission-common         # api_transmission: Transmission's web UI, served from /usr/share/transmission/web
   chromium chromium-driver    # api_transmission: the web UI in a headless browser
-  python3-venv                # venvs for PyPI test drivers
+  python3-venv                # venvs for PyPI test drivers (selenium, qbittorrent-api)
   prometheus                  # tests/api_metrics.rs: a real Prometheus scrapes /metrics; promtool
+  libssl-dev                  # build: OpenSSL for the WebAPI's https:// torrent URLs
 )
 
 missing=()
@@ -58,4 +59,12 @@ fi
 
 if ((with_rqbit)) && ! command -v rqbit >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/rqbit" ]; then
   cargo install rqbit --locked
+fi
+
+# PyPI clients the API tests drive, in a venv of Debian's python3 under target/ (the tests
+# look for target/venv/bin/python). Re-run after `cargo clean`.
+venv="$(dirname "$0")/../target/venv"
+if ! "$venv/bin/python" -c "import qbittorrentapi" 2>/dev/null; then
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "qbittorrent-api==2026.10.1"
 fi

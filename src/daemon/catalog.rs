@@ -1,4 +1,3 @@
-#![allow(dead_code)] // The APIs that read the catalog land next; this goes with them.
 //! The control plane's published view of every torrent: one row per torrent, rebuilt from
 //! the registry and the shards' status counters at most once a refresh, plus a change log,
 //! so a client that has seen sequence N is sent only what changed since (qBittorrent's
@@ -167,8 +166,6 @@ impl Row {
 pub struct Snapshot {
     /// Grows by one at each refresh that changed something.
     pub seq: u64,
-    pub taken: Instant,
-    pub taken_unix: i64,
     pub rows: Vec<Arc<Row>>,
     index: Arc<HashMap<InfoHash, usize>>,
 }
@@ -222,16 +219,17 @@ struct Log {
 pub struct Catalog {
     daemon: Arc<Daemon>,
     current: Mutex<Arc<Snapshot>>,
-    /// Held through a refresh, so refreshes do not interleave.
+    /// Held only to read or extend the log (and publish the snapshot with it), so a
+    /// reader never waits for a whole rebuild.
     log: Mutex<Log>,
+    /// Held through a refresh, so refreshes do not interleave.
+    refreshing: Mutex<()>,
 }
 
 impl Catalog {
     pub fn new(daemon: Arc<Daemon>) -> Arc<Catalog> {
         let empty = Snapshot {
             seq: 1,
-            taken: Instant::now(),
-            taken_unix: unix_now(),
             rows: Vec::new(),
             index: Arc::default(),
         };
@@ -242,13 +240,10 @@ impl Catalog {
                 horizon: 1,
                 ..Log::default()
             }),
+            refreshing: Mutex::new(()),
         });
         catalog.refresh();
         catalog
-    }
-
-    pub fn daemon(&self) -> &Arc<Daemon> {
-        &self.daemon
     }
 
     /// The latest snapshot (cheap: an `Arc`).
@@ -258,7 +253,7 @@ impl Catalog {
 
     /// Rebuilds the snapshot from the registry now and logs what changed.
     pub fn refresh(&self) -> Arc<Snapshot> {
-        let mut log = self.log.lock().expect("catalog log lock");
+        let _one_at_a_time = self.refreshing.lock().expect("catalog refresh lock");
         let prev = self.current();
         let now = Instant::now();
         let now_unix = unix_now();
@@ -298,6 +293,9 @@ impl Catalog {
                 .filter(|r| !index.contains_key(&r.info_hash))
                 .collect()
         };
+        // The log is extended before the snapshot is published, under one lock: a reader
+        // then never sees a sequence number whose changes are not logged yet.
+        let mut log = self.log.lock().expect("catalog log lock");
         let seq = if changed.is_empty() && removed.is_empty() {
             prev.seq
         } else {
@@ -320,13 +318,7 @@ impl Catalog {
             });
         }
         log.trim();
-        let snapshot = Arc::new(Snapshot {
-            seq,
-            taken: now,
-            taken_unix: now_unix,
-            rows,
-            index,
-        });
+        let snapshot = Arc::new(Snapshot { seq, rows, index });
         *self.current.lock().expect("catalog lock") = snapshot.clone();
         snapshot
     }

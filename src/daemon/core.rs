@@ -55,6 +55,8 @@ pub enum DaemonError {
     State(#[from] WriteError),
     #[error("the state database cannot commit: {0}")]
     Flush(#[source] ccbt_state::StateError),
+    #[error(transparent)]
+    Label(#[from] super::labels::LabelError),
 }
 
 impl DaemonError {
@@ -69,6 +71,7 @@ impl DaemonError {
             DaemonError::Command(CommandError::Busy(_)) => "busy",
             DaemonError::Command(_) => "command",
             DaemonError::State(_) | DaemonError::Flush(_) => "state",
+            DaemonError::Label(_) => "label",
         }
     }
 }
@@ -201,7 +204,6 @@ impl TorrentSettings {
 }
 
 /// The stored number for a priority.
-#[allow(dead_code)] // Used by the APIs' file-priority calls, next.
 pub fn priority_code(p: Priority) -> i8 {
     match p {
         Priority::Skip => -1,
@@ -263,9 +265,10 @@ pub struct Daemon {
     next_position: std::sync::atomic::AtomicU32,
     /// The id the next registered torrent takes.
     next_id: std::sync::atomic::AtomicU32,
+    /// Categories and tags as lists of their own (the qBittorrent API's).
+    pub labels: super::labels::Labels,
 }
 
-#[allow(dead_code)] // Setters the HTTP APIs call (landing next).
 impl Daemon {
     pub fn new(
         swarm: Swarm,
@@ -274,6 +277,7 @@ impl Daemon {
         hooks: Hooks,
         hook_programs: ccbt_config::Hooks,
     ) -> Daemon {
+        let labels = super::labels::Labels::new(state.clone());
         Daemon {
             swarm,
             state,
@@ -286,6 +290,7 @@ impl Daemon {
             active_downloads: std::sync::atomic::AtomicUsize::new(0),
             next_position: std::sync::atomic::AtomicU32::new(0),
             next_id: std::sync::atomic::AtomicU32::new(1),
+            labels,
         }
     }
 
@@ -860,6 +865,47 @@ impl Daemon {
     /// async task may call it.
     pub fn shard_stats(&self) -> Vec<ccbt_shards::swarm::ShardStatsSnapshot> {
         self.swarm.shard_stats()
+    }
+
+    /// Forgets categories, first taking every torrent out of them (qBittorrent's
+    /// removeCategories).
+    pub fn remove_categories(&self, names: &[String]) -> Result<(), DaemonError> {
+        let names: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        let members: Vec<(InfoHash, Vec<String>)> = {
+            let registry = self.registry();
+            registry
+                .values()
+                .filter(|e| e.category.as_deref().is_some_and(|c| names.contains(c)))
+                .map(|e| (e.meta.info_hash, e.tags.clone()))
+                .collect()
+        };
+        for (hash, tags) in members {
+            self.set_labels(hash, None, tags)?;
+        }
+        for name in names {
+            self.labels.remove_category(name)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes tags, first taking them off every torrent that has them.
+    pub fn delete_tags(&self, names: &[String]) -> Result<(), DaemonError> {
+        let carriers: Vec<(InfoHash, Option<String>, Vec<String>)> = {
+            let registry = self.registry();
+            registry
+                .values()
+                .filter(|e| e.tags.iter().any(|t| names.contains(t)))
+                .map(|e| {
+                    let kept = e.tags.iter().filter(|t| !names.contains(t)).cloned();
+                    (e.meta.info_hash, e.category.clone(), kept.collect())
+                })
+                .collect()
+        };
+        for (hash, category, tags) in carriers {
+            self.set_labels(hash, category, tags)?;
+        }
+        self.labels.delete_tags(names)?;
+        Ok(())
     }
 }
 

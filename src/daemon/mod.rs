@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod control;
 pub mod core;
 pub mod events;
+pub mod labels;
 pub mod policy;
 pub mod resume;
 pub mod watch;
@@ -191,6 +192,9 @@ pub fn run(args: DaemonArgs) -> Outcome {
         hooks,
         config.hooks.clone(),
     ));
+    daemon
+        .labels
+        .restore(opened.categories.clone(), opened.tags.clone());
     let shards_stopped = Arc::new(AtomicBool::new(false));
     let recorder = {
         let (daemon, stopped) = (daemon.clone(), shards_stopped.clone());

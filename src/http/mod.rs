@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Until the API modules land (this session): they use all of it.
 //! The HTTP control plane at `daemon.control`: Transmission RPC (`/transmission/rpc`,
 //! `/transmission/web/`), qBittorrent WebAPI v2 (`/api/v2/...`), Prometheus `/metrics`
 //! and the event stream `/events`. Their paths do not collide, so one listener serves all.
@@ -120,7 +119,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let max_body = api.access.max_request_bytes;
     Router::new()
         .merge(transmission::router())
-        .merge(qbittorrent::router())
+        .merge(qbittorrent::router(&api))
         .merge(metrics::router())
         .merge(sse::router())
         .merge(native::router())

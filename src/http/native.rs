@@ -116,7 +116,9 @@ impl IntoResponse for Refusal {
 impl From<DaemonError> for Refusal {
     fn from(e: DaemonError) -> Refusal {
         let status = match &e {
-            DaemonError::BadTorrent(_) | DaemonError::Read { .. } => StatusCode::BAD_REQUEST,
+            DaemonError::BadTorrent(_) | DaemonError::Read { .. } | DaemonError::Label(_) => {
+                StatusCode::BAD_REQUEST
+            }
             DaemonError::Duplicate(_) | DaemonError::Command(CommandError::Duplicate(_)) => {
                 StatusCode::CONFLICT
             }

@@ -1,7 +1,8 @@
 //! ccbt-state: the seedbox daemon's crash-safe state database.
 //!
 //! Every torrent's record (its `.torrent` bytes, save path, labels, totals, ...) and its
-//! resume data (verified pieces, file stamps) live in one SQLite file, `<dir>/state.db`,
+//! resume data (verified pieces, file stamps), and the qBittorrent API's categories and
+//! tags live in one SQLite file, `<dir>/state.db`,
 //! in WAL mode, so an operator can read it with the `sqlite3` CLI while the daemon runs.
 //!
 //! - [`StateDb::open`] checks the file, moves a damaged or foreign one aside (salvaging
@@ -29,7 +30,8 @@ use std::thread::JoinHandle;
 
 pub use error::{StateError, WriteError};
 pub use records::{
-    FileStamp, InfoHash, ResumeRecord, StoredTorrent, TorrentRecord, MAX_METAINFO_LEN,
+    CategoryRecord, FileStamp, InfoHash, ResumeRecord, StoredTorrent, TorrentRecord,
+    MAX_METAINFO_LEN,
 };
 pub use recover::{Recovery, RecoveryKind};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
@@ -54,6 +56,10 @@ pub struct Opened {
     pub db: StateDb,
     /// Every stored torrent, by queue position, with its resume data if it has any.
     pub torrents: Vec<StoredTorrent>,
+    /// The stored categories, by name.
+    pub categories: Vec<CategoryRecord>,
+    /// The stored tags, by name.
+    pub tags: Vec<String>,
     /// Rows that did not decode (hand-edited into nonsense) and were left out; a torrent
     /// whose resume data is bad is returned without it instead.
     pub skipped_rows: usize,
@@ -75,9 +81,16 @@ impl StateDb {
             source,
         })?;
         let path = dir.join(DB_FILE);
-        let (conn, recovered, salvaged) = match recover::inspect(&path, config.busy_timeout)? {
-            Verdict::Healthy(conn) => (conn, None, Vec::new()),
-            Verdict::Absent => (connect(&path, true, config.busy_timeout)?, None, Vec::new()),
+        let (conn, recovered, salvaged): (_, _, store::Loaded) = match recover::inspect(
+            &path,
+            config.busy_timeout,
+        )? {
+            Verdict::Healthy(conn) => (conn, None, store::Loaded::default()),
+            Verdict::Absent => (
+                connect(&path, true, config.busy_timeout)?,
+                None,
+                store::Loaded::default(),
+            ),
             Verdict::Bad {
                 kind,
                 reason,
@@ -99,13 +112,13 @@ impl StateDb {
                     skipped: loaded.skipped,
                 };
                 let conn = connect(&path, true, config.busy_timeout)?;
-                (conn, Some(recovery), loaded.torrents)
+                (conn, Some(recovery), loaded)
             }
         };
         let mut conn = conn;
         schema::set_durability(&conn, &path)?;
         schema::migrate(&mut conn, &path)?;
-        if !salvaged.is_empty() {
+        if !salvaged.torrents.is_empty() || !salvaged.categories.is_empty() {
             store::insert_all(&mut conn, &salvaged)
                 .map_err(sql(&path, "store salvaged rows in"))?;
         }
@@ -121,6 +134,8 @@ impl StateDb {
                 path,
             },
             torrents: loaded.torrents,
+            categories: loaded.categories,
+            tags: loaded.tags,
             skipped_rows: loaded.skipped,
             recovered,
         })

@@ -36,6 +36,14 @@ pub struct TorrentRecord {
     pub error: Option<String>,
 }
 
+/// One row of `categories`: a qBittorrent-style category and where its torrents go by
+/// default ("" = the daemon's download directory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CategoryRecord {
+    pub name: String,
+    pub save_path: String,
+}
+
 /// One torrent's row in `resume`: what lets the daemon skip a full recheck.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResumeRecord {

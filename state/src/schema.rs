@@ -13,11 +13,11 @@ use crate::StateError;
 pub const APPLICATION_ID: i32 = 0x6363_6274;
 
 /// `PRAGMA user_version` this build writes; a newer one on disk is not ours to touch.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: [fn(&rusqlite::Transaction) -> rusqlite::Result<()>; SCHEMA_VERSION as usize] =
-    [v1];
+    [v1, v2];
 
 /// Version 1: torrents and their resume data. The CHECKs keep rows an operator edits by
 /// hand with `sqlite3` decodable; the cascade means removing a torrent never leaves
@@ -46,6 +46,22 @@ fn v1(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
             have        BLOB NOT NULL,
             files       BLOB NOT NULL,
             updated_at  INTEGER NOT NULL
+        );",
+    )
+}
+
+/// Version 2: the qBittorrent API's categories (a name and an optional save path) and
+/// its tags, which exist on their own before any torrent carries them. A torrent keeps its
+/// category's name in `torrents.category`; removing a category does not touch torrents
+/// (the daemon clears theirs first).
+fn v2(tx: &rusqlite::Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE categories (
+            name      TEXT PRIMARY KEY CHECK (typeof(name) = 'text' AND length(name) > 0),
+            save_path TEXT NOT NULL DEFAULT ''
+        );
+        CREATE TABLE tags (
+            name TEXT PRIMARY KEY CHECK (typeof(name) = 'text' AND length(name) > 0)
         );",
     )
 }

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, Row, Transaction};
 use crate::records::{
     bitfield_problem, decode_files, decode_tags, encode_files, encode_tags, u64_to_sql,
 };
-use crate::{InfoHash, ResumeRecord, StoredTorrent, TorrentRecord, Write};
+use crate::{CategoryRecord, InfoHash, ResumeRecord, StoredTorrent, TorrentRecord, Write};
 
 /// Applies one write; returns the rows it changed (0 when its torrent is not stored, e.g.
 /// a resume snapshot racing a remove: that is not an error).
@@ -55,7 +55,25 @@ pub fn apply(tx: &Transaction, write: &Write) -> rusqlite::Result<usize> {
         } => tx
             .prepare_cached("UPDATE torrents SET category = ?2, tags = ?3 WHERE info_hash = ?1")?
             .execute(params![&info_hash[..], category, encode_tags(tags)]),
+        Write::SetCategory(c) => set_category(tx, c),
+        Write::RemoveCategory(name) => tx
+            .prepare_cached("DELETE FROM categories WHERE name = ?1")?
+            .execute([name]),
+        Write::AddTag(name) => tx
+            .prepare_cached("INSERT INTO tags (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")?
+            .execute([name]),
+        Write::RemoveTag(name) => tx
+            .prepare_cached("DELETE FROM tags WHERE name = ?1")?
+            .execute([name]),
     }
+}
+
+fn set_category(tx: &Transaction, c: &CategoryRecord) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "INSERT INTO categories (name, save_path) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET save_path = excluded.save_path",
+    )?
+    .execute(params![c.name, c.save_path])
 }
 
 /// One column of one torrent. `column` is always one of our literal names.
@@ -128,6 +146,10 @@ fn resume(tx: &Transaction, r: &ResumeRecord) -> rusqlite::Result<usize> {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub torrents: Vec<StoredTorrent>,
+    /// By name.
+    pub categories: Vec<CategoryRecord>,
+    /// By name.
+    pub tags: Vec<String>,
     /// Rows (torrent or resume) that did not decode and were left out.
     pub skipped: usize,
     /// Set when listing a table's rows stopped early at a SQLite error (lenient only).
@@ -163,6 +185,24 @@ pub fn load(conn: &Connection, lenient: bool) -> rusqlite::Result<Loaded> {
         &mut out,
         decode_torrent,
     )?;
+    out.categories = each_row(
+        conn,
+        "categories",
+        "name, save_path",
+        lenient,
+        &mut out,
+        |row| {
+            Some(CategoryRecord {
+                name: row.get(0).ok()?,
+                save_path: row.get(1).ok()?,
+            })
+        },
+    )?;
+    out.categories.sort_by(|a, b| a.name.cmp(&b.name));
+    out.tags = each_row(conn, "tags", "name", lenient, &mut out, |row| {
+        row.get(0).ok()
+    })?;
+    out.tags.sort();
     // Sorted here, not by SQL: a sort reads every row before returning the first, so one
     // unreadable row would hide them all from a salvage.
     records.sort_by_key(|t| (t.queue_position, t.added_at));
@@ -211,7 +251,8 @@ fn each_row<T>(
         Ok(())
     })();
     if let Err(e) = listed {
-        out.stopped_by = Some(format!("listing {table}: {e}"));
+        out.stopped_by
+            .get_or_insert_with(|| format!("listing {table}: {e}"));
     }
     let Ok(mut stmt) = conn.prepare(&format!("SELECT {cols} FROM {table} WHERE rowid = ?1")) else {
         out.skipped += rowids.len();
@@ -270,10 +311,16 @@ fn decode_resume(row: &Row) -> Option<ResumeRecord> {
     })
 }
 
-/// Writes salvaged torrents into a fresh file, in one transaction.
-pub fn insert_all(conn: &mut Connection, torrents: &[StoredTorrent]) -> rusqlite::Result<()> {
+/// Writes salvaged rows into a fresh file, in one transaction.
+pub fn insert_all(conn: &mut Connection, loaded: &Loaded) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    for t in torrents {
+    for c in &loaded.categories {
+        set_category(&tx, c)?;
+    }
+    for name in &loaded.tags {
+        apply(&tx, &Write::AddTag(name.clone()))?;
+    }
+    for t in &loaded.torrents {
         upsert(&tx, &t.record)?;
         if let Some(r) = &t.resume {
             resume(&tx, r)?;

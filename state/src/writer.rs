@@ -14,7 +14,7 @@ use crossbeam::channel::{
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::records::{bitfield_problem, MAX_METAINFO_LEN};
-use crate::{store, InfoHash, ResumeRecord, StateError, TorrentRecord, WriteError};
+use crate::{store, CategoryRecord, InfoHash, ResumeRecord, StateError, TorrentRecord, WriteError};
 
 /// One change to the stored state. Column updates on a torrent that is not stored (it
 /// was removed meanwhile) change nothing and are not errors.
@@ -64,6 +64,12 @@ pub enum Write {
         category: Option<String>,
         tags: Vec<String>,
     },
+    /// Adds the category or replaces its save path.
+    SetCategory(CategoryRecord),
+    /// Forgets the category (torrents keep whatever name they hold).
+    RemoveCategory(String),
+    AddTag(String),
+    RemoveTag(String),
 }
 
 impl Write {
@@ -453,6 +459,10 @@ impl std::fmt::Debug for Summary<'_> {
             Write::SetQueuePosition { info_hash, .. } => ("set queue position", info_hash),
             Write::SetSettings { info_hash, .. } => ("set settings", info_hash),
             Write::SetLabels { info_hash, .. } => ("set labels", info_hash),
+            Write::SetCategory(c) => return write!(f, "set category {:?}", c.name),
+            Write::RemoveCategory(name) => return write!(f, "remove category {name:?}"),
+            Write::AddTag(name) => return write!(f, "add tag {name:?}"),
+            Write::RemoveTag(name) => return write!(f, "remove tag {name:?}"),
         };
         write!(f, "{kind} {}", crate::error::hex(hash))
     }
