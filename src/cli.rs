@@ -44,9 +44,12 @@ pub enum Command {
     /// survives a crash. Runs with built-in defaults and no config file.
     #[command(after_help = EXIT_CODES)]
     Daemon(DaemonArgs),
-    /// Steer a running daemon through its control socket.
+    /// Steer a running daemon: through its control socket, or over HTTP with --url.
     #[command(after_help = EXIT_CODES)]
     Remote(RemoteArgs),
+    /// A live dashboard of a daemon's torrents and shards, local or remote (--url).
+    #[command(after_help = TOP_KEYS)]
+    Top(TopArgs),
     /// Show the daemon's effective configuration, or check a config file.
     #[command(after_help = EXIT_CODES)]
     Config(ConfigArgs),
@@ -72,8 +75,8 @@ pub struct DaemonArgs {
     /// TCP port for peers (default 6881; 0 picks a free one).
     #[arg(long, value_name = "P")]
     pub peer_port: Option<u16>,
-    /// Where the HTTP control API will listen (default 127.0.0.1:9091). The HTTP API
-    /// itself is not served yet; `ccbt-uring remote` uses the control socket.
+    /// Where the HTTP control API listens (default 127.0.0.1:9091): `remote --url` and
+    /// `top` use it. An address beyond loopback needs [control] credentials.
     #[arg(long, value_name = "ADDR:PORT")]
     pub control: Option<std::net::SocketAddr>,
     /// Shards to run (default: one per core).
@@ -92,6 +95,13 @@ pub struct RemoteArgs {
     /// The control socket itself.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Talk to the daemon over HTTP instead (its native API): `http://HOST:PORT`, the
+    /// daemon's `--control` address. Verbs: add, list, info, pause, resume, recheck,
+    /// reannounce, remove, stats.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["state_dir", "socket"])]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
     /// Print answers as JSON.
     #[arg(long)]
     pub json: bool,
@@ -104,7 +114,8 @@ pub enum RemoteAction {
     /// Add a .torrent file.
     Add {
         torrent: PathBuf,
-        /// Save directory (default: the daemon's download directory).
+        /// Save directory (default: the daemon's download directory). With --url a
+        /// relative one is under the daemon's download directory.
         #[arg(long, value_name = "DIR")]
         save_dir: Option<PathBuf>,
         /// Add it stopped (its data is still checked).
@@ -113,6 +124,12 @@ pub enum RemoteAction {
     },
     /// List torrents with their state and progress.
     List,
+    /// One torrent in full: sizes, rates, trackers, files.
+    Info {
+        hash: String,
+    },
+    /// The session: torrents per state, rates, totals, per-shard load (with --url).
+    Stats,
     /// How many torrents are in each state.
     Summary,
     /// Remove a torrent (its data stays unless --delete-data).
@@ -158,6 +175,51 @@ pub enum RemoteAction {
     },
     /// Stop the daemon (as SIGTERM does).
     Shutdown,
+}
+
+/// HTTP Basic credentials for a daemon with `[control]` username and password set.
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    /// User name (default: $CCBT_USER).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Password (default: $CCBT_PASSWORD; prefer the variable: arguments show in `ps`).
+    #[arg(long, value_name = "TEXT")]
+    pub password: Option<String>,
+}
+
+impl CredentialArgs {
+    /// The flags, else the environment; none when neither gives a user or a password.
+    pub fn resolve(&self) -> Option<(String, String)> {
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let user = self.user.clone().or_else(|| from_env("CCBT_USER"));
+        let password = self.password.clone().or_else(|| from_env("CCBT_PASSWORD"));
+        if user.is_none() && password.is_none() {
+            return None;
+        }
+        Some((user.unwrap_or_default(), password.unwrap_or_default()))
+    }
+}
+
+const TOP_KEYS: &str = "Keys:
+  up/down, j/k, PgUp/PgDn, Home/End   select a torrent
+  s / S      sort by the next / previous column      r   reverse the order
+  /          filter by name (type, Enter to keep, Esc to clear)
+  p          pause the selected torrent               u   resume it
+  q, Ctrl-C  quit";
+
+/// `ccbt-uring top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The daemon's HTTP address (default: http:// and the configured daemon.control,
+    /// normally 127.0.0.1:9091).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+    /// How often to refresh, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub interval_ms: u64,
 }
 
 #[derive(Debug, Args)]

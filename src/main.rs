@@ -6,6 +6,7 @@ mod daemon;
 mod failure;
 mod format;
 mod http;
+mod native_api;
 mod output;
 mod progress;
 
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Seed(args) => commands::seed::run(args),
         cli::Command::Daemon(args) => daemon::run(args),
         cli::Command::Remote(args) => commands::remote::run(args),
+        cli::Command::Top(args) => commands::top::run(args),
         cli::Command::Config(args) => commands::config::run(args),
     };
     match result {

@@ -29,6 +29,13 @@ packages=(
   time                        # bench: /usr/bin/time, CPU and peak RSS of each downloader
   qbittorrent-nox             # bench S6: another seedbox daemon, through its WebAPI
   transmission-daemon         # bench S6: another seedbox daemon, through its RPC
+  tmux                        # tests/top.rs: `ccbt-uring top` in a real terminal
+  curl                        # tests/remote_http.rs, tests/top.rs: a real HTTP client
+  systemd                     # tests/systemd_unit.rs: `systemd-analyze verify` (no service is started)
+  transmission-common         # api_transmission: Transmission's web UI, served from /usr/share/transmission/web
+  chromium chromium-driver    # api_transmission: the web UI in a headless browser
+  python3-venv                # venvs for PyPI test drivers
+  prometheus                  # tests/api_metrics.rs: a real Prometheus scrapes /metrics; promtool
 )
 
 missing=()
@@ -40,6 +47,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The web UI test drives Chromium with selenium (PyPI), in a venv of its own.
+webui_venv="$(cd "$(dirname "$0")/.." && pwd)/target/venv-webui"
+if ! "$webui_venv/bin/python" -c "import selenium" 2>/dev/null; then
+  python3 -m venv "$webui_venv"
+  "$webui_venv/bin/pip" install -q "selenium>=4.20,<5"
 fi
 
 if ((with_rqbit)) && ! command -v rqbit >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/rqbit" ]; then

@@ -6,9 +6,11 @@ pub mod create;
 pub mod download;
 pub mod info;
 pub mod remote;
+mod remote_http;
 pub mod seed;
 mod seed_many;
 pub(crate) mod swarm;
+pub mod top;
 pub mod verify;
 
 use std::path::Path;

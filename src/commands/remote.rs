@@ -1,4 +1,5 @@
-//! `ccbt-uring remote`: one request to a running daemon over its control socket.
+//! `ccbt-uring remote`: one request to a running daemon over its control socket, or over
+//! HTTP with `--url` ([`super::remote_http`]).
 
 use std::path::PathBuf;
 
@@ -10,6 +11,9 @@ use crate::failure::{Exit, Failure, OrExit, Outcome};
 use crate::format;
 
 pub fn run(args: RemoteArgs) -> Outcome {
+    if let Some(url) = args.url.clone() {
+        return super::remote_http::run(&url, args);
+    }
     let socket = match (&args.socket, &args.state_dir) {
         (Some(socket), _) => socket.clone(),
         (None, Some(dir)) => dir.join(SOCKET_NAME),
@@ -22,6 +26,10 @@ pub fn run(args: RemoteArgs) -> Outcome {
         }
     };
     let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let info_hash = match &args.action {
+        RemoteAction::Info { hash } => Some(hash.clone()),
+        _ => None,
+    };
     let request = match args.action {
         RemoteAction::Add {
             torrent,
@@ -32,8 +40,8 @@ pub fn run(args: RemoteArgs) -> Outcome {
             save_dir: save_dir.map(absolute),
             paused,
         },
-        RemoteAction::List => Request::List,
-        RemoteAction::Summary => Request::Summary,
+        RemoteAction::List | RemoteAction::Info { .. } => Request::List,
+        RemoteAction::Summary | RemoteAction::Stats => Request::Summary,
         RemoteAction::Remove { hash, delete_data } => Request::Remove { hash, delete_data },
         RemoteAction::Pause { hash } => Request::Pause { hash },
         RemoteAction::Resume { hash } => Request::Resume { hash },
@@ -52,12 +60,21 @@ pub fn run(args: RemoteArgs) -> Outcome {
         RemoteAction::Shutdown => Request::Shutdown,
     };
     let listing = matches!(request, Request::List);
-    let response = control::call(&socket, &request).map_err(|e| {
+    let mut response = control::call(&socket, &request).map_err(|e| {
         Failure::new(
             Exit::Io,
             anyhow!("cannot reach the daemon at {}: {e}", socket.display()),
         )
     })?;
+    // `info` over the socket: its row of the listing.
+    if let (Some(hash), Some(torrents)) = (&info_hash, response.torrents.as_mut()) {
+        torrents.retain(|t| t["hash"].as_str() == Some(hash.to_ascii_lowercase().as_str()));
+        if torrents.is_empty() {
+            response.ok = false;
+            response.error = Some(format!("no torrent {hash}"));
+            response.kind = Some("unknown-torrent".into());
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&response).unwrap_or_default());
     } else if let Some(hash) = &response.hash {

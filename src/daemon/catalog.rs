@@ -92,7 +92,7 @@ pub struct Live {
     pub peers: u64,
     pub have_pieces: u64,
     pub checked_pieces: u64,
-    /// Bytes of wanted pieces still missing.
+    /// Wanted pieces still missing: a count of pieces, not bytes (as the shard publishes it).
     pub wanted_left: u64,
     pub done: bool,
     /// Totals over every run.

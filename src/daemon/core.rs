@@ -854,6 +854,13 @@ impl Daemon {
     pub fn stop(&self) {
         self.swarm.stop();
     }
+
+    /// Each shard's counters (payload, peers, disk and announce latency, cache, refusals,
+    /// inbox depth), read from atomics the shards keep: never waits on a shard, so an
+    /// async task may call it.
+    pub fn shard_stats(&self) -> Vec<ccbt_shards::swarm::ShardStatsSnapshot> {
+        self.swarm.shard_stats()
+    }
 }
 
 fn view(e: &Entry) -> TorrentView {

@@ -41,13 +41,53 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
-/// The last [`LOG_LEN`] events.
-#[derive(Default)]
+/// The last [`LOG_LEN`] events, and a wake-up for readers that wait for the next one.
 pub struct EventLog {
     inner: Mutex<(u64, VecDeque<Event>)>,
+    /// The latest sequence number, sent after each push: a waiting reader (the event
+    /// stream) wakes once per change instead of polling.
+    latest: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        EventLog {
+            inner: Mutex::default(),
+            latest: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+/// Events read after a sequence number.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Oldest first.
+    pub events: Vec<Event>,
+    /// Events after the asked-for number that the log no longer keeps (the reader fell
+    /// further behind than [`LOG_LEN`]); they would have come before `events`.
+    pub missed: u64,
 }
 
 impl EventLog {
+    /// A receiver that sees the latest sequence number change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.latest.subscribe()
+    }
+
+    /// Events after `seq`, at most `max`, and how many after it are lost. Sequence
+    /// numbers are contiguous in the log, so this costs what it returns.
+    pub fn after(&self, seq: u64, max: usize) -> Batch {
+        let inner = self.inner.lock().expect("event log lock");
+        let Some(first) = inner.1.front().map(|e| e.seq) else {
+            return Batch::default();
+        };
+        let skip = usize::try_from((seq + 1).saturating_sub(first)).unwrap_or(usize::MAX);
+        Batch {
+            events: inner.1.iter().skip(skip).take(max).cloned().collect(),
+            missed: first.saturating_sub(seq + 1),
+        }
+    }
+
     pub fn push(&self, kind: EventKind, hash: String, detail: Option<String>) {
         let mut inner = self.inner.lock().expect("event log lock");
         inner.0 += 1;
@@ -62,6 +102,8 @@ impl EventLog {
             hash,
             detail,
         });
+        drop(inner);
+        self.latest.send_replace(seq);
     }
 
     /// Events after `seq`, oldest first, at most `max`.
@@ -225,6 +267,29 @@ mod tests {
             tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![LOG_LEN as u64 + 4, LOG_LEN as u64 + 5]
         );
+    }
+
+    #[test]
+    fn reading_after_a_number_says_how_many_were_lost() {
+        let log = EventLog::default();
+        assert_eq!(log.after(0, 10).events.len(), 0);
+        let mut woken = log.subscribe();
+        for i in 0..(LOG_LEN + 5) {
+            log.push(EventKind::Added, format!("{i}"), None);
+        }
+        assert!(woken.has_changed().unwrap());
+        assert_eq!(*woken.borrow_and_update(), LOG_LEN as u64 + 5);
+        // The first five are gone: a reader at 2 missed 3..=5.
+        let behind = log.after(2, 3);
+        assert_eq!(behind.missed, 3);
+        assert_eq!(
+            behind.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![6, 7, 8]
+        );
+        let current = log.after(LOG_LEN as u64 + 3, 10);
+        assert_eq!(current.missed, 0);
+        assert_eq!(current.events.len(), 2);
+        assert!(log.after(LOG_LEN as u64 + 5, 10).events.is_empty());
     }
 
     #[test]

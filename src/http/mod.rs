@@ -15,6 +15,7 @@
 
 pub mod access;
 pub mod metrics;
+pub mod native;
 pub mod qbittorrent;
 pub mod sse;
 pub mod transmission;
@@ -122,6 +123,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .merge(qbittorrent::router())
         .merge(metrics::router())
         .merge(sse::router())
+        .merge(native::router())
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(api)
 }

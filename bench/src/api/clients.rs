@@ -35,19 +35,29 @@ pub const ARR_FIELDS: &[&str] = &[
     "labels",
 ];
 
+/// Statuses come back as answers (a 409 is part of Transmission's protocol); cookies are
+/// kept (qbittorrent-nox's sync state is per session).
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(ANSWER)
-        .redirects(0)
-        .build()
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(ANSWER))
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build();
+    ureq::Agent::new_with_config(config)
 }
 
-fn read_all(response: ureq::Response) -> Result<Vec<u8>> {
+/// The whole body, or the status as an error.
+fn read_all(what: &str, mut response: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>> {
+    let status = response.status();
     let mut body = Vec::new();
     response
-        .into_reader()
+        .body_mut()
+        .as_reader()
         .take(1 << 31)
         .read_to_end(&mut body)?;
+    if !status.is_success() {
+        bail!("{what}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+    }
     Ok(body)
 }
 
@@ -71,25 +81,24 @@ impl Transmission {
     pub fn call(&mut self, body: &serde_json::Value) -> Result<(Vec<u8>, Duration)> {
         for _ in 0..3 {
             let started = Instant::now();
-            let sent = self
+            let response = self
                 .agent
                 .post(&self.url)
-                .set("X-Transmission-Session-Id", &self.session)
-                .set("Content-Type", "application/json")
-                .send_string(&body.to_string());
-            match sent {
-                Ok(r) => {
-                    let bytes = read_all(r)?;
-                    return Ok((bytes, started.elapsed()));
-                }
-                Err(ureq::Error::Status(409, r)) => {
-                    self.session = r
-                        .header("X-Transmission-Session-Id")
-                        .context("a 409 without X-Transmission-Session-Id")?
-                        .to_string();
-                }
-                Err(e) => return Err(e).context("Transmission RPC"),
+                .header("X-Transmission-Session-Id", &self.session)
+                .header("Content-Type", "application/json")
+                .send(body.to_string())
+                .context("Transmission RPC")?;
+            if response.status() == 409 {
+                self.session = response
+                    .headers()
+                    .get("X-Transmission-Session-Id")
+                    .and_then(|v| v.to_str().ok())
+                    .context("a 409 without X-Transmission-Session-Id")?
+                    .to_string();
+                continue;
             }
+            let bytes = read_all("Transmission RPC", response)?;
+            return Ok((bytes, started.elapsed()));
         }
         bail!("the session id kept changing")
     }
@@ -140,15 +149,17 @@ impl Qbittorrent {
             .get(&format!("{}/{path}", self.base))
             .call()
             .with_context(|| format!("GET {path}"))?;
-        let bytes = read_all(r)?;
+        let bytes = read_all(path, r)?;
         Ok((bytes, started.elapsed()))
     }
 
     fn post(&self, path: &str, form: &[(&str, &str)]) -> Result<()> {
-        self.agent
+        let r = self
+            .agent
             .post(&format!("{}/{path}", self.base))
-            .send_form(form)
+            .send_form(form.iter().copied())
             .with_context(|| format!("POST {path}"))?;
+        read_all(path, r)?;
         Ok(())
     }
 
@@ -170,6 +181,18 @@ impl Qbittorrent {
             bytes: bytes.len(),
             took,
         })
+    }
+
+    /// The hash of the torrent at `offset` in name order.
+    pub fn hash_by_name(&self, offset: usize) -> Result<String> {
+        let (bytes, _) = self.get(&format!(
+            "torrents/info?filter=all&sort=name&limit=1&offset={offset}"
+        ))?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+        v[0]["hash"]
+            .as_str()
+            .map(str::to_string)
+            .context("no torrent at that offset")
     }
 
     /// One change to one torrent: its upload limit, alternating between two values.

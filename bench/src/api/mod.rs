@@ -394,22 +394,8 @@ fn measure_other(
 fn first_hash(base: &str, other: Other) -> Result<String> {
     match other {
         Other::Transmission => Ok(String::new()),
-        Other::Qbittorrent => {
-            let agent = ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(120))
-                .build();
-            let body = agent
-                .get(&format!(
-                    "{base}/api/v2/torrents/info?limit=1&sort=name&filter=all&offset=1"
-                ))
-                .call()?
-                .into_string()?;
-            let v: serde_json::Value = serde_json::from_str(&body)?;
-            v[0]["hash"]
-                .as_str()
-                .map(str::to_string)
-                .context("qbittorrent-nox listed no torrent")
-        }
+        // The second by name: the large torrent's name sorts first.
+        Other::Qbittorrent => Qbittorrent::new(base).hash_by_name(1),
     }
 }
 

@@ -272,6 +272,7 @@ async fn announce(rt: Rc<TorrentRt>, url: String, event: Event) {
         return;
     }
     let request = announce_request(&rt, event);
+    let began = std::time::Instant::now();
     let result = tracker::announce(
         &url,
         &request,
@@ -281,6 +282,10 @@ async fn announce(rt: Rc<TorrentRt>, url: String, event: Event) {
     )
     .await;
     drop(pass);
+    match &result {
+        Ok(_) => rt.shard().stats.announce.observe(began.elapsed()),
+        Err(e) => rt.shard().stats.announce_failed(e.failure()),
+    }
     let announcer = rt.announcer();
     let now = rt.now();
     match result {

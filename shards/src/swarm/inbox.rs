@@ -59,6 +59,11 @@ impl<T> Sender<T> {
         self.bell.ring();
         Ok(())
     }
+
+    /// Messages queued now and not yet taken by the shard.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
 }
 
 /// The receiving side before it reaches its shard: plain data, so it can cross threads.

@@ -13,7 +13,7 @@
 //! many entries as the shard holds connections (`max_connections_per_shard`); an entry
 //! goes when its count drops to 0.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use ccbt_engine::blocklist::Blocklist;
 use thiserror::Error;
+
+use super::stats::{RefusedConnection, ShardStats};
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -40,8 +42,8 @@ pub struct IpGuard {
     counts: Counts,
     max_per_ip: usize,
     exempt_loopback: bool,
-    refused_blocked: Cell<u64>,
-    refused_per_ip: Cell<u64>,
+    /// Where refusals are counted (the shard's counters, which metrics read).
+    stats: Arc<ShardStats>,
 }
 
 /// One connection's place under its address's cap, given back when dropped.
@@ -52,14 +54,13 @@ pub struct IpSlot {
 
 impl IpGuard {
     /// `max_per_ip == 0` refuses every non-exempt address.
-    pub fn new(max_per_ip: usize, exempt_loopback: bool) -> IpGuard {
+    pub fn new(max_per_ip: usize, exempt_loopback: bool, stats: Arc<ShardStats>) -> IpGuard {
         IpGuard {
             blocklist: RefCell::new(Arc::new(Blocklist::new())),
             counts: Rc::default(),
             max_per_ip,
             exempt_loopback,
-            refused_blocked: Cell::new(0),
-            refused_per_ip: Cell::new(0),
+            stats,
         }
     }
 
@@ -71,9 +72,8 @@ impl IpGuard {
     /// Whether `ip` may be talked to at all (the blocklist only). Counts a refusal.
     pub fn allowed(&self, ip: IpAddr) -> Result<(), Refusal> {
         if self.blocklist.borrow().contains(ip) {
-            let n = self.refused_blocked.get() + 1;
-            self.refused_blocked.set(n);
-            tracing::debug!(%ip, refused_blocked = n, "blocklisted address refused");
+            self.stats.refused(RefusedConnection::Blocklist);
+            tracing::debug!(%ip, "blocklisted address refused");
             return Err(Refusal::Blocked);
         }
         Ok(())
@@ -93,9 +93,8 @@ impl IpGuard {
             if *count == 0 {
                 counts.remove(&ip);
             }
-            let n = self.refused_per_ip.get() + 1;
-            self.refused_per_ip.set(n);
-            tracing::debug!(%ip, refused_per_ip = n, "per-IP connection cap reached");
+            self.stats.refused(RefusedConnection::PerIp);
+            tracing::debug!(%ip, "per-IP connection cap reached");
             return Err(Refusal::PerIpCap(self.max_per_ip));
         }
         *count += 1;
@@ -106,7 +105,10 @@ impl IpGuard {
 
     /// Connections refused so far: (blocklisted, over the per-IP cap).
     pub fn refused(&self) -> (u64, u64) {
-        (self.refused_blocked.get(), self.refused_per_ip.get())
+        (
+            self.stats.refused_count(RefusedConnection::Blocklist),
+            self.stats.refused_count(RefusedConnection::PerIp),
+        )
     }
 
     /// Addresses with at least one counted connection.
@@ -141,7 +143,7 @@ mod tests {
 
     #[test]
     fn cap_refuses_the_next_and_frees_on_drop() {
-        let guard = IpGuard::new(2, false);
+        let guard = IpGuard::new(2, false, Arc::default());
         let a = guard.admit(ip("10.0.0.1")).unwrap();
         let _b = guard.admit(ip("10.0.0.1")).unwrap();
         assert_eq!(
@@ -158,21 +160,21 @@ mod tests {
 
     #[test]
     fn entries_go_when_their_count_drops_to_zero() {
-        let guard = IpGuard::new(1, false);
+        let guard = IpGuard::new(1, false, Arc::default());
         let slots: Vec<_> = (1..=50u8)
             .map(|i| guard.admit(IpAddr::from([10, 0, 0, i])).unwrap())
             .collect();
         assert_eq!(guard.tracked(), 50);
         drop(slots);
         assert_eq!(guard.tracked(), 0);
-        let none = IpGuard::new(0, false);
+        let none = IpGuard::new(0, false, Arc::default());
         assert!(none.admit(ip("10.0.0.1")).is_err());
         assert_eq!(none.tracked(), 0);
     }
 
     #[test]
     fn loopback_exemption_skips_the_cap_not_the_blocklist() {
-        let guard = IpGuard::new(1, true);
+        let guard = IpGuard::new(1, true, Arc::default());
         let held: Vec<_> = (0..10)
             .map(|_| guard.admit(ip("127.0.0.1")).unwrap())
             .collect();
@@ -185,7 +187,7 @@ mod tests {
         assert_eq!(guard.admit(ip("127.0.0.1")).err(), Some(Refusal::Blocked));
         assert_eq!(guard.allowed(ip("127.0.0.2")), Ok(()));
         assert_eq!(guard.refused(), (1, 0));
-        let strict = IpGuard::new(1, false);
+        let strict = IpGuard::new(1, false, Arc::default());
         let _one = strict.admit(ip("127.0.0.1")).unwrap();
         assert!(strict.admit(ip("127.0.0.1")).is_err());
     }

@@ -47,6 +47,7 @@ mod send_batch;
 mod shard;
 mod share;
 mod slot;
+mod stats;
 mod status;
 mod stop;
 mod storage;
@@ -72,6 +73,10 @@ pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use ip_guard::Refusal;
 pub use resolver::{Resolve, ResolveError, Resolver};
+pub use stats::{
+    AnnounceFailure, HistogramSnapshot, LatencyHistogram, RefusedConnection, ShardStats,
+    ShardStatsSnapshot, LATENCY_BOUNDS_US,
+};
 pub use status::{FaultKind, SwarmCounts, TorrentFault, TorrentState, TorrentStatus};
 pub use storage::{Preallocate, StorageError};
 pub use throttle::RateLimits;
@@ -205,6 +210,8 @@ pub fn shard_for(info_hash: &InfoHash, shards: usize) -> ShardId {
 pub struct Swarm {
     shards: Shards<Result<(), String>>,
     inboxes: Vec<inbox::Sender<Command>>,
+    /// Each shard's counters, by shard id.
+    stats: Vec<Arc<ShardStats>>,
     port: u16,
 }
 
@@ -228,12 +235,14 @@ impl Swarm {
             parked.push(Mutex::new(Some(rx)));
         }
         let listening = Arc::new(AtomicUsize::new(0));
+        let stats: Vec<Arc<ShardStats>> = (0..count).map(|_| Arc::default()).collect();
         let shared = Arc::new(shard::Shared {
             config: SwarmConfig {
                 port,
                 ..config.clone()
             },
             inboxes: inboxes.clone(),
+            stats: stats.clone(),
             parked,
             events,
             listening: listening.clone(),
@@ -269,6 +278,7 @@ impl Swarm {
         Ok(Swarm {
             shards,
             inboxes,
+            stats,
             port,
         })
     }
@@ -291,7 +301,10 @@ impl Swarm {
         let (reply, rx) = reply_channel();
         self.inboxes[shard.0 as usize]
             .try_send(command(reply))
-            .map_err(|_| CommandError::Busy(shard.0))?;
+            .map_err(|_| {
+                self.stats[shard.0 as usize].inbox_was_full();
+                CommandError::Busy(shard.0)
+            })?;
         Ok(rx)
     }
 
@@ -378,6 +391,19 @@ impl Swarm {
             all.extend(Pending::plain(p?).wait()?);
         }
         Ok(all)
+    }
+
+    /// Each shard's counters as of now, with its inbox's depth: read from atomics the
+    /// shards keep, without asking them (a scrape never waits on a busy shard).
+    pub fn shard_stats(&self) -> Vec<ShardStatsSnapshot> {
+        self.stats
+            .iter()
+            .zip(&self.inboxes)
+            .enumerate()
+            .map(|(i, (stats, inbox))| {
+                stats.snapshot(i as u16, inbox.len() as u64, INBOX_LEN as u64)
+            })
+            .collect()
     }
 
     /// Every shard has ended (normally only after [`Swarm::shutdown`]; sooner if one

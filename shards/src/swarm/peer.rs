@@ -99,6 +99,7 @@ pub async fn run(
     };
     let (doorbell, rings) = local_channel::new_bounded(1);
     rt.register(key, PeerHandle::new(doorbell, fd, addr), theirs.peer_id.0);
+    let _counted = rt.shard().stats.peer_connected();
     let writer = glommio::spawn_local(write_loop(rt.clone(), key, writer_stream, rings));
     rt.drive();
     let mut stream = stream;
@@ -192,6 +193,7 @@ async fn read_loop(
         rt.pieces().backlog_room().await;
         let mut room = buf.len() - filled;
         if owed > 0 {
+            rt.shard().stats.downloaded(owed);
             // Over the download limit: the socket is not read until the buckets have paid
             // for what came, and TCP's window slows the peer down.
             if !meter.spend(owed, || rt.has_peer(key)).await {
@@ -288,6 +290,7 @@ async fn write_loop(
                 }
                 let served = batch.block_bytes() as u32;
                 if served > 0 {
+                    rt.shard().stats.uploaded(u64::from(served));
                     rt.engine()
                         .borrow_mut()
                         .on_block_sent(rt.now(), key, served);

@@ -17,6 +17,7 @@ use glommio::io::DmaBuffer;
 use super::buffers::{BufferPool, PieceBytes};
 use super::cache::PieceCache;
 use super::lazy_storage::LazyStorage;
+use super::stats::ShardStats;
 use super::storage::StorageError;
 
 pub struct PieceIo {
@@ -33,6 +34,8 @@ pub struct PieceIo {
     buffers: RefCell<HashMap<u32, DmaBuffer>>,
     /// Pieces being read from disk, with whoever waits for each.
     reads: RefCell<HashMap<u32, Vec<LocalSender<()>>>>,
+    /// The shard's counters: disk latency and errors, cache hits and misses.
+    stats: Arc<ShardStats>,
 }
 
 impl PieceIo {
@@ -42,6 +45,7 @@ impl PieceIo {
         storage: LazyStorage,
         cache: Rc<RefCell<PieceCache>>,
         pool: Rc<RefCell<BufferPool>>,
+        stats: Arc<ShardStats>,
     ) -> Self {
         PieceIo {
             index,
@@ -51,6 +55,7 @@ impl PieceIo {
             pool,
             buffers: RefCell::new(HashMap::new()),
             reads: RefCell::new(HashMap::new()),
+            stats,
         }
     }
 
@@ -113,10 +118,19 @@ impl PieceIo {
         len: usize,
     ) -> Result<(), StorageError> {
         let direct = Rc::new(buf);
-        match self.storage.get().await {
-            Ok(storage) => storage.write_piece(piece, &direct, len).await,
+        let written = match self.storage.get().await {
+            Ok(storage) => {
+                let began = std::time::Instant::now();
+                let written = storage.write_piece(piece, &direct, len).await;
+                self.stats.disk_write.observe(began.elapsed());
+                written
+            }
             Err(e) => Err(e),
-        }?;
+        };
+        if written.is_err() {
+            self.stats.disk_error();
+        }
+        written?;
         self.keep(piece, PieceBytes::Dma(direct, len));
         Ok(())
     }
@@ -126,6 +140,7 @@ impl PieceIo {
     pub async fn piece_data(&self, piece: u32) -> Result<Rc<PieceBytes>, StorageError> {
         loop {
             if let Some(hit) = self.cache.borrow_mut().get((self.index, piece)) {
+                self.stats.cache_hit();
                 return Ok(hit);
             }
             let waiting = {
@@ -148,10 +163,19 @@ impl PieceIo {
                     rx.recv().await;
                 }
                 None => {
+                    self.stats.cache_miss();
                     let read = match self.storage.get().await {
-                        Ok(storage) => storage.read_piece(piece).await,
+                        Ok(storage) => {
+                            let began = std::time::Instant::now();
+                            let read = storage.read_piece(piece).await;
+                            self.stats.disk_read.observe(began.elapsed());
+                            read
+                        }
                         Err(e) => Err(e),
                     };
+                    if read.is_err() {
+                        self.stats.disk_error();
+                    }
                     for waiter in self.reads.borrow_mut().remove(&piece).unwrap_or_default() {
                         let _ = waiter.try_send(());
                     }

@@ -35,6 +35,7 @@ use super::resolver::DnsCache;
 use super::scraper::Scraper;
 use super::share::{self, Demand};
 use super::slot::Slot;
+use super::stats::{RefusedConnection, ShardStats};
 use super::throttle::{RateLimits, Throttle};
 use super::tracker::TrackerConnections;
 use super::{dial, peer, shard_for, SwarmConfig};
@@ -44,6 +45,8 @@ use crate::pool::ShardId;
 pub struct Shared {
     pub config: SwarmConfig,
     pub inboxes: Vec<inbox::Sender<Command>>,
+    /// Each shard's counters, by shard id.
+    pub stats: Vec<Arc<ShardStats>>,
     pub parked: Vec<inbox::Slot<Command>>,
     pub events: Option<EventSink>,
     /// Shards that listen; the front end waits for all of them before it returns.
@@ -60,6 +63,8 @@ pub struct ShardCtx {
     pub id: ShardId,
     pub config: SwarmConfig,
     pub clock: Clock,
+    /// This shard's counters, which a metrics scrape reads.
+    pub stats: Arc<ShardStats>,
     pub cache: Rc<RefCell<PieceCache>>,
     pub pool: Rc<RefCell<BufferPool>>,
     pub trackers: Rc<TrackerConnections>,
@@ -114,8 +119,10 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     let trackers = Rc::new(TrackerConnections::new(Rc::new(dns)));
     let announces = AnnounceGate::new(config.announce.limits, shared.clock);
     let random = entropy(id);
+    let stats = shared.stats[id.0 as usize].clone();
     let ctx = Rc::new(ShardCtx {
         id,
+        stats: stats.clone(),
         cache: Rc::new(RefCell::new(PieceCache::new(config.cache_bytes))),
         pool: Rc::new(RefCell::new(BufferPool::new(
             config.cache_bytes / 2,
@@ -132,7 +139,11 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             shard_limits(config.limits, config.shards.count, id),
         )),
         global_limits: Cell::new(config.limits),
-        guard: IpGuard::new(config.max_connections_per_ip, config.per_ip_exempt_loopback),
+        guard: IpGuard::new(
+            config.max_connections_per_ip,
+            config.per_ip_exempt_loopback,
+            stats,
+        ),
         events: shared.events.clone(),
         files: Rc::new(FilePool::new(config.open_files_per_shard)),
         checks: Semaphore::new(1),
@@ -184,6 +195,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             break None;
         }
         let mut stop = None;
+        ctx.stats.inbox_took(batch.len());
         for command in batch.drain(..) {
             match command {
                 Command::Stop { reply } => stop = Some(reply),
@@ -356,6 +368,7 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ShardCtx>, shared: Arc<Share
             continue;
         };
         let Some(slot) = ctx.budget.try_take() else {
+            ctx.stats.refused(RefusedConnection::ShardLimit);
             tracing::debug!("connection refused: the shard is at its connection limit");
             continue;
         };
@@ -407,6 +420,8 @@ async fn handle_incoming(
         .try_send(Command::Handoff(handoff))
         .is_err()
     {
+        ctx.stats.refused(RefusedConnection::OwnerBusy);
+        shared.stats[owner.0 as usize].inbox_was_full();
         tracing::warn!(%addr, "owner shard's inbox is full; connection refused");
     }
 }
@@ -426,6 +441,7 @@ fn route_local(ctx: &ShardCtx, h: Handoff) {
         return;
     };
     let Some(budget) = ctx.budget.try_take() else {
+        ctx.stats.refused(RefusedConnection::ShardLimit);
         return;
     };
     glommio::spawn_local(async move {

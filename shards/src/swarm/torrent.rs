@@ -81,6 +81,7 @@ impl TorrentRt {
             storage,
             shard.cache.clone(),
             shard.pool.clone(),
+            shard.stats.clone(),
         ));
         TorrentRt {
             book: AddressBook::new(shard.config.port),
@@ -280,6 +281,7 @@ impl TorrentRt {
                     return;
                 }
             } else {
+                rt.shard.stats.hash_failed();
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
                 rt.pieces.discard(buf);
             }

@@ -24,6 +24,7 @@ use thiserror::Error;
 
 use super::clock::Clock;
 use super::resolver::{DnsCache, ResolveError};
+use super::stats::AnnounceFailure;
 
 /// Longest a whole HTTP announce may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -47,6 +48,21 @@ pub enum AnnounceError {
     Timeout(Duration),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+}
+
+impl AnnounceError {
+    /// The kind metrics count it under.
+    pub fn failure(&self) -> AnnounceFailure {
+        match self {
+            AnnounceError::Tracker(TrackerError::Failure(_)) => AnnounceFailure::Refused,
+            AnnounceError::Tracker(TrackerError::TimedOut { .. }) | AnnounceError::Timeout(_) => {
+                AnnounceFailure::Timeout
+            }
+            AnnounceError::Tracker(_) => AnnounceFailure::Protocol,
+            AnnounceError::Io(_) | AnnounceError::Runtime(_) => AnnounceFailure::Network,
+            AnnounceError::Resolve(_) => AnnounceFailure::Resolve,
+        }
+    }
 }
 
 /// Idle keep-alive connections kept per tracker address, and in all, per shard.

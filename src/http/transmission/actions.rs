@@ -1,0 +1,161 @@
+//! The per-torrent commands: start, stop, verify, reannounce, remove, set-location and
+//! the queue moves. Each runs for every torrent named, on the blocking pool (a command
+//! may wait for its shard or the state database), and the catalog is refreshed after so
+//! the next torrent-get shows the change.
+
+use std::sync::Arc;
+
+use ccbt_engine::InfoHash;
+
+use crate::daemon::core::{Daemon, DaemonError};
+
+use super::super::Api;
+use super::dispatch::{Answer, Args};
+use super::ids;
+
+/// Runs `f` for each torrent named; the first failure (by torrent) is the answer.
+async fn each(
+    api: &Arc<Api>,
+    args: &Args,
+    f: impl Fn(&Daemon, InfoHash) -> Result<(), DaemonError> + Send + 'static,
+) -> Answer {
+    let hashes = ids::select(&api.catalog, args)?.hashes();
+    let failures = api
+        .blocking(move |d| {
+            hashes
+                .into_iter()
+                .filter_map(|h| f(d, h).err().map(|e| format!("{h}: {e}")))
+                .collect::<Vec<_>>()
+        })
+        .await;
+    api.refreshed().await;
+    match failures.first() {
+        None => Ok(Default::default()),
+        Some(first) if failures.len() == 1 => Err(first.clone()),
+        Some(first) => Err(format!("{first} (and {} more)", failures.len() - 1)),
+    }
+}
+
+pub async fn start(api: &Arc<Api>, args: &Args) -> Answer {
+    each(api, args, |d, h| d.resume(h)).await
+}
+
+pub async fn stop(api: &Arc<Api>, args: &Args) -> Answer {
+    each(api, args, |d, h| d.pause(h)).await
+}
+
+pub async fn verify(api: &Arc<Api>, args: &Args) -> Answer {
+    each(api, args, |d, h| d.recheck(h)).await
+}
+
+pub async fn reannounce(api: &Arc<Api>, args: &Args) -> Answer {
+    each(api, args, |d, h| d.reannounce(h)).await
+}
+
+pub async fn remove(api: &Arc<Api>, args: &Args) -> Answer {
+    let delete_data = args.bool("delete-local-data")?.unwrap_or(false);
+    each(api, args, move |d, h| d.remove(h, delete_data)).await
+}
+
+/// torrent-set-location with `move: true` moves the data; without a move (telling where
+/// the data already is) it is refused: ccbt-uring has no "find" yet.
+pub async fn set_location(api: &Arc<Api>, args: &Args) -> Answer {
+    let location = args
+        .str("location")?
+        .ok_or("torrent-set-location needs \"location\"")?;
+    if !args.bool("move")?.unwrap_or(false) {
+        return Err(
+            "torrent-set-location without \"move\": true is not supported: \
+                    ccbt-uring moves the data there, it cannot look for it there"
+                .into(),
+        );
+    }
+    let to = api
+        .access
+        .save_dir(location, &api.blocking(|d| d.download_dir()).await)
+        .map_err(|e| format!("location: {e}"))?;
+    each(api, args, move |d, h| d.move_storage(h, to.clone())).await
+}
+
+/// queue-move-top/up/down/bottom.
+pub async fn queue_move(api: &Arc<Api>, method: &str, args: &Args) -> Answer {
+    let named = ids::select(&api.catalog, args)?.hashes();
+    let snapshot = api.catalog.current();
+    let mut queue: Vec<(u32, InfoHash)> = snapshot
+        .rows
+        .iter()
+        .map(|r| (r.fixed.queue_position, r.info_hash))
+        .collect();
+    queue.sort();
+    let order = moved(queue.into_iter().map(|(_, h)| h).collect(), &named, method);
+    api.blocking(move |d| d.reorder_queue(&order))
+        .await
+        .map_err(|e| e.to_string())?;
+    api.refreshed().await;
+    Ok(Default::default())
+}
+
+/// The queue (first to last) after moving `named` as `method` says.
+fn moved(mut queue: Vec<InfoHash>, named: &[InfoHash], method: &str) -> Vec<InfoHash> {
+    let is_named = |h: &InfoHash| named.contains(h);
+    match method {
+        "queue-move-top" | "queue-move-bottom" => {
+            let (mut picked, rest): (Vec<_>, Vec<_>) = queue.into_iter().partition(is_named);
+            if method == "queue-move-top" {
+                picked.extend(rest);
+                picked
+            } else {
+                let mut rest = rest;
+                rest.append(&mut picked);
+                rest
+            }
+        }
+        "queue-move-up" => {
+            for i in 1..queue.len() {
+                if is_named(&queue[i]) && !is_named(&queue[i - 1]) {
+                    queue.swap(i, i - 1);
+                }
+            }
+            queue
+        }
+        _ => {
+            for i in (0..queue.len().saturating_sub(1)).rev() {
+                if is_named(&queue[i]) && !is_named(&queue[i + 1]) {
+                    queue.swap(i, i + 1);
+                }
+            }
+            queue
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(n: u8) -> InfoHash {
+        ccbt_engine::Sha1Digest([n; 20])
+    }
+
+    #[test]
+    fn queue_moves_keep_the_others_in_order() {
+        let q = vec![h(1), h(2), h(3), h(4)];
+        assert_eq!(
+            moved(q.clone(), &[h(3)], "queue-move-top"),
+            vec![h(3), h(1), h(2), h(4)]
+        );
+        assert_eq!(
+            moved(q.clone(), &[h(2)], "queue-move-bottom"),
+            vec![h(1), h(3), h(4), h(2)]
+        );
+        assert_eq!(
+            moved(q.clone(), &[h(3), h(4)], "queue-move-up"),
+            vec![h(1), h(3), h(4), h(2)]
+        );
+        assert_eq!(
+            moved(q.clone(), &[h(1)], "queue-move-down"),
+            vec![h(2), h(1), h(3), h(4)]
+        );
+        assert_eq!(moved(q.clone(), &[h(1)], "queue-move-up"), q);
+    }
+}

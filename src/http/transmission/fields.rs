@@ -1,0 +1,541 @@
+//! torrent-get's fields: each name Transmission 4.0 defines that Sonarr/Radarr,
+//! transmission-remote 3.00 and the 3.00 web UI ask for, computed from a catalog row.
+//! A name not known here is left out of the answer, as Transmission does.
+//!
+//! Units are Transmission's: sizes in bytes, rates in bytes per second, limits in kB/s
+//! (1000 bytes), times in Unix seconds, share limits in minutes.
+//!
+//! What ccbt-uring does not track is reported as Transmission reports "nothing": no
+//! per-peer list (`peers` is empty; the counts are the connected peers), no corrupt-byte
+//! total (`corruptEver` 0), no web seed traffic.
+
+use std::time::Instant;
+
+use ccbt_config::Config;
+use ccbt_engine::Bitfield;
+use ccbt_shards::swarm::TorrentState;
+use serde_json::{json, Value};
+
+use crate::daemon::catalog::Row;
+use crate::daemon::core::Override;
+
+use super::file_stats;
+use super::trackers::{magnet_link, scrape_url, site_name, tracker_stats, trackers};
+
+/// Transmission's default seed idle limit, minutes (reported when none is set).
+const IDLE_MINUTES_DEFAULT: u64 = 30;
+/// Transmission's default seed ratio (reported when none is set).
+const RATIO_DEFAULT: f64 = 2.0;
+/// Transmission's "no limit" limit values (kB/s), reported with `*Limited: false`.
+const SPEED_LIMIT_DEFAULT_KBPS: u64 = 100;
+
+/// What every field of one listing shares.
+pub struct Context<'a> {
+    pub now: Instant,
+    pub config: &'a Config,
+}
+
+/// One torrent as the fields see it: its row and, when asked for, its pieces.
+pub struct Torrent<'a> {
+    pub row: &'a Row,
+    pub have: Option<&'a Bitfield>,
+}
+
+/// Fields that need the torrent's have-bitfield from its shard.
+pub fn needs_pieces(name: &str) -> bool {
+    matches!(name, "files" | "fileStats" | "pieces")
+}
+
+/// Transmission's status numbers, which Sonarr/Radarr map.
+pub mod status {
+    pub const STOPPED: i64 = 0;
+    pub const CHECK_WAIT: i64 = 1;
+    pub const CHECK: i64 = 2;
+    pub const DOWNLOAD_WAIT: i64 = 3;
+    pub const DOWNLOAD: i64 = 4;
+    pub const SEED_WAIT: i64 = 5;
+    pub const SEED: i64 = 6;
+}
+
+pub fn status_of(row: &Row) -> i64 {
+    let waiting = || {
+        if row.live.done {
+            status::SEED_WAIT
+        } else {
+            status::DOWNLOAD_WAIT
+        }
+    };
+    match row.live.state {
+        TorrentState::Queued if row.fixed.queued => waiting(),
+        TorrentState::Queued => status::CHECK_WAIT,
+        TorrentState::Checking => status::CHECK,
+        TorrentState::Downloading => status::DOWNLOAD,
+        TorrentState::Seeding => status::SEED,
+        TorrentState::Paused | TorrentState::Stopped | TorrentState::Failed => {
+            if row.fixed.queued && !row.fixed.user_paused && row.live.error.is_none() {
+                waiting()
+            } else {
+                status::STOPPED
+            }
+        }
+    }
+}
+
+/// Bytes of wanted data still missing.
+pub fn left_until_done(row: &Row) -> u64 {
+    let wanted = row.wanted_size();
+    if row.fixed.settings.priorities.is_empty() {
+        return row.total_size().saturating_sub(row.have_bytes());
+    }
+    let started = !matches!(
+        row.live.state,
+        TorrentState::Queued | TorrentState::Checking
+    );
+    if started {
+        let piece = u64::from(row.fixed.meta.info.layout.piece_length());
+        (row.live.wanted_left * piece).min(wanted)
+    } else {
+        wanted.saturating_sub(row.have_bytes())
+    }
+}
+
+/// The ratio limit that applies (its own, its category's or the global one).
+fn ratio_limit(ctx: &Context, row: &Row) -> Option<f64> {
+    let configured = ctx
+        .config
+        .share
+        .for_category(row.fixed.category.as_deref())
+        .ratio_limit;
+    row.fixed.settings.share.ratio.resolve(configured)
+}
+
+fn seeding_minutes_limit(ctx: &Context, row: &Row) -> Option<u64> {
+    let configured = ctx
+        .config
+        .share
+        .for_category(row.fixed.category.as_deref())
+        .seeding_time_limit
+        .map(|d| d.as_secs() / 60);
+    row.fixed.settings.share.seeding_minutes.resolve(configured)
+}
+
+/// Stopped because a share limit was reached (what Sonarr takes for "done seeding").
+pub fn is_finished(ctx: &Context, row: &Row) -> bool {
+    let stopped = matches!(row.live.state, TorrentState::Paused | TorrentState::Stopped);
+    if !(stopped && row.live.done && row.fixed.user_paused) {
+        return false;
+    }
+    let by_ratio = ratio_limit(ctx, row).is_some_and(|r| row.ratio() >= r);
+    let by_time = seeding_minutes_limit(ctx, row)
+        .is_some_and(|m| row.live.seeding.seconds(ctx.now) >= m.saturating_mul(60));
+    by_ratio || by_time
+}
+
+/// Seconds until done downloading (or, seeding, until the ratio limit): -1 unknown, -2
+/// never (seeding without a limit).
+pub fn eta(ctx: &Context, row: &Row) -> i64 {
+    const UNKNOWN: i64 = -1;
+    const INFINITE: i64 = -2;
+    let live = &row.live;
+    match live.state {
+        TorrentState::Downloading if live.download_rate > 0 => {
+            (left_until_done(row) / live.download_rate) as i64
+        }
+        TorrentState::Seeding => match ratio_limit(ctx, row) {
+            None => INFINITE,
+            Some(_) if live.upload_rate == 0 => UNKNOWN,
+            Some(limit) => {
+                let base = if live.downloaded > 0 {
+                    live.downloaded
+                } else {
+                    row.have_bytes()
+                };
+                let goal = (limit * base as f64) as u64;
+                (goal.saturating_sub(live.uploaded) / live.upload_rate) as i64
+            }
+        },
+        _ => UNKNOWN,
+    }
+}
+
+fn mode<T>(o: Override<T>) -> i64 {
+    match o {
+        Override::Global => 0,
+        Override::Limit(_) => 1,
+        Override::Unlimited => 2,
+    }
+}
+
+fn speed_limit(bytes_per_s: u64) -> (u64, bool) {
+    if bytes_per_s == 0 {
+        (SPEED_LIMIT_DEFAULT_KBPS, false)
+    } else {
+        (bytes_per_s.div_ceil(1000), true)
+    }
+}
+
+/// The value of field `name` for `t`, or `None` for a name this does not know.
+pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
+    let row = t.row;
+    let fixed = &row.fixed;
+    let live = &row.live;
+    let meta = &fixed.meta;
+    let layout = &meta.info.layout;
+    let settings = &fixed.settings;
+    let v = match name {
+        "id" => json!(row.id),
+        "hashString" => json!(row.info_hash.to_hex()),
+        "name" => json!(meta.info.name.display()),
+        "downloadDir" => json!(fixed.save_dir.display().to_string()),
+        "totalSize" => json!(row.total_size()),
+        "sizeWhenDone" => json!(row.wanted_size()),
+        "leftUntilDone" => json!(left_until_done(row)),
+        "desiredAvailable" => json!(0),
+        "haveValid" => json!(row.have_bytes()),
+        "haveUnchecked" => json!(0),
+        "percentDone" | "percentComplete" => {
+            let (done, of) = if name == "percentDone" {
+                let size_when_done = row.wanted_size();
+                (
+                    size_when_done.saturating_sub(left_until_done(row)),
+                    size_when_done,
+                )
+            } else {
+                (row.have_bytes(), row.total_size())
+            };
+            json!(if of == 0 {
+                0.0
+            } else {
+                done as f64 / of as f64
+            })
+        }
+        "metadataPercentComplete" => json!(1.0),
+        "recheckProgress" => json!(if live.state == TorrentState::Checking {
+            live.checked_pieces as f64 / f64::from(layout.piece_count().max(1))
+        } else {
+            0.0
+        }),
+        "status" => json!(status_of(row)),
+        "isFinished" => json!(is_finished(ctx, row)),
+        "isStalled" => json!(
+            live.state == TorrentState::Downloading && live.download_rate == 0 && live.peers == 0
+        ),
+        "isPrivate" => json!(meta.info.private),
+        "eta" => json!(eta(ctx, row)),
+        "etaIdle" => json!(-1),
+        "error" => json!(if live.error.is_some() { 3 } else { 0 }),
+        "errorString" => json!(live.error.as_ref().map_or(String::new(), |e| e.to_string())),
+        "uploadedEver" => json!(live.uploaded),
+        "downloadedEver" => json!(live.downloaded),
+        "corruptEver" => json!(0),
+        "uploadRatio" => json!(if live.downloaded == 0 && row.have_bytes() == 0 {
+            -1.0
+        } else {
+            row.ratio()
+        }),
+        "rateDownload" => json!(live.download_rate),
+        "rateUpload" => json!(live.upload_rate),
+        "peersConnected" => json!(live.peers),
+        "peersGettingFromUs" => json!(if live.upload_rate > 0 { live.peers } else { 0 }),
+        "peersSendingToUs" => json!(if live.download_rate > 0 {
+            live.peers
+        } else {
+            0
+        }),
+        "webseedsSendingToUs" => json!(0),
+        "peer-limit" | "maxConnectedPeers" => json!(ctx.config.limits.max_peers_per_torrent),
+        "peers" => json!([]),
+        "peersFrom" => json!({
+            "fromCache": 0, "fromDht": 0, "fromIncoming": 0, "fromLpd": 0,
+            "fromLtep": 0, "fromPex": 0, "fromTracker": 0
+        }),
+        "secondsSeeding" => json!(live.seeding.seconds(ctx.now)),
+        "secondsDownloading" => json!(live.downloading.seconds(ctx.now)),
+        "addedDate" => json!(fixed.added_at),
+        "startDate" => json!(fixed.added_at),
+        "activityDate" => json!(live.last_activity),
+        "doneDate" => json!(fixed.completed_at.unwrap_or(0)),
+        "dateCreated" => json!(meta.creation_date.unwrap_or(0)),
+        "editDate" => json!(0),
+        "manualAnnounceTime" => json!(-1),
+        "comment" => json!(meta.comment.clone().unwrap_or_default()),
+        "creator" => json!(meta.created_by.clone().unwrap_or_default()),
+        "magnetLink" => json!(magnet_link(row)),
+        "pieceCount" => json!(layout.piece_count()),
+        "pieceSize" => json!(layout.piece_length()),
+        "pieces" => {
+            use base64::Engine as _;
+            let bits = match t.have {
+                Some(b) => b.clone(),
+                None if live.have_pieces >= u64::from(layout.piece_count()) => {
+                    Bitfield::full(layout.piece_count())
+                }
+                None if live.have_pieces == 0 => Bitfield::empty(layout.piece_count()),
+                None => return None,
+            };
+            json!(base64::engine::general_purpose::STANDARD.encode(bits.as_bytes()))
+        }
+        "fileCount" | "file-count" => json!(layout.files().len()),
+        "files" => {
+            let done = file_stats::completed(layout, t.have, live.have_pieces);
+            Value::Array(
+                layout
+                    .files()
+                    .iter()
+                    .zip(done)
+                    .map(|(f, done)| {
+                        json!({
+                            "bytesCompleted": done,
+                            "length": f.length,
+                            "name": f.path.display(),
+                            "begin_piece": f.offset / u64::from(layout.piece_length()),
+                            "end_piece": (f.offset + f.length)
+                                .div_ceil(u64::from(layout.piece_length())),
+                        })
+                    })
+                    .collect(),
+            )
+        }
+        "fileStats" => {
+            let done = file_stats::completed(layout, t.have, live.have_pieces);
+            Value::Array(
+                done.into_iter()
+                    .enumerate()
+                    .map(|(i, done)| {
+                        json!({
+                            "bytesCompleted": done,
+                            "wanted": settings.priorities.get(i).is_none_or(|&p| p >= 0),
+                            "priority": priority_of(settings.priorities.get(i).copied()),
+                        })
+                    })
+                    .collect(),
+            )
+        }
+        "priorities" => Value::Array(
+            (0..layout.files().len())
+                .map(|i| json!(priority_of(settings.priorities.get(i).copied())))
+                .collect(),
+        ),
+        "wanted" => Value::Array(
+            (0..layout.files().len())
+                .map(|i| {
+                    json!(i32::from(
+                        settings.priorities.get(i).is_none_or(|&p| p >= 0)
+                    ))
+                })
+                .collect(),
+        ),
+        "bandwidthPriority" => json!(0),
+        "honorsSessionLimits" => json!(true),
+        "downloadLimit" => json!(speed_limit(settings.download_bytes_per_s).0),
+        "downloadLimited" => json!(speed_limit(settings.download_bytes_per_s).1),
+        "uploadLimit" => json!(speed_limit(settings.upload_bytes_per_s).0),
+        "uploadLimited" => json!(speed_limit(settings.upload_bytes_per_s).1),
+        "seedRatioMode" => json!(mode(settings.share.ratio)),
+        "seedRatioLimit" => json!(match settings.share.ratio {
+            Override::Limit(r) => r,
+            _ => ratio_limit(ctx, row).unwrap_or(RATIO_DEFAULT),
+        }),
+        "seedIdleMode" => json!(mode(settings.share.idle_minutes)),
+        "seedIdleLimit" => json!(match settings.share.idle_minutes {
+            Override::Limit(m) => m,
+            _ => IDLE_MINUTES_DEFAULT,
+        }),
+        "labels" => json!(fixed.tags),
+        "group" => json!(""),
+        "queuePosition" => json!(fixed.queue_position),
+        "sequentialDownload" => json!(settings.sequential),
+        "trackers" => Value::Array(
+            trackers(row)
+                .into_iter()
+                .map(|(id, tier, url)| {
+                    json!({
+                        "announce": url, "id": id, "scrape": scrape_url(&url), "tier": tier,
+                        "sitename": site_name(&url),
+                    })
+                })
+                .collect(),
+        ),
+        "trackerList" => json!(meta
+            .trackers()
+            .iter()
+            .map(|tier| tier.join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n\n")),
+        "trackerStats" => tracker_stats(row),
+        "webseeds" => json!(meta.web_seeds),
+        "primary-mime-type" => json!("application/octet-stream"),
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// Transmission's file priority: -1 low, 0 normal, 1 high (a skipped file keeps normal).
+fn priority_of(code: Option<i8>) -> i64 {
+    match code {
+        Some(0) => -1,
+        Some(2..) => 1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::catalog::{Fixed, Live, Timer};
+    use std::sync::Arc;
+
+    /// A one-file torrent of 10 pieces of 16 KiB, in `state`, with `have` pieces.
+    fn row(state: TorrentState, have: u64, f: impl FnOnce(&mut Fixed, &mut Live)) -> Row {
+        let mut t = b"d4:infod6:lengthi163840e4:name1:x12:piece lengthi16384e6:pieces200:".to_vec();
+        t.extend_from_slice(&[0u8; 200]);
+        t.extend_from_slice(b"ee");
+        let meta = Arc::new(ccbt_engine::metainfo::Metainfo::parse(&t).unwrap());
+        let mut fixed = Fixed {
+            revision: 0,
+            meta: meta.clone(),
+            save_dir: "/srv".into(),
+            added_at: 0,
+            completed_at: None,
+            category: None,
+            tags: Vec::new(),
+            queue_position: 0,
+            user_paused: false,
+            queued: false,
+            settings: Default::default(),
+        };
+        let mut live = Live {
+            state,
+            peers: 0,
+            have_pieces: have,
+            checked_pieces: 0,
+            wanted_left: 10 - have,
+            done: have == 10,
+            uploaded: 0,
+            downloaded: 0,
+            upload_rate: 0,
+            download_rate: 0,
+            swarm: None,
+            error: None,
+            seeding: Timer::default(),
+            downloading: Timer::default(),
+            last_activity: 0,
+        };
+        f(&mut fixed, &mut live);
+        Row {
+            id: 1,
+            info_hash: meta.info_hash,
+            fixed: Arc::new(fixed),
+            live,
+        }
+    }
+
+    #[test]
+    fn states_map_to_the_status_numbers_the_arr_apps_read() {
+        let none = |_: &mut Fixed, _: &mut Live| {};
+        assert_eq!(
+            status_of(&row(TorrentState::Queued, 0, none)),
+            status::CHECK_WAIT
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Checking, 0, none)),
+            status::CHECK
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Downloading, 3, none)),
+            status::DOWNLOAD
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Seeding, 10, none)),
+            status::SEED
+        );
+        let paused = |f: &mut Fixed, _: &mut Live| f.user_paused = true;
+        assert_eq!(
+            status_of(&row(TorrentState::Paused, 3, paused)),
+            status::STOPPED
+        );
+        let queued = |f: &mut Fixed, _: &mut Live| f.queued = true;
+        assert_eq!(
+            status_of(&row(TorrentState::Paused, 3, queued)),
+            status::DOWNLOAD_WAIT
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Paused, 10, queued)),
+            status::SEED_WAIT
+        );
+        assert_eq!(
+            status_of(&row(TorrentState::Failed, 3, none)),
+            status::STOPPED
+        );
+    }
+
+    #[test]
+    fn left_until_done_and_eta_follow_the_pieces_and_rates() {
+        let config = Config::default();
+        let ctx = Context {
+            now: Instant::now(),
+            config: &config,
+        };
+        let fast = |_: &mut Fixed, l: &mut Live| l.download_rate = 16_384;
+        let r = row(TorrentState::Downloading, 4, fast);
+        assert_eq!(left_until_done(&r), 6 * 16_384);
+        assert_eq!(eta(&ctx, &r), 6);
+        let stalled = row(TorrentState::Downloading, 4, |_, _| {});
+        assert_eq!(eta(&ctx, &stalled), -1);
+        let seed = row(TorrentState::Seeding, 10, |_, _| {});
+        assert_eq!(left_until_done(&seed), 0);
+        assert_eq!(eta(&ctx, &seed), -2, "no ratio limit: it seeds forever");
+        let limited = row(TorrentState::Seeding, 10, |f, l| {
+            f.settings.share.ratio = Override::Limit(1.0);
+            l.upload_rate = 16_384;
+        });
+        assert_eq!(
+            eta(&ctx, &limited),
+            10,
+            "163840 bytes to upload at 16 KiB/s"
+        );
+        // Before its check a torrent has nothing: all of it is left.
+        assert_eq!(
+            left_until_done(&row(TorrentState::Queued, 0, |_, _| {})),
+            163_840
+        );
+    }
+
+    #[test]
+    fn finished_means_stopped_by_a_reached_share_limit() {
+        let config = Config::default();
+        let ctx = Context {
+            now: Instant::now(),
+            config: &config,
+        };
+        let stopped_at_limit = row(TorrentState::Paused, 10, |f, l| {
+            f.user_paused = true;
+            f.settings.share.ratio = Override::Limit(0.5);
+            l.uploaded = 100_000;
+        });
+        assert!(is_finished(&ctx, &stopped_at_limit));
+        let paused_by_hand = row(TorrentState::Paused, 10, |f, _| f.user_paused = true);
+        assert!(!is_finished(&ctx, &paused_by_hand), "no limit was reached");
+        let seeding = row(TorrentState::Seeding, 10, |f, l| {
+            f.settings.share.ratio = Override::Limit(0.5);
+            l.uploaded = 100_000;
+        });
+        assert!(!is_finished(&ctx, &seeding), "still running");
+    }
+
+    #[test]
+    fn speed_limits_are_in_kilobytes_and_zero_is_unlimited() {
+        assert_eq!(speed_limit(0), (SPEED_LIMIT_DEFAULT_KBPS, false));
+        assert_eq!(speed_limit(250_000), (250, true));
+        assert_eq!(speed_limit(1), (1, true));
+    }
+
+    #[test]
+    fn file_priorities_map_to_transmission_numbers() {
+        assert_eq!(priority_of(None), 0);
+        assert_eq!(priority_of(Some(-1)), 0);
+        assert_eq!(priority_of(Some(0)), -1);
+        assert_eq!(priority_of(Some(1)), 0);
+        assert_eq!(priority_of(Some(2)), 1);
+    }
+}

@@ -1,0 +1,140 @@
+//! torrent-add: a `.torrent` given as `metainfo` (base64) or `filename` (a local path or
+//! an `http://` URL), saved to `download-dir` (confined by `control.allowed_save_dirs`),
+//! paused or not, with labels and file choices. Answers `torrent-added` or
+//! `torrent-duplicate` with the torrent's id, name and hash.
+//!
+//! Magnet links are refused with a reason: the engine cannot fetch a torrent's metadata
+//! from peers yet (issue 12).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{json, Map};
+
+use crate::daemon::core::{AddRequest, DaemonError};
+
+use super::super::Api;
+use super::dispatch::{Answer, Args};
+use super::{fetch, torrent_set};
+
+pub async fn add(api: &Arc<Api>, args: &Args) -> Answer {
+    let limit = api.access.max_request_bytes;
+    let metainfo = match (args.str("metainfo")?, args.str("filename")?) {
+        (Some(b64), _) => decode_base64(b64)?,
+        (None, Some(name)) => source(name.trim(), limit).await?,
+        (None, None) => {
+            return Err("torrent-add needs \"filename\" or \"metainfo\"".into());
+        }
+    };
+    let save_dir = match args.str("download-dir")? {
+        Some(dir) if !dir.trim().is_empty() => Some(
+            api.access
+                .save_dir(dir, &api.blocking(|d| d.download_dir()).await)
+                .map_err(|e| format!("download-dir: {e}"))?,
+        ),
+        _ => None,
+    };
+    let tags = args.strings("labels")?.unwrap_or_default();
+    let changes = torrent_set::Changes::read(args)?;
+    let paused = args.bool("paused")?.unwrap_or(false);
+    let request = AddRequest {
+        metainfo,
+        save_dir,
+        paused,
+        category: None,
+        tags,
+    };
+    let (key, hash) = match api.blocking(move |d| d.add(request)).await {
+        Ok(hash) => ("torrent-added", hash),
+        Err(DaemonError::Duplicate(hash)) => ("torrent-duplicate", hash),
+        Err(e) => return Err(e.to_string()),
+    };
+    api.refreshed().await;
+    let snapshot = api.catalog.current();
+    let row = snapshot
+        .get(&hash)
+        .ok_or("the torrent was removed while it was being added")?;
+    if key == "torrent-added" {
+        torrent_set::apply(api, row, &changes).await?;
+        api.refreshed().await;
+    }
+    let mut out = Map::new();
+    out.insert(
+        key.into(),
+        json!({
+            "id": row.id,
+            "name": row.fixed.meta.info.name.display(),
+            "hashString": hash.to_hex(),
+        }),
+    );
+    Ok(out)
+}
+
+fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+    let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .map_err(|e| format!("\"metainfo\" is not base64: {e}"))
+}
+
+/// The bytes `filename` names.
+async fn source(name: &str, limit: usize) -> Result<Vec<u8>, String> {
+    if name
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+    {
+        return Err(
+            "magnet links are not supported yet: the engine cannot fetch a \
+                    torrent's metadata from peers (issue 12); add the .torrent file"
+                .into(),
+        );
+    }
+    if name.starts_with("http://") || name.starts_with("https://") {
+        return fetch::fetch(name, limit).await.map_err(|e| e.to_string());
+    }
+    let path = std::path::PathBuf::from(name);
+    let read = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let file = std::fs::File::open(&path)?;
+        let mut bytes = Vec::new();
+        file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+        Ok::<_, std::io::Error>(bytes)
+    })
+    .await
+    .map_err(|_| "reading the file failed".to_string())?
+    .map_err(|e| format!("{name}: {e}"))?;
+    if read.len() > limit {
+        return Err(format!(
+            "{name}: over control.max_request_bytes ({limit} bytes)"
+        ));
+    }
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metainfo_may_be_wrapped_base64() {
+        assert_eq!(
+            decode_base64("ZDQ6\naW5mb2Rl\nZQ==").unwrap(),
+            b"d4:infodee"
+        );
+        assert!(decode_base64("not base64!")
+            .unwrap_err()
+            .contains("not base64"));
+    }
+
+    #[tokio::test]
+    async fn magnets_and_https_are_refused_with_a_reason() {
+        let magnet = source("magnet:?xt=urn:btih:0123", 100).await.unwrap_err();
+        assert!(magnet.contains("issue 12"), "{magnet}");
+        let https = source("https://example.invalid/a.torrent", 100)
+            .await
+            .unwrap_err();
+        assert!(https.contains("no TLS client"), "{https}");
+        let missing = source("/nonexistent/x.torrent", 100).await.unwrap_err();
+        assert!(missing.starts_with("/nonexistent/x.torrent: "), "{missing}");
+    }
+}
