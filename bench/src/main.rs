@@ -12,10 +12,14 @@
 //!   fio's O_DIRECT read of the same file). Runs are interleaved so noise hits all alike.
 //! - `many` (S4): 10,000 small torrents loaded and seeding: load time and RSS per torrent,
 //!   ccbt-uring vs python3-libtorrent.
+//! - `api` (S7): the control APIs at 100,000 torrents while seeding at full rate:
+//!   Transmission `torrent-get`, qBittorrent `torrents/info` and `sync/maindata`
+//!   latency, vs transmission-daemon and qbittorrent-nox at 10,000.
 //! - `limits`: the machine's limits alone (OpenSSL SHA-1, fio O_DIRECT read, iperf3).
 //! - `quick` and `full`: every scenario, short (under 3 minutes) or at full size;
 //!   `--update-md` rewrites their sections of BENCHMARKS.md.
 
+mod api;
 mod daemon;
 mod dataset;
 mod download;
@@ -58,6 +62,9 @@ enum Scenario {
     /// S6: the seedbox daemon with many torrents: adding, restart, RSS, shutdown and
     /// announces; vs qbittorrent-nox and transmission-daemon.
     Daemon(daemon::DaemonArgs),
+    /// S7: the control APIs at scale: listing and increment latency while seeding at full
+    /// rate; vs transmission-daemon and qbittorrent-nox.
+    Api(api::ApiArgs),
     /// The machine's limits: OpenSSL SHA-1 on all cores, fio O_DIRECT read, iperf3 loopback.
     Limits(limits::LimitsArgs),
 }
@@ -73,6 +80,7 @@ fn main() -> Result<()> {
         Scenario::Verify(args) => println!("{}", recheck::run(args)?),
         Scenario::Many(args) => println!("{}", many::run(args)?),
         Scenario::Daemon(args) => println!("{}", daemon::run(args)?),
+        Scenario::Api(args) => println!("{}", api::run(args)?),
         Scenario::Limits(args) => println!("{}", limits::run(args)?),
     }
     Ok(())

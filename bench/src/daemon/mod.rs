@@ -13,8 +13,8 @@
 //! (the info hash does not change: the announce URL is outside the info dictionary).
 
 mod announces;
-mod control;
-mod others;
+pub(crate) mod control;
+pub(crate) mod others;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -123,7 +123,12 @@ pub fn run(args: DaemonArgs) -> Result<String> {
     let loadgen = bins::loadgen(args.loadgen.as_deref())?;
     let mut ports = Ports::default();
     let tracker_port = ports.next()?;
-    let set = prepare(&args, &loadgen, &Tracker::url(tracker_port))?;
+    let shape = Shape {
+        torrents: args.torrents,
+        file_bytes: args.file_bytes,
+        piece_length: args.piece_length,
+    };
+    let set = prepare(&args.dir, shape, &loadgen, &Tracker::url(tracker_port))?;
     let tracker = Tracker::start_allowing(tracker_port, &set.hashes)?;
     let limit = Duration::from_secs(args.timeout);
     let mut notes = Vec::new();
@@ -208,40 +213,43 @@ pub fn run(args: DaemonArgs) -> Result<String> {
 }
 
 /// The data set, and this run's copies of its torrents with a tracker.
-struct DataSet {
-    data: PathBuf,
+pub(crate) struct DataSet {
+    pub data: PathBuf,
     /// This run's torrents (announcing to its tracker), in name order.
-    torrents: Vec<PathBuf>,
+    pub torrents: Vec<PathBuf>,
     /// The directory that holds them.
-    tracked: PathBuf,
-    hashes: Vec<String>,
+    pub tracked: PathBuf,
+    pub hashes: Vec<String>,
+}
+
+/// What the data set is made of.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    pub torrents: u32,
+    pub file_bytes: u64,
+    pub piece_length: u32,
 }
 
 /// Makes the data set unless a complete one is there; writes its torrents with `announce`.
-fn prepare(args: &DaemonArgs, loadgen: &Path, announce: &str) -> Result<DataSet> {
-    let root = args.dir.join(format!(
-        "daemon-{}x{}-{}",
-        args.torrents, args.file_bytes, args.piece_length
-    ));
+pub(crate) fn prepare(dir: &Path, shape: Shape, loadgen: &Path, announce: &str) -> Result<DataSet> {
+    let Shape {
+        torrents,
+        file_bytes,
+        piece_length,
+    } = shape;
+    let root = dir.join(format!("daemon-{torrents}x{file_bytes}-{piece_length}"));
     let (plain, data, tracked) = (
         root.join("torrents"),
         root.join("data"),
         root.join("tracked"),
     );
     let made = std::fs::read_dir(&plain).map_or(0, |d| d.count());
-    if made != args.torrents as usize {
+    if made != torrents as usize {
         eprintln!(
-            "daemon: writing {} torrents under {}",
-            args.torrents,
+            "daemon: writing {torrents} torrents under {}",
             root.display()
         );
-        crate::dataset::write_many(
-            loadgen,
-            &root,
-            args.torrents,
-            args.file_bytes,
-            args.piece_length,
-        )?;
+        crate::dataset::write_many(loadgen, &root, torrents, file_bytes, piece_length)?;
     }
     let _ = std::fs::remove_dir_all(&tracked);
     std::fs::create_dir_all(&tracked)?;
@@ -292,13 +300,13 @@ fn with_announce(torrent: &[u8], url: &str) -> Result<Vec<u8>> {
 }
 
 /// How the ccbt-uring daemon runs.
-struct OurRun<'a> {
-    ccbt: &'a Path,
-    data: &'a Path,
-    tracker: u16,
-    connections: usize,
-    limit: Duration,
-    observe: Duration,
+pub(crate) struct OurRun<'a> {
+    pub ccbt: &'a Path,
+    pub data: &'a Path,
+    pub tracker: u16,
+    pub connections: usize,
+    pub limit: Duration,
+    pub observe: Duration,
 }
 
 impl OurRun<'_> {
@@ -363,7 +371,7 @@ impl OurRun<'_> {
         })
     }
 
-    fn start(&self, home: &Path, state: &Path, peer_port: u16) -> Result<Process> {
+    pub fn start(&self, home: &Path, state: &Path, peer_port: u16) -> Result<Process> {
         let mut cmd = Command::new(self.ccbt);
         cmd.arg("daemon")
             .arg("--state-dir")
@@ -379,7 +387,7 @@ impl OurRun<'_> {
     }
 
     /// Waits until a `list` on the control socket is answered.
-    fn wait_answers(&self, socket: &Path, daemon: &mut Process) -> Result<()> {
+    pub fn wait_answers(&self, socket: &Path, daemon: &mut Process) -> Result<()> {
         let deadline = Instant::now() + self.limit;
         loop {
             if socket.exists() && control::list(socket).is_ok() {
@@ -392,7 +400,7 @@ impl OurRun<'_> {
 
     /// Waits until the daemon holds `n` torrents, all seeding (asked with `summary`: a
     /// full listing of 100,000 every 50 ms would load the daemon it measures).
-    fn wait_seeding(&self, socket: &Path, n: usize, daemon: &mut Process) -> Result<()> {
+    pub fn wait_seeding(&self, socket: &Path, n: usize, daemon: &mut Process) -> Result<()> {
         let deadline = Instant::now() + self.limit;
         loop {
             let listing = control::summary(socket)?;
@@ -419,7 +427,7 @@ impl OurRun<'_> {
     }
 
     /// SIGTERM; the seconds until it exited, successfully.
-    fn stop(&self, daemon: &mut Process) -> Result<f64> {
+    pub fn stop(&self, daemon: &mut Process) -> Result<f64> {
         let stopping = Instant::now();
         signal_group(daemon.pid(), Signal::SIGTERM);
         let deadline = stopping + self.limit;

@@ -97,12 +97,16 @@ impl Other {
     }
 }
 
+/// qbittorrent-nox's profile: loopback only, no DHT/LSD/PeX/UPnP, no queueing, no WebUI
+/// login from localhost, and several connections per IP allowed (every load-generator
+/// leecher comes from 127.0.0.1; libtorrent's default would refuse all but one).
 fn qbittorrent_conf(api: u16, peer: u16) -> String {
     format!(
         "[LegalNotice]\nAccepted=true\n\n\
          [BitTorrent]\nSession\\Port={peer}\nSession\\InterfaceAddress=127.0.0.1\n\
          Session\\DHTEnabled=false\nSession\\LSDEnabled=false\nSession\\PeXEnabled=false\n\
-         Session\\QueueingSystemEnabled=false\nSession\\AddTorrentPaused=false\n\n\
+         Session\\QueueingSystemEnabled=false\nSession\\AddTorrentPaused=false\n\
+         Session\\MultiConnectionsPerIp=true\n\n\
          [Preferences]\nWebUI\\Port={api}\nWebUI\\Address=127.0.0.1\n\
          WebUI\\LocalHostAuth=false\nWebUI\\CSRFProtection=false\n\
          WebUI\\HostHeaderValidation=false\nConnection\\UPnP=false\nGeneral\\Locale=en\n"
@@ -168,6 +172,36 @@ fn load(
     ports: &mut Ports,
     limit: Duration,
 ) -> Result<(f64, u64, u64)> {
+    let mut loaded = start_loaded(other, torrents, count, data, ports, limit)?;
+    std::thread::sleep(SETTLE);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", loaded.client.pid()))?;
+    let rss = parse_vm_rss(&status).context("no VmRSS in /proc/PID/status")?;
+    loaded.client.stop()?;
+    Ok((loaded.ready_seconds, loaded.seeding, rss))
+}
+
+/// A client running with its torrents loaded.
+pub struct Loaded {
+    pub client: Process,
+    /// Its API (WebUI or RPC) port and its peer port, on 127.0.0.1.
+    pub api: u16,
+    pub peer: u16,
+    pub ready_seconds: f64,
+    pub seeding: u64,
+    /// Its profile; removed when dropped.
+    pub _profile: tempfile::TempDir,
+}
+
+/// Starts the client in a fresh profile and loads `count` torrents through its API, as
+/// [`load`] does; leaves it running.
+pub fn start_loaded(
+    other: Other,
+    torrents: &Path,
+    count: usize,
+    data: &Path,
+    ports: &mut Ports,
+    limit: Duration,
+) -> Result<Loaded> {
     let profile = tempfile::Builder::new()
         .prefix("ccbt-bench-s6-profile-")
         .tempdir_in("/var/tmp")?;
@@ -203,7 +237,7 @@ fn load(
         }
         std::thread::sleep(POLL);
     }
-    let ready = started.elapsed().as_secs_f64();
+    let ready_seconds = started.elapsed().as_secs_f64();
     loader.wait_success(Instant::now())?;
     let line = loader.log();
     let json: serde_json::Value = line
@@ -213,11 +247,17 @@ fn load(
         .with_context(|| format!("no JSON from {}'s loader: {line}", other.name()))?;
     let seeding = json["seeding"].as_u64().unwrap_or(0);
     if seeding == 0 {
-        bail!("{}: none of {count} seeds after {ready:.0} s", other.name());
+        bail!(
+            "{}: none of {count} seeds after {ready_seconds:.0} s",
+            other.name()
+        );
     }
-    std::thread::sleep(SETTLE);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", client.pid()))?;
-    let rss = parse_vm_rss(&status).context("no VmRSS in /proc/PID/status")?;
-    client.stop()?;
-    Ok((ready, seeding, rss))
+    Ok(Loaded {
+        client,
+        api,
+        peer,
+        ready_seconds,
+        seeding,
+        _profile: profile,
+    })
 }
