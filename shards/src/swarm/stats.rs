@@ -165,6 +165,9 @@ pub struct ShardStats {
     held: HeldBytes,
     /// Peers dropped because their writer made no progress for the write deadline.
     write_stalls: AtomicU64,
+    /// `accept(2)` calls that failed (EMFILE, ENFILE, ENOMEM...): each is followed by a
+    /// back-off, so a process out of descriptors does not spin on its listener.
+    accept_errors: AtomicU64,
 }
 
 /// Bytes peers make the shard hold, beyond the cache and the pool's free buffers: gauges,
@@ -219,6 +222,7 @@ pub struct ShardStatsSnapshot {
     /// See [`Held::Outboxes`].
     pub outbox_bytes: u64,
     pub write_stalls: u64,
+    pub accept_errors: u64,
 }
 
 impl ShardStats {
@@ -284,6 +288,10 @@ impl ShardStats {
         self.held_gauge(which).fetch_sub(bytes, Relaxed);
     }
 
+    pub(crate) fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn write_stalled(&self) {
         self.write_stalls.fetch_add(1, Relaxed);
     }
@@ -329,6 +337,7 @@ impl ShardStats {
             pieces_in_progress_bytes: self.held.pieces_in_progress.load(Relaxed),
             outbox_bytes: self.held.outboxes.load(Relaxed),
             write_stalls: self.write_stalls.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
         }
     }
 }

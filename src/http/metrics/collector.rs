@@ -134,6 +134,12 @@ impl Collected {
             "peer_write_stalls",
             "Peers dropped because their socket took no byte for the write deadline",
             |s| s.write_stalls,
+        )?;
+        self.counter_pair(
+            enc,
+            "accept_errors",
+            "Incoming connections accept(2) failed on (out of descriptors, most often)",
+            |s| s.accept_errors,
         )
     }
 
