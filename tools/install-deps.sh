@@ -36,6 +36,7 @@ packages=(
   chromium chromium-driver    # api_transmission: the web UI in a headless browser
   python3-venv                # venvs for PyPI test drivers
   prometheus                  # tests/api_metrics.rs: a real Prometheus scrapes /metrics; promtool
+  util-linux                  # tests/accept_backoff.rs: prlimit lowers a running daemon's fd limit
 )
 
 missing=()
