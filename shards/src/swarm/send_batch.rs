@@ -7,7 +7,8 @@
 //! bound; [`MAX_PIECES`] bounds that to two pieces per peer, whatever order it asks in,
 //! and [`WRITE_STALL_TIMEOUT`] bounds how long: a peer whose socket takes no byte for that
 //! long has stopped reading, and its batch (and the peer) is dropped. What batches hold is
-//! counted in the shard's stats ([`Held::SendBatches`]), so it shows beside the cache's bytes.
+//! counted in the shard's stats ([`Held::SendBatches`]), and a piece the cache evicted
+//! while a batch held it still counts against the cache's bound (`cache.rs`).
 
 use std::io::{self, IoSlice};
 use std::ops::Range;
