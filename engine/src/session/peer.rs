@@ -40,7 +40,9 @@ pub(super) struct Peer {
     pub last_sent: Duration,
     /// The last tick at which either side was interested (or when it connected).
     pub last_interest: Duration,
-    /// Encoded messages waiting for the connection's writer.
+    /// Encoded messages waiting for the connection's writer. Bounded by
+    /// `SessionConfig::outbox_max_bytes` past the first piece list: beyond it the peer is
+    /// dropped as not reading (checked after each of its messages and at each tick).
     pub outbox: Vec<u8>,
 }
 
