@@ -180,6 +180,11 @@ fn peers_that_never_read_are_dropped_and_their_memory_returned() {
             "{name} is not back to zero with no peers\n{text}"
         );
     }
+    let stalls = sample(&text, "ccbt_peer_write_stalls_total").unwrap_or(0.0);
+    assert!(
+        stalls >= HOSTILE as f64,
+        "{stalls} of {HOSTILE} peers were dropped at the write deadline\n{text}"
+    );
     assert!(
         daemon.running.log().contains("stopped reading"),
         "the log does not say why the peers were dropped\n{}",
