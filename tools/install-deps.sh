@@ -29,6 +29,7 @@ packages=(
   time                        # bench: /usr/bin/time, CPU and peak RSS of each downloader
   qbittorrent-nox             # bench S6: another seedbox daemon, through its WebAPI
   transmission-daemon         # bench S6: another seedbox daemon, through its RPC
+  util-linux                  # tests/accept_backoff.rs: prlimit lowers a running daemon's fd limit
   tmux                        # tests/top.rs: `ccbt-uring top` in a real terminal
   curl                        # tests/remote_http.rs, tests/top.rs: a real HTTP client
   systemd                     # tests/systemd_unit.rs: `systemd-analyze verify` (no service is started)

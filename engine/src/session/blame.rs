@@ -7,7 +7,7 @@
 //! strike against it (a ban after `hash_failures_to_ban`), for the peer that keeps sending
 //! the same bad piece when nobody else has it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::{Sha1Digest, BLOCK_LEN};
@@ -16,7 +16,8 @@ use crate::{Sha1Digest, BLOCK_LEN};
 const SUSPECT_PIECES_MAX: usize = 1024;
 /// Failed copies of one piece remembered, at most.
 const SUSPECT_COPIES_MAX: usize = 4;
-/// Addresses with strikes remembered, at most.
+/// Addresses with strikes remembered, at most; past it the oldest is forgotten, so
+/// addresses rotated through the table cost each other peer at most its own entry.
 const STRIKES_MAX: usize = 10_000;
 
 /// What a ban or a strike applies to: a host, except on loopback, where every local
@@ -54,6 +55,8 @@ pub(super) struct Blame {
     /// Failed pieces with several senders: what each sent.
     suspects: HashMap<u32, Vec<(u32, SocketAddr, Sha1Digest)>>,
     strikes: HashMap<BanKey, u32>,
+    /// `strikes`' keys, oldest first.
+    strike_order: VecDeque<BanKey>,
 }
 
 impl Blame {
@@ -97,10 +100,16 @@ impl Blame {
                 continue;
             }
             seen.push(from);
-            if self.strikes.len() >= STRIKES_MAX {
-                self.strikes.clear();
+            let key = BanKey::of(from);
+            if !self.strikes.contains_key(&key) {
+                if self.strikes.len() >= STRIKES_MAX {
+                    if let Some(oldest) = self.strike_order.pop_front() {
+                        self.strikes.remove(&oldest);
+                    }
+                }
+                self.strike_order.push_back(key);
             }
-            let n = self.strikes.entry(BanKey::of(from)).or_default();
+            let n = self.strikes.entry(key).or_default();
             *n += 1;
             findings.push(Finding::Strike(from, *n));
         }
@@ -178,5 +187,35 @@ mod tests {
             BanKey::of(addr(1)),
             BanKey::of(SocketAddr::from(([10, 0, 0, 1], 2)))
         );
+    }
+
+    fn nth_addr(n: u32) -> SocketAddr {
+        SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + n), 1))
+    }
+
+    /// One strike from a single-sender piece of `from`.
+    fn strike(b: &mut Blame, from: SocketAddr) -> Vec<Finding> {
+        b.on_block(9, 0, from);
+        b.on_failed(9, &[Sha1::digest(b"bad")])
+    }
+
+    #[test]
+    fn a_full_strike_table_forgets_only_its_oldest_entry() {
+        let mut b = Blame::default();
+        for n in 0..STRIKES_MAX as u32 {
+            strike(&mut b, nth_addr(n));
+        }
+        // One more address: the table is full, and only the oldest (0) makes room.
+        strike(&mut b, nth_addr(STRIKES_MAX as u32));
+        assert_eq!(
+            strike(&mut b, nth_addr(1)),
+            vec![Finding::Strike(nth_addr(1), 2)],
+            "rotating addresses must not wipe everyone's strikes"
+        );
+        assert_eq!(
+            strike(&mut b, nth_addr(0)),
+            vec![Finding::Strike(nth_addr(0), 1)]
+        );
+        assert!(b.strikes.len() <= STRIKES_MAX);
     }
 }

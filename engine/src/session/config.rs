@@ -23,6 +23,13 @@ pub struct SessionConfig {
     pub keepalive_interval: Duration,
     /// Drop a peer silent for this long.
     pub idle_timeout: Duration,
+    /// Drop a peer when neither side has been interested for this long: keep-alives alone
+    /// do not hold one of the torrent's slots for ever (libtorrent's inactivity timeout).
+    pub uninterested_timeout: Duration,
+    /// Bytes of encoded messages a peer's outbox may hold beyond its first piece list;
+    /// past it the peer is dropped (it is not reading what we send, and each refused
+    /// request it sends would add a reject).
+    pub outbox_max_bytes: usize,
     pub choker: ChokerConfig,
 }
 
@@ -36,6 +43,8 @@ impl Default for SessionConfig {
             request_timeout: Duration::from_secs(20),
             keepalive_interval: Duration::from_secs(90),
             idle_timeout: Duration::from_secs(180),
+            uninterested_timeout: Duration::from_secs(600),
+            outbox_max_bytes: 256 * 1024,
             choker: ChokerConfig::default(),
         }
     }

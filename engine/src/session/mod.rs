@@ -9,7 +9,10 @@
 mod blame;
 mod config;
 mod extension;
+#[cfg(test)]
+mod hostile_tests;
 mod peer;
+mod serve_queue;
 #[cfg(test)]
 mod tests;
 
@@ -97,6 +100,10 @@ pub enum DropReason {
     Duplicate,
     #[error("the torrent has {0} peers already")]
     TooManyPeers(usize),
+    #[error("neither side interested for {0:?}")]
+    Uninterested(Duration),
+    #[error("stopped reading: {0} bytes wait to be sent to it")]
+    NotReading(usize),
 }
 
 /// What the caller does with a message's payload.
@@ -121,6 +128,8 @@ pub struct TorrentStats {
     pub download_rate: u64,
     pub upload_rate: u64,
     pub wasted: u64,
+    /// Bytes waiting in peers' outboxes for their writers.
+    pub outbox_bytes: u64,
 }
 
 /// One torrent's peers, pieces and choking.
@@ -140,6 +149,9 @@ pub struct Torrent {
     wasted: u64,
     done_reported: bool,
     scratch: Vec<BlockRef>,
+    /// Elementary steps taken for peers' messages (pieces walked, queue entries scanned):
+    /// lets a test bound what hostile input costs without timing it.
+    steps: u64,
 }
 
 impl Torrent {
@@ -163,6 +175,7 @@ impl Torrent {
             wasted: 0,
             done_reported,
             scratch: Vec::new(),
+            steps: 0,
         }
     }
 
@@ -186,6 +199,11 @@ impl Torrent {
     pub fn set_file_priorities(&mut self, priorities: &[Priority]) {
         self.picker.set_file_priorities(&self.layout, priorities);
         self.done_reported = self.picker.is_done();
+    }
+
+    /// See `steps`: the work peers' messages have cost so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
     }
 
     pub fn peer_count(&self) -> usize {
@@ -216,8 +234,12 @@ impl Torrent {
         if self.peers.len() >= self.config.max_peers {
             return Err(DropReason::TooManyPeers(self.peers.len()));
         }
-        let key = self.next_key;
-        self.next_key = self.next_key.wrapping_add(1);
+        // Keys wrap after 2^32 connections: skip any still in use (at most `max_peers`).
+        let mut key = self.next_key;
+        while self.peers.contains_key(&key) {
+            key = key.wrapping_add(1);
+        }
+        self.next_key = key.wrapping_add(1);
         let mut peer = Peer::new(addr, fast, self.layout.piece_count(), now);
         let have = self.picker.have();
         let first = if fast && have.is_full() {
@@ -259,7 +281,10 @@ impl Torrent {
         key: PeerKey,
         msg: &Message<'_>,
     ) -> Result<Incoming, DropReason> {
-        match self.handle(now, key, msg) {
+        match self.handle(now, key, msg).and_then(|incoming| {
+            self.check_outbox(key)?;
+            Ok(incoming)
+        }) {
             Ok(incoming) => Ok(incoming),
             Err(reason) => {
                 self.drop_peer(key, reason.clone());
@@ -322,7 +347,9 @@ impl Torrent {
                     if first {
                         peer.has = Bitfield::full(pieces);
                         self.picker.peer_joined(&peer.has);
-                    } else {
+                    } else if !peer.has.is_full() {
+                        // Walked once: a repeated HAVE ALL finds the peer full and stops.
+                        self.steps += u64::from(pieces);
                         for piece in 0..pieces {
                             if peer.has.set(piece) {
                                 self.picker.peer_has(piece);
@@ -364,7 +391,7 @@ impl Torrent {
             }
             Message::Request(block) => self.on_request(key, block)?,
             Message::Cancel(block) => {
-                peer.queued.retain(|b| *b != block);
+                self.steps += peer.queued.cancel(block);
             }
             Message::RejectRequest(block) => {
                 if peer.fast {
@@ -382,6 +409,22 @@ impl Torrent {
             } => return self.on_block(now, key, piece, offset, data.len()),
         }
         Ok(Incoming::Nothing)
+    }
+
+    /// Bytes a peer's outbox may hold: the configured bound past its first piece list.
+    fn outbox_max(&self) -> usize {
+        self.config.outbox_max_bytes + self.layout.piece_count().div_ceil(8) as usize
+    }
+
+    /// A peer whose outbox outgrew its bound is not reading: its writer is stuck on a full
+    /// socket (the I/O layer's write deadline drops it too, later).
+    fn check_outbox(&self, key: PeerKey) -> Result<(), DropReason> {
+        match self.peers.get(&key) {
+            Some(peer) if peer.outbox.len() > self.outbox_max() => {
+                Err(DropReason::NotReading(peer.outbox.len()))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn on_request(&mut self, key: PeerKey, block: BlockRef) -> Result<(), DropReason> {
@@ -402,7 +445,7 @@ impl Torrent {
         // A request we will not serve: refused under the Fast extension, else ignored (the
         // peer re-requests after its time-out). A full queue is refused like this too, as
         // libtorrent does: Transmission, for one, queues many seconds' worth of requests.
-        let full = peer.queued.len() >= self.config.max_queued_requests;
+        let full = peer.queued.slots() >= self.config.max_queued_requests;
         if peer.am_choking || full || !self.picker.have().get(block.piece) {
             if peer.am_choking {
                 peer.choked_requests += 1;
@@ -553,7 +596,7 @@ impl Torrent {
         if peer.am_choking {
             return None;
         }
-        peer.queued.front().copied()
+        peer.queued.front()
     }
 
     /// Pieces `key` has asked for most of, among its next queued requests: worth reading
@@ -608,7 +651,16 @@ impl Torrent {
         for (&key, peer) in &mut self.peers {
             let silent = now.saturating_sub(peer.last_received);
             if silent > self.config.idle_timeout {
-                idle.push((key, silent));
+                idle.push((key, DropReason::Idle(silent)));
+                continue;
+            }
+            if peer.peer_interested || peer.am_interested {
+                peer.last_interest = now;
+            } else if now.saturating_sub(peer.last_interest) > self.config.uninterested_timeout {
+                idle.push((
+                    key,
+                    DropReason::Uninterested(self.config.uninterested_timeout),
+                ));
                 continue;
             }
             if let Some(&(_, sent)) = peer.sent_requests.front() {
@@ -622,8 +674,21 @@ impl Torrent {
                 self.actions.push_back(Action::Wake(key));
             }
         }
-        for (key, silent) in idle {
-            self.drop_peer(key, DropReason::Idle(silent));
+        for (key, reason) in idle {
+            self.drop_peer(key, reason);
+        }
+        // Outboxes grow between ticks only by what the torrent sends everyone (HAVEs,
+        // cancels), a few bytes per verified piece: checked here, and after each message
+        // for the peer that sent it.
+        let max = self.outbox_max();
+        let not_reading: Vec<(PeerKey, usize)> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.outbox.len() > max)
+            .map(|(&k, p)| (k, p.outbox.len()))
+            .collect();
+        for (key, bytes) in not_reading {
+            self.drop_peer(key, DropReason::NotReading(bytes));
         }
         for key in stalled {
             // A snubbing peer's requests go back to the picker for others to take.
@@ -659,6 +724,7 @@ impl Torrent {
             download_rate: self.download.rate(now),
             upload_rate: self.upload.rate(now),
             wasted: self.wasted,
+            outbox_bytes: self.peers.values().map(|p| p.outbox.len() as u64).sum(),
         }
     }
 
@@ -785,7 +851,7 @@ impl Torrent {
             } else if !should && !peer.am_choking {
                 peer.am_choking = true;
                 Message::Choke.encode(&mut peer.outbox);
-                for block in peer.queued.drain(..) {
+                for block in peer.queued.drain() {
                     if peer.fast {
                         Message::RejectRequest(block).encode(&mut peer.outbox);
                     }

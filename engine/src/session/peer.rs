@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::serve_queue::ServeQueue;
 use crate::rate::RateMeter;
 use crate::{Bitfield, BlockRef};
 
@@ -22,8 +23,8 @@ pub(super) struct Peer {
     /// Our requests to it, oldest first, with when each was sent: for round-trip time and
     /// time-outs. Mirrors the picker's record for this peer.
     pub sent_requests: VecDeque<(BlockRef, Duration)>,
-    /// Its requests to us, not yet served. Bounded by `max_queued_requests`.
-    pub queued: VecDeque<BlockRef>,
+    /// Its requests to us, not yet served. Bounded by `max_queued_requests` slots.
+    pub queued: ServeQueue,
     /// Requests received while we choke it, since the last choke.
     pub choked_requests: u32,
     /// It let a request time out: it gets one request at a time until it delivers again.
@@ -37,7 +38,11 @@ pub(super) struct Peer {
     pub connected_at: Duration,
     pub last_received: Duration,
     pub last_sent: Duration,
-    /// Encoded messages waiting for the connection's writer.
+    /// The last tick at which either side was interested (or when it connected).
+    pub last_interest: Duration,
+    /// Encoded messages waiting for the connection's writer. Bounded by
+    /// `SessionConfig::outbox_max_bytes` past the first piece list: beyond it the peer is
+    /// dropped as not reading (checked after each of its messages and at each tick).
     pub outbox: Vec<u8>,
 }
 
@@ -53,7 +58,7 @@ impl Peer {
             has: Bitfield::empty(pieces),
             awaiting_bitfield: true,
             sent_requests: VecDeque::new(),
-            queued: VecDeque::new(),
+            queued: ServeQueue::default(),
             choked_requests: 0,
             snubbed: false,
             download: RateMeter::new(),
@@ -63,6 +68,7 @@ impl Peer {
             connected_at: now,
             last_received: now,
             last_sent: now,
+            last_interest: now,
             outbox: Vec::new(),
         }
     }

@@ -8,10 +8,11 @@
 //! (at least 15 s, at most 300 s) before it is picked again, so a peer that went away
 //! is retried, but not in a tight loop.
 //!
-//! The book is bounded by [`BOOK_MAX`] addresses. Past it, newly learned addresses are
-//! ignored: the book keeps the ones it has (retrying them on the schedule above) and
-//! takes new ones only once an address leaves it, which happens when the shard refuses
-//! to dial it because it is blocklisted.
+//! The book is bounded by [`BOOK_MAX`] addresses. Past it, a newly learned address takes
+//! the place of the unclaimed address that failed most often (a dead peer's, or one a
+//! tracker handed out to fill the book); when no address has failed, new ones are
+//! ignored until one does, or leaves the book (the shard refuses to dial it because it
+//! is blocklisted). A book full of dead addresses so never locks out live ones.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -54,12 +55,26 @@ impl AddressBook {
     /// Port 0 and our own listening address on loopback are skipped.
     pub fn learn(&self, peers: &[SocketAddr]) {
         let mut book = self.entries.borrow_mut();
+        // Addresses that may make room, most failures last; found once per call.
+        let mut victims: Option<Vec<(u32, SocketAddr)>> = None;
         for &addr in peers {
-            if book.len() >= BOOK_MAX {
-                break;
-            }
             if addr.port() == 0 || (addr.port() == self.our_port && addr.ip().is_loopback()) {
                 continue;
+            }
+            if book.len() >= BOOK_MAX && !book.contains_key(&addr) {
+                let victims = victims.get_or_insert_with(|| {
+                    let mut v: Vec<(u32, SocketAddr)> = book
+                        .iter()
+                        .filter(|(_, e)| !e.connected && e.failures > 0)
+                        .map(|(a, e)| (e.failures, *a))
+                        .collect();
+                    v.sort_unstable();
+                    v
+                });
+                let Some((_, victim)) = victims.pop() else {
+                    break;
+                };
+                book.remove(&victim);
             }
             book.entry(addr).or_insert(BookEntry {
                 connected: false,
@@ -144,5 +159,58 @@ impl AddressBook {
             .filter(|e| !e.connected)
             .map(|e| e.next_try)
             .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u32) -> SocketAddr {
+        SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + n), 6881))
+    }
+
+    fn all(n: u32) -> Vec<SocketAddr> {
+        (0..n).map(addr).collect()
+    }
+
+    #[test]
+    fn a_book_full_of_dead_addresses_makes_room_for_new_ones() {
+        let book = AddressBook::new(6881);
+        book.learn(&all(BOOK_MAX as u32));
+        let now = Duration::ZERO;
+        // Every address fails once, one of them twice; one stays claimed (connected).
+        while let Some(a) = book.claim_next(now) {
+            book.dial_ended(a, true, now);
+            if a == addr(7) {
+                book.entries.borrow_mut().get_mut(&a).unwrap().failures += 1;
+            }
+        }
+        book.entries
+            .borrow_mut()
+            .get_mut(&addr(9))
+            .unwrap()
+            .connected = true;
+        let fresh = addr(BOOK_MAX as u32 + 1);
+        book.learn(&[fresh]);
+        let entries = book.entries.borrow();
+        assert!(entries.contains_key(&fresh), "a new address was locked out");
+        assert!(
+            !entries.contains_key(&addr(7)),
+            "the most failed one makes room"
+        );
+        assert!(entries.contains_key(&addr(9)), "a claimed address stays");
+        assert_eq!(entries.len(), BOOK_MAX);
+    }
+
+    #[test]
+    fn a_full_book_of_untried_addresses_keeps_them() {
+        let book = AddressBook::new(6881);
+        book.learn(&all(BOOK_MAX as u32 + 10));
+        assert_eq!(book.entries.borrow().len(), BOOK_MAX);
+        assert!(!book
+            .entries
+            .borrow()
+            .contains_key(&addr(BOOK_MAX as u32 + 1)));
     }
 }

@@ -17,7 +17,7 @@ use glommio::net::TcpStream;
 use glommio::timer::timeout;
 
 use super::peer_table::PeerHandle;
-use super::send_batch::SendBatch;
+use super::send_batch::{SendBatch, WRITE_STALL_TIMEOUT};
 use super::throttle::Direction;
 use super::torrent::TorrentRt;
 
@@ -100,7 +100,7 @@ pub async fn run(
     let (doorbell, rings) = local_channel::new_bounded(1);
     rt.register(key, PeerHandle::new(doorbell, fd, addr), theirs.peer_id.0);
     let _counted = rt.shard().stats.peer_connected();
-    let writer = glommio::spawn_local(write_loop(rt.clone(), key, writer_stream, rings));
+    let writer = glommio::spawn_local(write_loop(rt.clone(), key, addr, writer_stream, rings));
     rt.drive();
     let mut stream = stream;
     let why = read_loop(&rt, key, &mut stream, pending).await;
@@ -232,10 +232,11 @@ fn next_message_len(bytes: &[u8]) -> usize {
 async fn write_loop(
     rt: Rc<TorrentRt>,
     key: PeerKey,
+    addr: SocketAddr,
     mut stream: TcpStream,
     rings: LocalReceiver<()>,
 ) {
-    let mut batch = SendBatch::default();
+    let mut batch = SendBatch::new(rt.shard().stats.clone());
     let mut meter = rt.meter(Direction::Upload);
     while rings.recv().await.is_some() {
         loop {
@@ -285,8 +286,21 @@ async fn write_loop(
                 break;
             }
             if !batch.is_empty() {
-                if batch.send(&mut stream).await.is_err() {
-                    return;
+                match batch.send(&mut stream, WRITE_STALL_TIMEOUT).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        // Its receive window stayed shut: it holds a slot and our memory
+                        // and reads nothing. Shutting the socket ends its reader too.
+                        tracing::info!(
+                            peer = %addr,
+                            after = ?WRITE_STALL_TIMEOUT,
+                            "dropping a peer: it stopped reading"
+                        );
+                        rt.shard().stats.write_stalled();
+                        rt.forget_peer(key);
+                        return;
+                    }
+                    Err(_) => return,
                 }
                 let served = batch.block_bytes() as u32;
                 if served > 0 {

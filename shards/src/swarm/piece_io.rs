@@ -17,7 +17,7 @@ use glommio::io::DmaBuffer;
 use super::buffers::{BufferPool, PieceBytes};
 use super::cache::PieceCache;
 use super::lazy_storage::LazyStorage;
-use super::stats::ShardStats;
+use super::stats::{Held, ShardStats};
 use super::storage::StorageError;
 
 pub struct PieceIo {
@@ -74,9 +74,11 @@ impl PieceIo {
         };
         let len = self.layout().piece_len(index) as usize;
         let mut buffers = self.buffers.borrow_mut();
-        let buf = buffers
-            .entry(piece)
-            .or_insert_with(|| self.pool.borrow_mut().take_direct(len));
+        let buf = buffers.entry(piece).or_insert_with(|| {
+            let buf = self.pool.borrow_mut().take_direct(len);
+            self.stats.hold(Held::PiecesInProgress, buf.len() as u64);
+            buf
+        });
         let dst = &mut buf.as_bytes_mut()[..len];
         if let Some(dst) = dst.get_mut(offset as usize..offset as usize + data.len()) {
             dst.copy_from_slice(data);
@@ -90,7 +92,9 @@ impl PieceIo {
 
     /// Takes out the buffer `piece` was filled in, to hash it.
     pub fn take_filled(&self, piece: u32) -> Option<DmaBuffer> {
-        self.buffers.borrow_mut().remove(&piece)
+        let buf = self.buffers.borrow_mut().remove(&piece)?;
+        self.stats.release(Held::PiecesInProgress, buf.len() as u64);
+        Some(buf)
     }
 
     /// A filled buffer whose piece is not kept (it failed its hash) goes back to the pool.
@@ -269,5 +273,13 @@ impl InBacklog {
 impl Drop for InBacklog {
     fn drop(&mut self) {
         self.pool.borrow_mut().backlog_done(self.len);
+    }
+}
+
+impl Drop for PieceIo {
+    /// Pieces left half-filled (the torrent stopped) leave the in-progress gauge.
+    fn drop(&mut self) {
+        let held: usize = self.buffers.borrow().values().map(DmaBuffer::len).sum();
+        self.stats.release(Held::PiecesInProgress, held as u64);
     }
 }

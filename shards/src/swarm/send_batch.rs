@@ -4,12 +4,18 @@
 //! a peer's writer keeps no send buffer of its own: 500 leechers used to hold 320 KiB each.
 //!
 //! A batch keeps the pieces it points into alive until it is sent, beyond the piece cache's
-//! bound; [`MAX_PIECES`] bounds that to two pieces per peer, whatever order it asks in.
+//! bound; [`MAX_PIECES`] bounds that to two pieces per peer, whatever order it asks in,
+//! and [`WRITE_STALL_TIMEOUT`] bounds how long: a peer whose socket takes no byte for that
+//! long has stopped reading, and its batch (and the peer) is dropped. What batches hold is
+//! counted in the shard's stats ([`Held::SendBatches`]), and a piece the cache evicted
+//! while a batch held it still counts against the cache's bound (`cache.rs`).
 
 use std::io::{self, IoSlice};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
@@ -17,6 +23,11 @@ use nix::errno::Errno;
 use nix::sys::socket::{sendmsg, MsgFlags};
 
 use super::buffers::PieceBytes;
+use super::stats::{Held, ShardStats};
+
+/// Longest a send may wait for the socket to take any byte. A peer that reads nothing for
+/// this long (its receive window shut) is dropped, and what its writer held is let go.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Most iovecs one `sendmsg` takes (Linux's `UIO_MAXIOV`).
 const IOV_MAX: usize = 1024;
@@ -28,13 +39,15 @@ pub const MAX_PIECES: usize = 2;
 
 /// Messages to send in one go, in order. Headers and control messages are copied into
 /// `head` (they are small); blocks stay where they are, shared with the piece cache.
-#[derive(Default)]
 pub struct SendBatch {
     head: Vec<u8>,
     parts: Vec<Part>,
     block_bytes: usize,
     /// The distinct pieces the blocks come from.
     pieces: Vec<u32>,
+    /// Bytes this batch holds in the shard's [`Held::SendBatches`] gauge.
+    held: u64,
+    stats: Arc<ShardStats>,
 }
 
 enum Part {
@@ -43,12 +56,31 @@ enum Part {
 }
 
 impl SendBatch {
+    /// An empty batch that counts what it holds in `stats`.
+    pub fn new(stats: Arc<ShardStats>) -> Self {
+        SendBatch {
+            head: Vec::new(),
+            parts: Vec::new(),
+            block_bytes: 0,
+            pieces: Vec::new(),
+            held: 0,
+            stats,
+        }
+    }
+
     /// Empties the batch (dropping its hold on the pieces), keeping its allocations.
     pub fn clear(&mut self) {
         self.head.clear();
         self.parts.clear();
         self.block_bytes = 0;
         self.pieces.clear();
+        self.stats
+            .release(Held::SendBatches, std::mem::take(&mut self.held));
+    }
+
+    fn hold(&mut self, bytes: usize) {
+        self.held += bytes as u64;
+        self.stats.hold(Held::SendBatches, bytes as u64);
     }
 
     /// Whether a block of `piece` may join: the batch holds it already, or holds fewer
@@ -74,6 +106,7 @@ impl SendBatch {
         if end == start {
             return;
         }
+        self.hold(end - start);
         match self.parts.last_mut() {
             // Consecutive head bytes are one iovec.
             Some(Part::Head(range)) if range.end == start => range.end = end,
@@ -87,6 +120,7 @@ impl SendBatch {
         debug_assert!(range.end <= bytes.len());
         if !self.pieces.contains(&index) {
             self.pieces.push(index);
+            self.hold(bytes.len());
         }
         self.block_bytes += range.len();
         self.parts.push(Part::Block(bytes, range));
@@ -104,8 +138,9 @@ impl SendBatch {
     }
 
     /// Sends the whole batch on `stream`: `sendmsg` without waiting while the socket takes
-    /// bytes, and glommio's write (which waits for room) when it does not.
-    pub async fn send(&self, stream: &mut TcpStream) -> io::Result<()> {
+    /// bytes, and glommio's write (which waits for room) when it does not. Fails with
+    /// [`io::ErrorKind::TimedOut`] when one wait for room lasts longer than `stall`.
+    pub async fn send(&self, stream: &mut TcpStream, stall: Duration) -> io::Result<()> {
         let slices = self.slices();
         let fd = stream.as_raw_fd();
         let (mut at, mut offset) = (0, 0);
@@ -120,7 +155,13 @@ impl SendBatch {
                 Ok(sent) => sent,
                 Err(Errno::EINTR) => continue,
                 // Full: wait for room, sending part of the current slice.
-                Err(Errno::EAGAIN) => stream.write(&slices[at][offset..]).await?,
+                Err(Errno::EAGAIN) => {
+                    let wait = async { Ok(stream.write(&slices[at][offset..]).await) };
+                    match glommio::timer::timeout(stall, wait).await {
+                        Ok(written) => written?,
+                        Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+                    }
+                }
                 Err(e) => return Err(e.into()),
             };
             if sent == 0 {
@@ -129,6 +170,12 @@ impl SendBatch {
             (at, offset) = advance(&slices, at, offset, sent);
         }
         Ok(())
+    }
+}
+
+impl Drop for SendBatch {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
@@ -164,7 +211,8 @@ mod tests {
     #[test]
     fn head_bytes_merge_and_blocks_stay_in_their_pieces() {
         let piece = Rc::new(PieceBytes::Heap((0..=255).collect()));
-        let mut batch = SendBatch::default();
+        let stats = Arc::new(ShardStats::default());
+        let mut batch = SendBatch::new(stats.clone());
         batch.push_head(|out| out.extend_from_slice(b"ab"));
         batch.push_head(|out| out.extend_from_slice(b"c"));
         batch.push_head(|_| {});
@@ -182,7 +230,10 @@ mod tests {
         let slices = batch.slices();
         assert_eq!(slices, [&b"abc"[..], &[10, 11, 12], b"d"]);
         assert_eq!(Rc::strong_count(&piece), 3);
+        // "abcd", and piece 7's bytes once (piece 8 is the same buffer, counted again).
+        assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 4 + 2 * 256);
         batch.clear();
+        assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 0);
         assert!(batch.is_empty());
         assert!(batch.takes_piece(9));
         assert_eq!(Rc::strong_count(&piece), 1);
@@ -202,7 +253,7 @@ mod tests {
                         Rc::new(PieceBytes::Heap(bytes))
                     })
                     .collect();
-                let mut batch = SendBatch::default();
+                let mut batch = SendBatch::new(Arc::new(ShardStats::default()));
                 let mut expected = Vec::new();
                 for (i, piece) in pieces.iter().enumerate() {
                     let header = [i as u8; 13];
@@ -220,11 +271,44 @@ mod tests {
                     got
                 });
                 let mut stream = TcpStream::connect(addr).await.unwrap();
-                batch.send(&mut stream).await.unwrap();
+                batch.send(&mut stream, WRITE_STALL_TIMEOUT).await.unwrap();
                 stream.close().await.unwrap();
                 let got = reader.await;
                 assert_eq!(got.len(), expected.len());
                 assert!(got == expected, "bytes differ");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// A reader that never reads: the send gives up after its stall deadline instead of
+    /// waiting for ever, and the batch lets go of what it held.
+    #[test]
+    fn a_send_to_a_peer_that_never_reads_times_out() {
+        LocalExecutorBuilder::default()
+            .spawn(|| async move {
+                let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let stats = Arc::new(ShardStats::default());
+                let piece = Rc::new(PieceBytes::Heap(vec![7; 32 << 20]));
+                let mut batch = SendBatch::new(stats.clone());
+                batch.push_block(0, piece.clone(), 0..piece.len());
+                let (hold, release) = glommio::channels::local_channel::new_bounded::<()>(1);
+                let idle = glommio::spawn_local(async move {
+                    let _stream = listener.accept().await.unwrap();
+                    release.recv().await;
+                });
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let sent = batch
+                    .send(&mut stream, std::time::Duration::from_millis(300))
+                    .await;
+                assert_eq!(sent.unwrap_err().kind(), io::ErrorKind::TimedOut);
+                assert!(stats.snapshot(0, 0, 1).send_batch_bytes >= 32 << 20);
+                drop(batch);
+                assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 0);
+                drop(hold);
+                idle.await;
             })
             .unwrap()
             .join()

@@ -356,10 +356,32 @@ fn shard_limits(limits: RateLimits, shards: usize, id: ShardId) -> RateLimits {
     }
 }
 
+/// The first pause after a failed `accept(2)`; each further failure in a row doubles it,
+/// up to [`ACCEPT_BACKOFF_MAX`]. Out of descriptors, the connection waits in the kernel's
+/// backlog and every retry fails at once: without a pause the loop would spin a core.
+const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn accept_loop(listener: TcpListener, ctx: Rc<ShardCtx>, shared: Arc<Shared>) {
     let mut incoming = listener.incoming();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     while let Some(conn) = incoming.next().await {
-        let Ok(stream) = conn else { continue };
+        let stream = match conn {
+            Ok(stream) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                stream
+            }
+            Err(e) => {
+                ctx.stats.accept_failed();
+                if backoff == ACCEPT_BACKOFF_MIN {
+                    // Once per run of failures, not once per retry.
+                    tracing::warn!(error = %e, "accepting connections failed; backing off");
+                }
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
         // Blocklisted or over its per-IP cap: closed at once, before a byte is read.
         let Ok(addr) = stream.peer_addr() else {
             continue;

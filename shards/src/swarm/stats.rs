@@ -161,6 +161,35 @@ pub struct ShardStats {
     /// Messages the shard has taken from its inbox: with the depth, tells a busy shard
     /// (both grow) from a stuck one (depth up, this flat).
     inbox_taken: AtomicU64,
+    /// Memory peers hold on the shard now; each returns to zero when its peers are gone.
+    held: HeldBytes,
+    /// Peers dropped because their writer made no progress for the write deadline.
+    write_stalls: AtomicU64,
+    /// `accept(2)` calls that failed (EMFILE, ENFILE, ENOMEM...): each is followed by a
+    /// back-off, so a process out of descriptors does not spin on its listener.
+    accept_errors: AtomicU64,
+}
+
+/// Bytes peers make the shard hold, beyond the cache and the pool's free buffers: gauges,
+/// added to when memory is taken and taken from when it is let go.
+#[derive(Debug, Default)]
+struct HeldBytes {
+    /// Pieces pointed into by send batches (each distinct piece's length once per batch)
+    /// and the batches' copied headers and control messages.
+    send_batches: AtomicU64,
+    /// Buffers of pieces being downloaded, not yet complete.
+    pieces_in_progress: AtomicU64,
+    /// Encoded messages waiting in peers' outboxes for their writers, as of the last
+    /// publish of each torrent (about once a second).
+    outboxes: AtomicU64,
+}
+
+/// Which of [`ShardStats`]' held-bytes gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Held {
+    SendBatches,
+    PiecesInProgress,
+    Outboxes,
 }
 
 /// A shard's counters as read, with the gauges only the swarm knows.
@@ -186,6 +215,14 @@ pub struct ShardStatsSnapshot {
     pub inbox_capacity: u64,
     pub inbox_full: u64,
     pub inbox_taken: u64,
+    /// See [`Held::SendBatches`].
+    pub send_batch_bytes: u64,
+    /// See [`Held::PiecesInProgress`].
+    pub pieces_in_progress_bytes: u64,
+    /// See [`Held::Outboxes`].
+    pub outbox_bytes: u64,
+    pub write_stalls: u64,
+    pub accept_errors: u64,
 }
 
 impl ShardStats {
@@ -233,6 +270,32 @@ impl ShardStats {
         self.inbox_taken.fetch_add(messages as u64, Relaxed);
     }
 
+    fn held_gauge(&self, which: Held) -> &AtomicU64 {
+        match which {
+            Held::SendBatches => &self.held.send_batches,
+            Held::PiecesInProgress => &self.held.pieces_in_progress,
+            Held::Outboxes => &self.held.outboxes,
+        }
+    }
+
+    pub(crate) fn hold(&self, which: Held, bytes: u64) {
+        self.held_gauge(which).fetch_add(bytes, Relaxed);
+    }
+
+    /// Gives back bytes counted by [`ShardStats::hold`]; the caller gives back no more
+    /// than it took.
+    pub(crate) fn release(&self, which: Held, bytes: u64) {
+        self.held_gauge(which).fetch_sub(bytes, Relaxed);
+    }
+
+    pub(crate) fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn write_stalled(&self) {
+        self.write_stalls.fetch_add(1, Relaxed);
+    }
+
     /// Counts a connection as established until the guard is dropped (even if its task is
     /// dropped midway, as at a shard's stop).
     pub(crate) fn peer_connected(self: &std::sync::Arc<Self>) -> PeerCounted {
@@ -270,6 +333,11 @@ impl ShardStats {
             inbox_capacity,
             inbox_full: self.inbox_full.load(Relaxed),
             inbox_taken: self.inbox_taken.load(Relaxed),
+            send_batch_bytes: self.held.send_batches.load(Relaxed),
+            pieces_in_progress_bytes: self.held.pieces_in_progress.load(Relaxed),
+            outbox_bytes: self.held.outboxes.load(Relaxed),
+            write_stalls: self.write_stalls.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
         }
     }
 }

@@ -30,6 +30,7 @@ use super::offload;
 use super::peer_table::{PeerHandle, PeerTable};
 use super::piece_io::PieceIo;
 use super::shard::ShardCtx;
+use super::stats::Held;
 use super::status::{TorrentFault, TorrentState, TorrentStatus};
 use super::stop::StopSignal;
 use super::throttle::{Direction, Meter, Throttle};
@@ -58,6 +59,8 @@ pub struct TorrentRt {
     durable: DurableMark,
     /// The torrent's own rate limits (its slot's, so they survive a pause).
     throttle: Rc<Throttle>,
+    /// Outbox bytes this torrent last added to the shard's gauge ([`Held::Outboxes`]).
+    outbox_reported: Cell<u64>,
 }
 
 impl TorrentRt {
@@ -99,6 +102,7 @@ impl TorrentRt {
             stop: StopSignal::default(),
             durable: DurableMark::new(done),
             throttle,
+            outbox_reported: Cell::new(0),
         }
     }
 
@@ -357,6 +361,10 @@ impl TorrentRt {
         s.download_rate
             .store(stats.download_rate, Ordering::Relaxed);
         s.upload_rate.store(stats.upload_rate, Ordering::Relaxed);
+        let gauge = &self.shard.stats;
+        let before = self.outbox_reported.replace(stats.outbox_bytes);
+        gauge.release(Held::Outboxes, before);
+        gauge.hold(Held::Outboxes, stats.outbox_bytes);
         let done = self.engine.borrow().is_done();
         s.done.store(done, Ordering::Release);
         s.set_state(if done {
@@ -377,5 +385,13 @@ impl TorrentRt {
     pub fn learn(&self, peers: &[SocketAddr]) {
         self.book.learn(peers);
         self.wake();
+    }
+}
+
+impl Drop for TorrentRt {
+    /// A stopped torrent's outboxes leave the shard's gauge with it.
+    fn drop(&mut self) {
+        let reported = self.outbox_reported.take();
+        self.shard.stats.release(Held::Outboxes, reported);
     }
 }

@@ -69,6 +69,22 @@ impl Collected {
         counters(enc, &format!("ccbt_{name}"), help, self.total(pick))
     }
 
+    fn gauge_pair(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        pick: impl Fn(&ShardStatsSnapshot) -> u64 + Copy,
+    ) -> Fmt {
+        gauges(
+            enc,
+            &format!("ccbt_shard_{name}"),
+            &format!("{help}, per shard"),
+            self.per_shard(pick),
+        )?;
+        gauges(enc, &format!("ccbt_{name}"), help, self.total(pick))
+    }
+
     fn histogram_pair(
         &self,
         enc: &mut DescriptorEncoder,
@@ -89,6 +105,41 @@ impl Collected {
             &format!("ccbt_{name}"),
             help,
             [(Vec::new(), sum_histograms(self.shards.iter().map(pick)))],
+        )
+    }
+
+    /// Memory peers hold beyond the cache, and the peers dropped for not reading: each
+    /// gauge is back at zero once the peers are gone.
+    fn peer_memory(&self, enc: &mut DescriptorEncoder) -> Fmt {
+        self.gauge_pair(
+            enc,
+            "send_batch_pinned_bytes",
+            "Bytes peers' send batches hold: the pieces they point into and their headers",
+            |s| s.send_batch_bytes,
+        )?;
+        self.gauge_pair(
+            enc,
+            "piece_buffers_in_progress_bytes",
+            "Buffers of pieces being downloaded, not yet complete",
+            |s| s.pieces_in_progress_bytes,
+        )?;
+        self.gauge_pair(
+            enc,
+            "peer_outbox_bytes",
+            "Encoded messages waiting for peers' writers (as of each torrent's last publish)",
+            |s| s.outbox_bytes,
+        )?;
+        self.counter_pair(
+            enc,
+            "peer_write_stalls",
+            "Peers dropped because their socket took no byte for the write deadline",
+            |s| s.write_stalls,
+        )?;
+        self.counter_pair(
+            enc,
+            "accept_errors",
+            "Incoming connections accept(2) failed on (out of descriptors, most often)",
+            |s| s.accept_errors,
         )
     }
 
@@ -192,6 +243,7 @@ impl Collected {
             "Pieces read from disk to serve them (read-ahead included)",
             |s| s.cache_misses,
         )?;
+        self.peer_memory(enc)?;
         let refused = |s: &ShardStatsSnapshot, why: RefusedConnection| {
             s.refused
                 .iter()

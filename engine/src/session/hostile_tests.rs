@@ -1,0 +1,225 @@
+//! What a hostile peer can make one torrent hold or compute: each test drives the session
+//! on virtual time with messages a peer chose, and checks a bound rather than a duration.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::metainfo::{LayoutFile, TorrentPath};
+
+const FAST: PeerCaps = PeerCaps {
+    fast: true,
+    extensions: false,
+};
+
+fn layout(piece_len: u32, pieces: u64) -> Layout {
+    let file = LayoutFile {
+        path: TorrentPath::new([b"f".as_slice()]).unwrap(),
+        length: u64::from(piece_len) * pieces,
+        pad: false,
+    };
+    Layout::new(piece_len, [file]).unwrap()
+}
+
+fn addr(n: u32) -> SocketAddr {
+    SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + n), 6881))
+}
+
+/// A torrent with every piece (a seed) or none, of `pieces` 16 KiB pieces.
+fn torrent(pieces: u64, seed: bool, config: SessionConfig) -> Torrent {
+    let layout = layout(BLOCK_LEN, pieces);
+    let have = if seed {
+        Bitfield::full(layout.piece_count())
+    } else {
+        Bitfield::empty(layout.piece_count())
+    };
+    Torrent::new(layout, &have, config, 7)
+}
+
+fn block(piece: u32) -> BlockRef {
+    BlockRef {
+        piece,
+        offset: 0,
+        len: BLOCK_LEN,
+    }
+}
+
+#[track_caller]
+fn send(t: &mut Torrent, key: PeerKey, msg: Message<'_>) -> Result<Incoming, DropReason> {
+    t.on_message(Duration::ZERO, key, &msg)
+}
+
+/// Under Fast, every request past a full queue is refused with a reject: a peer that
+/// never reads them must be dropped once its outbox passes its bound, not grow it.
+#[test]
+fn rejects_for_a_peer_that_never_reads_stay_bounded() {
+    let config = SessionConfig {
+        max_queued_requests: 4,
+        ..SessionConfig::default()
+    };
+    let max = config.outbox_max_bytes;
+    let mut t = torrent(64, true, config);
+    let key = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    send(&mut t, key, Message::Interested).unwrap();
+    let mut dropped = None;
+    for i in 0..100_000u32 {
+        match send(&mut t, key, Message::Request(block(i % 64))) {
+            Ok(_) => {}
+            Err(reason) => {
+                dropped = Some(reason);
+                break;
+            }
+        }
+        assert!(t.peers[&key].outbox.len() <= max + 64 / 8 + 17);
+    }
+    assert!(
+        matches!(dropped, Some(DropReason::NotReading(_))),
+        "{dropped:?}"
+    );
+    assert_eq!(t.peer_count(), 0);
+}
+
+/// A peer that takes its outbox is never dropped for it.
+#[test]
+fn a_peer_that_reads_its_rejects_stays() {
+    let config = SessionConfig {
+        max_queued_requests: 4,
+        ..SessionConfig::default()
+    };
+    let mut t = torrent(64, true, config);
+    let key = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    send(&mut t, key, Message::Interested).unwrap();
+    let mut out = Vec::new();
+    for i in 0..100_000u32 {
+        send(&mut t, key, Message::Request(block(i % 64))).unwrap();
+        out.clear();
+        t.take_outbox(key, &mut out);
+    }
+    t.tick(Duration::from_secs(1));
+    assert_eq!(t.peer_count(), 1);
+}
+
+/// HAVE ALL after other piece news walks the pieces once; repeating it costs nothing.
+#[test]
+fn a_repeated_have_all_does_not_walk_every_piece_again() {
+    let pieces: u32 = 1 << 18;
+    let mut t = torrent(u64::from(pieces), false, SessionConfig::default());
+    let key = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    send(&mut t, key, Message::Have(0)).unwrap();
+    for _ in 0..100 {
+        send(&mut t, key, Message::HaveAll).unwrap();
+    }
+    assert!(t.peers[&key].has.is_full());
+    assert!(
+        t.steps() <= u64::from(pieces) + 100,
+        "100 HAVE ALLs cost {} steps for {pieces} pieces",
+        t.steps()
+    );
+}
+
+/// CANCEL finds its request without scanning the peer's whole queue, and the queue still
+/// serves what was not cancelled, in order.
+#[test]
+fn cancel_does_not_scan_the_request_queue() {
+    let mut t = torrent(4096, true, SessionConfig::default());
+    let key = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    send(&mut t, key, Message::Interested).unwrap();
+    let queued = SessionConfig::default().max_queued_requests as u32;
+    for piece in 0..queued {
+        send(&mut t, key, Message::Request(block(piece))).unwrap();
+    }
+    let before = t.steps();
+    // Cancel every odd request, last first: the worst order for a scan from the front.
+    for piece in (0..queued).rev().filter(|p| p % 2 == 1) {
+        send(&mut t, key, Message::Cancel(block(piece))).unwrap();
+    }
+    let cancels = u64::from(queued / 2);
+    assert!(
+        t.steps() - before <= 4 * cancels,
+        "{cancels} cancels cost {} steps",
+        t.steps() - before
+    );
+    let mut served = Vec::new();
+    while let Some(b) = t.next_serve(key) {
+        served.push(b.piece);
+    }
+    let even: Vec<u32> = (0..queued).filter(|p| p % 2 == 0).collect();
+    assert_eq!(served, even);
+}
+
+/// Requests and cancels of the same block, over and over: the queue's memory stays
+/// within its bound and the peer is still served.
+#[test]
+fn request_and_cancel_spam_keeps_the_queue_bounded() {
+    let config = SessionConfig::default();
+    let max = config.max_queued_requests;
+    let mut t = torrent(64, true, config);
+    let key = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    send(&mut t, key, Message::Interested).unwrap();
+    let mut out = Vec::new();
+    for i in 0..50_000u32 {
+        send(&mut t, key, Message::Request(block(i % 64))).unwrap();
+        send(&mut t, key, Message::Cancel(block(i % 64))).unwrap();
+        assert!(t.peers[&key].queued.slots() <= max);
+        out.clear();
+        t.take_outbox(key, &mut out);
+    }
+    send(&mut t, key, Message::Request(block(5))).unwrap();
+    assert_eq!(t.next_serve(key), Some(block(5)));
+    assert_eq!(t.next_serve(key), None);
+}
+
+/// Peer keys wrap after 2^32 connections: the next key skips any still in use instead of
+/// overwriting that live peer.
+#[test]
+fn a_wrapped_peer_key_never_overwrites_a_live_peer() {
+    let mut t = torrent(64, false, SessionConfig::default());
+    let first = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let second = t.add_peer(Duration::ZERO, addr(2), FAST).unwrap();
+    t.next_key = PeerKey::MAX;
+    let last = t.add_peer(Duration::ZERO, addr(3), FAST).unwrap();
+    let wrapped = t.add_peer(Duration::ZERO, addr(4), FAST).unwrap();
+    assert_eq!(t.peer_count(), 4, "a live peer was overwritten");
+    let keys = [first, second, last, wrapped];
+    for (i, k) in keys.iter().enumerate() {
+        assert!(!keys[..i].contains(k), "key {k} given twice: {keys:?}");
+        assert_eq!(t.peers[k].addr, addr(i as u32 + 1));
+    }
+}
+
+/// Keep-alives alone do not hold a slot for ever: when neither side is interested for
+/// the idle policy's time, the peer is dropped; an interested one stays.
+#[test]
+fn a_peer_that_only_sends_keep_alives_is_dropped() {
+    let config = SessionConfig::default();
+    let limit = config.uninterested_timeout;
+    let mut t = torrent(64, true, config);
+    let idle = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let keen = t.add_peer(Duration::ZERO, addr(2), FAST).unwrap();
+    send(&mut t, idle, Message::HaveNone).unwrap();
+    send(&mut t, keen, Message::HaveNone).unwrap();
+    send(&mut t, keen, Message::Interested).unwrap();
+    let mut now = Duration::ZERO;
+    let mut out = Vec::new();
+    while now <= limit + Duration::from_secs(120) {
+        now += Duration::from_secs(30);
+        for key in [idle, keen] {
+            t.on_message(now, key, &Message::KeepAlive).ok();
+            out.clear();
+            t.take_outbox(key, &mut out);
+        }
+        t.tick(now);
+    }
+    let mut reasons = Vec::new();
+    while let Some(action) = t.poll_action() {
+        if let Action::Disconnect(key, why) = action {
+            reasons.push((key, why));
+        }
+    }
+    assert_eq!(
+        reasons,
+        vec![(idle, DropReason::Uninterested(limit))],
+        "only the peer interested in nothing goes"
+    );
+    assert_eq!(t.peer_count(), 1);
+}
