@@ -340,6 +340,7 @@ impl Slot {
             check(
                 self.meta.clone(),
                 save_dir,
+                self.ctx.config.symlinks,
                 None,
                 &self.status,
                 &cancel,
@@ -402,6 +403,7 @@ impl Slot {
             let found = check(
                 meta,
                 save_dir,
+                ctx.config.symlinks,
                 Some(list),
                 &status,
                 rt.stopping(),
@@ -432,12 +434,23 @@ impl Slot {
         let layout = Rc::new(self.meta.info.layout.clone());
         let wants_more = !have.is_full();
         let storage = if !wants_more {
-            LazyStorage::on_demand(save_dir.clone(), layout, self.ctx.files.clone(), self.index)
+            LazyStorage::on_demand(
+                save_dir.clone(),
+                self.ctx.config.symlinks,
+                layout,
+                self.ctx.files.clone(),
+                self.index,
+            )
         } else {
-            let storage =
-                Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
-                    .await
-                    .map_err(|e| TorrentFault::from(&e))?;
+            let storage = Storage::open(
+                &save_dir,
+                self.ctx.config.symlinks,
+                layout.clone(),
+                true,
+                self.ctx.config.preallocate,
+            )
+            .await
+            .map_err(|e| TorrentFault::from(&e))?;
             tracing::info!(
                 torrent = %self.meta.info_hash,
                 direct_io = storage.is_direct(),
@@ -446,6 +459,7 @@ impl Slot {
             LazyStorage::opened(
                 storage,
                 save_dir.clone(),
+                self.ctx.config.symlinks,
                 layout,
                 self.ctx.files.clone(),
                 self.index,

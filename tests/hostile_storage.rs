@@ -1,0 +1,244 @@
+//! Storage that a save directory's contents cannot redirect: a symlink inside a torrent's
+//! tree (to a file or a directory outside it) is neither written nor read through by
+//! `download`, `seed` or the daemon, and a file longer than the torrent says keeps its extra
+//! bytes. Each case runs on a disk file system (under /var/tmp, where O_DIRECT works) and
+//! on tmpfs (/dev/shm, where storage falls back to buffered I/O).
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::daemon::Daemon;
+use common::swarm::{self, free_port, wait_listening, Running};
+use common::{ccbt, run, write_tree};
+
+const FILES: &[(&str, usize)] = &[("pack/a.bin", 100_000), ("pack/b.bin", 200_000)];
+/// Bytes of the file a symlink points at: more than `pack/b.bin`, so a truncation to the
+/// torrent's length would show.
+const VICTIM: &[u8] = &[0x5a; 300_000];
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// The roots each case runs under: a disk file system and, where the machine has one,
+/// tmpfs.
+fn roots() -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from("/var/tmp")];
+    let shm = Path::new("/dev/shm");
+    match nix::sys::statfs::statfs(shm) {
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => {
+            roots.push(shm.to_path_buf())
+        }
+        _ if std::env::var_os("CCBT_REQUIRE_INTEROP").is_some() => {
+            panic!("/dev/shm is not a tmpfs here: the tmpfs half of this test cannot run")
+        }
+        _ => eprintln!("/dev/shm is not a tmpfs: only the disk half runs"),
+    }
+    roots
+}
+
+/// A torrent of [`FILES`] in `dir/t.torrent`, its data under `dir/data`.
+fn make_torrent(dir: &Path) -> PathBuf {
+    write_tree(&dir.join("data"), FILES);
+    let torrent = dir.join("t.torrent");
+    run(ccbt()
+        .args(["create", "--no-date", "--piece-size", "16K", "-o"])
+        .arg(&torrent)
+        .arg(dir.join("data/pack")))
+    .ok();
+    torrent
+}
+
+/// `dir/outside/victim`, a file no torrent may touch.
+fn victim(dir: &Path) -> PathBuf {
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let victim = outside.join("victim");
+    std::fs::write(&victim, VICTIM).unwrap();
+    victim
+}
+
+fn assert_untouched(victim: &Path) {
+    let now = std::fs::read(victim).unwrap();
+    assert!(
+        now == VICTIM,
+        "{} was changed: {} bytes now, {} before",
+        victim.display(),
+        now.len(),
+        VICTIM.len()
+    );
+}
+
+/// Waits for `who` to exit; its exit status and log.
+fn exited(mut who: Running) -> (std::process::ExitStatus, String) {
+    let until = Instant::now() + LIMIT;
+    loop {
+        if let Some(status) = who.exit_status() {
+            return (status, who.log());
+        }
+        if Instant::now() > until {
+            let log = who.log();
+            who.stop(Duration::from_secs(5));
+            panic!("{} still runs after {LIMIT:?}:\n{log}", who.name());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn seeder(dir: &Path, torrent: &Path) -> (Running, String) {
+    let port = free_port();
+    let seeder = swarm::ccbt_seed(torrent, &dir.join("data"), port, 1);
+    wait_listening(port, &seeder);
+    (seeder, format!("127.0.0.1:{port}"))
+}
+
+fn download(torrent: &Path, out: &Path, peer: &str) -> Running {
+    swarm::ccbt_swarm("download", torrent, out, free_port(), 1, &["--peer", peer])
+}
+
+#[test]
+fn download_writes_nothing_through_a_symlink_to_a_file_outside() {
+    for root in roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let torrent = make_torrent(dir.path());
+        let victim = victim(dir.path());
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("pack")).unwrap();
+        symlink("../../outside/victim", out.join("pack/b.bin")).unwrap();
+        let (_seeder, peer) = seeder(dir.path(), &torrent);
+
+        let (status, log) = exited(download(&torrent, &out, &peer));
+        assert_untouched(&victim);
+        assert!(
+            !status.success(),
+            "download succeeded through a symlink:\n{log}"
+        );
+        assert!(log.contains("symlink"), "no word of the symlink:\n{log}");
+        assert!(
+            std::fs::symlink_metadata(out.join("pack/b.bin"))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the symlink itself stays as the user made it"
+        );
+    }
+}
+
+#[test]
+fn download_writes_nothing_through_a_symlinked_directory_inside_the_tree() {
+    for root in roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let torrent = make_torrent(dir.path());
+        let victim = victim(dir.path());
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        symlink("../outside", out.join("pack")).unwrap();
+        let (_seeder, peer) = seeder(dir.path(), &torrent);
+
+        let (status, log) = exited(download(&torrent, &out, &peer));
+        assert_untouched(&victim);
+        assert!(
+            !status.success(),
+            "download succeeded through a symlink:\n{log}"
+        );
+        let outside: Vec<_> = std::fs::read_dir(dir.path().join("outside"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            outside,
+            vec!["victim"],
+            "files appeared outside the save dir"
+        );
+    }
+}
+
+#[test]
+fn a_symlinked_save_directory_is_followed_as_users_expect() {
+    for root in roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let torrent = make_torrent(dir.path());
+        let real = dir.path().join("real-out");
+        std::fs::create_dir_all(&real).unwrap();
+        let out = dir.path().join("out");
+        symlink(&real, &out).unwrap();
+        let (_seeder, peer) = seeder(dir.path(), &torrent);
+
+        download(&torrent, &out, &peer).wait_success(LIMIT);
+        swarm::assert_same_tree(&dir.path().join("data/pack"), &real.join("pack"));
+    }
+}
+
+#[test]
+fn seed_serves_nothing_read_through_a_symlink() {
+    for root in roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let torrent = make_torrent(dir.path());
+        // The symlink points at the right bytes: only where they are is wrong.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::rename(dir.path().join("data/pack/b.bin"), outside.join("b.bin")).unwrap();
+        symlink("../../outside/b.bin", dir.path().join("data/pack/b.bin")).unwrap();
+
+        let seed = swarm::ccbt_seed(&torrent, &dir.path().join("data"), free_port(), 1);
+        let (status, log) = exited(seed);
+        assert!(
+            !status.success(),
+            "seed served a file through a symlink:\n{log}"
+        );
+        assert!(log.contains("missing pieces"), "{log}");
+    }
+}
+
+#[test]
+fn daemon_writes_nothing_through_a_symlink_and_says_why() {
+    for root in roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let torrent = make_torrent(dir.path());
+        let victim = victim(dir.path());
+        let save = dir.path().join("save");
+        std::fs::create_dir_all(save.join("pack")).unwrap();
+        symlink(&victim, save.join("pack/b.bin")).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+
+        let hash = daemon.add(&torrent, &["--save-dir", save.to_str().unwrap()]);
+        let t = daemon.wait_state(&hash, "failed", LIMIT);
+        assert!(
+            t.to_string().contains("symlink"),
+            "the fault does not name the symlink: {t}"
+        );
+        assert_untouched(&victim);
+        daemon.stop(Duration::from_secs(20));
+    }
+}
+
+#[test]
+fn a_file_longer_than_the_torrent_says_keeps_its_extra_bytes() {
+    for root in roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let torrent = make_torrent(dir.path());
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(out.join("pack")).unwrap();
+        let mut longer = std::fs::read(dir.path().join("data/pack/a.bin")).unwrap();
+        longer.extend_from_slice(b"the user's own bytes past the torrent's end");
+        std::fs::write(out.join("pack/a.bin"), &longer).unwrap();
+        let (_seeder, peer) = seeder(dir.path(), &torrent);
+
+        let got = {
+            let mut d = download(&torrent, &out, &peer);
+            d.wait_success(LIMIT);
+            d.log()
+        };
+        assert_eq!(
+            std::fs::read(out.join("pack/a.bin")).unwrap(),
+            longer,
+            "a.bin was cut:\n{got}"
+        );
+        assert_eq!(
+            std::fs::read(out.join("pack/b.bin")).unwrap(),
+            std::fs::read(dir.path().join("data/pack/b.bin")).unwrap()
+        );
+    }
+}
