@@ -204,9 +204,14 @@ fn openat2_beneath(dir: RawFd, path: &CString, flags: i32) -> io::Result<OwnedFd
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// The kernel has no openat2 (ENOSYS), or a filter refuses it (EPERM).
+/// The kernel has no openat2 (ENOSYS), a filter refuses it (EPERM), or the joined path is
+/// longer than one call takes (ENAMETOOLONG, a very deep tree): one component at a time
+/// then.
 fn openat2_missing(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::ENAMETOOLONG)
+    )
 }
 
 /// ELOOP here only ever means a symlink on the way: say so.
@@ -310,5 +315,20 @@ mod tests {
         save.open_file(&path("t/f"), Access::ReadWriteCreate)
             .unwrap();
         assert!(dir.path().join("elsewhere/f").is_file());
+    }
+}
+
+#[cfg(test)]
+mod deep {
+    use super::*;
+
+    #[test]
+    fn a_tree_1500_directories_deep_opens_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let parts: Vec<&str> = std::iter::repeat_n("d", 1500).chain(["f"]).collect();
+        let path = TorrentPath::new(&parts).unwrap();
+        let save = SaveDir::open(dir.path(), Symlinks::Refused).unwrap();
+        save.open_file(&path, Access::ReadWriteCreate).unwrap();
+        save.open_file(&path, Access::Read).unwrap();
     }
 }

@@ -88,10 +88,15 @@ impl Storage {
         create: bool,
         prealloc: Preallocate,
     ) -> Result<Storage, StorageError> {
-        let dir = SaveDir::open(save_dir, symlinks).map_err(|source| StorageError::Io {
+        let dir_failed = |source| StorageError::Io {
             path: save_dir.to_path_buf(),
             source,
-        })?;
+        };
+        if create {
+            // The save directory is the operator's own path: made as a path, symlinks and all.
+            std::fs::create_dir_all(save_dir).map_err(dir_failed)?;
+        }
+        let dir = SaveDir::open(save_dir, symlinks).map_err(dir_failed)?;
         let mut files = Vec::with_capacity(layout.files().len());
         let mut direct = true;
         for entry in layout.files() {
@@ -110,10 +115,13 @@ impl Storage {
                 Access::Read
             };
             let file = dir.open_file(&entry.path, access).map_err(failed)?;
+            let mut size = file.metadata().map_err(failed)?.len();
             if create {
-                let size = file.metadata().map_err(failed)?.len();
                 match size.cmp(&entry.length) {
-                    std::cmp::Ordering::Less => file.set_len(entry.length).map_err(failed)?,
+                    std::cmp::Ordering::Less => {
+                        file.set_len(entry.length).map_err(failed)?;
+                        size = entry.length;
+                    }
                     std::cmp::Ordering::Greater => tracing::warn!(
                         path = %path.display(),
                         on_disk = size,
@@ -131,7 +139,12 @@ impl Storage {
                     .await
                     .map_err(io_err(&path))?;
             }
-            let direct_file = if direct {
+            // Files under a page are never read or written directly (they have no aligned
+            // middle), and must not be opened so: glommio probes each device's poll ring
+            // once, with a read at offset 0, and an empty file answers that read at once,
+            // which it takes as support; every later direct read on that device then
+            // fails with EOPNOTSUPP (seen with a torrent whose first file was empty).
+            let direct_file = if direct && size >= ALIGN {
                 // The same open file, again with O_DIRECT: through its /proc magic link,
                 // which names the inode already opened, not a path to resolve again.
                 let same = PathBuf::from(format!("/proc/self/fd/{}", buffered.as_raw_fd()));
