@@ -242,3 +242,40 @@ fn a_file_longer_than_the_torrent_says_keeps_its_extra_bytes() {
         );
     }
 }
+
+#[test]
+fn removing_with_its_data_deletes_nothing_through_a_symlinked_directory() {
+    for root in roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let torrent = make_torrent(dir.path());
+        // The torrent's whole tree, valid, but outside: the save dir links to it.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        for (name, _) in FILES {
+            let name = name.strip_prefix("pack/").unwrap();
+            std::fs::copy(dir.path().join("data/pack").join(name), outside.join(name)).unwrap();
+        }
+        let save = dir.path().join("save");
+        std::fs::create_dir_all(&save).unwrap();
+        symlink("../outside", save.join("pack")).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+
+        let hash = daemon.add(&torrent, &["--save-dir", save.to_str().unwrap()]);
+        daemon.wait_state(&hash, "failed", LIMIT);
+        let removed = daemon.remote(&["remove", &hash, "--delete-data"]);
+        assert!(
+            format!("{}{}", removed.stdout, removed.stderr).contains("symlink"),
+            "the answer does not say why nothing was deleted: {} {}",
+            removed.stdout,
+            removed.stderr
+        );
+        let left: Vec<_> = std::fs::read_dir(&outside)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "files outside were deleted: {left:?}");
+        daemon.stop(Duration::from_secs(20));
+    }
+}

@@ -116,6 +116,45 @@ impl SaveDir {
         open_one(parent.as_raw_fd(), name, flags, self.symlinks).map(File::from)
     }
 
+    /// Removes the file at `path` beneath this directory, then each of its parent
+    /// directories left empty, deepest first, up to (not including) this one. A symlink on
+    /// the way is refused as in [`SaveDir::open_file`]; a symlink at the end is removed
+    /// itself, never what it points at (unlinkat does not follow). Missing is fine.
+    pub fn remove_file(&self, path: &TorrentPath) -> io::Result<()> {
+        let parts: Vec<CString> = path
+            .components()
+            .map(|c| CString::new(c).map_err(|_| invalid("a NUL byte in a path")))
+            .collect::<io::Result<_>>()?;
+        let Some((name, dirs)) = parts.split_last() else {
+            return Err(invalid("an empty path"));
+        };
+        let mut levels = vec![self.fd.try_clone()?];
+        for dir in dirs {
+            let at = levels.last().expect("the save directory").as_raw_fd();
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            match open_one(at, dir, flags, self.symlinks) {
+                Ok(fd) => levels.push(fd),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        let parent = levels.last().expect("the save directory").as_raw_fd();
+        // SAFETY: `parent` is an open directory and `name` a NUL-terminated string.
+        if unsafe { libc::unlinkat(parent, name.as_ptr(), 0) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(e);
+            }
+        }
+        for (dir, at) in dirs.iter().zip(&levels).rev() {
+            // SAFETY: as above; a directory that still holds something stays (ENOTEMPTY).
+            if unsafe { libc::unlinkat(at.as_raw_fd(), dir.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The directory `dirs` names beneath this one, one component at a time (creating each
     /// missing one when `create`).
     fn walk(&self, dirs: &[CString], create: bool) -> io::Result<OwnedFd> {
@@ -303,6 +342,25 @@ mod tests {
             save.open_file(&path("dirlink/new"), Access::ReadWriteCreate)
                 .unwrap_err();
             assert!(!root.join("outside/new").exists());
+        });
+    }
+
+    #[test]
+    fn removal_stays_beneath_and_takes_emptied_directories() {
+        each_way(|save, root| {
+            std::fs::create_dir_all(root.join("outside")).unwrap();
+            std::fs::write(root.join("outside/f"), b"v").unwrap();
+            symlink("outside", root.join("t")).unwrap();
+            let e = save.remove_file(&path("t/f")).unwrap_err();
+            assert_eq!(e.to_string(), SYMLINK_REFUSED);
+            assert!(root.join("outside/f").exists());
+            save.open_file(&path("a/b/c"), Access::ReadWriteCreate)
+                .unwrap();
+            save.open_file(&path("a/keep"), Access::ReadWriteCreate)
+                .unwrap();
+            save.remove_file(&path("a/b/c")).unwrap();
+            assert!(!root.join("a/b").exists() && root.join("a/keep").exists());
+            save.remove_file(&path("a/b/c")).unwrap();
         });
     }
 

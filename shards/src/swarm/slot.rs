@@ -30,6 +30,7 @@ use super::storage::Storage;
 use super::throttle::{RateLimits, Throttle};
 use super::torrent::TorrentRt;
 use super::{TorrentSpec, Verify};
+use crate::beneath::{SaveDir, Symlinks};
 use crate::mapped::path_under;
 
 /// What the torrent does next, as commands left it.
@@ -230,8 +231,9 @@ impl Slot {
         }
         let save_dir = self.settings.borrow().save_dir.clone();
         let meta = self.meta.clone();
+        let symlinks = self.ctx.config.symlinks;
         glommio::executor()
-            .spawn_blocking(move || delete_files(&save_dir, &meta.info.layout))
+            .spawn_blocking(move || delete_files(&save_dir, symlinks, &meta.info.layout))
             .await
             .map_err(CommandError::Fault)
     }
@@ -244,8 +246,9 @@ impl Slot {
         let from = self.settings.borrow().save_dir.clone();
         let meta = self.meta.clone();
         let target = to.clone();
+        let symlinks = self.ctx.config.symlinks;
         let moved = glommio::executor()
-            .spawn_blocking(move || move_files(&from, &target, &meta.info.layout))
+            .spawn_blocking(move || move_files(&from, &target, symlinks, &meta.info.layout))
             .await;
         if moved.is_ok() {
             self.settings.borrow_mut().save_dir = to;
@@ -509,38 +512,31 @@ impl Slot {
     }
 }
 
-/// Deletes the torrent's files under `save_dir`, then the directories of its tree that
-/// are left empty. Files that are not there are fine.
-fn delete_files(save_dir: &Path, layout: &Layout) -> Result<(), TorrentFault> {
-    let mut dirs = Vec::new();
+/// Deletes the torrent's files beneath `save_dir`, then the directories of its tree that
+/// are left empty (see [`SaveDir::remove_file`]: a symlink inside the tree is not followed
+/// unless `symlinks` allows it, so a delete never reaches outside). Files that are not
+/// there are fine.
+fn delete_files(save_dir: &Path, symlinks: Symlinks, layout: &Layout) -> Result<(), TorrentFault> {
+    let dir = match SaveDir::open(save_dir, symlinks) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TorrentFault::io(Some(save_dir.to_path_buf()), &e)),
+    };
     for file in layout.files().iter().filter(|f| !f.pad) {
-        let path = path_under(save_dir, &file.path);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(TorrentFault::io(Some(path), &e)),
-        }
-        let mut dir = path.parent().map(Path::to_path_buf);
-        while let Some(d) = dir {
-            if d == save_dir || !d.starts_with(save_dir) {
-                break;
-            }
-            dirs.push(d.clone());
-            dir = d.parent().map(Path::to_path_buf);
-        }
-    }
-    // Deepest first; a directory that still holds something stays.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    dirs.dedup();
-    for d in dirs {
-        let _ = std::fs::remove_dir(&d);
+        dir.remove_file(&file.path)
+            .map_err(|e| TorrentFault::io(Some(path_under(save_dir, &file.path)), &e))?;
     }
     Ok(())
 }
 
 /// Moves each file of the torrent from under `from` to under `to` (rename, or copy and
 /// delete across file systems). On failure, moves back what had moved.
-fn move_files(from: &Path, to: &Path, layout: &Layout) -> Result<(), TorrentFault> {
+fn move_files(
+    from: &Path,
+    to: &Path,
+    symlinks: Symlinks,
+    layout: &Layout,
+) -> Result<(), TorrentFault> {
     if from == to {
         return Ok(());
     }
@@ -559,7 +555,7 @@ fn move_files(from: &Path, to: &Path, layout: &Layout) -> Result<(), TorrentFaul
         }
         moved.push((src, dst));
     }
-    let _ = delete_files(from, layout);
+    let _ = delete_files(from, symlinks, layout);
     Ok(())
 }
 
