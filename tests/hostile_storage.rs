@@ -279,3 +279,45 @@ fn removing_with_its_data_deletes_nothing_through_a_symlinked_directory() {
         daemon.stop(Duration::from_secs(20));
     }
 }
+
+#[test]
+fn an_operator_may_allow_symlinks_that_stay_inside_the_save_directory() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let torrent = make_torrent(dir.path());
+    let victim = victim(dir.path());
+    // `pack` is a link to the real tree elsewhere in the save dir; `pack/b.bin` inside it
+    // links on to the real file, also inside. A second torrent's file links outside.
+    let save = dir.path().join("save");
+    std::fs::create_dir_all(save.join("real")).unwrap();
+    std::fs::copy(dir.path().join("data/pack/a.bin"), save.join("real/a.bin")).unwrap();
+    std::fs::copy(dir.path().join("data/pack/b.bin"), save.join("b-elsewhere")).unwrap();
+    symlink("../b-elsewhere", save.join("real/b.bin")).unwrap();
+    symlink("real", save.join("pack")).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let config = home.join("ccbt.toml");
+    std::fs::write(&config, "[storage]\nallow_symlinks_inside = true\n").unwrap();
+    let mut daemon = Daemon::start(
+        &home,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &free_port().to_string(),
+        ],
+    );
+    let hash = daemon.add(&torrent, &["--save-dir", save.to_str().unwrap()]);
+    let t = daemon.wait_state(&hash, "seeding", LIMIT);
+    assert_eq!(t["have_pieces"], t["pieces"], "{t}");
+    daemon.remote(&["remove", &hash]).ok();
+
+    // Allowed inside is not allowed out.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("pack")).unwrap();
+    symlink(&victim, other.join("pack/b.bin")).unwrap();
+    let hash = daemon.add(&torrent, &["--save-dir", other.to_str().unwrap()]);
+    let t = daemon.wait_state(&hash, "failed", LIMIT);
+    assert!(t.to_string().contains("leads out"), "{t}");
+    assert_untouched(&victim);
+    daemon.stop(Duration::from_secs(20));
+}

@@ -11,8 +11,10 @@
 //! way, one `mkdirat` per component. Nothing here ever truncates a file.
 //!
 //! [`Symlinks::Allowed`] (the config's `storage.allow_symlinks_inside`) is for an operator
-//! who links parts of a tree elsewhere on purpose: paths then resolve as plain `openat`
-//! from the save directory, following any symlink.
+//! who links parts of a tree to other places in the save directory on purpose: paths then
+//! resolve with `RESOLVE_BENEATH` alone, so a symlink is followed while it stays inside the
+//! save directory and refused (`EXDEV`) when it leads out. Without `openat2` that cannot
+//! be checked, and symlinks are refused as if the setting were off.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -27,13 +29,17 @@ use nix::libc;
 pub const SYMLINK_REFUSED: &str =
     "a symlink inside the torrent's tree (refused: storage.allow_symlinks_inside is off)";
 
+/// What an open through a symlink that leads out of the save directory reports when
+/// symlinks inside are allowed.
+pub const SYMLINK_OUT: &str = "a symlink that leads out of the save directory (refused)";
+
 /// Whether symlinks inside a torrent's tree are followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Symlinks {
     /// Refused: a read or write never leaves the save directory.
     #[default]
     Refused,
-    /// Followed wherever they lead.
+    /// Followed while they stay inside the save directory.
     Allowed,
 }
 
@@ -89,10 +95,7 @@ impl SaveDir {
     }
 
     fn open_any(&self, path: &TorrentPath, access: Access) -> io::Result<File> {
-        let parts: Vec<CString> = path
-            .components()
-            .map(|c| CString::new(c).map_err(|_| invalid("a NUL byte in a path")))
-            .collect::<io::Result<_>>()?;
+        let parts = components(path)?;
         let Some((name, dirs)) = parts.split_last() else {
             return Err(invalid("an empty path"));
         };
@@ -101,43 +104,67 @@ impl SaveDir {
             Access::ReadWriteCreate => libc::O_RDWR | libc::O_CREAT,
         } | libc::O_CLOEXEC
             | libc::O_NONBLOCK;
-        if access == Access::ReadWriteCreate {
-            let parent = self.walk(dirs, true)?;
-            return open_one(parent.as_raw_fd(), name, flags, self.symlinks).map(File::from);
-        }
-        if self.symlinks == Symlinks::Refused && !force_fallback() {
-            let joined = join(&parts);
-            match openat2_beneath(self.fd.as_raw_fd(), &joined, flags) {
+        // Creating with symlinks refused walks one component at a time, mkdirat and all;
+        // everything else is one openat2 call when the kernel has it.
+        let one_call = access == Access::Read || self.symlinks == Symlinks::Allowed;
+        if one_call && !force_fallback() {
+            let made = match access {
+                Access::ReadWriteCreate => self.make_dirs_resolving(dirs),
+                Access::Read => Ok(()),
+            };
+            let opened = made.and_then(|()| {
+                openat2_beneath(self.fd.as_raw_fd(), &join(&parts), flags, self.resolve())
+            });
+            match opened {
                 Err(e) if openat2_missing(&e) => {}
                 other => return other.map(File::from).map_err(explain),
             }
         }
-        let parent = self.walk(dirs, false)?;
-        open_one(parent.as_raw_fd(), name, flags, self.symlinks).map(File::from)
+        let parent = self.walk(dirs, access == Access::ReadWriteCreate)?;
+        open_one(parent.as_raw_fd(), name, flags).map(File::from)
+    }
+
+    fn resolve(&self) -> u64 {
+        match self.symlinks {
+            Symlinks::Refused => libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+            Symlinks::Allowed => libc::RESOLVE_BENEATH,
+        }
+    }
+
+    /// Creates the missing directories among `dirs`, each prefix resolved beneath this
+    /// directory as [`Self::resolve`] says.
+    fn make_dirs_resolving(&self, dirs: &[CString]) -> io::Result<()> {
+        let save = self.fd.as_raw_fd();
+        let dir_flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        for n in 1..=dirs.len() {
+            match openat2_beneath(save, &join(&dirs[..n]), dir_flags, self.resolve()) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            let parent = match n {
+                1 => self.fd.try_clone()?,
+                _ => openat2_beneath(save, &join(&dirs[..n - 1]), dir_flags, self.resolve())?,
+            };
+            mkdir_at(parent.as_raw_fd(), &dirs[n - 1])?;
+        }
+        Ok(())
     }
 
     /// Removes the file at `path` beneath this directory, then each of its parent
-    /// directories left empty, deepest first, up to (not including) this one. A symlink on
-    /// the way is refused as in [`SaveDir::open_file`]; a symlink at the end is removed
+    /// directories left empty, deepest first, up to (not including) this one. Symlinks on
+    /// the way are treated as in [`SaveDir::open_file`]; a symlink at the end is removed
     /// itself, never what it points at (unlinkat does not follow). Missing is fine.
     pub fn remove_file(&self, path: &TorrentPath) -> io::Result<()> {
-        let parts: Vec<CString> = path
-            .components()
-            .map(|c| CString::new(c).map_err(|_| invalid("a NUL byte in a path")))
-            .collect::<io::Result<_>>()?;
+        let parts = components(path)?;
         let Some((name, dirs)) = parts.split_last() else {
             return Err(invalid("an empty path"));
         };
-        let mut levels = vec![self.fd.try_clone()?];
-        for dir in dirs {
-            let at = levels.last().expect("the save directory").as_raw_fd();
-            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-            match open_one(at, dir, flags, self.symlinks) {
-                Ok(fd) => levels.push(fd),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        }
+        let levels = match self.dir_levels(dirs) {
+            Ok(levels) => levels,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let parent = levels.last().expect("the save directory").as_raw_fd();
         // SAFETY: `parent` is an open directory and `name` a NUL-terminated string.
         if unsafe { libc::unlinkat(parent, name.as_ptr(), 0) } != 0 {
@@ -155,47 +182,81 @@ impl SaveDir {
         Ok(())
     }
 
-    /// The directory `dirs` names beneath this one, one component at a time (creating each
-    /// missing one when `create`).
+    /// This directory and each of `dirs` beneath it, opened.
+    fn dir_levels(&self, dirs: &[CString]) -> io::Result<Vec<OwnedFd>> {
+        let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        let mut levels = vec![self.fd.try_clone()?];
+        if !force_fallback() {
+            let opened: io::Result<Vec<OwnedFd>> = (1..=dirs.len())
+                .map(|n| {
+                    openat2_beneath(
+                        self.fd.as_raw_fd(),
+                        &join(&dirs[..n]),
+                        dir_flags,
+                        self.resolve(),
+                    )
+                })
+                .collect();
+            match opened {
+                Err(e) if openat2_missing(&e) => {}
+                Err(e) => return Err(explain(e)),
+                Ok(fds) => {
+                    levels.extend(fds);
+                    return Ok(levels);
+                }
+            }
+        }
+        for dir in dirs {
+            let at = levels.last().expect("the save directory").as_raw_fd();
+            levels.push(open_one(at, dir, dir_flags)?);
+        }
+        Ok(levels)
+    }
+
+    /// The directory `dirs` names beneath this one, one component at a time with
+    /// `O_NOFOLLOW` (creating each missing one when `create`).
     fn walk(&self, dirs: &[CString], create: bool) -> io::Result<OwnedFd> {
         let mut at = self.fd.try_clone()?;
         for dir in dirs {
             if create {
-                // SAFETY: `at` is an open directory and `dir` a NUL-terminated string.
-                let made = unsafe { libc::mkdirat(at.as_raw_fd(), dir.as_ptr(), 0o777) };
-                if made != 0 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() != Some(libc::EEXIST) {
-                        return Err(e);
-                    }
-                }
+                mkdir_at(at.as_raw_fd(), dir)?;
             }
             at = open_one(
                 at.as_raw_fd(),
                 dir,
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                self.symlinks,
             )?;
         }
         Ok(at)
     }
 }
 
-/// One component opened from `dir`: with `O_NOFOLLOW` unless symlinks are allowed.
-fn open_one(dir: RawFd, name: &CString, flags: i32, symlinks: Symlinks) -> io::Result<OwnedFd> {
-    let nofollow = match symlinks {
-        Symlinks::Refused => libc::O_NOFOLLOW,
-        Symlinks::Allowed => 0,
-    };
+/// `mkdirat`, a directory already there being fine.
+fn mkdir_at(dir: RawFd, name: &CString) -> io::Result<()> {
     // SAFETY: `dir` is an open directory and `name` a NUL-terminated string.
-    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | nofollow, 0o666) };
+    if unsafe { libc::mkdirat(dir, name.as_ptr(), 0o777) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn components(path: &TorrentPath) -> io::Result<Vec<CString>> {
+    path.components()
+        .map(|c| CString::new(c).map_err(|_| invalid("a NUL byte in a path")))
+        .collect()
+}
+
+/// One component opened from `dir`, never following a symlink.
+fn open_one(dir: RawFd, name: &CString, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: `dir` is an open directory and `name` a NUL-terminated string.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_NOFOLLOW, 0o666) };
     if fd < 0 {
         let e = io::Error::last_os_error();
         // O_NOFOLLOW with O_DIRECTORY on a symlink says ENOTDIR: look to tell the two apart.
-        if symlinks == Symlinks::Refused
-            && e.raw_os_error() == Some(libc::ENOTDIR)
-            && is_symlink(dir, name)
-        {
+        if e.raw_os_error() == Some(libc::ENOTDIR) && is_symlink(dir, name) {
             return Err(explain(io::Error::from_raw_os_error(libc::ELOOP)));
         }
         return Err(explain(e));
@@ -219,13 +280,13 @@ fn is_symlink(dir: RawFd, name: &CString) -> bool {
     r == 0 && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFLNK
 }
 
-/// `openat2(dir, path, flags, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`.
-fn openat2_beneath(dir: RawFd, path: &CString, flags: i32) -> io::Result<OwnedFd> {
+/// `openat2(dir, path, flags, resolve)`.
+fn openat2_beneath(dir: RawFd, path: &CString, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
     // SAFETY: open_how is plain old data; zero is a valid value for every field.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
     how.mode = 0;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
+    how.resolve = resolve;
     // SAFETY: the arguments are what openat2(2) takes, `how` outlives the call.
     let fd = unsafe {
         libc::syscall(
@@ -253,12 +314,12 @@ fn openat2_missing(e: &io::Error) -> bool {
     )
 }
 
-/// ELOOP here only ever means a symlink on the way: say so.
+/// ELOOP here only ever means a symlink on the way, EXDEV one that leads out: say so.
 fn explain(e: io::Error) -> io::Error {
-    if e.raw_os_error() == Some(libc::ELOOP) {
-        io::Error::new(io::ErrorKind::PermissionDenied, SYMLINK_REFUSED)
-    } else {
-        e
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => io::Error::new(io::ErrorKind::PermissionDenied, SYMLINK_REFUSED),
+        Some(libc::EXDEV) => io::Error::new(io::ErrorKind::PermissionDenied, SYMLINK_OUT),
+        _ => e,
     }
 }
 
@@ -365,14 +426,25 @@ mod tests {
     }
 
     #[test]
-    fn follows_symlinks_when_allowed() {
+    fn follows_symlinks_that_stay_inside_when_allowed() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
-        symlink("elsewhere", dir.path().join("t")).unwrap();
-        let save = SaveDir::open(dir.path(), Symlinks::Allowed).unwrap();
-        save.open_file(&path("t/f"), Access::ReadWriteCreate)
+        let root = dir.path().join("save");
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+        symlink("elsewhere", root.join("t")).unwrap();
+        symlink("../outside", root.join("out")).unwrap();
+        let save = SaveDir::open(&root, Symlinks::Allowed).unwrap();
+        save.open_file(&path("t/new/f"), Access::ReadWriteCreate)
             .unwrap();
-        assert!(dir.path().join("elsewhere/f").is_file());
+        assert!(root.join("elsewhere/new/f").is_file());
+        save.open_file(&path("t/new/f"), Access::Read).unwrap();
+        for access in [Access::Read, Access::ReadWriteCreate] {
+            let e = save.open_file(&path("out/f"), access).unwrap_err();
+            assert_eq!(e.to_string(), SYMLINK_OUT, "{access:?}");
+        }
+        assert!(!dir.path().join("outside/f").exists());
+        save.remove_file(&path("t/new/f")).unwrap();
+        assert!(!root.join("elsewhere/new").exists());
     }
 }
 
