@@ -321,3 +321,67 @@ fn an_operator_may_allow_symlinks_that_stay_inside_the_save_directory() {
     assert_untouched(&victim);
     daemon.stop(Duration::from_secs(20));
 }
+
+/// Another process truncating a file while the daemon checks it: the check reads with
+/// pread, so the pieces it could not read are missing and the daemon goes on. (Hashed
+/// through a mapping, a read past the new end raised SIGBUS and killed the daemon.)
+#[test]
+fn the_daemon_survives_a_file_truncated_under_its_check() {
+    const SIZE: u64 = 48 << 20;
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("big")).unwrap();
+    let file = data.join("big/f.bin");
+    let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i * 7) as u8).collect();
+    std::fs::write(&file, block.repeat((SIZE >> 20) as usize)).unwrap();
+    let torrent = dir.path().join("big.torrent");
+    run(ccbt()
+        .args(["create", "--no-date", "--piece-size", "256K", "-o"])
+        .arg(&torrent)
+        .arg(data.join("big")))
+    .ok();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = {
+        let (stop, file) = (stop.clone(), file.clone());
+        std::thread::spawn(move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+            let until = Instant::now() + LIMIT;
+            let mut cuts = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                f.set_len(SIZE / 3).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                f.set_len(SIZE).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+                cuts += 1;
+            }
+            cuts
+        })
+    };
+    let hash = daemon.add(&torrent, &["--save-dir", data.to_str().unwrap()]);
+    let until = Instant::now() + LIMIT;
+    let t = loop {
+        assert!(
+            daemon.running.is_running(),
+            "the daemon died during the check:\n{}",
+            daemon.running.log()
+        );
+        let t = daemon.torrent(&hash);
+        if t["state"] != "checking" && t["checked_pieces"] == t["pieces"] {
+            break t;
+        }
+        assert!(Instant::now() < until, "the check did not end: {t}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let cuts = cutter.join().unwrap();
+    assert!(cuts > 0, "the file was never cut");
+    assert!(daemon.running.is_running(), "{}", daemon.running.log());
+    // What the check found is all the daemon claims: never more than there is.
+    assert!(t["have_pieces"].as_u64() <= t["pieces"].as_u64(), "{t}");
+    daemon.remote(&["list"]).ok();
+    daemon.stop(Duration::from_secs(20));
+}
