@@ -385,3 +385,37 @@ fn the_daemon_survives_a_file_truncated_under_its_check() {
     daemon.remote(&["list"]).ok();
     daemon.stop(Duration::from_secs(20));
 }
+
+#[test]
+fn moving_the_data_puts_nothing_outside_through_a_symlink_in_the_target() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let torrent = make_torrent(dir.path());
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    symlink("../outside", target.join("pack")).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut daemon = Daemon::start(&home, &["--peer-port", &free_port().to_string()]);
+    let data = dir.path().join("data");
+    let hash = daemon.add(&torrent, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", LIMIT);
+
+    let moved = daemon.remote(&["move", &hash, target.to_str().unwrap()]);
+    assert!(
+        format!("{}{}", moved.stdout, moved.stderr).contains("symlink"),
+        "the answer does not name the symlink: {} {}",
+        moved.stdout,
+        moved.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "files went outside"
+    );
+    for (name, _) in FILES {
+        assert!(data.join(name).is_file(), "{name} left the old save dir");
+    }
+    daemon.stop(Duration::from_secs(20));
+}

@@ -182,6 +182,79 @@ impl SaveDir {
         Ok(())
     }
 
+    /// Moves the file at `path` beneath this directory to the same path beneath `to`
+    /// (rename, or copy and delete across file systems), making its directories there.
+    /// Both ends resolve as [`SaveDir::open_file`] does, so neither a symlink in this tree
+    /// nor one in the target tree can take the file, or bring one, outside. False if there
+    /// was nothing to move.
+    pub fn move_file(&self, path: &TorrentPath, to: &SaveDir) -> io::Result<bool> {
+        let parts = components(path)?;
+        let Some((name, dirs)) = parts.split_last() else {
+            return Err(invalid("an empty path"));
+        };
+        let from_dir = match self.dir_levels(dirs) {
+            Ok(mut levels) => levels.pop().expect("the save directory"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let source = match open_one(
+            from_dir.as_raw_fd(),
+            name,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if !source.metadata()?.is_file() {
+            return Err(invalid("not a regular file"));
+        }
+        let to_dir = to.made_dir(dirs)?;
+        // SAFETY: open directories and NUL-terminated names.
+        let renamed = unsafe {
+            libc::renameat(
+                from_dir.as_raw_fd(),
+                name.as_ptr(),
+                to_dir.as_raw_fd(),
+                name.as_ptr(),
+            )
+        };
+        if renamed == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EXDEV) {
+            return Err(e);
+        }
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
+        let mut copy = File::from(open_one(to_dir.as_raw_fd(), name, flags)?);
+        io::copy(&mut &source, &mut copy)?;
+        copy.sync_all()?;
+        // SAFETY: as above.
+        if unsafe { libc::unlinkat(from_dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(true)
+    }
+
+    /// The directory `dirs` names beneath this one, made if missing.
+    fn made_dir(&self, dirs: &[CString]) -> io::Result<OwnedFd> {
+        if dirs.is_empty() {
+            return self.fd.try_clone();
+        }
+        if self.symlinks == Symlinks::Allowed && !force_fallback() {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            let opened = self.make_dirs_resolving(dirs).and_then(|()| {
+                openat2_beneath(self.fd.as_raw_fd(), &join(dirs), flags, self.resolve())
+            });
+            match opened {
+                Err(e) if openat2_missing(&e) => {}
+                other => return other.map_err(explain),
+            }
+        }
+        self.walk(dirs, true)
+    }
+
     /// This directory and each of `dirs` beneath it, opened.
     fn dir_levels(&self, dirs: &[CString]) -> io::Result<Vec<OwnedFd>> {
         let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
@@ -422,6 +495,26 @@ mod tests {
             save.remove_file(&path("a/b/c")).unwrap();
             assert!(!root.join("a/b").exists() && root.join("a/keep").exists());
             save.remove_file(&path("a/b/c")).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_move_takes_nothing_out_through_a_symlink_at_either_end() {
+        each_way(|save, root| {
+            let other_root = root.join("other");
+            std::fs::create_dir_all(&other_root).unwrap();
+            let other = SaveDir::open(&other_root, Symlinks::Refused).unwrap();
+            std::fs::create_dir_all(root.join("outside")).unwrap();
+            save.open_file(&path("t/a"), Access::ReadWriteCreate)
+                .unwrap();
+            symlink("../outside", other_root.join("t")).unwrap();
+            let e = save.move_file(&path("t/a"), &other).unwrap_err();
+            assert_eq!(e.to_string(), SYMLINK_REFUSED);
+            assert!(root.join("t/a").exists() && !root.join("outside/a").exists());
+            std::fs::remove_file(other_root.join("t")).unwrap();
+            assert!(save.move_file(&path("t/a"), &other).unwrap());
+            assert!(other_root.join("t/a").is_file() && !root.join("t/a").exists());
+            assert!(!save.move_file(&path("t/a"), &other).unwrap());
         });
     }
 

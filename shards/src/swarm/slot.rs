@@ -529,8 +529,9 @@ fn delete_files(save_dir: &Path, symlinks: Symlinks, layout: &Layout) -> Result<
     Ok(())
 }
 
-/// Moves each file of the torrent from under `from` to under `to` (rename, or copy and
-/// delete across file systems). On failure, moves back what had moved.
+/// Moves each file of the torrent from beneath `from` to beneath `to` (see
+/// [`SaveDir::move_file`]: no symlink at either end takes a file outside). On failure,
+/// moves back what had moved.
 fn move_files(
     from: &Path,
     to: &Path,
@@ -540,36 +541,27 @@ fn move_files(
     if from == to {
         return Ok(());
     }
-    let files: Vec<_> = layout.files().iter().filter(|f| !f.pad).collect();
-    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for file in &files {
-        let (src, dst) = (path_under(from, &file.path), path_under(to, &file.path));
-        if !src.exists() {
-            continue;
-        }
-        if let Err(e) = move_one(&src, &dst) {
-            for (src, dst) in moved.into_iter().rev() {
-                let _ = move_one(&dst, &src);
+    let fault = |p: &Path, e: &std::io::Error| TorrentFault::io(Some(p.to_path_buf()), e);
+    let source = match SaveDir::open(from, symlinks) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fault(from, &e)),
+    };
+    std::fs::create_dir_all(to).map_err(|e| fault(to, &e))?;
+    let target = SaveDir::open(to, symlinks).map_err(|e| fault(to, &e))?;
+    let mut moved = Vec::new();
+    for file in layout.files().iter().filter(|f| !f.pad) {
+        match source.move_file(&file.path, &target) {
+            Ok(true) => moved.push(&file.path),
+            Ok(false) => {}
+            Err(e) => {
+                for path in moved.into_iter().rev() {
+                    let _ = target.move_file(path, &source);
+                }
+                return Err(fault(&path_under(to, &file.path), &e));
             }
-            return Err(TorrentFault::io(Some(dst), &e));
         }
-        moved.push((src, dst));
     }
     let _ = delete_files(from, symlinks, layout);
     Ok(())
-}
-
-fn move_one(src: &Path, dst: &Path) -> std::io::Result<()> {
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    match std::fs::rename(src, dst) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
-            std::fs::copy(src, dst)?;
-            std::fs::File::open(dst)?.sync_all()?;
-            std::fs::remove_file(src)
-        }
-        Err(e) => Err(e),
-    }
 }
