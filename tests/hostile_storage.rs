@@ -236,6 +236,12 @@ fn a_file_longer_than_the_torrent_says_keeps_its_extra_bytes() {
             longer,
             "a.bin was cut:\n{got}"
         );
+        if root == Path::new("/dev/shm") {
+            assert!(
+                got.contains("direct_io=false"),
+                "tmpfs took the direct path:\n{got}"
+            );
+        }
         assert_eq!(
             std::fs::read(out.join("pack/b.bin")).unwrap(),
             std::fs::read(dir.path().join("data/pack/b.bin")).unwrap()

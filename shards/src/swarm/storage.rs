@@ -8,8 +8,9 @@
 //! go through the page cache. Direct and buffered writes never touch the same page, and a
 //! direct read flushes dirty cached pages of its range first, so reads see both.
 //!
-//! Where O_DIRECT is refused (tmpfs reports no alignment; some file systems refuse the flag)
-//! every span goes through the buffered path, and a line in the log says so once.
+//! Where O_DIRECT is refused or absent (tmpfs has none, and glommio then opens its "DMA"
+//! files without the flag; some file systems refuse it) every span goes through the
+//! buffered path, and a line in the log says so once. Files under a page never use it.
 
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
@@ -151,7 +152,7 @@ impl Storage {
                 let mut opts = OpenOptions::new();
                 opts.read(true).write(create);
                 match opts.dma_open(&same).await {
-                    Ok(f) if f.alignment() <= ALIGN => Some(f),
+                    Ok(f) if f.alignment() <= ALIGN && has_o_direct(&f) => Some(f),
                     Ok(_) | Err(_) => {
                         tracing::info!(
                             path = %path.display(),
@@ -326,6 +327,15 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// Whether the file really bypasses the page cache: glommio opens a "DMA" file on tmpfs
+/// without O_DIRECT (tmpfs has no such thing), and such a file is buffered I/O under
+/// another name, so the torrent takes the buffered path and says so.
+fn has_o_direct(file: &DmaFile) -> bool {
+    // SAFETY: F_GETFL on a descriptor the file holds open.
+    let flags = unsafe { nix::libc::fcntl(file.as_raw_fd(), nix::libc::F_GETFL) };
+    flags >= 0 && flags & nix::libc::O_DIRECT != 0
 }
 
 /// A direct write may write less than asked (a full disk mid-write): the rest goes
