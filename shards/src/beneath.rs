@@ -160,22 +160,28 @@ impl SaveDir {
         let Some((name, dirs)) = parts.split_last() else {
             return Err(invalid("an empty path"));
         };
-        let levels = match self.dir_levels(dirs) {
-            Ok(levels) => levels,
+        let parent = match self.dir_at(dirs) {
+            Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
-        let parent = levels.last().expect("the save directory").as_raw_fd();
         // SAFETY: `parent` is an open directory and `name` a NUL-terminated string.
-        if unsafe { libc::unlinkat(parent, name.as_ptr(), 0) } != 0 {
+        if unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), 0) } != 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::NotFound {
                 return Err(e);
             }
         }
-        for (dir, at) in dirs.iter().zip(&levels).rev() {
+        // Each parent is opened afresh (one descriptor at a time, however deep the tree).
+        for n in (1..=dirs.len()).rev() {
+            let Ok(above) = self.dir_at(&dirs[..n - 1]) else {
+                break;
+            };
             // SAFETY: as above; a directory that still holds something stays (ENOTEMPTY).
-            if unsafe { libc::unlinkat(at.as_raw_fd(), dir.as_ptr(), libc::AT_REMOVEDIR) } != 0 {
+            let gone = unsafe {
+                libc::unlinkat(above.as_raw_fd(), dirs[n - 1].as_ptr(), libc::AT_REMOVEDIR)
+            };
+            if gone != 0 {
                 break;
             }
         }
@@ -192,8 +198,8 @@ impl SaveDir {
         let Some((name, dirs)) = parts.split_last() else {
             return Err(invalid("an empty path"));
         };
-        let from_dir = match self.dir_levels(dirs) {
-            Ok(mut levels) => levels.pop().expect("the save directory"),
+        let from_dir = match self.dir_at(dirs) {
+            Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
@@ -255,35 +261,19 @@ impl SaveDir {
         self.walk(dirs, true)
     }
 
-    /// This directory and each of `dirs` beneath it, opened.
-    fn dir_levels(&self, dirs: &[CString]) -> io::Result<Vec<OwnedFd>> {
-        let dir_flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-        let mut levels = vec![self.fd.try_clone()?];
+    /// The directory `dirs` names beneath this one (this one if `dirs` is empty).
+    fn dir_at(&self, dirs: &[CString]) -> io::Result<OwnedFd> {
+        if dirs.is_empty() {
+            return self.fd.try_clone();
+        }
         if !force_fallback() {
-            let opened: io::Result<Vec<OwnedFd>> = (1..=dirs.len())
-                .map(|n| {
-                    openat2_beneath(
-                        self.fd.as_raw_fd(),
-                        &join(&dirs[..n]),
-                        dir_flags,
-                        self.resolve(),
-                    )
-                })
-                .collect();
-            match opened {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            match openat2_beneath(self.fd.as_raw_fd(), &join(dirs), flags, self.resolve()) {
                 Err(e) if openat2_missing(&e) => {}
-                Err(e) => return Err(explain(e)),
-                Ok(fds) => {
-                    levels.extend(fds);
-                    return Ok(levels);
-                }
+                other => return other.map_err(explain),
             }
         }
-        for dir in dirs {
-            let at = levels.last().expect("the save directory").as_raw_fd();
-            levels.push(open_one(at, dir, dir_flags)?);
-        }
-        Ok(levels)
+        self.walk(dirs, false)
     }
 
     /// The directory `dirs` names beneath this one, one component at a time with
@@ -553,5 +543,8 @@ mod deep {
         let save = SaveDir::open(dir.path(), Symlinks::Refused).unwrap();
         save.open_file(&path, Access::ReadWriteCreate).unwrap();
         save.open_file(&path, Access::Read).unwrap();
+        // Removal takes the file and all 1,500 emptied directories.
+        save.remove_file(&path).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
