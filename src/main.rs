@@ -1,5 +1,6 @@
 //! `ccbt-uring`: the command-line front end of the ccbt-uring BitTorrent engine.
 
+mod changed_paths;
 mod cli;
 mod commands;
 mod daemon;

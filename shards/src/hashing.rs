@@ -161,6 +161,7 @@ pub fn hash_piece(layout: &Layout, data: &MappedFiles, piece: PieceIndex) -> Pie
     for span in layout.piece_spans(piece) {
         match data.span(&span) {
             SpanData::Bytes(bytes) => update_prefetching(&mut hasher, bytes),
+            SpanData::Read(bytes) => hasher.update(&bytes),
             SpanData::Zeros(mut n) => {
                 while n > 0 {
                     let chunk = n.min(ZEROS.len() as u32);

@@ -9,6 +9,7 @@
 //! the placement, pinning and start-up checks here are what they will stand on.
 //! Protocol logic lives in `ccbt-engine`, never here.
 
+pub mod beneath;
 pub mod hashing;
 pub mod mapped;
 pub mod pool;
@@ -17,7 +18,7 @@ pub mod runtime;
 pub mod swarm;
 
 pub use hashing::{HashJob, HashProgress, PieceOutcome};
-pub use mapped::{FileProblem, MappedFiles, SpanData};
+pub use mapped::{FileProblem, MappedFiles, Reading, SpanData};
 pub use pool::{ShardConfig, ShardError, ShardId, Shards};
 pub use recheck::{PieceState, RecheckReport};
 pub use runtime::RuntimeError;

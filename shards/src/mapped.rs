@@ -1,20 +1,29 @@
-//! Read-only access to a torrent's files through `memmap2` mappings, for hashing in place.
+//! Read-only access to a torrent's files, for hashing: through `memmap2` mappings (hashing
+//! in place, for the one-shot CLI commands) or through `pread` (for the daemon, which must
+//! outlive a file another process truncates mid-check: a mapping would die of SIGBUS).
 //!
 //! Files are opened `O_RDONLY` and mapped `PROT_READ`: nothing here can create, extend or
-//! write a file. A file that is missing, unreadable or shorter than the torrent says leaves
-//! the bytes it lacks unavailable, and the pieces that need them count as missing.
+//! write a file. Files of a torrent are opened beneath its save directory (see
+//! [`crate::beneath`]), so a symlink inside the tree is not read through. A file that is
+//! missing, unreadable or shorter than the torrent says leaves the bytes it lacks
+//! unavailable, and the pieces that need them count as missing.
 
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use ccbt_engine::metainfo::{FileSpan, Layout, TorrentPath};
 use memmap2::{Advice, Mmap};
 
+use crate::beneath::{Access, SaveDir, Symlinks};
+
 /// What one file of the layout can provide.
 enum FileData {
     /// The first `mapping.len()` bytes are readable (all of them unless the file is short).
     Mapped(Mmap),
+    /// Read with `pread` when asked for: the first `len` bytes may be there.
+    Read { file: File, len: u64 },
     /// Not there, not readable or empty: every byte is unavailable.
     Unavailable,
     /// A BEP 47 pad file: zeros, never stored.
@@ -35,8 +44,19 @@ pub enum SpanData<'a> {
     Bytes(&'a [u8]),
     /// That many zero bytes (pad files).
     Zeros(u32),
+    /// The span's bytes, read into memory.
+    Read(Vec<u8>),
     /// Some of the span's bytes are not on disk.
     Missing,
+}
+
+/// How the bytes of the files are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Mapped, hashed in place; a file truncated meanwhile raises SIGBUS.
+    Mapped,
+    /// Read with `pread`; a file truncated meanwhile makes its pieces missing.
+    Pread,
 }
 
 /// The files of one layout, mapped for reading.
@@ -48,8 +68,31 @@ pub struct MappedFiles {
 impl MappedFiles {
     /// Maps each file of `layout` from its torrent path under `save_dir` (the directory that
     /// holds the torrent's name, as libtorrent's save path).
+    /// Symlinks inside the tree are refused.
     pub fn open_under(save_dir: &Path, layout: &Layout) -> Self {
-        Self::open(layout, |i| path_under(save_dir, &layout.files()[i].path))
+        Self::open_beneath(save_dir, layout, Symlinks::Refused, Reading::Mapped)
+    }
+
+    /// Opens each file of `layout` beneath `save_dir`, following symlinks inside the tree
+    /// only as `symlinks` says, to be read as `reading` says.
+    pub fn open_beneath(
+        save_dir: &Path,
+        layout: &Layout,
+        symlinks: Symlinks,
+        reading: Reading,
+    ) -> Self {
+        let dir = SaveDir::open(save_dir, symlinks);
+        Self::open_with(layout, reading, |i| {
+            let path = path_under(save_dir, &layout.files()[i].path);
+            let file = match &dir {
+                Ok(dir) => dir.open_file(&layout.files()[i].path, Access::Read),
+                Err(e) => Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", save_dir.display()),
+                )),
+            };
+            (path, file)
+        })
     }
 
     /// Maps each file of `layout` from the given paths, in layout order (for `create`, where
@@ -60,10 +103,16 @@ impl MappedFiles {
             layout.files().len(),
             "one path per layout file"
         );
-        Self::open(layout, |i| paths[i].clone())
+        Self::open_with(layout, Reading::Mapped, |i| {
+            (paths[i].clone(), File::open(&paths[i]))
+        })
     }
 
-    fn open(layout: &Layout, path_of: impl Fn(usize) -> PathBuf) -> Self {
+    fn open_with(
+        layout: &Layout,
+        reading: Reading,
+        open: impl Fn(usize) -> (PathBuf, std::io::Result<File>),
+    ) -> Self {
         let mut problems = Vec::new();
         let files = layout
             .files()
@@ -73,8 +122,8 @@ impl MappedFiles {
                 if entry.pad {
                     return FileData::Pad;
                 }
-                let path = path_of(i);
-                let (data, problem) = map(&path, entry.length);
+                let (path, file) = open(i);
+                let (data, problem) = map(file, entry.length, reading);
                 if let Some(reason) = problem {
                     problems.push(FileProblem {
                         file: i,
@@ -99,6 +148,18 @@ impl MappedFiles {
         match &self.files[span.file] {
             FileData::Pad => SpanData::Zeros(span.len),
             FileData::Unavailable => SpanData::Missing,
+            FileData::Read { file, len } => {
+                let (start, n) = (span.offset, u64::from(span.len));
+                if start + n > *len {
+                    return SpanData::Missing;
+                }
+                let mut buf = vec![0; n as usize];
+                // Short (truncated meanwhile) or failed: the bytes are not there.
+                match file.read_exact_at(&mut buf, start) {
+                    Ok(()) => SpanData::Read(buf),
+                    Err(_) => SpanData::Missing,
+                }
+            }
             FileData::Mapped(map) => {
                 let (start, len) = (span.offset as usize, span.len as usize);
                 if start + len > map.len() {
@@ -134,10 +195,14 @@ pub fn path_under(save_dir: &Path, path: &TorrentPath) -> PathBuf {
     out
 }
 
-/// Maps the first `expected` bytes of `path`. A file of the wrong size still maps what it
-/// has, and comes back with a note saying how it differs.
-fn map(path: &Path, expected: u64) -> (FileData, Option<String>) {
-    let opened = File::open(path).and_then(|f| {
+/// Maps (or prepares to read) the first `expected` bytes of `opened`. A file of the wrong
+/// size still gives what it has, and comes back with a note saying how it differs.
+fn map(
+    opened: std::io::Result<File>,
+    expected: u64,
+    reading: Reading,
+) -> (FileData, Option<String>) {
+    let opened = opened.and_then(|f| {
         let meta = f.metadata()?;
         Ok((f, meta))
     });
@@ -160,9 +225,19 @@ fn map(path: &Path, expected: u64) -> (FileData, Option<String>) {
     if len == 0 {
         return (FileData::Unavailable, short);
     }
+    if reading == Reading::Pread {
+        let _ = nix::fcntl::posix_fadvise(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+            len as i64,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL,
+        );
+        return (FileData::Read { file, len }, short);
+    }
     // SAFETY: the mapping is read-only and private to this process. If another process
-    // truncates the file while we hash, reads past the new end raise SIGBUS; that is the
-    // accepted cost of hashing in place without copying (DESIGN.md, rule 6).
+    // truncates the file while we hash, reads past the new end raise SIGBUS; the one-shot
+    // CLI commands accept that cost of hashing in place without copying (DESIGN.md, rule
+    // 6); the daemon reads with [`Reading::Pread`] instead.
     match unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) } {
         Ok(map) => {
             let _ = map.advise(Advice::Sequential);

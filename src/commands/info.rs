@@ -58,6 +58,24 @@ struct Report {
     peers: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     select_only: Vec<String>,
+    /// Paths made safe: where each such file is stored, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    changed_paths: Vec<ChangedPath>,
+    /// Bytes after the torrent's end, ignored.
+    #[serde(skip_serializing_if = "is_zero")]
+    trailing_bytes_ignored: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Serialize)]
+struct ChangedPath {
+    file: usize,
+    original: String,
+    path: String,
+    why: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +117,18 @@ impl Report {
             creation_date: m.creation_date,
             peers: Vec::new(),
             select_only: Vec::new(),
+            changed_paths: m
+                .info
+                .renamed
+                .iter()
+                .map(|r| ChangedPath {
+                    file: r.file,
+                    original: r.original.clone(),
+                    path: layout.files()[r.file].path.display(),
+                    why: r.why,
+                })
+                .collect(),
+            trailing_bytes_ignored: m.trailing_bytes,
         }
     }
 
@@ -137,6 +167,8 @@ impl Report {
                     }
                 })
                 .collect(),
+            changed_paths: Vec::new(),
+            trailing_bytes_ignored: 0,
         }
     }
 
@@ -223,6 +255,26 @@ impl Report {
                 let pad = if f.pad { "  (padding)" } else { "" };
                 let _ = writeln!(out, "  {:>14}  {}{pad}", f.size, f.path);
             }
+        }
+        if !self.changed_paths.is_empty() {
+            let _ = writeln!(
+                out,
+                "changed:    {} paths made safe (the data and info hash are as they were)",
+                self.changed_paths.len()
+            );
+            for c in &self.changed_paths {
+                let _ = writeln!(out, "  {} -> {}  ({})", c.original, c.path, c.why);
+            }
+        }
+        if self.trailing_bytes_ignored > 0 {
+            line(
+                &mut out,
+                "ignored:",
+                &format!(
+                    "{} bytes after the torrent's end",
+                    self.trailing_bytes_ignored
+                ),
+            );
         }
         out
     }

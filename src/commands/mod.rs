@@ -41,7 +41,9 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo, Failure> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read {}", path.display()))
         .or_exit(Exit::Io)?;
-    Metainfo::parse(&bytes)
+    let meta = Metainfo::parse(&bytes)
         .with_context(|| format!("{} is not a valid torrent", path.display()))
-        .or_exit(Exit::BadInput)
+        .or_exit(Exit::BadInput)?;
+    crate::changed_paths::log(&meta);
+    Ok(meta)
 }

@@ -377,6 +377,7 @@ impl Daemon {
         if self.registry().contains_key(&info_hash) {
             return Err(DaemonError::Duplicate(info_hash));
         }
+        crate::changed_paths::log(&meta);
         let save_dir = req
             .save_dir
             .unwrap_or_else(|| self.download_dir.lock().expect("download dir lock").clone());

@@ -102,6 +102,11 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
             ccbt_config::Preallocate::Sparse => Preallocate::Sparse,
             ccbt_config::Preallocate::Full => Preallocate::Full,
         },
+        symlinks: if config.storage.allow_symlinks_inside {
+            ccbt_shards::swarm::Symlinks::Allowed
+        } else {
+            ccbt_shards::swarm::Symlinks::Refused
+        },
         max_connections_per_shard: config.limits.max_connections_per_shard as usize,
         limits: rate_limits(config),
         max_connections_per_ip: config.limits.max_connections_per_ip as usize,

@@ -9,11 +9,13 @@ mod build;
 mod layout;
 mod parse;
 mod path;
+mod sanitize;
 
 pub use build::{auto_piece_length, NewFile, NewTorrent};
 pub use layout::{FileSpan, Layout, LayoutError, LayoutFile, PieceIndex};
 pub use parse::MetainfoError;
 pub use path::{check_component, PathError, TorrentPath, COMPONENT_LEN_MAX};
+pub use sanitize::Renamed;
 
 use crate::hash::{InfoHash, Sha1Digest};
 
@@ -40,6 +42,8 @@ pub struct Metainfo {
     pub created_by: Option<String>,
     /// Seconds since the Unix epoch, as the file states it.
     pub creation_date: Option<i64>,
+    /// Bytes after the root dictionary, ignored.
+    pub trailing_bytes: usize,
 }
 
 /// The `info` dict: what the info hash pins down.
@@ -54,6 +58,8 @@ pub struct Info {
     pub private: bool,
     /// Multi-file torrents put their files in a directory named `name`.
     pub multi_file: bool,
+    /// Files whose on-disk path was made safe (see `sanitize`), by file index.
+    pub renamed: Vec<Renamed>,
 }
 
 /// One file of the torrent's byte stream.

@@ -1,5 +1,6 @@
 use thiserror::Error;
 
+use super::sanitize::{clean_components, separate_collisions, Renamed};
 use super::{
     Info, Layout, LayoutError, LayoutFile, Metainfo, PathError, TorrentPath, FILES_MAX,
     PIECE_LENGTH_MAX,
@@ -58,7 +59,9 @@ pub enum MetainfoError {
 type Result<T> = std::result::Result<T, MetainfoError>;
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Metainfo> {
-    let top = bencode::decode(bytes, &Limits::TORRENT)?;
+    // Bytes after the root dictionary (a stray newline, a truncated re-upload) are not
+    // part of anything the torrent means: ignored and counted, as libtorrent does.
+    let (top, used) = bencode::decode_prefix(bytes, &Limits::TORRENT)?;
     let top = top.as_dict().ok_or(MetainfoError::NotADict)?;
     let info_dict = match top.get(b"info") {
         Some(Value::Dict(d)) => d,
@@ -78,12 +81,16 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Metainfo> {
         comment: text(top, b"comment.utf-8").or_else(|| text(top, b"comment")),
         created_by: text(top, b"created by"),
         creation_date: top.get(b"creation date").and_then(Value::as_int),
+        trailing_bytes: bytes.len() - used,
     })
 }
 
 fn parse_info(info: &Dict<'_>) -> Result<Info> {
     let name = utf8_preferred(info, "name")?.ok_or(MetainfoError::MissingField("name"))?;
-    let name = TorrentPath::new([name]).map_err(MetainfoError::BadName)?;
+    let raw_name = String::from_utf8_lossy(name).into_owned();
+    let (name_parts, name_why) = clean_components(&[name]).map_err(MetainfoError::BadName)?;
+    let name = TorrentPath::new(&name_parts).map_err(MetainfoError::BadName)?;
+    let mut renamed = Vec::new();
 
     let piece_length =
         int(info, "piece length")?.ok_or(MetainfoError::MissingField("piece length"))?;
@@ -115,9 +122,21 @@ fn parse_info(info: &Dict<'_>) -> Result<Info> {
                 length: file_length(0, length)?,
                 pad: false,
             };
+            if let Some(why) = name_why {
+                renamed.push(Renamed {
+                    file: 0,
+                    original: raw_name.clone(),
+                    why,
+                });
+            }
             (vec![file], false)
         }
-        (None, Some(Value::List(list))) => (parse_files(&name, list)?, true),
+        (None, Some(Value::List(list))) => {
+            let mut files = parse_files(&name, (&raw_name, name_why), list, &mut renamed)?;
+            separate_collisions(&mut files, &mut renamed);
+            renamed.sort_by_key(|r| r.file);
+            (files, true)
+        }
         (None, Some(_)) => return Err(wrong("files", "list")),
         (None, None) => return Err(MetainfoError::MissingField("length or files")),
     };
@@ -137,10 +156,19 @@ fn parse_info(info: &Dict<'_>) -> Result<Info> {
         layout,
         private: int(info, "private")? == Some(1),
         multi_file,
+        renamed,
     })
 }
 
-fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<LayoutFile>> {
+/// The files of a multi-file torrent, their paths made safe (see `sanitize`); each path
+/// changed is added to `renamed`. `raw_name` is the torrent's name as it spells it, and why
+/// it was changed if it was.
+fn parse_files(
+    name: &TorrentPath,
+    (raw_name, name_why): (&str, Option<&'static str>),
+    list: &[Value<'_>],
+    renamed: &mut Vec<Renamed>,
+) -> Result<Vec<LayoutFile>> {
     if list.len() > FILES_MAX {
         return Err(MetainfoError::TooManyFiles);
     }
@@ -150,9 +178,18 @@ fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<LayoutFile>
         let entry = entry
             .as_dict()
             .ok_or_else(|| wrong(&format!("files[{i}]"), "dictionary"))?;
+        let attr = match entry.get(b"attr") {
+            Some(Value::Bytes(a)) => *a,
+            _ => &[][..],
+        };
+        // BEP 47: a symlink entry holds no data of the torrent, and may come without a
+        // length; it is kept as an empty, never stored entry (the link is not made).
+        let symlink = attr.contains(&b'l');
+        let pad = attr.contains(&b'p') || symlink;
         let length = match entry.get(b"length") {
             Some(Value::Int(l)) => file_length(i, *l)?,
             Some(_) => return Err(wrong(&field("length"), "integer")),
+            None if symlink => 0,
             None => return Err(MetainfoError::MissingField("files[].length")),
         };
         let components = match entry.get(b"path.utf-8").or_else(|| entry.get(b"path")) {
@@ -164,6 +201,8 @@ fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<LayoutFile>
                 })
                 .collect::<Result<Vec<_>>>()?,
             Some(_) => return Err(wrong(&field("path"), "list of byte strings")),
+            // A pad file is never stored: it needs no path of its own.
+            None if pad => Vec::new(),
             None => return Err(MetainfoError::MissingField("files[].path")),
         };
         let shown = || {
@@ -173,18 +212,27 @@ fn parse_files(name: &TorrentPath, list: &[Value<'_>]) -> Result<Vec<LayoutFile>
                 .collect::<Vec<_>>()
                 .join("/")
         };
-        // The name is prepended below, so an empty list must be caught before that.
-        let path = if components.is_empty() {
-            Err(PathError::NoComponents)
+        let path = if pad && components.is_empty() {
+            let index = i.to_string();
+            TorrentPath::new(name.components().chain([&b".pad"[..], index.as_bytes()]))
         } else {
-            TorrentPath::new(name.components().chain(components.iter().copied()))
+            // The name is prepended below, so an empty list must be caught before that.
+            clean_components(&components).and_then(|(parts, why)| {
+                if let Some(why) = name_why.or(why).filter(|_| !pad) {
+                    renamed.push(Renamed {
+                        file: i,
+                        original: format!("{raw_name}/{}", shown()),
+                        why,
+                    });
+                }
+                TorrentPath::new(name.components().chain(parts.iter().map(|p| &p[..])))
+            })
         }
         .map_err(|reason| MetainfoError::BadPath {
             file: i,
             shown: shown(),
             reason,
         })?;
-        let pad = matches!(entry.get(b"attr"), Some(Value::Bytes(a)) if a.contains(&b'p'));
         files.push(LayoutFile { path, length, pad });
     }
     Ok(files)

@@ -1,4 +1,6 @@
-//! Checking a torrent's data on its own shard: the files are mapped read-only and pieces
+//! Checking a torrent's data on its own shard: the files are opened read-only beneath the
+//! save directory and read with `pread` (not mapped: a file another process truncates
+//! mid-check must make its pieces missing, not kill the daemon with SIGBUS), and pieces
 //! are hashed in batches on the shard's helper thread, so the shard goes on serving its
 //! other torrents' peers and its listener while a check runs.
 
@@ -10,8 +12,9 @@ use std::sync::Arc;
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::Bitfield;
 
+use crate::beneath::Symlinks;
 use crate::hashing::{hash_piece, PieceOutcome};
-use crate::mapped::MappedFiles;
+use crate::mapped::{MappedFiles, Reading};
 
 use super::status::TorrentStatus;
 
@@ -28,6 +31,7 @@ const INLINE_BYTES: u64 = 1 << 20;
 pub async fn check(
     meta: Arc<Metainfo>,
     save_dir: PathBuf,
+    symlinks: Symlinks,
     pieces: Option<Vec<u32>>,
     status: &TorrentStatus,
     cancelled: &Cell<bool>,
@@ -36,7 +40,8 @@ pub async fn check(
     let count = meta.info.layout.piece_count();
     let pieces = pieces.unwrap_or_else(|| (0..count).collect());
     if meta.info.layout.total_length() <= INLINE_BYTES {
-        let files = MappedFiles::open_under(&save_dir, &meta.info.layout);
+        let files =
+            MappedFiles::open_beneath(&save_dir, &meta.info.layout, symlinks, Reading::Pread);
         let mut good = Bitfield::empty(count);
         for &index in &pieces {
             if is_good(&meta, &files, index) {
@@ -52,7 +57,9 @@ pub async fn check(
     let opener = meta.clone();
     let files = Arc::new(
         glommio::executor()
-            .spawn_blocking(move || MappedFiles::open_under(&save_dir, &opener.info.layout))
+            .spawn_blocking(move || {
+                MappedFiles::open_beneath(&save_dir, &opener.info.layout, symlinks, Reading::Pread)
+            })
             .await,
     );
     let per_batch = (BATCH_BYTES / u64::from(meta.info.layout.piece_length()).max(1)).max(1);

@@ -12,11 +12,14 @@ use ccbt_engine::metainfo::Layout;
 
 use super::file_pool::{FilePool, OpenSlot};
 use super::storage::{Preallocate, Storage, StorageError};
+use crate::beneath::Symlinks;
 
 pub struct LazyStorage {
     open: Rc<OpenSlot>,
     /// Where to open from, for a storage not opened yet.
     save_dir: PathBuf,
+    /// Whether that open follows symlinks inside the tree.
+    symlinks: Symlinks,
     layout: Rc<Layout>,
     pool: Rc<FilePool>,
     /// The torrent's shard-local number, the pool's key.
@@ -30,6 +33,7 @@ impl LazyStorage {
     pub fn opened(
         storage: Storage,
         save_dir: PathBuf,
+        symlinks: Symlinks,
         layout: Rc<Layout>,
         pool: Rc<FilePool>,
         index: u32,
@@ -39,6 +43,7 @@ impl LazyStorage {
         LazyStorage {
             open: Rc::new(RefCell::new(Some(Rc::new(storage)))),
             save_dir,
+            symlinks,
             layout,
             pool,
             index,
@@ -49,6 +54,7 @@ impl LazyStorage {
     /// Complete files, opened read-only when first needed.
     pub fn on_demand(
         save_dir: PathBuf,
+        symlinks: Symlinks,
         layout: Rc<Layout>,
         pool: Rc<FilePool>,
         index: u32,
@@ -56,6 +62,7 @@ impl LazyStorage {
         LazyStorage {
             open: Rc::new(RefCell::new(None)),
             save_dir,
+            symlinks,
             layout,
             pool,
             index,
@@ -74,6 +81,7 @@ impl LazyStorage {
         }
         let storage = Storage::open(
             &self.save_dir,
+            self.symlinks,
             self.layout.clone(),
             false,
             Preallocate::Sparse,

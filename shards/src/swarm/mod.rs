@@ -67,6 +67,7 @@ use ccbt_engine::picker::Priority;
 use ccbt_engine::session::SessionConfig;
 use ccbt_engine::{Bitfield, InfoHash};
 
+pub use crate::beneath::Symlinks;
 use crate::pool::{self, ShardConfig, ShardError, ShardId, Shards};
 pub use ccbt_engine::tracker::DispatchLimits;
 pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
@@ -101,6 +102,8 @@ pub struct SwarmConfig {
     /// Read cache per shard, for seeding.
     pub cache_bytes: usize,
     pub preallocate: Preallocate,
+    /// Whether symlinks inside a torrent's tree are followed (see `crate::beneath`).
+    pub symlinks: Symlinks,
     /// Connections per shard, counting handshakes in progress.
     pub max_connections_per_shard: usize,
     /// Global limits on piece payload (not protocol overhead), 0 = unlimited; each shard
@@ -155,6 +158,7 @@ impl Default for SwarmConfig {
             session: SessionConfig::default(),
             cache_bytes: 64 << 20,
             preallocate: Preallocate::Sparse,
+            symlinks: Symlinks::Refused,
             max_connections_per_shard: 2000,
             limits: RateLimits::default(),
             max_connections_per_ip: 8,

@@ -30,6 +30,7 @@ use super::storage::Storage;
 use super::throttle::{RateLimits, Throttle};
 use super::torrent::TorrentRt;
 use super::{TorrentSpec, Verify};
+use crate::beneath::{SaveDir, Symlinks};
 use crate::mapped::path_under;
 
 /// What the torrent does next, as commands left it.
@@ -230,8 +231,9 @@ impl Slot {
         }
         let save_dir = self.settings.borrow().save_dir.clone();
         let meta = self.meta.clone();
+        let symlinks = self.ctx.config.symlinks;
         glommio::executor()
-            .spawn_blocking(move || delete_files(&save_dir, &meta.info.layout))
+            .spawn_blocking(move || delete_files(&save_dir, symlinks, &meta.info.layout))
             .await
             .map_err(CommandError::Fault)
     }
@@ -244,8 +246,9 @@ impl Slot {
         let from = self.settings.borrow().save_dir.clone();
         let meta = self.meta.clone();
         let target = to.clone();
+        let symlinks = self.ctx.config.symlinks;
         let moved = glommio::executor()
-            .spawn_blocking(move || move_files(&from, &target, &meta.info.layout))
+            .spawn_blocking(move || move_files(&from, &target, symlinks, &meta.info.layout))
             .await;
         if moved.is_ok() {
             self.settings.borrow_mut().save_dir = to;
@@ -340,6 +343,7 @@ impl Slot {
             check(
                 self.meta.clone(),
                 save_dir,
+                self.ctx.config.symlinks,
                 None,
                 &self.status,
                 &cancel,
@@ -402,6 +406,7 @@ impl Slot {
             let found = check(
                 meta,
                 save_dir,
+                ctx.config.symlinks,
                 Some(list),
                 &status,
                 rt.stopping(),
@@ -432,12 +437,23 @@ impl Slot {
         let layout = Rc::new(self.meta.info.layout.clone());
         let wants_more = !have.is_full();
         let storage = if !wants_more {
-            LazyStorage::on_demand(save_dir.clone(), layout, self.ctx.files.clone(), self.index)
+            LazyStorage::on_demand(
+                save_dir.clone(),
+                self.ctx.config.symlinks,
+                layout,
+                self.ctx.files.clone(),
+                self.index,
+            )
         } else {
-            let storage =
-                Storage::open(&save_dir, layout.clone(), true, self.ctx.config.preallocate)
-                    .await
-                    .map_err(|e| TorrentFault::from(&e))?;
+            let storage = Storage::open(
+                &save_dir,
+                self.ctx.config.symlinks,
+                layout.clone(),
+                true,
+                self.ctx.config.preallocate,
+            )
+            .await
+            .map_err(|e| TorrentFault::from(&e))?;
             tracing::info!(
                 torrent = %self.meta.info_hash,
                 direct_io = storage.is_direct(),
@@ -446,6 +462,7 @@ impl Slot {
             LazyStorage::opened(
                 storage,
                 save_dir.clone(),
+                self.ctx.config.symlinks,
                 layout,
                 self.ctx.files.clone(),
                 self.index,
@@ -495,71 +512,56 @@ impl Slot {
     }
 }
 
-/// Deletes the torrent's files under `save_dir`, then the directories of its tree that
-/// are left empty. Files that are not there are fine.
-fn delete_files(save_dir: &Path, layout: &Layout) -> Result<(), TorrentFault> {
-    let mut dirs = Vec::new();
+/// Deletes the torrent's files beneath `save_dir`, then the directories of its tree that
+/// are left empty (see [`SaveDir::remove_file`]: a symlink inside the tree is not followed
+/// unless `symlinks` allows it, so a delete never reaches outside). Files that are not
+/// there are fine.
+fn delete_files(save_dir: &Path, symlinks: Symlinks, layout: &Layout) -> Result<(), TorrentFault> {
+    let dir = match SaveDir::open(save_dir, symlinks) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TorrentFault::io(Some(save_dir.to_path_buf()), &e)),
+    };
     for file in layout.files().iter().filter(|f| !f.pad) {
-        let path = path_under(save_dir, &file.path);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(TorrentFault::io(Some(path), &e)),
-        }
-        let mut dir = path.parent().map(Path::to_path_buf);
-        while let Some(d) = dir {
-            if d == save_dir || !d.starts_with(save_dir) {
-                break;
-            }
-            dirs.push(d.clone());
-            dir = d.parent().map(Path::to_path_buf);
-        }
-    }
-    // Deepest first; a directory that still holds something stays.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    dirs.dedup();
-    for d in dirs {
-        let _ = std::fs::remove_dir(&d);
+        dir.remove_file(&file.path)
+            .map_err(|e| TorrentFault::io(Some(path_under(save_dir, &file.path)), &e))?;
     }
     Ok(())
 }
 
-/// Moves each file of the torrent from under `from` to under `to` (rename, or copy and
-/// delete across file systems). On failure, moves back what had moved.
-fn move_files(from: &Path, to: &Path, layout: &Layout) -> Result<(), TorrentFault> {
+/// Moves each file of the torrent from beneath `from` to beneath `to` (see
+/// [`SaveDir::move_file`]: no symlink at either end takes a file outside). On failure,
+/// moves back what had moved.
+fn move_files(
+    from: &Path,
+    to: &Path,
+    symlinks: Symlinks,
+    layout: &Layout,
+) -> Result<(), TorrentFault> {
     if from == to {
         return Ok(());
     }
-    let files: Vec<_> = layout.files().iter().filter(|f| !f.pad).collect();
-    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for file in &files {
-        let (src, dst) = (path_under(from, &file.path), path_under(to, &file.path));
-        if !src.exists() {
-            continue;
-        }
-        if let Err(e) = move_one(&src, &dst) {
-            for (src, dst) in moved.into_iter().rev() {
-                let _ = move_one(&dst, &src);
+    let fault = |p: &Path, e: &std::io::Error| TorrentFault::io(Some(p.to_path_buf()), e);
+    let source = match SaveDir::open(from, symlinks) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fault(from, &e)),
+    };
+    std::fs::create_dir_all(to).map_err(|e| fault(to, &e))?;
+    let target = SaveDir::open(to, symlinks).map_err(|e| fault(to, &e))?;
+    let mut moved = Vec::new();
+    for file in layout.files().iter().filter(|f| !f.pad) {
+        match source.move_file(&file.path, &target) {
+            Ok(true) => moved.push(&file.path),
+            Ok(false) => {}
+            Err(e) => {
+                for path in moved.into_iter().rev() {
+                    let _ = target.move_file(path, &source);
+                }
+                return Err(fault(&path_under(to, &file.path), &e));
             }
-            return Err(TorrentFault::io(Some(dst), &e));
         }
-        moved.push((src, dst));
     }
-    let _ = delete_files(from, layout);
+    let _ = delete_files(from, symlinks, layout);
     Ok(())
-}
-
-fn move_one(src: &Path, dst: &Path) -> std::io::Result<()> {
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    match std::fs::rename(src, dst) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
-            std::fs::copy(src, dst)?;
-            std::fs::File::open(dst)?.sync_all()?;
-            std::fs::remove_file(src)
-        }
-        Err(e) => Err(e),
-    }
 }

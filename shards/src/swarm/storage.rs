@@ -8,9 +8,11 @@
 //! go through the page cache. Direct and buffered writes never touch the same page, and a
 //! direct read flushes dirty cached pages of its range first, so reads see both.
 //!
-//! Where O_DIRECT is refused (tmpfs reports no alignment; some file systems refuse the flag)
-//! every span goes through the buffered path, and a line in the log says so once.
+//! Where O_DIRECT is refused or absent (tmpfs has none, and glommio then opens its "DMA"
+//! files without the flag; some file systems refuse it) every span goes through the
+//! buffered path, and a line in the log says so once. Files under a page never use it.
 
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -20,6 +22,7 @@ use glommio::io::{BufferedFile, DmaBuffer, DmaFile, OpenOptions};
 use super::buffers::PieceBytes;
 use thiserror::Error;
 
+use crate::beneath::{Access, SaveDir, Symlinks};
 use crate::mapped::path_under;
 
 /// Direct writes are aligned to a page: safe for every logical block size up to 4 KiB and
@@ -74,13 +77,27 @@ fn io_err(path: &Path) -> impl FnOnce(glommio::GlommioError<()>) -> StorageError
 }
 
 impl Storage {
-    /// Opens (creating when `create`) every file of the torrent under `save_dir`.
+    /// Opens (creating when `create`) every file of the torrent beneath `save_dir` (see
+    /// [`crate::beneath`]: a symlink inside the tree is refused unless `symlinks` allows
+    /// it). A file is never truncated: a short one is extended to the torrent's length
+    /// (sparse), and a longer one is left as it is, with a warning, because its extra bytes
+    /// may be the user's and pieces never reach past the torrent's length.
     pub async fn open(
         save_dir: &Path,
+        symlinks: Symlinks,
         layout: Rc<Layout>,
         create: bool,
         prealloc: Preallocate,
     ) -> Result<Storage, StorageError> {
+        let dir_failed = |source| StorageError::Io {
+            path: save_dir.to_path_buf(),
+            source,
+        };
+        if create {
+            // The save directory is the operator's own path: made as a path, symlinks and all.
+            std::fs::create_dir_all(save_dir).map_err(dir_failed)?;
+        }
+        let dir = SaveDir::open(save_dir, symlinks).map_err(dir_failed)?;
         let mut files = Vec::with_capacity(layout.files().len());
         let mut direct = true;
         for entry in layout.files() {
@@ -89,35 +106,53 @@ impl Storage {
                 continue;
             }
             let path = path_under(save_dir, &entry.path);
+            let failed = |source| StorageError::Io {
+                path: path.clone(),
+                source,
+            };
+            let access = if create {
+                Access::ReadWriteCreate
+            } else {
+                Access::Read
+            };
+            let file = dir.open_file(&entry.path, access).map_err(failed)?;
+            let mut size = file.metadata().map_err(failed)?.len();
             if create {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|source| StorageError::Io {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
+                match size.cmp(&entry.length) {
+                    std::cmp::Ordering::Less => {
+                        file.set_len(entry.length).map_err(failed)?;
+                        size = entry.length;
+                    }
+                    std::cmp::Ordering::Greater => tracing::warn!(
+                        path = %path.display(),
+                        on_disk = size,
+                        torrent = entry.length,
+                        "file is longer than the torrent says; its extra bytes are kept"
+                    ),
+                    std::cmp::Ordering::Equal => {}
                 }
             }
-            let mut opts = OpenOptions::new();
-            opts.read(true).write(create).create(create);
-            let buffered = opts.buffered_open(&path).await.map_err(io_err(&path))?;
-            if create {
-                let size = buffered.file_size().await.map_err(io_err(&path))?;
-                if size != entry.length {
-                    buffered
-                        .truncate(entry.length)
-                        .await
-                        .map_err(io_err(&path))?;
-                }
-                if prealloc == Preallocate::Full && entry.length > 0 {
-                    buffered
-                        .pre_allocate(entry.length, true)
-                        .await
-                        .map_err(io_err(&path))?;
-                }
+            // SAFETY: the descriptor is ours alone from here on; the BufferedFile closes it.
+            let buffered = unsafe { BufferedFile::from_raw_fd(file.into_raw_fd()) };
+            if create && prealloc == Preallocate::Full && entry.length > 0 {
+                buffered
+                    .pre_allocate(entry.length, true)
+                    .await
+                    .map_err(io_err(&path))?;
             }
-            let direct_file = if direct {
-                match opts.dma_open(&path).await {
-                    Ok(f) if f.alignment() <= ALIGN => Some(f),
+            // Files under a page are never read or written directly (they have no aligned
+            // middle), and must not be opened so: glommio probes each device's poll ring
+            // once, with a read at offset 0, and an empty file answers that read at once,
+            // which it takes as support; every later direct read on that device then
+            // fails with EOPNOTSUPP (seen with a torrent whose first file was empty).
+            let direct_file = if direct && size >= ALIGN {
+                // The same open file, again with O_DIRECT: through its /proc magic link,
+                // which names the inode already opened, not a path to resolve again.
+                let same = PathBuf::from(format!("/proc/self/fd/{}", buffered.as_raw_fd()));
+                let mut opts = OpenOptions::new();
+                opts.read(true).write(create);
+                match opts.dma_open(&same).await {
+                    Ok(f) if f.alignment() <= ALIGN && has_o_direct(&f) => Some(f),
                     Ok(_) | Err(_) => {
                         tracing::info!(
                             path = %path.display(),
@@ -292,6 +327,15 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// Whether the file really bypasses the page cache: glommio opens a "DMA" file on tmpfs
+/// without O_DIRECT (tmpfs has no such thing), and such a file is buffered I/O under
+/// another name, so the torrent takes the buffered path and says so.
+fn has_o_direct(file: &DmaFile) -> bool {
+    // SAFETY: F_GETFL on a descriptor the file holds open.
+    let flags = unsafe { nix::libc::fcntl(file.as_raw_fd(), nix::libc::F_GETFL) };
+    flags >= 0 && flags & nix::libc::O_DIRECT != 0
 }
 
 /// A direct write may write less than asked (a full disk mid-write): the rest goes
