@@ -793,31 +793,9 @@ fn https_urls_are_fetched_and_their_certificates_checked() {
     let served = root.join("served");
     std::fs::create_dir_all(&served).unwrap();
     std::fs::copy(&torrent, served.join("clip.torrent")).unwrap();
-    // A certificate for 127.0.0.1 that only this test trusts.
-    let (cert, key) = (root.join("cert.pem"), root.join("key.pem"));
-    common::require("openssl", "openssl");
-    run(Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert))
-    .ok();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/https_server.py");
-    let mut web = Running::start("https server", |_| {
-        let mut cmd = Command::new("/usr/bin/python3");
-        cmd.arg("-u").arg(&script).arg(&cert).arg(&key).arg(&served);
-        cmd
-    });
-    let port = wait_for_port(&mut web);
+    let web = common::https::HttpsServer::start(root, &served);
+    let port = web.port;
+    let cert = web.cert.clone();
     let link = format!("urls=https%3A%2F%2F127.0.0.1%3A{port}%2Fclip.torrent");
     let cfg = config(
         root,
@@ -860,7 +838,7 @@ fn https_urls_are_fetched_and_their_certificates_checked() {
     let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
     assert_eq!(listed[0]["name"], "Clip", "{listed}");
     trusting.stop(Duration::from_secs(30));
-    web.stop(Duration::from_secs(5));
+    drop(web);
 }
 
 /// Every endpoint, for the hostile-input sweep.

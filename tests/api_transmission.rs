@@ -894,6 +894,61 @@ impl FileServer {
     }
 }
 
+/// torrent-add with an https:// `filename` goes through the same fetcher as the WebAPI's
+/// `torrents/add`: refused with the TLS reason while the server's certificate is not
+/// trusted, added once `SSL_CERT_FILE` names it.
+#[test]
+fn https_urls_are_fetched_once_their_certificate_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    own_torrent(dir.path(), "over-tls", &[("t.bin", 30_000)]);
+    let server = common::https::HttpsServer::start(dir.path(), dir.path());
+    let url = server.url("over-tls.torrent");
+    let add = json!({"method": "torrent-add", "arguments": {"filename": url, "paused": true}});
+
+    let untrusting_home = dir.path().join("untrusting");
+    std::fs::create_dir_all(&untrusting_home).unwrap();
+    let mut untrusting = Daemon::start(&untrusting_home, &[]);
+    let id = session_id(&untrusting.api);
+    let v = call_open(&untrusting.api, &id, add.clone());
+    let result = v["result"].as_str().unwrap();
+    assert!(
+        result.contains("TLS") && result.contains("certificate"),
+        "{v}"
+    );
+    assert!(untrusting.stop(STOP).success());
+
+    let trusting_home = dir.path().join("trusting");
+    std::fs::create_dir_all(&trusting_home).unwrap();
+    let mut trusting =
+        Daemon::start_with_env(&trusting_home, &[], &[("SSL_CERT_FILE", &server.cert)]);
+    let id = session_id(&trusting.api);
+    let v = call_open(&trusting.api, &id, add);
+    assert_eq!(v["result"], "success", "{v}");
+    assert_eq!(v["arguments"]["torrent-added"]["name"], "over-tls", "{v}");
+    assert!(trusting.stop(STOP).success(), "{}", trusting.running.log());
+}
+
+/// The session id a first, id-less call is answered (409) with.
+fn session_id(api: &str) -> String {
+    http(api, "POST", "/transmission/rpc", &[], b"")
+        .header("X-Transmission-Session-Id")
+        .unwrap()
+        .to_string()
+}
+
+/// An RPC call to a daemon without credentials (loopback), with the session id.
+fn call_open(api: &str, id: &str, body: Value) -> Value {
+    let a = http(
+        api,
+        "POST",
+        "/transmission/rpc",
+        &[("X-Transmission-Session-Id", id)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(a.status, 200, "{body}: {}", a.body);
+    a.json()
+}
+
 #[test]
 fn adds_by_url_and_path_share_limits_finish_a_torrent_and_the_queue_moves() {
     let dir = tempfile::tempdir().unwrap();

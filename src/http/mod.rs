@@ -13,6 +13,7 @@
 //! `control.max_request_bytes` (413).
 
 pub mod access;
+pub mod fetch;
 pub mod metrics;
 pub mod native;
 pub mod qbittorrent;
