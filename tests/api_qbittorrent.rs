@@ -31,27 +31,6 @@ use common::{ccbt, run, run_for, write_tree};
 const USER: &str = "sonarr";
 const PASSWORD: &str = "s3cret-pass";
 
-/// The venv's python with qbittorrent-api, if `tools/install-deps.sh` made it.
-fn venv_python() -> Option<PathBuf> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import qbittorrentapi"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    let why = format!(
-        "{} cannot import qbittorrentapi: run tools/install-deps.sh",
-        python.display()
-    );
-    if std::env::var_os(REQUIRE_INTEROP).is_some() {
-        panic!("{why}; {REQUIRE_INTEROP} is set, so this is a failure");
-    }
-    eprintln!("skipping: {why}; set {REQUIRE_INTEROP}=1 to fail instead");
-    None
-}
-
 /// A config file with our credentials and `extra` lines of `[control]`.
 fn config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("ccbt.toml");
@@ -87,7 +66,7 @@ fn content_and_torrent(root: &Path, dir: &Path, name: &str, files: &[(&str, usiz
 
 #[test]
 fn qbittorrent_api_drives_the_daemon_as_sonarr_does() {
-    let Some(python) = venv_python() else {
+    let Some(python) = common::venv::python_with("qbittorrentapi") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -767,18 +767,17 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
     assert!(daemon.stop(STOP).success());
 }
 
-/// The venv tools/install-deps.sh makes for the browser test.
+/// The venv's python with selenium, once Chromium, its driver and the UI are installed.
 fn webui_python() -> Option<PathBuf> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv-webui/bin/python");
-    let ready = python.is_file()
-        && Path::new("/usr/bin/chromium").is_file()
+    let python = common::venv::python_with("selenium")?;
+    let ready = Path::new("/usr/bin/chromium").is_file()
         && Path::new("/usr/bin/chromedriver").is_file()
         && Path::new("/usr/share/transmission/web/index.html").is_file();
     if ready {
         return Some(python);
     }
-    let why = "the browser test needs chromium, chromium-driver, transmission-common and the \
-               selenium venv in target/venv-webui: run tools/install-deps.sh";
+    let why = "the browser test needs chromium, chromium-driver and transmission-common: \
+               run tools/install-deps.sh";
     if std::env::var_os("CCBT_REQUIRE_INTEROP").is_some() {
         panic!("{why}; CCBT_REQUIRE_INTEROP is set, so this is a failure");
     }

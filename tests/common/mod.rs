@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 pub mod daemon;
 pub mod https;
 pub mod swarm;
+pub mod venv;
 pub mod wire_peer;
 
 pub use ccbt_loadgen::bytes;
