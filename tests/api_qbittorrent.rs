@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::swarm::{Running, REQUIRE_INTEROP};
+use common::swarm::Running;
 use common::{ccbt, run, run_for, write_tree};
 
 const USER: &str = "sonarr";
