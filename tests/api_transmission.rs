@@ -927,6 +927,59 @@ fn https_urls_are_fetched_once_their_certificate_is_trusted() {
     assert!(trusting.stop(STOP).success(), "{}", trusting.running.log());
 }
 
+/// Settings changed through session-set and setPreferences stay when the config file is
+/// reloaded for another key, with a log line saying so; a key the file itself changes
+/// takes the file's value, also with a log line.
+#[test]
+fn api_settings_survive_a_config_reload_unless_the_file_changes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ccbt.toml");
+    std::fs::write(&cfg, "[queue]\nmax_active_seeds = 4\n").unwrap();
+    let mut daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let api = daemon.api.clone();
+    let id = session_id(&api);
+    let set = json!({"method": "session-set", "arguments": {
+        "speed-limit-down": 500, "speed-limit-down-enabled": true}});
+    assert_eq!(call_open(&api, &id, set)["result"], "success");
+    let prefs = http(
+        &api,
+        "POST",
+        "/api/v2/app/setPreferences",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        br#"json={"max_active_downloads":9}"#,
+    );
+    assert_eq!(prefs.status, 200, "{}", prefs.body);
+    let session = |daemon: &Daemon| {
+        let get = json!({"method": "session-get", "arguments": {
+            "fields": ["speed-limit-down", "speed-limit-down-enabled", "download-queue-size"]}});
+        call_open(&daemon.api, &id, get)["arguments"].clone()
+    };
+    let set_by_apis = json!({"speed-limit-down": 500, "speed-limit-down-enabled": true,
+        "download-queue-size": 9});
+    assert_eq!(session(&daemon), set_by_apis);
+
+    // The file changes another key: both API settings stay, and the log says so.
+    std::fs::write(&cfg, "[queue]\nmax_active_seeds = 6\n").unwrap();
+    daemon.wait_log("config reload: kept the value set through the API", SEEDING);
+    assert_eq!(session(&daemon), set_by_apis, "{}", daemon.running.log());
+
+    // The file sets the download limit itself: its value wins, with a warning.
+    std::fs::write(
+        &cfg,
+        "[queue]\nmax_active_seeds = 6\n[limits]\ndownload_bytes_per_s = 2000000\n",
+    )
+    .unwrap();
+    daemon.wait_log("its value replaces the one set through the API", SEEDING);
+    assert_eq!(
+        session(&daemon),
+        json!({"speed-limit-down": 2000, "speed-limit-down-enabled": true,
+            "download-queue-size": 9}),
+        "{}",
+        daemon.running.log()
+    );
+    assert!(daemon.stop(STOP).success());
+}
+
 /// The session id a first, id-less call is answered (409) with.
 fn session_id(api: &str) -> String {
     http(api, "POST", "/transmission/rpc", &[], b"")

@@ -44,8 +44,11 @@ pub struct Api {
     pub daemon: Arc<Daemon>,
     pub catalog: Arc<Catalog>,
     pub access: Access,
-    /// The configuration as last (re)loaded.
+    /// The configuration in force: as last (re)loaded, with the API's changes. Changed
+    /// only through [`Api::set_config`], so a reload knows what the API set.
     pub config: Arc<Mutex<Config>>,
+    /// The keys set through an API, which a config reload keeps.
+    pub api_settings: Arc<crate::daemon::api_settings::ApiSettings>,
     pub started: Instant,
     /// Set to stop the daemon (Transmission's `session-close`).
     pub stop: Arc<AtomicBool>,
@@ -71,6 +74,14 @@ impl Api {
 
     pub fn config(&self) -> Config {
         self.config.lock().expect("config lock").clone()
+    }
+
+    /// Puts `new` in force as the settings `api` (the protocol, for the log) changed;
+    /// returns the config it replaced.
+    pub fn set_config(&self, api: &str, new: Config) -> Config {
+        let mut live = self.config.lock().expect("config lock");
+        self.api_settings.record(api, &live, &new);
+        std::mem::replace(&mut *live, new)
     }
 }
 
