@@ -34,9 +34,9 @@ packages=(
   systemd                     # tests/systemd_unit.rs: `systemd-analyze verify` (no service is started)
   transmission-common         # api_transmission: Transmission's web UI, served from /usr/share/transmission/web
   chromium chromium-driver    # api_transmission: the web UI in a headless browser
-  python3-venv                # venvs for PyPI test drivers (selenium, qbittorrent-api)
+  python3-venv                # the venv of PyPI test drivers (selenium, qbittorrent-api)
   prometheus                  # tests/api_metrics.rs: a real Prometheus scrapes /metrics; promtool
-  libssl-dev                  # build: OpenSSL for the WebAPI's https:// torrent URLs
+  libssl-dev                  # build: OpenSSL for https:// .torrent URLs (both APIs)
 )
 
 missing=()

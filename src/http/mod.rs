@@ -1,6 +1,7 @@
 //! The HTTP control plane at `daemon.control`: Transmission RPC (`/transmission/rpc`,
 //! `/transmission/web/`), qBittorrent WebAPI v2 (`/api/v2/...`), Prometheus `/metrics`
-//! and the event stream `/events`. Their paths do not collide, so one listener serves all.
+//! the event stream `/events`, and the native API `/ccbt/v1/...` (`remote --url`, `top`).
+//! Their paths do not collide, so one listener serves all.
 //!
 //! It runs on threads of its own (a small tokio runtime), never on a shard. Listings are
 //! answered from the [`Catalog`]'s snapshot; commands go to the [`Daemon`] on tokio's
