@@ -1,5 +1,5 @@
 //! The HTTP control plane at `daemon.control`: Transmission RPC (`/transmission/rpc`,
-//! `/transmission/web/`), qBittorrent WebAPI v2 (`/api/v2/...`), Prometheus `/metrics`
+//! `/transmission/web/`), qBittorrent WebAPI v2 (`/api/v2/...`), Prometheus `/metrics`,
 //! the event stream `/events`, and the native API `/ccbt/v1/...` (`remote --url`, `top`).
 //! Their paths do not collide, so one listener serves all.
 //!
