@@ -3,8 +3,6 @@
 //! another run, and its stream ends when the daemon stops; past the bound on streams the
 //! next is refused with a reason.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
 mod common;
 
 use std::io::{Read, Write};
@@ -12,8 +10,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use api_support::{addr_of, http, sample, IO};
 use common::daemon::Daemon;
+use common::http::{addr_of, http, sample, IO};
 use common::swarm::free_port;
 use common::{ccbt, run_for};
 

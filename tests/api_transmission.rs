@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
+use common::http::send;
 use common::swarm::{self, assert_same_tree, free_port, interop_ready, Announce, Tracker};
 use common::{ccbt, require, run_for, Ran};
 use serde_json::{json, Value};
@@ -239,72 +240,12 @@ fn transmission_remote_downloads_lists_stops_starts_verifies_limits_and_removes(
     assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
 }
 
-/// A raw HTTP/1.1 answer.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-}
-
-/// Sends one request (`Connection: close`) and reads the whole answer, within 30 s.
-#[track_caller]
-fn http(api: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
-    let addr = api.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(head.as_bytes()).unwrap();
-    // A server may answer (413) before reading a large body; that is fine.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
 const BASIC_GOOD: &str = "Basic YWRtaW46czNjcmV0"; // admin:s3cret
 const BASIC_BAD: &str = "Basic YWRtaW46d3Jvbmc="; // admin:wrong
 
 /// An RPC call with good credentials and the session id.
 fn call(api: &str, id: &str, body: Value) -> Value {
-    let a = http(
+    let a = send(
         api,
         "POST",
         "/transmission/rpc",
@@ -368,14 +309,14 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     let session_get = br#"{"method":"session-get"}"#;
 
     // No credentials: a challenge.
-    let a = http(&api, "POST", rpc, &[], session_get);
+    let a = send(&api, "POST", rpc, &[], session_get);
     assert_eq!(a.status, 401);
     assert_eq!(
         a.header("WWW-Authenticate"),
         Some("Basic realm=\"Transmission\"")
     );
     // Credentials, no session id, then a stale one: 409 with this run's id.
-    let a = http(
+    let a = send(
         &api,
         "POST",
         rpc,
@@ -387,7 +328,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
         .header("X-Transmission-Session-Id")
         .expect("the 409 carries the session id")
         .to_string();
-    let stale = http(
+    let stale = send(
         &api,
         "POST",
         rpc,
@@ -400,9 +341,9 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     assert_eq!(stale.status, 409);
     assert_eq!(stale.header("X-Transmission-Session-Id"), Some(id.as_str()));
     // GET gets the 409 too; with the id, a reason to POST.
-    let get = http(&api, "GET", rpc, &[("Authorization", BASIC_GOOD)], b"");
+    let get = send(&api, "GET", rpc, &[("Authorization", BASIC_GOOD)], b"");
     assert_eq!(get.status, 409);
-    let get = http(
+    let get = send(
         &api,
         "GET",
         "/transmission/rpc/",
@@ -414,7 +355,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     );
     assert_eq!(get.status, 405, "{}", get.body);
     // The right call, with a form content type as transmission-remote sends it, and a tag.
-    let a = http(
+    let a = send(
         &api,
         "POST",
         "/transmission/rpc/",
@@ -439,7 +380,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     assert_eq!(v["arguments"].as_object().unwrap().len(), 4);
 
     // A Host that is not ours (DNS rebinding): 421.
-    let a = http(
+    let a = send(
         &api,
         "POST",
         rpc,
@@ -457,10 +398,10 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
         ("Authorization", BASIC_GOOD),
         ("X-Transmission-Session-Id", id.as_str()),
     ];
-    let a = http(&api, "POST", rpc, &auth, b"{\"method\": \"session-get\"");
+    let a = send(&api, "POST", rpc, &auth, b"{\"method\": \"session-get\"");
     assert_eq!(a.status, 400);
     assert!(a.body.contains("not JSON"), "{}", a.body);
-    let a = http(&api, "POST", rpc, &auth, b"[1, 2]");
+    let a = send(&api, "POST", rpc, &auth, b"[1, 2]");
     assert_eq!(a.status, 400);
     assert!(a.body.contains("JSON object"), "{}", a.body);
     let v = call(
@@ -484,7 +425,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     let v = call(&api, &id, json!({"method": "torrent-explode"}));
     assert_eq!(v["result"], "method name not recognized");
     let big = vec![b' '; 200_000];
-    let a = http(&api, "POST", rpc, &auth, &big);
+    let a = send(&api, "POST", rpc, &auth, &big);
     assert_eq!(a.status, 413, "{}", a.body);
     assert!(a.body.contains("max_request_bytes"), "{}", a.body);
     // A client that stops halfway through its body does not hold up the others, and
@@ -689,7 +630,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
 
     // Brute force: three wrong passwords, then even the right one is refused.
     for _ in 0..3 {
-        let a = http(
+        let a = send(
             &api,
             "POST",
             rpc,
@@ -698,7 +639,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
         );
         assert_eq!(a.status, 401);
     }
-    let a = http(&api, "POST", rpc, &auth, session_get);
+    let a = send(&api, "POST", rpc, &auth, session_get);
     assert_eq!(a.status, 403, "{}", a.body);
     assert!(
         a.body.contains("Too many unsuccessful login attempts"),
@@ -723,17 +664,17 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
     let mut daemon = Daemon::start(dir.path(), &["--peer-port", &port]);
     let api = daemon.api.clone();
     for path in ["/", "/transmission", "/transmission/web"] {
-        let a = http(&api, "GET", path, &[], b"");
+        let a = send(&api, "GET", path, &[], b"");
         assert_eq!(a.status, 301, "{path}");
         assert_eq!(a.header("Location"), Some("/transmission/web/"), "{path}");
     }
-    let index = http(&api, "GET", "/transmission/web/", &[], b"");
+    let index = send(&api, "GET", "/transmission/web/", &[], b"");
     assert_eq!(index.status, 200);
     assert_eq!(
         index.body,
         std::fs::read_to_string(web.join("index.html")).unwrap()
     );
-    let js = http(
+    let js = send(
         &api,
         "GET",
         "/transmission/web/javascript/remote.js",
@@ -742,7 +683,7 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
     );
     assert_eq!(js.status, 200);
     assert!(js.body.contains("X-Transmission-Session-Id"));
-    let outside = http(
+    let outside = send(
         &api,
         "GET",
         "/transmission/web/../../../etc/passwd",
@@ -761,7 +702,7 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
         &home,
         &["--config", config.to_str().unwrap(), "--peer-port", &port],
     );
-    let a = http(&daemon.api, "GET", "/transmission/web/", &[], b"");
+    let a = send(&daemon.api, "GET", "/transmission/web/", &[], b"");
     assert_eq!(a.status, 404);
     assert!(a.body.contains("control.web_ui_dir"), "{}", a.body);
     assert!(daemon.stop(STOP).success());
@@ -805,7 +746,7 @@ fn the_web_ui_in_chromium_lists_adds_and_removes_torrents() {
         ],
     );
     let api = daemon.api.clone();
-    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+    let id = send(&api, "POST", "/transmission/rpc", &[], b"")
         .header("X-Transmission-Session-Id")
         .unwrap()
         .to_string();
@@ -941,7 +882,7 @@ fn api_settings_survive_a_config_reload_unless_the_file_changes_them() {
     let set = json!({"method": "session-set", "arguments": {
         "speed-limit-down": 500, "speed-limit-down-enabled": true}});
     assert_eq!(call_open(&api, &id, set)["result"], "success");
-    let prefs = http(
+    let prefs = send(
         &api,
         "POST",
         "/api/v2/app/setPreferences",
@@ -982,7 +923,7 @@ fn api_settings_survive_a_config_reload_unless_the_file_changes_them() {
 
 /// The session id a first, id-less call is answered (409) with.
 fn session_id(api: &str) -> String {
-    http(api, "POST", "/transmission/rpc", &[], b"")
+    send(api, "POST", "/transmission/rpc", &[], b"")
         .header("X-Transmission-Session-Id")
         .unwrap()
         .to_string()
@@ -990,7 +931,7 @@ fn session_id(api: &str) -> String {
 
 /// An RPC call to a daemon without credentials (loopback), with the session id.
 fn call_open(api: &str, id: &str, body: Value) -> Value {
-    let a = http(
+    let a = send(
         api,
         "POST",
         "/transmission/rpc",
@@ -1020,7 +961,7 @@ fn adds_by_url_and_path_share_limits_finish_a_torrent_and_the_queue_moves() {
         ],
     );
     let api = daemon.api.clone();
-    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+    let id = send(&api, "POST", "/transmission/rpc", &[], b"")
         .header("X-Transmission-Session-Id")
         .unwrap()
         .to_string();
@@ -1208,7 +1149,7 @@ fn arguments_of_every_wrong_shape_get_answers_and_the_daemon_keeps_running() {
         ],
     );
     let api = daemon.api.clone();
-    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+    let id = send(&api, "POST", "/transmission/rpc", &[], b"")
         .header("X-Transmission-Session-Id")
         .unwrap()
         .to_string();
@@ -1297,7 +1238,7 @@ fn arguments_of_every_wrong_shape_get_answers_and_the_daemon_keeps_running() {
     ];
     let mut answered = 0;
     let mut send = |body: Value| {
-        let a = http(
+        let a = send(
             &api,
             "POST",
             "/transmission/rpc",

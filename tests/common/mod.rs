@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod daemon;
+pub mod http;
 pub mod https;
 pub mod swarm;
 pub mod venv;
