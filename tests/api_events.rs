@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use common::daemon::Daemon;
 use common::http::{addr_of, http, sample, IO};
 use common::swarm::free_port;
-use common::{ccbt, run_for};
 
 /// One Server-Sent Event.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -122,21 +121,11 @@ impl EventStream {
 
 /// A torrent of a few files made with `ccbt-uring create` (no tracker needed).
 fn small_torrent(root: &Path, name: &str, seed: usize) -> PathBuf {
-    common::write_tree(
+    common::own_torrent(
         &root.join(name),
         &[("a.bin", 300_000 + seed), ("b.txt", 999)],
-    );
-    let torrent = root.join(format!("{name}.torrent"));
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(root.join(name))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(60),
+        &root.join(format!("{name}.torrent")),
     )
-    .ok();
-    torrent
 }
 
 fn is_added(hash: &str) -> impl Fn(&Sse) -> bool + '_ {

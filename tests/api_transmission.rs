@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::daemon::Daemon;
 use common::http::send;
 use common::swarm::{self, assert_same_tree, free_port, interop_ready, Announce, Tracker};
-use common::{ccbt, require, run_for, Ran};
+use common::{require, run_for, Ran};
 use serde_json::{json, Value};
 
 const SEEDING: Duration = Duration::from_secs(30);
@@ -262,19 +262,8 @@ fn call(api: &str, id: &str, body: Value) -> Value {
 
 /// Writes a small torrent of our own under `dir/data/NAME` with `ccbt-uring create`.
 fn own_torrent(dir: &Path, name: &str, files: &[(&str, usize)]) -> PathBuf {
-    let data = dir.join("data");
-    common::write_tree(&data.join(name), files);
     let torrent = dir.join(format!("{name}.torrent"));
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join(name))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(60),
-    )
-    .ok();
-    torrent
+    common::own_torrent(&dir.join("data").join(name), files, &torrent)
 }
 
 #[test]

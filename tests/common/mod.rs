@@ -108,6 +108,19 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     })
 }
 
+/// Writes `files` under `content` and makes `torrent` of them with `ccbt-uring create`
+/// (no tracker; the daemon tests add it directly), within a minute.
+#[track_caller]
+pub fn own_torrent(content: &Path, files: &[(&str, usize)], torrent: &Path) -> PathBuf {
+    write_tree(content, files);
+    run_for(
+        ccbt().arg("create").arg(content).arg("-o").arg(torrent),
+        Duration::from_secs(60),
+    )
+    .ok();
+    torrent.to_path_buf()
+}
+
 /// Writes `files` (relative path, length) under `root` with deterministic contents.
 pub fn write_tree(root: &Path, files: &[(&str, usize)]) {
     for (i, (path, len)) in files.iter().enumerate() {
