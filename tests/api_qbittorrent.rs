@@ -650,7 +650,7 @@ fn the_webapi_refuses_what_it_must_over_raw_http() {
     web.stop(Duration::from_secs(5));
     let log = daemon.running.log();
     assert!(
-        log.contains("larger than control.max_request_bytes"),
+        log.contains("huge.torrent: the file is over control.max_request_bytes"),
         "{log}"
     );
     assert!(log.contains("the server answered 404"), "{log}");
