@@ -64,44 +64,33 @@ pub fn router() -> Router<Arc<Api>> {
 /// credentials (403), and Basic credentials when any are set (401 with a challenge).
 /// `None`: the request may go on; otherwise the answer that refuses it.
 pub(super) fn refusal(api: &Api, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
-    let access = &api.access;
-    if !access.client_allowed(peer.ip()) {
-        return Some(reason(
+    use super::access::Denied;
+    let refused = match api.access.admit_basic(peer.ip(), headers).err()? {
+        Denied::Address => reason(
             StatusCode::FORBIDDEN,
             "this address may not use the control API (control.ip_whitelist)",
-        ));
-    }
-    if !access.host_allowed(headers) {
-        return Some(reason(
+        ),
+        Denied::Host => reason(
             StatusCode::MISDIRECTED_REQUEST,
             "the Host header names neither localhost, an IP address nor a name in \
              control.host_whitelist",
-        ));
-    }
-    if !access.needs_credentials() {
-        return None;
-    }
-    if access.is_banned(peer.ip()) {
-        return Some(reason(
+        ),
+        Denied::Banned => reason(
             StatusCode::FORBIDDEN,
             "too many failed logins from this address; try again later",
-        ));
-    }
-    if access.check_basic(headers) {
-        access.login_succeeded(peer.ip());
-        return None;
-    }
-    if super::access::basic_credentials(headers).is_some() {
-        access.login_failed(peer.ip());
-    }
-    let mut refused = reason(
-        StatusCode::UNAUTHORIZED,
-        "credentials required (HTTP Basic, control.username and control.password)",
-    );
-    refused.headers_mut().insert(
-        "www-authenticate",
-        axum::http::HeaderValue::from_static("Basic realm=\"ccbt-uring\""),
-    );
+        ),
+        Denied::NoCredentials | Denied::WrongCredentials => {
+            let mut challenge = reason(
+                StatusCode::UNAUTHORIZED,
+                "credentials required (HTTP Basic, control.username and control.password)",
+            );
+            challenge.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Basic realm=\"ccbt-uring\""),
+            );
+            challenge
+        }
+    };
     Some(refused)
 }
 
