@@ -910,6 +910,33 @@ fn api_settings_survive_a_config_reload_unless_the_file_changes_them() {
     assert!(daemon.stop(STOP).success());
 }
 
+/// A control address beyond loopback needs credentials: without them the daemon refuses
+/// to start, saying what to set, before it binds anything (so the test never listens
+/// beyond 127.0.0.1).
+#[test]
+fn a_control_address_beyond_loopback_without_credentials_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = run_for(
+        common::ccbt()
+            .args(["daemon", "--control", "0.0.0.0:0", "--peer-port", "0"])
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME"),
+        Duration::from_secs(30),
+    );
+    assert_ne!(ran.code, Some(0), "{ran:?}");
+    assert!(
+        ran.stderr.contains("control.username") && ran.stderr.contains("loopback"),
+        "{ran:?}"
+    );
+    assert!(!ran.stderr.contains("panicked"), "{ran:?}");
+    assert!(
+        !ran.stdout.contains("ccbt-uring daemon: "),
+        "it started: {ran:?}"
+    );
+}
+
 /// The session id a first, id-less call is answered (409) with.
 fn session_id(api: &str) -> String {
     send(api, "POST", "/transmission/rpc", &[], b"")
