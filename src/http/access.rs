@@ -234,6 +234,40 @@ impl Access {
         }
     }
 
+    /// [`Access::admit_basic`] for the plain endpoints (`/metrics`, `/events`): the client
+    /// whitelist (403), the Host header against DNS rebinding (421), bans after failed
+    /// credentials (403), and Basic credentials when any are set (401 with a challenge).
+    /// `None`: the request may go on; otherwise the answer that refuses it.
+    pub fn plain_refusal(&self, peer: IpAddr, headers: &HeaderMap) -> Option<Response> {
+        let refused = match self.admit_basic(peer, headers).err()? {
+            Denied::Address => reason(
+                StatusCode::FORBIDDEN,
+                "this address may not use the control API (control.ip_whitelist)",
+            ),
+            Denied::Host => reason(
+                StatusCode::MISDIRECTED_REQUEST,
+                "the Host header names neither localhost, an IP address nor a name in \
+                 control.host_whitelist",
+            ),
+            Denied::Banned => reason(
+                StatusCode::FORBIDDEN,
+                "too many failed logins from this address; try again later",
+            ),
+            Denied::NoCredentials | Denied::WrongCredentials => {
+                let mut challenge = reason(
+                    StatusCode::UNAUTHORIZED,
+                    "credentials required (HTTP Basic, control.username and control.password)",
+                );
+                challenge.headers_mut().insert(
+                    "www-authenticate",
+                    axum::http::HeaderValue::from_static("Basic realm=\"ccbt-uring\""),
+                );
+                challenge
+            }
+        };
+        Some(refused)
+    }
+
     /// Counts a failed login and says in the log when it bans the address.
     pub fn note_failed_login(&self, peer: IpAddr) {
         if self.login_failed(peer) {
