@@ -3,8 +3,6 @@
 //! another run, and its stream ends when the daemon stops; past the bound on streams the
 //! next is refused with a reason.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
 mod common;
 
 use std::io::{Read, Write};
@@ -12,10 +10,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use api_support::{addr_of, http, sample, IO};
 use common::daemon::Daemon;
+use common::http::{addr_of, http, sample, IO};
 use common::swarm::free_port;
-use common::{ccbt, run_for};
 
 /// One Server-Sent Event.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -124,21 +121,11 @@ impl EventStream {
 
 /// A torrent of a few files made with `ccbt-uring create` (no tracker needed).
 fn small_torrent(root: &Path, name: &str, seed: usize) -> PathBuf {
-    common::write_tree(
+    common::own_torrent(
         &root.join(name),
         &[("a.bin", 300_000 + seed), ("b.txt", 999)],
-    );
-    let torrent = root.join(format!("{name}.torrent"));
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(root.join(name))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(60),
+        &root.join(format!("{name}.torrent")),
     )
-    .ok();
-    torrent
 }
 
 fn is_added(hash: &str) -> impl Fn(&Sse) -> bool + '_ {

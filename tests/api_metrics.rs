@@ -6,8 +6,6 @@
 //! (hash failures) are counted; bad requests to
 //! `/metrics` and `/events` get reasons. `/events` itself: `tests/api_events.rs`.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
 mod common;
 
 use std::io::{Read, Write};
@@ -16,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use api_support::{addr_of, http, labelled, sample, Reply, IO};
 use common::daemon::Daemon;
+use common::http::{addr_of, http, labelled, sample, Reply, IO};
 use common::swarm::{
     free_port, interop_ready, Announce, Client, Running, Tracker, REQUIRE_INTEROP,
 };

@@ -13,8 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
+use common::http::send;
 use common::swarm::{self, assert_same_tree, free_port, interop_ready, Announce, Tracker};
-use common::{ccbt, require, run_for, Ran};
+use common::{require, run_for, Ran};
 use serde_json::{json, Value};
 
 const SEEDING: Duration = Duration::from_secs(30);
@@ -239,72 +240,12 @@ fn transmission_remote_downloads_lists_stops_starts_verifies_limits_and_removes(
     assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
 }
 
-/// A raw HTTP/1.1 answer.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-}
-
-/// Sends one request (`Connection: close`) and reads the whole answer, within 30 s.
-#[track_caller]
-fn http(api: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
-    let addr = api.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(head.as_bytes()).unwrap();
-    // A server may answer (413) before reading a large body; that is fine.
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
 const BASIC_GOOD: &str = "Basic YWRtaW46czNjcmV0"; // admin:s3cret
 const BASIC_BAD: &str = "Basic YWRtaW46d3Jvbmc="; // admin:wrong
 
 /// An RPC call with good credentials and the session id.
 fn call(api: &str, id: &str, body: Value) -> Value {
-    let a = http(
+    let a = send(
         api,
         "POST",
         "/transmission/rpc",
@@ -321,19 +262,8 @@ fn call(api: &str, id: &str, body: Value) -> Value {
 
 /// Writes a small torrent of our own under `dir/data/NAME` with `ccbt-uring create`.
 fn own_torrent(dir: &Path, name: &str, files: &[(&str, usize)]) -> PathBuf {
-    let data = dir.join("data");
-    common::write_tree(&data.join(name), files);
     let torrent = dir.join(format!("{name}.torrent"));
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join(name))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(60),
-    )
-    .ok();
-    torrent
+    common::own_torrent(&dir.join("data").join(name), files, &torrent)
 }
 
 #[test]
@@ -368,14 +298,14 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     let session_get = br#"{"method":"session-get"}"#;
 
     // No credentials: a challenge.
-    let a = http(&api, "POST", rpc, &[], session_get);
+    let a = send(&api, "POST", rpc, &[], session_get);
     assert_eq!(a.status, 401);
     assert_eq!(
         a.header("WWW-Authenticate"),
         Some("Basic realm=\"Transmission\"")
     );
     // Credentials, no session id, then a stale one: 409 with this run's id.
-    let a = http(
+    let a = send(
         &api,
         "POST",
         rpc,
@@ -387,7 +317,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
         .header("X-Transmission-Session-Id")
         .expect("the 409 carries the session id")
         .to_string();
-    let stale = http(
+    let stale = send(
         &api,
         "POST",
         rpc,
@@ -400,9 +330,9 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     assert_eq!(stale.status, 409);
     assert_eq!(stale.header("X-Transmission-Session-Id"), Some(id.as_str()));
     // GET gets the 409 too; with the id, a reason to POST.
-    let get = http(&api, "GET", rpc, &[("Authorization", BASIC_GOOD)], b"");
+    let get = send(&api, "GET", rpc, &[("Authorization", BASIC_GOOD)], b"");
     assert_eq!(get.status, 409);
-    let get = http(
+    let get = send(
         &api,
         "GET",
         "/transmission/rpc/",
@@ -414,7 +344,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     );
     assert_eq!(get.status, 405, "{}", get.body);
     // The right call, with a form content type as transmission-remote sends it, and a tag.
-    let a = http(
+    let a = send(
         &api,
         "POST",
         "/transmission/rpc/",
@@ -439,7 +369,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     assert_eq!(v["arguments"].as_object().unwrap().len(), 4);
 
     // A Host that is not ours (DNS rebinding): 421.
-    let a = http(
+    let a = send(
         &api,
         "POST",
         rpc,
@@ -457,10 +387,10 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
         ("Authorization", BASIC_GOOD),
         ("X-Transmission-Session-Id", id.as_str()),
     ];
-    let a = http(&api, "POST", rpc, &auth, b"{\"method\": \"session-get\"");
+    let a = send(&api, "POST", rpc, &auth, b"{\"method\": \"session-get\"");
     assert_eq!(a.status, 400);
     assert!(a.body.contains("not JSON"), "{}", a.body);
-    let a = http(&api, "POST", rpc, &auth, b"[1, 2]");
+    let a = send(&api, "POST", rpc, &auth, b"[1, 2]");
     assert_eq!(a.status, 400);
     assert!(a.body.contains("JSON object"), "{}", a.body);
     let v = call(
@@ -484,7 +414,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     let v = call(&api, &id, json!({"method": "torrent-explode"}));
     assert_eq!(v["result"], "method name not recognized");
     let big = vec![b' '; 200_000];
-    let a = http(&api, "POST", rpc, &auth, &big);
+    let a = send(&api, "POST", rpc, &auth, &big);
     assert_eq!(a.status, 413, "{}", a.body);
     assert!(a.body.contains("max_request_bytes"), "{}", a.body);
     // A client that stops halfway through its body does not hold up the others, and
@@ -689,7 +619,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
 
     // Brute force: three wrong passwords, then even the right one is refused.
     for _ in 0..3 {
-        let a = http(
+        let a = send(
             &api,
             "POST",
             rpc,
@@ -698,7 +628,7 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
         );
         assert_eq!(a.status, 401);
     }
-    let a = http(&api, "POST", rpc, &auth, session_get);
+    let a = send(&api, "POST", rpc, &auth, session_get);
     assert_eq!(a.status, 403, "{}", a.body);
     assert!(
         a.body.contains("Too many unsuccessful login attempts"),
@@ -723,17 +653,17 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
     let mut daemon = Daemon::start(dir.path(), &["--peer-port", &port]);
     let api = daemon.api.clone();
     for path in ["/", "/transmission", "/transmission/web"] {
-        let a = http(&api, "GET", path, &[], b"");
+        let a = send(&api, "GET", path, &[], b"");
         assert_eq!(a.status, 301, "{path}");
         assert_eq!(a.header("Location"), Some("/transmission/web/"), "{path}");
     }
-    let index = http(&api, "GET", "/transmission/web/", &[], b"");
+    let index = send(&api, "GET", "/transmission/web/", &[], b"");
     assert_eq!(index.status, 200);
     assert_eq!(
         index.body,
         std::fs::read_to_string(web.join("index.html")).unwrap()
     );
-    let js = http(
+    let js = send(
         &api,
         "GET",
         "/transmission/web/javascript/remote.js",
@@ -742,7 +672,7 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
     );
     assert_eq!(js.status, 200);
     assert!(js.body.contains("X-Transmission-Session-Id"));
-    let outside = http(
+    let outside = send(
         &api,
         "GET",
         "/transmission/web/../../../etc/passwd",
@@ -761,24 +691,23 @@ fn the_web_ui_is_served_from_its_directory_and_a_missing_one_is_named() {
         &home,
         &["--config", config.to_str().unwrap(), "--peer-port", &port],
     );
-    let a = http(&daemon.api, "GET", "/transmission/web/", &[], b"");
+    let a = send(&daemon.api, "GET", "/transmission/web/", &[], b"");
     assert_eq!(a.status, 404);
     assert!(a.body.contains("control.web_ui_dir"), "{}", a.body);
     assert!(daemon.stop(STOP).success());
 }
 
-/// The venv tools/install-deps.sh makes for the browser test.
+/// The venv's python with selenium, once Chromium, its driver and the UI are installed.
 fn webui_python() -> Option<PathBuf> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv-webui/bin/python");
-    let ready = python.is_file()
-        && Path::new("/usr/bin/chromium").is_file()
+    let python = common::venv::python_with("selenium")?;
+    let ready = Path::new("/usr/bin/chromium").is_file()
         && Path::new("/usr/bin/chromedriver").is_file()
         && Path::new("/usr/share/transmission/web/index.html").is_file();
     if ready {
         return Some(python);
     }
-    let why = "the browser test needs chromium, chromium-driver, transmission-common and the \
-               selenium venv in target/venv-webui: run tools/install-deps.sh";
+    let why = "the browser test needs chromium, chromium-driver and transmission-common: \
+               run tools/install-deps.sh";
     if std::env::var_os("CCBT_REQUIRE_INTEROP").is_some() {
         panic!("{why}; CCBT_REQUIRE_INTEROP is set, so this is a failure");
     }
@@ -806,7 +735,7 @@ fn the_web_ui_in_chromium_lists_adds_and_removes_torrents() {
         ],
     );
     let api = daemon.api.clone();
-    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+    let id = send(&api, "POST", "/transmission/rpc", &[], b"")
         .header("X-Transmission-Session-Id")
         .unwrap()
         .to_string();
@@ -894,6 +823,141 @@ impl FileServer {
     }
 }
 
+/// torrent-add with an https:// `filename` goes through the same fetcher as the WebAPI's
+/// `torrents/add`: refused with the TLS reason while the server's certificate is not
+/// trusted, added once `SSL_CERT_FILE` names it.
+#[test]
+fn https_urls_are_fetched_once_their_certificate_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    own_torrent(dir.path(), "over-tls", &[("t.bin", 30_000)]);
+    let server = common::https::HttpsServer::start(dir.path(), dir.path());
+    let url = server.url("over-tls.torrent");
+    let add = json!({"method": "torrent-add", "arguments": {"filename": url, "paused": true}});
+
+    let untrusting_home = dir.path().join("untrusting");
+    std::fs::create_dir_all(&untrusting_home).unwrap();
+    let mut untrusting = Daemon::start(&untrusting_home, &[]);
+    let id = session_id(&untrusting.api);
+    let v = call_open(&untrusting.api, &id, add.clone());
+    let result = v["result"].as_str().unwrap();
+    assert!(
+        result.contains("TLS") && result.contains("certificate"),
+        "{v}"
+    );
+    assert!(untrusting.stop(STOP).success());
+
+    let trusting_home = dir.path().join("trusting");
+    std::fs::create_dir_all(&trusting_home).unwrap();
+    let mut trusting =
+        Daemon::start_with_env(&trusting_home, &[], &[("SSL_CERT_FILE", &server.cert)]);
+    let id = session_id(&trusting.api);
+    let v = call_open(&trusting.api, &id, add);
+    assert_eq!(v["result"], "success", "{v}");
+    assert_eq!(v["arguments"]["torrent-added"]["name"], "over-tls", "{v}");
+    assert!(trusting.stop(STOP).success(), "{}", trusting.running.log());
+}
+
+/// Settings changed through session-set and setPreferences stay when the config file is
+/// reloaded for another key, with a log line saying so; a key the file itself changes
+/// takes the file's value, also with a log line.
+#[test]
+fn api_settings_survive_a_config_reload_unless_the_file_changes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ccbt.toml");
+    std::fs::write(&cfg, "[queue]\nmax_active_seeds = 4\n").unwrap();
+    let mut daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let api = daemon.api.clone();
+    let id = session_id(&api);
+    let set = json!({"method": "session-set", "arguments": {
+        "speed-limit-down": 500, "speed-limit-down-enabled": true}});
+    assert_eq!(call_open(&api, &id, set)["result"], "success");
+    let prefs = send(
+        &api,
+        "POST",
+        "/api/v2/app/setPreferences",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        br#"json={"max_active_downloads":9}"#,
+    );
+    assert_eq!(prefs.status, 200, "{}", prefs.body);
+    let session = |daemon: &Daemon| {
+        let get = json!({"method": "session-get", "arguments": {
+            "fields": ["speed-limit-down", "speed-limit-down-enabled", "download-queue-size"]}});
+        call_open(&daemon.api, &id, get)["arguments"].clone()
+    };
+    let set_by_apis = json!({"speed-limit-down": 500, "speed-limit-down-enabled": true,
+        "download-queue-size": 9});
+    assert_eq!(session(&daemon), set_by_apis);
+
+    // The file changes another key: both API settings stay, and the log says so.
+    std::fs::write(&cfg, "[queue]\nmax_active_seeds = 6\n").unwrap();
+    daemon.wait_log("config reload: kept the value set through the API", SEEDING);
+    assert_eq!(session(&daemon), set_by_apis, "{}", daemon.running.log());
+
+    // The file sets the download limit itself: its value wins, with a warning.
+    std::fs::write(
+        &cfg,
+        "[queue]\nmax_active_seeds = 6\n[limits]\ndownload_bytes_per_s = 2000000\n",
+    )
+    .unwrap();
+    daemon.wait_log("its value replaces the one set through the API", SEEDING);
+    assert_eq!(
+        session(&daemon),
+        json!({"speed-limit-down": 2000, "speed-limit-down-enabled": true,
+            "download-queue-size": 9}),
+        "{}",
+        daemon.running.log()
+    );
+    assert!(daemon.stop(STOP).success());
+}
+
+/// A control address beyond loopback needs credentials: without them the daemon refuses
+/// to start, saying what to set, before it binds anything (so the test never listens
+/// beyond 127.0.0.1).
+#[test]
+fn a_control_address_beyond_loopback_without_credentials_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = run_for(
+        common::ccbt()
+            .args(["daemon", "--control", "0.0.0.0:0", "--peer-port", "0"])
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME"),
+        Duration::from_secs(30),
+    );
+    assert_ne!(ran.code, Some(0), "{ran:?}");
+    assert!(
+        ran.stderr.contains("control.username") && ran.stderr.contains("loopback"),
+        "{ran:?}"
+    );
+    assert!(!ran.stderr.contains("panicked"), "{ran:?}");
+    assert!(
+        !ran.stdout.contains("ccbt-uring daemon: "),
+        "it started: {ran:?}"
+    );
+}
+
+/// The session id a first, id-less call is answered (409) with.
+fn session_id(api: &str) -> String {
+    send(api, "POST", "/transmission/rpc", &[], b"")
+        .header("X-Transmission-Session-Id")
+        .unwrap()
+        .to_string()
+}
+
+/// An RPC call to a daemon without credentials (loopback), with the session id.
+fn call_open(api: &str, id: &str, body: Value) -> Value {
+    let a = send(
+        api,
+        "POST",
+        "/transmission/rpc",
+        &[("X-Transmission-Session-Id", id)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(a.status, 200, "{body}: {}", a.body);
+    a.json()
+}
+
 #[test]
 fn adds_by_url_and_path_share_limits_finish_a_torrent_and_the_queue_moves() {
     let dir = tempfile::tempdir().unwrap();
@@ -913,7 +977,7 @@ fn adds_by_url_and_path_share_limits_finish_a_torrent_and_the_queue_moves() {
         ],
     );
     let api = daemon.api.clone();
-    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+    let id = send(&api, "POST", "/transmission/rpc", &[], b"")
         .header("X-Transmission-Session-Id")
         .unwrap()
         .to_string();
@@ -1101,7 +1165,7 @@ fn arguments_of_every_wrong_shape_get_answers_and_the_daemon_keeps_running() {
         ],
     );
     let api = daemon.api.clone();
-    let id = http(&api, "POST", "/transmission/rpc", &[], b"")
+    let id = send(&api, "POST", "/transmission/rpc", &[], b"")
         .header("X-Transmission-Session-Id")
         .unwrap()
         .to_string();
@@ -1190,7 +1254,7 @@ fn arguments_of_every_wrong_shape_get_answers_and_the_daemon_keeps_running() {
     ];
     let mut answered = 0;
     let mut send = |body: Value| {
-        let a = http(
+        let a = send(
             &api,
             "POST",
             "/transmission/rpc",

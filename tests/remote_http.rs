@@ -19,18 +19,8 @@ const STOP: Duration = Duration::from_secs(10);
 
 /// Writes `files` under `data/name` and makes a tracker-less torrent of them.
 fn own_torrent(data: &Path, name: &str, files: &[(&str, usize)]) -> PathBuf {
-    common::write_tree(&data.join(name), files);
     let torrent = data.with_file_name(format!("{name}.torrent"));
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join(name))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(60),
-    )
-    .ok();
-    torrent
+    common::own_torrent(&data.join(name), files, &torrent)
 }
 
 fn hash_of(torrent: &Path) -> String {

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
-use common::{ccbt, require, run_for, Ran};
+use common::{require, run_for, Ran};
 
 const SEEDING: Duration = Duration::from_secs(30);
 /// How long the screen may take to show a change (refreshes are 1 s apart).
@@ -21,18 +21,8 @@ const SHOWN: Duration = Duration::from_secs(20);
 const STOP: Duration = Duration::from_secs(10);
 
 fn own_torrent(data: &Path, name: &str, len: usize) -> PathBuf {
-    common::write_tree(&data.join(name), &[("payload.bin", len)]);
     let torrent = data.with_file_name(format!("{name}.torrent"));
-    run_for(
-        ccbt()
-            .arg("create")
-            .arg(data.join(name))
-            .arg("-o")
-            .arg(&torrent),
-        Duration::from_secs(60),
-    )
-    .ok();
-    torrent
+    common::own_torrent(&data.join(name), &[("payload.bin", len)], &torrent)
 }
 
 /// A tmux server of our own (its socket in the test's temp dir) with one session.

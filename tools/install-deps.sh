@@ -35,9 +35,9 @@ packages=(
   systemd                     # tests/systemd_unit.rs: `systemd-analyze verify` (no service is started)
   transmission-common         # api_transmission: Transmission's web UI, served from /usr/share/transmission/web
   chromium chromium-driver    # api_transmission: the web UI in a headless browser
-  python3-venv                # venvs for PyPI test drivers (selenium, qbittorrent-api)
+  python3-venv                # the venv of PyPI test drivers (selenium, qbittorrent-api)
   prometheus                  # tests/api_metrics.rs: a real Prometheus scrapes /metrics; promtool
-  libssl-dev                  # build: OpenSSL for the WebAPI's https:// torrent URLs
+  libssl-dev                  # build: OpenSSL for https:// .torrent URLs (both APIs)
 )
 
 missing=()
@@ -51,21 +51,17 @@ if ((${#missing[@]})); then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The web UI test drives Chromium with selenium (PyPI), in a venv of its own.
-webui_venv="$(cd "$(dirname "$0")/.." && pwd)/target/venv-webui"
-if ! "$webui_venv/bin/python" -c "import selenium" 2>/dev/null; then
-  python3 -m venv "$webui_venv"
-  "$webui_venv/bin/pip" install -q "selenium>=4.20,<5"
-fi
-
 if ((with_rqbit)) && ! command -v rqbit >/dev/null && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/rqbit" ]; then
   cargo install rqbit --locked
 fi
 
-# PyPI clients the API tests drive, in a venv of Debian's python3 under target/ (the tests
-# look for target/venv/bin/python). Re-run after `cargo clean`.
-venv="$(dirname "$0")/../target/venv"
-if ! "$venv/bin/python" -c "import qbittorrentapi" 2>/dev/null; then
+# The PyPI packages the tests drive, in one venv of Debian's python3 under target/ (the
+# tests look for target/venv/bin/python, see tests/common/venv.rs): qbittorrent-api for
+# the WebAPI test, selenium for the web UI in Chromium. Re-run after `cargo clean`. pip runs
+# as `python -m pip`: a venv copied from another tree keeps pip scripts that name the old one.
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/venv"
+if ! "$venv/bin/python" -c "import qbittorrentapi, selenium" 2>/dev/null; then
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "qbittorrent-api==2026.10.1"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "qbittorrent-api==2026.10.1" "selenium>=4.20,<5"
 fi

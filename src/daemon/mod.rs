@@ -6,6 +6,7 @@
 //! folders, the config reloader, the event recorder, and this one, which waits for
 //! signals. None of the others touches a shard's state; they send it commands.
 
+pub mod api_settings;
 pub mod catalog;
 pub mod control;
 pub mod core;
@@ -229,6 +230,7 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let watcher =
         watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
     let live_config = Arc::new(Mutex::new(config.clone()));
+    let api_settings = Arc::new(api_settings::ApiSettings::default());
     let catalog = catalog::Catalog::new(daemon.clone());
     let refresher = catalog
         .spawn_refresher(stop.term.clone())
@@ -239,6 +241,7 @@ pub fn run(args: DaemonArgs) -> Outcome {
             catalog: catalog.clone(),
             access,
             config: live_config.clone(),
+            api_settings: api_settings.clone(),
             started,
             stop: stop.term.clone(),
         }),
@@ -247,7 +250,14 @@ pub fn run(args: DaemonArgs) -> Outcome {
     .or_exit(Exit::Io)?;
     let policy = policy::spawn(daemon.clone(), live_config.clone(), stop.term.clone())
         .or_exit(Exit::Runtime)?;
-    let reloader = reload_on_change(&args, &loaded, daemon.clone(), folders, live_config);
+    let reloader = reload_on_change(
+        &args,
+        &loaded,
+        daemon.clone(),
+        folders,
+        live_config,
+        api_settings,
+    );
     println!(
         "ccbt-uring daemon: {restored} torrents, peer port {}, state in {}, control socket {}, \
          control API http://{}, ready in {:.3} s",
@@ -402,12 +412,15 @@ fn applied_live(key: &str) -> bool {
 
 /// Applies what can change live when the config file changes (or on SIGHUP); says which
 /// changes wait for a restart; keeps the last good config when the new one is wrong.
+/// Settings changed through an API stay, unless the file changed them too
+/// ([`api_settings`]).
 fn reload_on_change(
     args: &DaemonArgs,
     loaded: &Loaded,
     daemon: Arc<Daemon>,
     folders: watch::Folders,
     live: Arc<Mutex<Config>>,
+    api_settings: Arc<api_settings::ApiSettings>,
 ) -> Option<ccbt_config::Reloader> {
     let sources = Sources::from_process(args.config.clone(), overrides(args)).ok()?;
     let current = Mutex::new(loaded.config.clone());
@@ -416,6 +429,8 @@ fn reload_on_change(
         move |result| match result {
             Ok(new) => {
                 let mut current = current.lock().expect("config lock");
+                let mut live = live.lock().expect("config lock");
+                let in_force = api_settings.on_reload(&current, &new.config, &live);
                 for change in ccbt_config::diff(&current, &new.config) {
                     if change.live && applied_live(&change.key) {
                         tracing::info!(key = %change.key, old = %change.old, new = %change.new, "config changed");
@@ -423,16 +438,16 @@ fn reload_on_change(
                         tracing::warn!(key = %change.key, "this setting takes effect after a restart");
                     }
                 }
-                daemon.set_download_dir(new.config.daemon.download_dir.clone());
-                daemon.set_hooks(new.config.hooks.clone());
-                if rate_limits(&current) != rate_limits(&new.config) {
-                    daemon.set_global_limits(rate_limits(&new.config));
+                daemon.set_download_dir(in_force.daemon.download_dir.clone());
+                daemon.set_hooks(in_force.hooks.clone());
+                if rate_limits(&live) != rate_limits(&in_force) {
+                    daemon.set_global_limits(rate_limits(&in_force));
                 }
                 // Re-read on every reload (SIGHUP, or the file changed): the list itself may
                 // have changed where the path did not.
-                daemon.set_blocklist(load_blocklist(&new.config).unwrap_or_default());
-                *folders.lock().expect("watch folders lock") = new.config.daemon.watch_dirs.clone();
-                *live.lock().expect("config lock") = new.config.clone();
+                daemon.set_blocklist(load_blocklist(&in_force).unwrap_or_default());
+                *folders.lock().expect("watch folders lock") = in_force.daemon.watch_dirs.clone();
+                *live = in_force;
                 *current = new.config;
             }
             Err(diagnostics) => {

@@ -137,11 +137,6 @@ impl Access {
         }
     }
 
-    /// The request's `Authorization: Basic` matches; `false` when it has none.
-    pub fn check_basic(&self, headers: &HeaderMap) -> bool {
-        basic_credentials(headers).is_some_and(|(u, p)| self.check(&u, &p))
-    }
-
     /// The address is banned for too many failed logins.
     pub fn is_banned(&self, peer: IpAddr) -> bool {
         self.bans
@@ -180,6 +175,103 @@ impl Access {
             Ok(path)
         } else {
             Err(PathError::NotAllowed(path))
+        }
+    }
+}
+
+/// Why the shared checks turned a request away. Each API answers it in its own words
+/// and status codes (Transmission's 401 challenge, qBittorrent's 403, JSON for the
+/// native API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Not loopback, and not allowed by credentials and `control.ip_whitelist`.
+    Address,
+    /// The Host header names someone else (DNS rebinding).
+    Host,
+    /// Banned for repeated failed logins.
+    Banned,
+    /// Credentials are set and the request carries none: a challenge, not a failure.
+    NoCredentials,
+    /// Credentials are set and the request's are wrong (counted towards a ban).
+    WrongCredentials,
+}
+
+impl Access {
+    /// The checks every API makes first, in one order: the client address, the Host
+    /// header, a ban. qBittorrent then checks its cross-site rule and its session; the
+    /// others go on to [`Access::admit_basic`].
+    pub fn admit_client(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Denied> {
+        if !self.client_allowed(peer) {
+            return Err(Denied::Address);
+        }
+        if !self.host_allowed(headers) {
+            return Err(Denied::Host);
+        }
+        if self.is_banned(peer) {
+            return Err(Denied::Banned);
+        }
+        Ok(())
+    }
+
+    /// [`Access::admit_client`], then HTTP Basic credentials when any are configured:
+    /// right ones clear the address's failures, wrong ones count towards its ban (logged
+    /// when it begins).
+    pub fn admit_basic(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Denied> {
+        self.admit_client(peer, headers)?;
+        if !self.needs_credentials() {
+            return Ok(());
+        }
+        match basic_credentials(headers) {
+            Some((user, password)) if self.check(&user, &password) => {
+                self.login_succeeded(peer);
+                Ok(())
+            }
+            Some(_) => {
+                self.note_failed_login(peer);
+                Err(Denied::WrongCredentials)
+            }
+            None => Err(Denied::NoCredentials),
+        }
+    }
+
+    /// [`Access::admit_basic`] for the plain endpoints (`/metrics`, `/events`): the client
+    /// whitelist (403), the Host header against DNS rebinding (421), bans after failed
+    /// credentials (403), and Basic credentials when any are set (401 with a challenge).
+    /// `None`: the request may go on; otherwise the answer that refuses it.
+    pub fn plain_refusal(&self, peer: IpAddr, headers: &HeaderMap) -> Option<Response> {
+        let refused = match self.admit_basic(peer, headers).err()? {
+            Denied::Address => reason(
+                StatusCode::FORBIDDEN,
+                "this address may not use the control API (control.ip_whitelist)",
+            ),
+            Denied::Host => reason(
+                StatusCode::MISDIRECTED_REQUEST,
+                "the Host header names neither localhost, an IP address nor a name in \
+                 control.host_whitelist",
+            ),
+            Denied::Banned => reason(
+                StatusCode::FORBIDDEN,
+                "too many failed logins from this address; try again later",
+            ),
+            Denied::NoCredentials | Denied::WrongCredentials => {
+                let mut challenge = reason(
+                    StatusCode::UNAUTHORIZED,
+                    "credentials required (HTTP Basic, control.username and control.password)",
+                );
+                challenge.headers_mut().insert(
+                    "www-authenticate",
+                    axum::http::HeaderValue::from_static("Basic realm=\"ccbt-uring\""),
+                );
+                challenge
+            }
+        };
+        Some(refused)
+    }
+
+    /// Counts a failed login and says in the log when it bans the address.
+    pub fn note_failed_login(&self, peer: IpAddr) {
+        if self.login_failed(peer) {
+            tracing::warn!(%peer, "banned after repeated failed logins (control.login_ban_s)");
         }
     }
 }
@@ -389,11 +481,48 @@ mod tests {
         assert!(a.check("admin", "s3cret"));
         assert!(!a.check("admin", "s3cre"));
         assert!(!a.check("admi", "s3cret"));
-        let mut headers = HeaderMap::new();
-        headers.insert("authorization", "Basic YWRtaW46czNjcmV0".parse().unwrap());
-        assert!(a.check_basic(&headers));
-        headers.insert("authorization", "Basic YWRtaW46eA==".parse().unwrap());
-        assert!(!a.check_basic(&headers));
+    }
+
+    #[test]
+    fn the_shared_checks_run_address_host_ban_then_credentials() {
+        let a = access("admin", "s3cret", "0.0.0.0:9091").unwrap();
+        let allowed: IpAddr = "10.1.2.3".parse().unwrap();
+        let with = |host: &str, auth: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert("host", host.parse().unwrap());
+            if let Some(auth) = auth {
+                h.insert("authorization", auth.parse().unwrap());
+            }
+            h
+        };
+        let good = with("10.0.0.1:9091", Some("Basic YWRtaW46czNjcmV0"));
+        let wrong = with("10.0.0.1:9091", Some("Basic YWRtaW46eA=="));
+        assert_eq!(a.admit_basic(allowed, &good), Ok(()));
+        assert_eq!(
+            a.admit_basic("192.168.7.10".parse().unwrap(), &good),
+            Err(Denied::Address)
+        );
+        assert_eq!(
+            a.admit_basic(
+                allowed,
+                &with("evil.example", Some("Basic YWRtaW46czNjcmV0"))
+            ),
+            Err(Denied::Host)
+        );
+        assert_eq!(
+            a.admit_basic(allowed, &with("10.0.0.1:9091", None)),
+            Err(Denied::NoCredentials)
+        );
+        assert!(!a.is_banned(allowed), "a missing password is not a failure");
+        // Wrong passwords until the ban (control.login_max_failures; bounded here).
+        for _ in 0..100 {
+            if a.admit_basic(allowed, &wrong) != Err(Denied::WrongCredentials) {
+                break;
+            }
+        }
+        assert_eq!(a.admit_basic(allowed, &wrong), Err(Denied::Banned));
+        assert_eq!(a.admit_basic(allowed, &good), Err(Denied::Banned));
+        assert_eq!(a.admit_client(allowed, &good), Err(Denied::Banned));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The HTTP control plane at `daemon.control`: Transmission RPC (`/transmission/rpc`,
-//! `/transmission/web/`), qBittorrent WebAPI v2 (`/api/v2/...`), Prometheus `/metrics`
-//! and the event stream `/events`. Their paths do not collide, so one listener serves all.
+//! `/transmission/web/`), qBittorrent WebAPI v2 (`/api/v2/...`), Prometheus `/metrics`,
+//! the event stream `/events`, and the native API `/ccbt/v1/...` (`remote --url`, `top`).
+//! Their paths do not collide, so one listener serves all.
 //!
 //! It runs on threads of its own (a small tokio runtime), never on a shard. Listings are
 //! answered from the [`Catalog`]'s snapshot; commands go to the [`Daemon`] on tokio's
@@ -13,6 +14,7 @@
 //! `control.max_request_bytes` (413).
 
 pub mod access;
+pub mod fetch;
 pub mod metrics;
 pub mod native;
 pub mod qbittorrent;
@@ -43,8 +45,11 @@ pub struct Api {
     pub daemon: Arc<Daemon>,
     pub catalog: Arc<Catalog>,
     pub access: Access,
-    /// The configuration as last (re)loaded.
+    /// The configuration in force: as last (re)loaded, with the API's changes. Changed
+    /// only through [`Api::set_config`], so a reload knows what the API set.
     pub config: Arc<Mutex<Config>>,
+    /// The keys set through an API, which a config reload keeps.
+    pub api_settings: Arc<crate::daemon::api_settings::ApiSettings>,
     pub started: Instant,
     /// Set to stop the daemon (Transmission's `session-close`).
     pub stop: Arc<AtomicBool>,
@@ -70,6 +75,14 @@ impl Api {
 
     pub fn config(&self) -> Config {
         self.config.lock().expect("config lock").clone()
+    }
+
+    /// Puts `new` in force as the settings `api` (the protocol, for the log) changed;
+    /// returns the config it replaced.
+    pub fn set_config(&self, api: &str, new: Config) -> Config {
+        let mut live = self.config.lock().expect("config lock");
+        self.api_settings.record(api, &live, &new);
+        std::mem::replace(&mut *live, new)
     }
 }
 

@@ -156,48 +156,37 @@ impl FromRequestParts<Arc<Api>> for Allowed {
                 "the client's address is unknown",
             ));
         };
-        let access = &api.access;
-        if !access.client_allowed(peer.ip()) {
-            return Err(Refusal::new(
+        use crate::http::access::Denied;
+        let Err(denied) = api.access.admit_basic(peer.ip(), &parts.headers) else {
+            return Ok(Allowed);
+        };
+        Err(match denied {
+            Denied::Address => Refusal::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!("{} may not use this API (control.ip_whitelist)", peer.ip()),
-            ));
-        }
-        if !access.host_allowed(&parts.headers) {
-            return Err(Refusal::new(
+            ),
+            Denied::Host => Refusal::new(
                 StatusCode::MISDIRECTED_REQUEST,
                 "bad-host",
                 "the Host header names no address of this daemon (control.host_whitelist)",
-            ));
-        }
-        if !access.needs_credentials() {
-            return Ok(Allowed);
-        }
-        if access.is_banned(peer.ip()) {
-            return Err(Refusal::new(
+            ),
+            Denied::Banned => Refusal::new(
                 StatusCode::FORBIDDEN,
                 "banned",
                 "too many failed logins from this address; try again later",
-            ));
-        }
-        if access.check_basic(&parts.headers) {
-            access.login_succeeded(peer.ip());
-            return Ok(Allowed);
-        }
-        if parts.headers.contains_key(header::AUTHORIZATION) {
-            access.login_failed(peer.ip());
-            return Err(Refusal::new(
+            ),
+            Denied::WrongCredentials => Refusal::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "wrong user name or password",
-            ));
-        }
-        Err(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "credentials required (HTTP Basic)",
-        ))
+            ),
+            Denied::NoCredentials => Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "credentials required (HTTP Basic)",
+            ),
+        })
     }
 }
 

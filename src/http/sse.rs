@@ -124,7 +124,7 @@ async fn events(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    if let Some(refused) = super::metrics::refusal(&api, peer, &headers) {
+    if let Some(refused) = api.access.plain_refusal(peer.ip(), &headers) {
         return refused;
     }
     let query = match query {

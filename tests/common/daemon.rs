@@ -25,6 +25,16 @@ impl Daemon {
     /// everything not given lands under `home`; waits for its ready line.
     #[track_caller]
     pub fn start(home: &Path, args: &[&str]) -> Daemon {
+        Daemon::start_with_env(home, args, &[])
+    }
+
+    /// [`Daemon::start`] with `env` added to its environment (e.g. `SSL_CERT_FILE`).
+    #[track_caller]
+    pub fn start_with_env(home: &Path, args: &[&str], env: &[(&str, &Path)]) -> Daemon {
+        let env: Vec<(String, PathBuf)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_path_buf()))
+            .collect();
         let state_dir = state_dir_of(home, args);
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         // Tests run side by side: each API on a port of its own unless a test names one.
@@ -44,7 +54,8 @@ impl Daemon {
                 .env(
                     "CCBT_LOG",
                     std::env::var("CCBT_LOG").unwrap_or("info".into()),
-                );
+                )
+                .envs(env);
             cmd
         });
         let mut daemon = Daemon {

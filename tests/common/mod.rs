@@ -7,7 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod daemon;
+pub mod http;
+pub mod https;
 pub mod swarm;
+pub mod venv;
 pub mod wire_peer;
 
 pub use ccbt_loadgen::bytes;
@@ -103,6 +106,19 @@ pub fn require(program: &str, package: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!("{program} is not installed: `apt-get install {package}` (see .ci/run)")
     })
+}
+
+/// Writes `files` under `content` and makes `torrent` of them with `ccbt-uring create`
+/// (no tracker; the daemon tests add it directly), within a minute.
+#[track_caller]
+pub fn own_torrent(content: &Path, files: &[(&str, usize)], torrent: &Path) -> PathBuf {
+    write_tree(content, files);
+    run_for(
+        ccbt().arg("create").arg(content).arg("-o").arg(torrent),
+        Duration::from_secs(60),
+    )
+    .ok();
+    torrent.to_path_buf()
 }
 
 /// Writes `files` (relative path, length) under `root` with deterministic contents.

@@ -59,52 +59,6 @@ pub fn router() -> Router<Arc<Api>> {
     )
 }
 
-/// The checks every plain HTTP endpoint here shares (metrics, events): the client
-/// whitelist (403), the Host header against DNS rebinding (421), bans after failed
-/// credentials (403), and Basic credentials when any are set (401 with a challenge).
-/// `None`: the request may go on; otherwise the answer that refuses it.
-pub(super) fn refusal(api: &Api, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
-    let access = &api.access;
-    if !access.client_allowed(peer.ip()) {
-        return Some(reason(
-            StatusCode::FORBIDDEN,
-            "this address may not use the control API (control.ip_whitelist)",
-        ));
-    }
-    if !access.host_allowed(headers) {
-        return Some(reason(
-            StatusCode::MISDIRECTED_REQUEST,
-            "the Host header names neither localhost, an IP address nor a name in \
-             control.host_whitelist",
-        ));
-    }
-    if !access.needs_credentials() {
-        return None;
-    }
-    if access.is_banned(peer.ip()) {
-        return Some(reason(
-            StatusCode::FORBIDDEN,
-            "too many failed logins from this address; try again later",
-        ));
-    }
-    if access.check_basic(headers) {
-        access.login_succeeded(peer.ip());
-        return None;
-    }
-    if super::access::basic_credentials(headers).is_some() {
-        access.login_failed(peer.ip());
-    }
-    let mut refused = reason(
-        StatusCode::UNAUTHORIZED,
-        "credentials required (HTTP Basic, control.username and control.password)",
-    );
-    refused.headers_mut().insert(
-        "www-authenticate",
-        axum::http::HeaderValue::from_static("Basic realm=\"ccbt-uring\""),
-    );
-    Some(refused)
-}
-
 /// What a scrape may ask for.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct ScrapeOptions {
@@ -142,7 +96,7 @@ async fn scrape(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    if let Some(refused) = refusal(&api, peer, &headers) {
+    if let Some(refused) = api.access.plain_refusal(peer.ip(), &headers) {
         return refused;
     }
     let query = match query {

@@ -14,7 +14,7 @@
 //!   `contentLayout` other than `Original`, `rename` and `autoTMM` are not supported and
 //!   say so in the log.
 //! - Magnet links answer `Fails.` (the engine has no metadata exchange yet: issue 12);
-//!   `http://` and `https://` URLs are fetched ([`super::fetch`]).
+//!   `http://` and `https://` URLs are fetched ([`crate::http::fetch`]).
 //!
 //! The answer is qBittorrent 5.1's: `Ok.` when at least one torrent was added, `Fails.`
 //! otherwise; a part that is not a torrent at all gets 415. Every torrent added is in the
@@ -30,10 +30,10 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 
-use super::fetch::fetch;
 use super::params::{list, Params};
 use super::{text, Qbt, Refusal, Reply};
 use crate::daemon::core::{AddRequest, DaemonError, Override, ShareOverride};
+use crate::http::fetch::fetch;
 
 pub const MAX_SOURCES: usize = 100;
 

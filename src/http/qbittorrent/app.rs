@@ -3,7 +3,8 @@
 //!
 //! `setPreferences` applies what maps onto the daemon's live settings (save path, global
 //! rate limits, share limits and their action, queue sizes) to the running daemon; a
-//! config reload from the file replaces them again. Every key it cannot apply is named in
+//! config reload keeps them unless the file changes that key, a restart starts from the
+//! file ([`crate::daemon::api_settings`]). Every key it cannot apply is named in
 //! a warning in the log, never dropped silently.
 
 use std::sync::Arc;
@@ -246,7 +247,7 @@ pub async fn set_preferences(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
     let old = q.api.config();
     let limits_changed = old.limits.upload_bytes_per_s != config.limits.upload_bytes_per_s
         || old.limits.download_bytes_per_s != config.limits.download_bytes_per_s;
-    *q.api.config.lock().expect("config lock") = config;
+    q.api.set_config("WebAPI setPreferences", config);
     q.api
         .blocking(move |d| {
             if let Some(dir) = new_save_dir {

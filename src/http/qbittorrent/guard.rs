@@ -1,13 +1,13 @@
-//! What every `/api/v2` request passes before its handler, in qBittorrent's order:
+//! What every `/api/v2` request passes before its handler:
 //!
-//! 1. the client address: a banned one (too many failed logins) gets 403, one that
-//!    [`Access::client_allowed`](crate::http::Access::client_allowed) refuses gets 403;
-//! 2. the Host header must name us ([`Access::host_allowed`], against DNS rebinding),
-//!    else 401;
-//! 3. cross-site requests are refused with 401: when `Origin` (else `Referer`) is
+//! 1. the checks all the APIs share ([`Access::admit_client`](crate::http::Access::admit_client)):
+//!    an address the whitelist refuses gets 403; a Host header that does not name us
+//!    (DNS rebinding) 401, as qBittorrent answers it; a banned address (too many failed
+//!    logins) 403;
+//! 2. cross-site requests are refused with 401: when `Origin` (else `Referer`) is
 //!    present, its host and port must equal the Host header's; when neither is,
 //!    `Sec-Fetch-Site: cross-site` is refused;
-//! 4. a session: a live `SID` cookie, or valid HTTP Basic credentials (Sonarr and Radarr
+//! 3. a session: a live `SID` cookie, or valid HTTP Basic credentials (Sonarr and Radarr
 //!    send them up front), or no credentials configured and a loopback client
 //!    (qBittorrent's "bypass authentication for clients on localhost"); otherwise 403.
 //!    `auth/login` is exempt from this step only.
@@ -22,29 +22,26 @@ use axum::response::Response;
 
 use super::session::cookie_of;
 use super::Qbt;
-use crate::http::access::reason;
+use crate::http::access::{basic_credentials, reason, Denied};
 
 pub const BANNED: &str =
     "Your IP address has been banned after too many failed authentication attempts.";
 
 pub async fn check(State(q): State<Arc<Qbt>>, req: Request, next: Next) -> Response {
     let peer = peer_of(&req);
-    let access = &q.api.access;
-    if access.is_banned(peer) {
-        return reason(StatusCode::FORBIDDEN, BANNED);
-    }
-    if !access.client_allowed(peer) {
-        return reason(
-            StatusCode::FORBIDDEN,
-            "Forbidden: this address may not use the WebAPI",
-        );
-    }
     let headers = req.headers();
-    if !access.host_allowed(headers) {
-        return reason(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized: the Host header is not allowed (control.host_whitelist)",
-        );
+    if let Err(denied) = q.api.access.admit_client(peer, headers) {
+        return match denied {
+            Denied::Banned => reason(StatusCode::FORBIDDEN, BANNED),
+            Denied::Host => reason(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized: the Host header is not allowed (control.host_whitelist)",
+            ),
+            _ => reason(
+                StatusCode::FORBIDDEN,
+                "Forbidden: this address may not use the WebAPI",
+            ),
+        };
     }
     if let Err(why) = same_site(headers) {
         return reason(StatusCode::UNAUTHORIZED, &format!("Unauthorized: {why}"));
@@ -72,7 +69,22 @@ fn authenticated(q: &Qbt, headers: &HeaderMap, peer: IpAddr) -> bool {
     if cookie_of(headers).is_some_and(|sid| q.sessions.touch(sid)) {
         return true;
     }
-    access.needs_credentials() && access.check_basic(headers)
+    if !access.needs_credentials() {
+        return false;
+    }
+    // Basic credentials (the *arr apps send them up front) count towards a ban like
+    // `auth/login`'s, so a brute force cannot go around the login form.
+    match basic_credentials(headers) {
+        Some((user, password)) if access.check(&user, &password) => {
+            access.login_succeeded(peer);
+            true
+        }
+        Some(_) => {
+            access.note_failed_login(peer);
+            false
+        }
+        None => false,
+    }
 }
 
 fn peer_is_loopback(peer: IpAddr) -> bool {

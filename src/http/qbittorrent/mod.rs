@@ -17,7 +17,6 @@ pub mod add;
 pub mod app;
 pub mod auth;
 pub mod details;
-pub mod fetch;
 pub mod guard;
 pub mod info;
 pub mod labels;

@@ -1,6 +1,7 @@
 //! `transfer/*`: the global rates and totals (from the same per-snapshot totals as
 //! `sync/maindata`'s `server_state`) and the global rate limits, which are applied to
-//! the running daemon (until a config reload replaces them).
+//! the running daemon (a config reload keeps them unless the file changes them; a restart
+//! starts from the file: [`crate::daemon::api_settings`]).
 
 use std::sync::Arc;
 
@@ -40,18 +41,17 @@ async fn set_global(q: &Qbt, p: &Params, upload: bool) -> Reply {
         .number("limit")?
         .ok_or_else(|| Refusal::bad("Missing parameter: limit"))?;
     let limit = ByteRate(u64::try_from(limit).unwrap_or(0));
-    let limits = {
-        let mut c = q.api.config.lock().expect("config lock");
-        if upload {
-            c.limits.upload_bytes_per_s = limit;
-        } else {
-            c.limits.download_bytes_per_s = limit;
-        }
-        RateLimits {
-            upload_bytes_per_s: c.limits.upload_bytes_per_s.0,
-            download_bytes_per_s: c.limits.download_bytes_per_s.0,
-        }
+    let mut c = q.api.config();
+    if upload {
+        c.limits.upload_bytes_per_s = limit;
+    } else {
+        c.limits.download_bytes_per_s = limit;
+    }
+    let limits = RateLimits {
+        upload_bytes_per_s: c.limits.upload_bytes_per_s.0,
+        download_bytes_per_s: c.limits.download_bytes_per_s.0,
     };
+    q.api.set_config("WebAPI transfer limits", c);
     q.api.blocking(move |d| d.set_global_limits(limits)).await;
     done()
 }

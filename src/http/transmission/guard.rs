@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::super::access::{basic_credentials, reason};
+use super::super::access::{reason, Denied};
 use super::super::Access;
 
 pub const REALM: &str = "Basic realm=\"Transmission\"";
@@ -51,34 +51,17 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// `Ok` when the request may go on.
+/// `Ok` when the request may go on: the shared checks ([`Access::admit_basic`]) in
+/// Transmission's words.
 pub fn admit(access: &Access, peer: IpAddr, headers: &HeaderMap) -> Result<(), Refusal> {
-    if !access.client_allowed(peer) {
-        return Err(Refusal::Address);
-    }
-    if !access.host_allowed(headers) {
-        return Err(Refusal::Host);
-    }
-    if access.is_banned(peer) {
-        return Err(Refusal::Banned);
-    }
-    if !access.needs_credentials() {
-        return Ok(());
-    }
-    match basic_credentials(headers) {
-        Some((user, password)) if access.check(&user, &password) => {
-            access.login_succeeded(peer);
-            Ok(())
-        }
-        Some(_) => {
-            if access.login_failed(peer) {
-                tracing::warn!(%peer, "banned after repeated failed logins");
-            }
-            Err(Refusal::Credentials)
-        }
-        // No credentials yet: a challenge, not a failure (clients send them after one).
-        None => Err(Refusal::Credentials),
-    }
+    access
+        .admit_basic(peer, headers)
+        .map_err(|denied| match denied {
+            Denied::Address => Refusal::Address,
+            Denied::Host => Refusal::Host,
+            Denied::Banned => Refusal::Banned,
+            Denied::NoCredentials | Denied::WrongCredentials => Refusal::Credentials,
+        })
 }
 
 #[cfg(test)]

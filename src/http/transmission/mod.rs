@@ -13,7 +13,6 @@
 
 mod actions;
 mod dispatch;
-mod fetch;
 mod fields;
 mod file_stats;
 mod guard;

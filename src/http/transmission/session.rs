@@ -3,7 +3,8 @@
 //!
 //! session-set applies what ccbt-uring has a setting for (download-dir, the global speed
 //! limits, the global seed ratio, the download and seed queue sizes) to the running
-//! daemon's live configuration, until the next restart or config reload; a key it has no
+//! daemon's live configuration; a config reload keeps them unless the file changes that
+//! key, a restart starts from the file ([`crate::daemon::api_settings`]); a key it has no
 //! setting for is accepted only when it asks for what session-get already reports, and
 //! otherwise named in the error, so a client never believes a change that did not happen.
 
@@ -263,7 +264,7 @@ pub async fn set(api: &Arc<Api>, args: &Args) -> Answer {
         api.blocking(move |d| d.set_global_limits(limits)).await;
     }
     let downloads = config.queue.max_active_downloads;
-    *api.config.lock().expect("config lock") = config;
+    api.set_config("Transmission session-set", config);
     api.blocking(move |d| d.set_max_active_downloads(downloads))
         .await;
 

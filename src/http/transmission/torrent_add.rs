@@ -1,5 +1,5 @@
 //! torrent-add: a `.torrent` given as `metainfo` (base64) or `filename` (a local path or
-//! an `http://` URL), saved to `download-dir` (confined by `control.allowed_save_dirs`),
+//! an `http://` or `https://` URL, fetched by [`crate::http::fetch`]), saved to `download-dir` (confined by `control.allowed_save_dirs`),
 //! paused or not, with labels and file choices. Answers `torrent-added` or
 //! `torrent-duplicate` with the torrent's id, name and hash.
 //!
@@ -15,7 +15,8 @@ use crate::daemon::core::{AddRequest, DaemonError};
 
 use super::super::Api;
 use super::dispatch::{Answer, Args};
-use super::{fetch, torrent_set};
+use super::torrent_set;
+use crate::http::fetch;
 
 pub async fn add(api: &Arc<Api>, args: &Args) -> Answer {
     let limit = api.access.max_request_bytes;
@@ -79,17 +80,8 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
 
 /// The bytes `filename` names.
 async fn source(name: &str, limit: usize) -> Result<Vec<u8>, String> {
-    if name
-        .get(..7)
-        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
-    {
-        return Err(
-            "magnet links are not supported yet: the engine cannot fetch a \
-                    torrent's metadata from peers (issue 12); add the .torrent file"
-                .into(),
-        );
-    }
-    if name.starts_with("http://") || name.starts_with("https://") {
+    let scheme = name.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    if matches!(scheme.as_deref(), Some("http" | "https" | "magnet")) {
         return fetch::fetch(name, limit).await.map_err(|e| e.to_string());
     }
     let path = std::path::PathBuf::from(name);
@@ -127,13 +119,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn magnets_and_https_are_refused_with_a_reason() {
-        let magnet = source("magnet:?xt=urn:btih:0123", 100).await.unwrap_err();
+    async fn magnets_are_refused_and_urls_go_to_the_shared_fetcher() {
+        let magnet = source("MAGNET:?xt=urn:btih:0123", 100).await.unwrap_err();
         assert!(magnet.contains("issue 12"), "{magnet}");
-        let https = source("https://example.invalid/a.torrent", 100)
+        // Nothing listens on port 1: the fetcher tried to connect (over TLS, had it
+        // answered), rather than reading a local file named "https:/...".
+        let https = source("https://127.0.0.1:1/a.torrent", 100)
             .await
             .unwrap_err();
-        assert!(https.contains("no TLS client"), "{https}");
+        assert!(https.contains("cannot connect"), "{https}");
         let missing = source("/nonexistent/x.torrent", 100).await.unwrap_err();
         assert!(missing.starts_with("/nonexistent/x.torrent: "), "{missing}");
     }

@@ -1,5 +1,7 @@
-//! Fetching a `.torrent` that `torrents/add` names by URL (what Prowlarr and the *arr
-//! apps send when an indexer gives a download link).
+//! Fetching a `.torrent` named by URL: qBittorrent's `torrents/add` (`urls`, what Prowlarr
+//! and the *arr apps send when an indexer gives a download link) and Transmission's
+//! `torrent-add` (`filename`). One fetcher, so both APIs have the same schemes, bounds and
+//! error texts.
 //!
 //! `http://` and `https://`; TLS is the system's OpenSSL, with its CA store (OpenSSL's
 //! default paths, so `SSL_CERT_FILE` and `SSL_CERT_DIR` apply) and host name checks: a
@@ -26,8 +28,8 @@ pub enum FetchError {
     Failed { url: String, reason: String },
     #[error("{0}: too many redirects")]
     Redirects(String),
-    #[error("{0}: the answer is larger than control.max_request_bytes")]
-    TooLarge(String),
+    #[error("{url}: the file is over control.max_request_bytes ({cap} bytes)")]
+    TooLarge { url: String, cap: usize },
     #[error("{0}: no answer within {FETCH_TIMEOUT:?}")]
     Timeout(String),
 }
@@ -57,7 +59,10 @@ enum Answer {
 }
 
 async fn get(url: &str, cap: usize) -> Result<Answer, FetchError> {
-    if url.starts_with("magnet:") {
+    if url
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+    {
         return Err(FetchError::Magnet(url.into()));
     }
     let parsed = url::Url::parse(url).map_err(|_| FetchError::BadUrl(url.into()))?;
@@ -128,8 +133,11 @@ async fn get(url: &str, cap: usize) -> Result<Answer, FetchError> {
         let body = axum::body::to_bytes(Body::new(response.into_body()), cap)
             .await
             .map_err(|e| {
-                if e.to_string().contains("length limit") {
-                    FetchError::TooLarge(url.into())
+                if over_the_cap(&e) {
+                    FetchError::TooLarge {
+                        url: url.into(),
+                        cap,
+                    }
                 } else {
                     failed(format!("the body broke off: {e}"))
                 }
@@ -140,6 +148,19 @@ async fn get(url: &str, cap: usize) -> Result<Answer, FetchError> {
     };
     driver.abort();
     Ok(answer)
+}
+
+/// Whether reading a body failed because it passed the cap (a `LengthLimitError` somewhere
+/// in the error's chain), rather than because the connection broke.
+fn over_the_cap(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// An HTTP/1.1 client connection on `io`, driven by a task of its own.

@@ -1,6 +1,7 @@
 //! What the control-API tests share: a small HTTP/1.1 client on a plain socket (so a
-//! test sees exactly what the daemon sends) and readers of a scrape's series.
-#![allow(dead_code)] // each test binary uses a different subset
+//! test sees exactly what the daemon sends, and can send what no real client would) and
+//! readers of a scrape's series. Real clients (transmission-remote, qbittorrent-api,
+//! curl, Chromium, Prometheus) are driven elsewhere; this is for the raw checks.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,9 +25,33 @@ pub fn addr_of(base: &str) -> SocketAddr {
         .unwrap_or_else(|e| panic!("{base}: {e}"))
 }
 
-/// One HTTP/1.1 request on a fresh connection, read to its end (chunked bodies decoded).
+impl Reply {
+    /// The first header `name` (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+}
+
+/// One bodiless HTTP/1.1 request on a fresh connection (see [`send`]).
 #[track_caller]
 pub fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send(base, method, path, headers, b"")
+}
+
+/// One HTTP/1.1 request with `body` (and its `Content-Length`, when it has one) on a fresh
+/// connection, read to its end within [`IO`] (chunked bodies decoded). A server may answer
+/// (413) and close before reading a large body: what it answered is kept.
+#[track_caller]
+pub fn send(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let addr = addr_of(base);
     let mut stream = TcpStream::connect_timeout(&addr, IO).unwrap();
     stream.set_read_timeout(Some(IO)).unwrap();
@@ -37,12 +62,17 @@ pub fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> R
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        // A reset after the answer arrived (we had more body to send): keep what came.
+        assert!(!raw.is_empty(), "{method} {path}: no answer: {e}");
+    }
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text
         .split_once("\r\n\r\n")
