@@ -3,15 +3,13 @@
 //! failed `accept(2)` is followed by a back-off, counted in /metrics; once the connections
 //! go the daemon accepts peers again.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
 mod common;
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use api_support::{http, sample};
 use common::daemon::Daemon;
+use common::http::{http, sample};
 use common::swarm::free_port;
 
 /// Descriptors the daemon may open beyond those it holds when the limit is lowered.

@@ -4,16 +4,14 @@
 //! outgoing bytes) are back to zero once they are gone, as rqbit's drop checks require.
 //! A well-behaved peer is served throughout.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
 mod common;
 
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use api_support::{http, sample};
 use common::daemon::Daemon;
+use common::http::{http, sample};
 use common::swarm::free_port;
 use common::wire_peer::{self, handshake, message, request, wait_for};
 

@@ -3,16 +3,14 @@
 //! `/metrics`, and once the torrent is removed the gauge is back to zero (rqbit's drop
 //! checks, for the memory a peer made us take).
 
-#[path = "api_support/mod.rs"]
-mod api_support;
 mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use api_support::{http, sample};
 use common::daemon::Daemon;
+use common::http::{http, sample};
 use common::swarm::free_port;
 use common::wire_peer::{handshake, message, read_message, REQUEST};
 
