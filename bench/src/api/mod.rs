@@ -7,6 +7,13 @@
 //! scripts add them), seed the same large torrent to the same load, and answer the same
 //! requests through their own APIs.
 //!
+//! The small torrents have no tracker here (S6's data set as made, without this run's
+//! announce URL): a daemon announcing 100,000 torrents for the first time changes their
+//! swarm counts for many minutes, and an increment "after one change" would hold those
+//! too. Before increments are timed, each daemon is polled until two increments in a row
+//! hold at most the changed torrent and the large one (or a minute passes; the table's
+//! "torrents in answer" shows what the timed increments held).
+//!
 //! A sample is the whole exchange (request out, last byte of the answer in); answers are
 //! parsed after the clock stops to check they hold every torrent. Each request kind gets
 //! up to `--samples` samples or `--budget` seconds, whichever ends first (Transmission
@@ -146,7 +153,15 @@ pub fn run(args: ApiArgs) -> Result<String> {
     if std::fs::symlink_metadata(&link).is_err() {
         std::os::unix::fs::symlink(&hot.data_file, &link)?;
     }
-    std::fs::write(set.tracked.join("0000-large.torrent"), &hot_bytes)?;
+    let count = (args.others_torrents as usize).min(set.plain.len());
+    let others_dir = tempfile::Builder::new()
+        .prefix("ccbt-bench-s7-torrents-")
+        .tempdir_in(&args.dir)?;
+    std::fs::write(others_dir.path().join("0000-large.torrent"), &hot_bytes)?;
+    for t in &set.plain[..count] {
+        let name = t.file_name().context("a torrent file name")?;
+        std::os::unix::fs::symlink(t, others_dir.path().join(name))?;
+    }
     let mut allowed = set.hashes.clone();
     allowed.push(hot_hash.clone());
     let tracker = Tracker::start_allowing(tracker_port, &allowed)?;
@@ -176,7 +191,7 @@ pub fn run(args: ApiArgs) -> Result<String> {
     };
     match measure_ours(
         &run,
-        &set.torrents,
+        &set.plain,
         &hot_torrent,
         &hot.save_dir,
         load,
@@ -190,7 +205,6 @@ pub fn run(args: ApiArgs) -> Result<String> {
         }
     }
 
-    let count = (args.others_torrents as usize).min(set.torrents.len());
     for other in Other::ALL {
         if args.only_ours {
             break;
@@ -203,9 +217,15 @@ pub fn run(args: ApiArgs) -> Result<String> {
         let limit = Duration::from_secs(args.others_limit);
         // The loader adds the large torrent first (its name sorts first), so that
         // Transmission verifies it before the small ones queued behind it.
-        let measured =
-            others::start_loaded(other, &set.tracked, count + 1, &set.data, &mut ports, limit)
-                .and_then(|loaded| measure_other(other, loaded, count + 1, load, budget));
+        let measured = others::start_loaded(
+            other,
+            others_dir.path(),
+            count + 1,
+            &set.data,
+            &mut ports,
+            limit,
+        )
+        .and_then(|loaded| measure_other(other, loaded, count + 1, load, budget));
         match measured {
             Ok(mut r) => rows.append(&mut r),
             Err(e) => {
@@ -426,13 +446,10 @@ fn measure(
             }
             Kind::Increment => {
                 let qb = Qbittorrent::new(base);
-                let mut rid = qb.maindata(0)?.rid;
+                let mut rid = settle(&qb, daemon)?;
                 sample(budget, |round| {
                     qb.touch(change_hash, round)?;
-                    // The change must be in the daemon's view before the increment is
-                    // asked for: both daemons publish changes on a timer (qBittorrent's
-                    // is 1.5 s at most, ours 1 s, sooner after a command).
-                    std::thread::sleep(Duration::from_millis(1600));
+                    std::thread::sleep(PUBLISHED);
                     let m = qb.maindata(rid)?;
                     if m.full {
                         bail!("{daemon}: sync/maindata rid={rid} gave a full update");
@@ -455,6 +472,36 @@ fn measure(
         r.upload_mb_s = rate;
     }
     Ok(rows)
+}
+
+/// How long a daemon gets to go quiet before increments are timed.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+/// The wait between a change and the increment that should hold it: both daemons
+/// publish changes on a timer (qBittorrent's is 1.5 s at most, ours 1 s).
+const PUBLISHED: Duration = Duration::from_millis(1600);
+
+/// Polls increments until two in a row hold at most two torrents (the large one, being
+/// downloaded, always changes) or [`SETTLE_LIMIT`] passes; returns the rid to go on from.
+fn settle(qb: &Qbittorrent, daemon: &str) -> Result<u64> {
+    let started = Instant::now();
+    let mut rid = qb.maindata(0)?.rid;
+    let mut quiet = 0;
+    while quiet < 2 && started.elapsed() < SETTLE_LIMIT {
+        std::thread::sleep(PUBLISHED);
+        let m = qb.maindata(rid)?;
+        rid = m.rid;
+        quiet = if m.torrents <= 2 { quiet + 1 } else { 0 };
+    }
+    eprintln!(
+        "api: {daemon}: {} after {:.0} s",
+        if quiet >= 2 {
+            "quiet"
+        } else {
+            "still changing"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(rid)
 }
 
 /// `... control API http://ADDR, ready in ...`: the base URL.

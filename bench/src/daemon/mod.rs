@@ -219,6 +219,8 @@ pub(crate) struct DataSet {
     pub torrents: Vec<PathBuf>,
     /// The directory that holds them.
     pub tracked: PathBuf,
+    /// The same torrents without a tracker, in name order.
+    pub plain: Vec<PathBuf>,
     pub hashes: Vec<String>,
 }
 
@@ -258,6 +260,7 @@ pub(crate) fn prepare(dir: &Path, shape: Shape, loadgen: &Path, announce: &str) 
         .collect::<std::io::Result<_>>()?;
     names.sort();
     let mut torrents = Vec::with_capacity(names.len());
+    let mut untracked = Vec::with_capacity(names.len());
     let mut hashes = Vec::with_capacity(names.len());
     for name in names {
         let bytes = std::fs::read(plain.join(&name))?;
@@ -267,11 +270,13 @@ pub(crate) fn prepare(dir: &Path, shape: Shape, loadgen: &Path, announce: &str) 
         let path = tracked.join(&name);
         std::fs::write(&path, with_announce(&bytes, announce)?)?;
         torrents.push(path);
+        untracked.push(plain.join(&name));
     }
     Ok(DataSet {
         data,
         torrents,
         tracked,
+        plain: untracked,
         hashes,
     })
 }
