@@ -13,6 +13,7 @@ pub mod core;
 pub mod events;
 pub mod labels;
 pub mod policy;
+pub mod queue_moves;
 pub mod resume;
 pub mod watch;
 

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::params::{Hashes, Params};
 use super::{done, json, Qbt, Refusal, Reply};
 use crate::daemon::core::{priority_of, Daemon, DaemonError, Override, ShareOverride};
+use crate::daemon::queue_moves::{reordered, Move};
 
 /// The torrents `hashes` names that exist, in queue order.
 pub fn targets(q: &Qbt, p: &Params) -> Result<Vec<InfoHash>, Refusal> {
@@ -276,43 +277,6 @@ pub async fn file_prio(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
         d.set_priorities(h, priorities.clone())
     })
     .await
-}
-
-/// How a queue move rearranges the order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Move {
-    Top,
-    Bottom,
-    Up,
-    Down,
-}
-
-/// The whole queue, first to last, after moving `selected` (kept in their order).
-pub fn reordered(queue: &[InfoHash], selected: &HashSet<InfoHash>, how: Move) -> Vec<InfoHash> {
-    let (chosen, rest): (Vec<InfoHash>, Vec<InfoHash>) =
-        queue.iter().partition(|h| selected.contains(h));
-    match how {
-        Move::Top => chosen.into_iter().chain(rest).collect(),
-        Move::Bottom => rest.into_iter().chain(chosen).collect(),
-        Move::Up => {
-            let mut order = queue.to_vec();
-            for i in 1..order.len() {
-                if selected.contains(&order[i]) && !selected.contains(&order[i - 1]) {
-                    order.swap(i - 1, i);
-                }
-            }
-            order
-        }
-        Move::Down => {
-            let mut order = queue.to_vec();
-            for i in (0..order.len().saturating_sub(1)).rev() {
-                if selected.contains(&order[i]) && !selected.contains(&order[i + 1]) {
-                    order.swap(i, i + 1);
-                }
-            }
-            order
-        }
-    }
 }
 
 async fn queue_move(q: &Qbt, p: &Params, how: Move) -> Reply {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ccbt_engine::InfoHash;
 
 use crate::daemon::core::{Daemon, DaemonError};
+use crate::daemon::queue_moves::{reordered, Move};
 
 use super::super::Api;
 use super::dispatch::{Answer, Args};
@@ -96,37 +97,14 @@ pub async fn queue_move(api: &Arc<Api>, method: &str, args: &Args) -> Answer {
 }
 
 /// The queue (first to last) after moving `named` as `method` says.
-fn moved(mut queue: Vec<InfoHash>, named: &[InfoHash], method: &str) -> Vec<InfoHash> {
-    let is_named = |h: &InfoHash| named.contains(h);
-    match method {
-        "queue-move-top" | "queue-move-bottom" => {
-            let (mut picked, rest): (Vec<_>, Vec<_>) = queue.into_iter().partition(is_named);
-            if method == "queue-move-top" {
-                picked.extend(rest);
-                picked
-            } else {
-                let mut rest = rest;
-                rest.append(&mut picked);
-                rest
-            }
-        }
-        "queue-move-up" => {
-            for i in 1..queue.len() {
-                if is_named(&queue[i]) && !is_named(&queue[i - 1]) {
-                    queue.swap(i, i - 1);
-                }
-            }
-            queue
-        }
-        _ => {
-            for i in (0..queue.len().saturating_sub(1)).rev() {
-                if is_named(&queue[i]) && !is_named(&queue[i + 1]) {
-                    queue.swap(i, i + 1);
-                }
-            }
-            queue
-        }
-    }
+fn moved(queue: Vec<InfoHash>, named: &[InfoHash], method: &str) -> Vec<InfoHash> {
+    let how = match method {
+        "queue-move-top" => Move::Top,
+        "queue-move-bottom" => Move::Bottom,
+        "queue-move-up" => Move::Up,
+        _ => Move::Down,
+    };
+    reordered(&queue, &named.iter().copied().collect(), how)
 }
 
 #[cfg(test)]
