@@ -17,7 +17,7 @@ pub type Answer = Result<Map<String, Value>, String>;
 pub enum Arguments {
     Map(Map<String, Value>),
     /// A serialized JSON object.
-    Serialized(String),
+    Serialized(Vec<u8>),
 }
 
 pub async fn call(

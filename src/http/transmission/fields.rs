@@ -14,6 +14,7 @@ use std::time::Instant;
 use ccbt_config::Config;
 use ccbt_engine::Bitfield;
 use ccbt_shards::swarm::TorrentState;
+use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
 use crate::daemon::catalog::Row;
@@ -39,11 +40,6 @@ pub struct Context<'a> {
 pub struct Torrent<'a> {
     pub row: &'a Row,
     pub have: Option<&'a Bitfield>,
-}
-
-/// Fields that need the torrent's have-bitfield from its shard.
-pub fn needs_pieces(name: &str) -> bool {
-    matches!(name, "files" | "fileStats" | "pieces")
 }
 
 /// Transmission's status numbers, which Sonarr/Radarr map.
@@ -174,96 +170,314 @@ fn speed_limit(bytes_per_s: u64) -> (u64, bool) {
     }
 }
 
-/// The value of field `name` for `t`, or `None` for a name this does not know.
-pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
+/// A field of torrent-get, resolved from its name once per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Id,
+    HashString,
+    Name,
+    DownloadDir,
+    TotalSize,
+    SizeWhenDone,
+    LeftUntilDone,
+    DesiredAvailable,
+    HaveValid,
+    HaveUnchecked,
+    PercentDone,
+    PercentComplete,
+    MetadataPercentComplete,
+    RecheckProgress,
+    Status,
+    IsFinished,
+    IsStalled,
+    IsPrivate,
+    Eta,
+    EtaIdle,
+    Error,
+    ErrorString,
+    UploadedEver,
+    DownloadedEver,
+    CorruptEver,
+    UploadRatio,
+    RateDownload,
+    RateUpload,
+    PeersConnected,
+    PeersGettingFromUs,
+    PeersSendingToUs,
+    WebseedsSendingToUs,
+    PeerLimit,
+    Peers,
+    PeersFrom,
+    SecondsSeeding,
+    SecondsDownloading,
+    AddedDate,
+    StartDate,
+    ActivityDate,
+    DoneDate,
+    DateCreated,
+    EditDate,
+    ManualAnnounceTime,
+    Comment,
+    Creator,
+    MagnetLink,
+    PieceCount,
+    PieceSize,
+    Pieces,
+    FileCount,
+    Files,
+    FileStats,
+    Priorities,
+    Wanted,
+    BandwidthPriority,
+    HonorsSessionLimits,
+    DownloadLimit,
+    DownloadLimited,
+    UploadLimit,
+    UploadLimited,
+    SeedRatioMode,
+    SeedRatioLimit,
+    SeedIdleMode,
+    SeedIdleLimit,
+    Labels,
+    Group,
+    QueuePosition,
+    SequentialDownload,
+    Trackers,
+    TrackerList,
+    TrackerStats,
+    Webseeds,
+    PrimaryMimeType,
+}
+
+impl Field {
+    /// The field a name stands for, `None` for a name this does not know. Some fields
+    /// have two names (Transmission renamed them and still answers to both).
+    pub fn parse(name: &str) -> Option<Field> {
+        use Field::*;
+        Some(match name {
+            "id" => Id,
+            "hashString" => HashString,
+            "name" => Name,
+            "downloadDir" => DownloadDir,
+            "totalSize" => TotalSize,
+            "sizeWhenDone" => SizeWhenDone,
+            "leftUntilDone" => LeftUntilDone,
+            "desiredAvailable" => DesiredAvailable,
+            "haveValid" => HaveValid,
+            "haveUnchecked" => HaveUnchecked,
+            "percentDone" => PercentDone,
+            "percentComplete" => PercentComplete,
+            "metadataPercentComplete" => MetadataPercentComplete,
+            "recheckProgress" => RecheckProgress,
+            "status" => Status,
+            "isFinished" => IsFinished,
+            "isStalled" => IsStalled,
+            "isPrivate" => IsPrivate,
+            "eta" => Eta,
+            "etaIdle" => EtaIdle,
+            "error" => Error,
+            "errorString" => ErrorString,
+            "uploadedEver" => UploadedEver,
+            "downloadedEver" => DownloadedEver,
+            "corruptEver" => CorruptEver,
+            "uploadRatio" => UploadRatio,
+            "rateDownload" => RateDownload,
+            "rateUpload" => RateUpload,
+            "peersConnected" => PeersConnected,
+            "peersGettingFromUs" => PeersGettingFromUs,
+            "peersSendingToUs" => PeersSendingToUs,
+            "webseedsSendingToUs" => WebseedsSendingToUs,
+            "peer-limit" | "maxConnectedPeers" => PeerLimit,
+            "peers" => Peers,
+            "peersFrom" => PeersFrom,
+            "secondsSeeding" => SecondsSeeding,
+            "secondsDownloading" => SecondsDownloading,
+            "addedDate" => AddedDate,
+            "startDate" => StartDate,
+            "activityDate" => ActivityDate,
+            "doneDate" => DoneDate,
+            "dateCreated" => DateCreated,
+            "editDate" => EditDate,
+            "manualAnnounceTime" => ManualAnnounceTime,
+            "comment" => Comment,
+            "creator" => Creator,
+            "magnetLink" => MagnetLink,
+            "pieceCount" => PieceCount,
+            "pieceSize" => PieceSize,
+            "pieces" => Pieces,
+            "fileCount" | "file-count" => FileCount,
+            "files" => Files,
+            "fileStats" => FileStats,
+            "priorities" => Priorities,
+            "wanted" => Wanted,
+            "bandwidthPriority" => BandwidthPriority,
+            "honorsSessionLimits" => HonorsSessionLimits,
+            "downloadLimit" => DownloadLimit,
+            "downloadLimited" => DownloadLimited,
+            "uploadLimit" => UploadLimit,
+            "uploadLimited" => UploadLimited,
+            "seedRatioMode" => SeedRatioMode,
+            "seedRatioLimit" => SeedRatioLimit,
+            "seedIdleMode" => SeedIdleMode,
+            "seedIdleLimit" => SeedIdleLimit,
+            "labels" => Labels,
+            "group" => Group,
+            "queuePosition" => QueuePosition,
+            "sequentialDownload" => SequentialDownload,
+            "trackers" => Trackers,
+            "trackerList" => TrackerList,
+            "trackerStats" => TrackerStats,
+            "webseeds" => Webseeds,
+            "primary-mime-type" => PrimaryMimeType,
+            _ => return None,
+        })
+    }
+
+    /// Fields that need the torrent's have-bitfield from its shard.
+    pub fn needs_pieces(self) -> bool {
+        matches!(self, Field::Files | Field::FileStats | Field::Pieces)
+    }
+}
+
+/// One field's value, written straight into the answer: the scalars and the row's own
+/// text without building a `serde_json::Value` or a `String` for each (a full listing of
+/// 100,000 torrents writes two million of them); only the nested fields build a `Value`.
+pub enum Out<'a> {
+    U(u64),
+    I(i64),
+    F(f64),
+    B(bool),
+    Str(&'a str),
+    Text(String),
+    /// A torrent path: as it is when it is one UTF-8 component (the usual name), else
+    /// through its lossy `Display`.
+    Name(&'a ccbt_engine::metainfo::TorrentPath),
+    Path(&'a std::path::Path),
+    Hash(&'a ccbt_engine::InfoHash),
+    Strings(&'a [String]),
+    Json(Value),
+    /// Not known now: left out of an object, null in a table.
+    Absent,
+}
+
+impl Serialize for Out<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Out::U(v) => s.serialize_u64(*v),
+            Out::I(v) => s.serialize_i64(*v),
+            Out::F(v) => s.serialize_f64(*v),
+            Out::B(v) => s.serialize_bool(*v),
+            Out::Str(v) => s.serialize_str(v),
+            Out::Text(v) => s.serialize_str(v),
+            Out::Name(path) => {
+                let mut parts = path.components();
+                match (parts.next().map(std::str::from_utf8), parts.next()) {
+                    (Some(Ok(one)), None) => s.serialize_str(one),
+                    _ => s.collect_str(path),
+                }
+            }
+            Out::Path(p) => s.collect_str(&p.display()),
+            Out::Hash(h) => {
+                let mut hex = [0u8; 40];
+                data_encoding::HEXLOWER.encode_mut(h.as_bytes(), &mut hex);
+                s.serialize_str(std::str::from_utf8(&hex).expect("hex is ASCII"))
+            }
+            Out::Strings(v) => v.serialize(s),
+            Out::Json(v) => v.serialize(s),
+            Out::Absent => s.serialize_unit(),
+        }
+    }
+}
+
+/// The value of `field` for `t`.
+pub fn value<'a>(ctx: &Context, t: &Torrent<'a>, field: Field) -> Out<'a> {
+    use Field::*;
     let row = t.row;
     let fixed = &row.fixed;
     let live = &row.live;
     let meta = &fixed.meta;
     let layout = &meta.info.layout;
     let settings = &fixed.settings;
-    let v = match name {
-        "id" => json!(row.id),
-        "hashString" => json!(row.info_hash.to_hex()),
-        "name" => json!(meta.info.name.display()),
-        "downloadDir" => json!(fixed.save_dir.display().to_string()),
-        "totalSize" => json!(row.total_size()),
-        "sizeWhenDone" => json!(row.wanted_size()),
-        "leftUntilDone" => json!(left_until_done(row)),
-        "desiredAvailable" => json!(0),
-        "haveValid" => json!(row.have_bytes()),
-        "haveUnchecked" => json!(0),
-        "percentDone" | "percentComplete" => {
-            let (done, of) = if name == "percentDone" {
-                let size_when_done = row.wanted_size();
-                (
-                    size_when_done.saturating_sub(left_until_done(row)),
-                    size_when_done,
-                )
-            } else {
-                (row.have_bytes(), row.total_size())
-            };
-            json!(if of == 0 {
-                0.0
-            } else {
-                done as f64 / of as f64
-            })
+    let percent = |done: u64, of: u64| {
+        Out::F(if of == 0 {
+            0.0
+        } else {
+            done as f64 / of as f64
+        })
+    };
+    match field {
+        Id => Out::U(u64::from(row.id)),
+        HashString => Out::Hash(&row.info_hash),
+        Name => Out::Name(&meta.info.name),
+        DownloadDir => Out::Path(&fixed.save_dir),
+        TotalSize => Out::U(row.total_size()),
+        SizeWhenDone => Out::U(row.wanted_size()),
+        LeftUntilDone => Out::U(left_until_done(row)),
+        DesiredAvailable | HaveUnchecked | CorruptEver | WebseedsSendingToUs
+        | BandwidthPriority => Out::U(0),
+        HaveValid => Out::U(row.have_bytes()),
+        PercentDone => {
+            let size_when_done = row.wanted_size();
+            percent(
+                size_when_done.saturating_sub(left_until_done(row)),
+                size_when_done,
+            )
         }
-        "metadataPercentComplete" => json!(1.0),
-        "recheckProgress" => json!(if live.state == TorrentState::Checking {
+        PercentComplete => percent(row.have_bytes(), row.total_size()),
+        MetadataPercentComplete => Out::F(1.0),
+        RecheckProgress => Out::F(if live.state == TorrentState::Checking {
             live.checked_pieces as f64 / f64::from(layout.piece_count().max(1))
         } else {
             0.0
         }),
-        "status" => json!(status_of(row)),
-        "isFinished" => json!(is_finished(ctx, row)),
-        "isStalled" => json!(
-            live.state == TorrentState::Downloading && live.download_rate == 0 && live.peers == 0
+        Status => Out::I(status_of(row)),
+        IsFinished => Out::B(is_finished(ctx, row)),
+        IsStalled => Out::B(
+            live.state == TorrentState::Downloading && live.download_rate == 0 && live.peers == 0,
         ),
-        "isPrivate" => json!(meta.info.private),
-        "eta" => json!(eta(ctx, row)),
-        "etaIdle" => json!(-1),
-        "error" => json!(if live.error.is_some() { 3 } else { 0 }),
-        "errorString" => json!(live.error.as_ref().map_or(String::new(), |e| e.to_string())),
-        "uploadedEver" => json!(live.uploaded),
-        "downloadedEver" => json!(live.downloaded),
-        "corruptEver" => json!(0),
-        "uploadRatio" => json!(if live.downloaded == 0 && row.have_bytes() == 0 {
+        IsPrivate => Out::B(meta.info.private),
+        Eta => Out::I(eta(ctx, row)),
+        EtaIdle | ManualAnnounceTime => Out::I(-1),
+        Error => Out::I(if live.error.is_some() { 3 } else { 0 }),
+        ErrorString => match &live.error {
+            None => Out::Str(""),
+            Some(e) => Out::Text(e.to_string()),
+        },
+        UploadedEver => Out::U(live.uploaded),
+        DownloadedEver => Out::U(live.downloaded),
+        UploadRatio => Out::F(if live.downloaded == 0 && row.have_bytes() == 0 {
             -1.0
         } else {
             row.ratio()
         }),
-        "rateDownload" => json!(live.download_rate),
-        "rateUpload" => json!(live.upload_rate),
-        "peersConnected" => json!(live.peers),
-        "peersGettingFromUs" => json!(if live.upload_rate > 0 { live.peers } else { 0 }),
-        "peersSendingToUs" => json!(if live.download_rate > 0 {
+        RateDownload => Out::U(live.download_rate),
+        RateUpload => Out::U(live.upload_rate),
+        PeersConnected => Out::U(live.peers),
+        PeersGettingFromUs => Out::U(if live.upload_rate > 0 { live.peers } else { 0 }),
+        PeersSendingToUs => Out::U(if live.download_rate > 0 {
             live.peers
         } else {
             0
         }),
-        "webseedsSendingToUs" => json!(0),
-        "peer-limit" | "maxConnectedPeers" => json!(ctx.config.limits.max_peers_per_torrent),
-        "peers" => json!([]),
-        "peersFrom" => json!({
+        PeerLimit => Out::U(ctx.config.limits.max_peers_per_torrent as u64),
+        Peers => Out::Json(json!([])),
+        PeersFrom => Out::Json(json!({
             "fromCache": 0, "fromDht": 0, "fromIncoming": 0, "fromLpd": 0,
             "fromLtep": 0, "fromPex": 0, "fromTracker": 0
-        }),
-        "secondsSeeding" => json!(live.seeding.seconds(ctx.now)),
-        "secondsDownloading" => json!(live.downloading.seconds(ctx.now)),
-        "addedDate" => json!(fixed.added_at),
-        "startDate" => json!(fixed.added_at),
-        "activityDate" => json!(live.last_activity),
-        "doneDate" => json!(fixed.completed_at.unwrap_or(0)),
-        "dateCreated" => json!(meta.creation_date.unwrap_or(0)),
-        "editDate" => json!(0),
-        "manualAnnounceTime" => json!(-1),
-        "comment" => json!(meta.comment.clone().unwrap_or_default()),
-        "creator" => json!(meta.created_by.clone().unwrap_or_default()),
-        "magnetLink" => json!(magnet_link(row)),
-        "pieceCount" => json!(layout.piece_count()),
-        "pieceSize" => json!(layout.piece_length()),
-        "pieces" => {
+        })),
+        SecondsSeeding => Out::U(live.seeding.seconds(ctx.now)),
+        SecondsDownloading => Out::U(live.downloading.seconds(ctx.now)),
+        AddedDate | StartDate => Out::I(fixed.added_at),
+        ActivityDate => Out::I(live.last_activity),
+        DoneDate => Out::I(fixed.completed_at.unwrap_or(0)),
+        DateCreated => Out::I(meta.creation_date.unwrap_or(0)),
+        EditDate => Out::I(0),
+        Comment => Out::Str(meta.comment.as_deref().unwrap_or_default()),
+        Creator => Out::Str(meta.created_by.as_deref().unwrap_or_default()),
+        MagnetLink => Out::Text(magnet_link(row)),
+        PieceCount => Out::U(u64::from(layout.piece_count())),
+        PieceSize => Out::U(u64::from(layout.piece_length())),
+        Pieces => {
             use base64::Engine as _;
             let bits = match t.have {
                 Some(b) => b.clone(),
@@ -271,14 +485,14 @@ pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
                     Bitfield::full(layout.piece_count())
                 }
                 None if live.have_pieces == 0 => Bitfield::empty(layout.piece_count()),
-                None => return None,
+                None => return Out::Absent,
             };
-            json!(base64::engine::general_purpose::STANDARD.encode(bits.as_bytes()))
+            Out::Text(base64::engine::general_purpose::STANDARD.encode(bits.as_bytes()))
         }
-        "fileCount" | "file-count" => json!(layout.files().len()),
-        "files" => {
+        FileCount => Out::U(layout.files().len() as u64),
+        Files => {
             let done = file_stats::completed(layout, t.have, live.have_pieces);
-            Value::Array(
+            Out::Json(Value::Array(
                 layout
                     .files()
                     .iter()
@@ -294,11 +508,11 @@ pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
                         })
                     })
                     .collect(),
-            )
+            ))
         }
-        "fileStats" => {
+        FileStats => {
             let done = file_stats::completed(layout, t.have, live.have_pieces);
-            Value::Array(
+            Out::Json(Value::Array(
                 done.into_iter()
                     .enumerate()
                     .map(|(i, done)| {
@@ -309,14 +523,14 @@ pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
                         })
                     })
                     .collect(),
-            )
+            ))
         }
-        "priorities" => Value::Array(
+        Priorities => Out::Json(Value::Array(
             (0..layout.files().len())
                 .map(|i| json!(priority_of(settings.priorities.get(i).copied())))
                 .collect(),
-        ),
-        "wanted" => Value::Array(
+        )),
+        Wanted => Out::Json(Value::Array(
             (0..layout.files().len())
                 .map(|i| {
                     json!(i32::from(
@@ -324,28 +538,27 @@ pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
                     ))
                 })
                 .collect(),
-        ),
-        "bandwidthPriority" => json!(0),
-        "honorsSessionLimits" => json!(true),
-        "downloadLimit" => json!(speed_limit(settings.download_bytes_per_s).0),
-        "downloadLimited" => json!(speed_limit(settings.download_bytes_per_s).1),
-        "uploadLimit" => json!(speed_limit(settings.upload_bytes_per_s).0),
-        "uploadLimited" => json!(speed_limit(settings.upload_bytes_per_s).1),
-        "seedRatioMode" => json!(mode(settings.share.ratio)),
-        "seedRatioLimit" => json!(match settings.share.ratio {
+        )),
+        HonorsSessionLimits => Out::B(true),
+        DownloadLimit => Out::U(speed_limit(settings.download_bytes_per_s).0),
+        DownloadLimited => Out::B(speed_limit(settings.download_bytes_per_s).1),
+        UploadLimit => Out::U(speed_limit(settings.upload_bytes_per_s).0),
+        UploadLimited => Out::B(speed_limit(settings.upload_bytes_per_s).1),
+        SeedRatioMode => Out::I(mode(settings.share.ratio)),
+        SeedRatioLimit => Out::F(match settings.share.ratio {
             Override::Limit(r) => r,
             _ => ratio_limit(ctx, row).unwrap_or(RATIO_DEFAULT),
         }),
-        "seedIdleMode" => json!(mode(settings.share.idle_minutes)),
-        "seedIdleLimit" => json!(match settings.share.idle_minutes {
+        SeedIdleMode => Out::I(mode(settings.share.idle_minutes)),
+        SeedIdleLimit => Out::U(match settings.share.idle_minutes {
             Override::Limit(m) => m,
             _ => IDLE_MINUTES_DEFAULT,
         }),
-        "labels" => json!(fixed.tags),
-        "group" => json!(""),
-        "queuePosition" => json!(fixed.queue_position),
-        "sequentialDownload" => json!(settings.sequential),
-        "trackers" => Value::Array(
+        Labels => Out::Strings(&fixed.tags),
+        Group => Out::Str(""),
+        QueuePosition => Out::U(u64::from(fixed.queue_position)),
+        SequentialDownload => Out::B(settings.sequential),
+        Trackers => Out::Json(Value::Array(
             trackers(row)
                 .into_iter()
                 .map(|(id, tier, url)| {
@@ -355,19 +568,18 @@ pub fn value(ctx: &Context, t: &Torrent, name: &str) -> Option<Value> {
                     })
                 })
                 .collect(),
+        )),
+        TrackerList => Out::Text(
+            meta.trackers()
+                .iter()
+                .map(|tier| tier.join("\n"))
+                .collect::<Vec<_>>()
+                .join("\n\n"),
         ),
-        "trackerList" => json!(meta
-            .trackers()
-            .iter()
-            .map(|tier| tier.join("\n"))
-            .collect::<Vec<_>>()
-            .join("\n\n")),
-        "trackerStats" => tracker_stats(row),
-        "webseeds" => json!(meta.web_seeds),
-        "primary-mime-type" => json!("application/octet-stream"),
-        _ => return None,
-    };
-    Some(v)
+        TrackerStats => Out::Json(tracker_stats(row)),
+        Webseeds => Out::Strings(&meta.web_seeds),
+        PrimaryMimeType => Out::Str("application/octet-stream"),
+    }
 }
 
 /// Transmission's file priority: -1 low, 0 normal, 1 high (a skipped file keeps normal).
@@ -380,13 +592,17 @@ fn priority_of(code: Option<i8>) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::daemon::catalog::{Fixed, Live, Timer};
     use std::sync::Arc;
 
     /// A one-file torrent of 10 pieces of 16 KiB, in `state`, with `have` pieces.
-    fn row(state: TorrentState, have: u64, f: impl FnOnce(&mut Fixed, &mut Live)) -> Row {
+    pub(in crate::http::transmission) fn row(
+        state: TorrentState,
+        have: u64,
+        f: impl FnOnce(&mut Fixed, &mut Live),
+    ) -> Row {
         let mut t = b"d4:infod6:lengthi163840e4:name1:x12:piece lengthi16384e6:pieces200:".to_vec();
         t.extend_from_slice(&[0u8; 200]);
         t.extend_from_slice(b"ee");

@@ -14,19 +14,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccbt_engine::Bitfield;
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
-use serde_json::Value;
 
 use super::super::Api;
 use super::dispatch::Args;
-use super::fields::{self, Context, Torrent};
+use super::fields::{self, Context, Field, Out, Torrent};
 use super::ids;
 
 pub const MAX_PIECE_QUERIES: usize = 64;
 pub const PIECES_WAIT: Duration = Duration::from_millis(500);
 
-pub async fn get(api: &Arc<Api>, args: &Args) -> Result<String, String> {
+pub async fn get(api: &Arc<Api>, args: &Args) -> Result<Vec<u8>, String> {
     let names = args
         .strings("fields")?
         .ok_or("torrent-get needs \"fields\": the names of the fields to return")?;
@@ -35,102 +32,124 @@ pub async fn get(api: &Arc<Api>, args: &Args) -> Result<String, String> {
         .into_iter()
         .filter(|n| seen.insert(n.clone()))
         .collect();
+    let columns: Vec<Option<Field>> = names.iter().map(|n| Field::parse(n)).collect();
     let table = match args.str("format")? {
         None | Some("objects") => false,
         Some("table") => true,
         Some(other) => return Err(format!("unknown format \"{other}\": use objects or table")),
     };
     let selection = ids::select(&api.catalog, args)?;
-    let have = if names.iter().any(|n| fields::needs_pieces(n)) {
+    let have = if columns.iter().flatten().any(|f| f.needs_pieces()) {
         pieces(api, &selection).await
     } else {
         HashMap::new()
     };
     let config = api.config();
-    let listing = Listing {
-        ctx: Context {
-            now: Instant::now(),
-            config: &config,
-        },
-        selection: &selection,
-        have: &have,
-        names: &names,
-        table,
-    };
-    serde_json::to_string(&listing).map_err(|e| format!("cannot write the listing: {e}"))
+    // A listing of 100,000 torrents takes a core for a few hundred milliseconds: off the
+    // workers that answer other requests.
+    tokio::task::spawn_blocking(move || {
+        let listing = Listing {
+            ctx: Context {
+                now: Instant::now(),
+                config: &config,
+            },
+            selection: &selection,
+            have: &have,
+            names: &names,
+            columns: &columns,
+            table,
+        };
+        listing.write()
+    })
+    .await
+    .map_err(|e| format!("the listing failed: {e}"))?
 }
 
-/// The answer's arguments, written field by field as they are computed.
+/// The answer's arguments, written torrent by torrent as they are computed.
 struct Listing<'a> {
     ctx: Context<'a>,
     selection: &'a ids::Selection,
     have: &'a HashMap<u32, Bitfield>,
     names: &'a [String],
+    /// Each name's field, resolved once for the whole answer.
+    columns: &'a [Option<Field>],
     table: bool,
 }
 
-impl Serialize for Listing<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("torrents", &Rows(self))?;
-        if let Some(removed) = &self.selection.removed {
-            map.serialize_entry("removed", removed)?;
-        }
-        map.end()
-    }
-}
+/// Bytes to reserve per torrent and field, so a large answer is not copied as it grows.
+const BYTES_PER_FIELD_GUESS: usize = 20;
 
-struct Rows<'a>(&'a Listing<'a>);
-
-impl Serialize for Rows<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let l = self.0;
-        let mut seq = s.serialize_seq(None)?;
-        if l.table {
-            seq.serialize_element(l.names)?;
+impl Listing<'_> {
+    /// The arguments object. Rows are written by hand around serde_json's values: each
+    /// object key is escaped once per answer rather than once per torrent.
+    fn write(&self) -> Result<Vec<u8>, String> {
+        let fail = |e: serde_json::Error| format!("cannot write the listing: {e}");
+        let rows = &self.selection.rows;
+        let mut out =
+            Vec::with_capacity(64 + rows.len() * (2 + self.names.len() * BYTES_PER_FIELD_GUESS));
+        out.extend_from_slice(b"{\"torrents\":[");
+        if self.table {
+            serde_json::to_writer(&mut out, self.names).map_err(fail)?;
         }
-        for row in &l.selection.rows {
+        // `"name":` for each known field, in the order asked.
+        let keyed: Vec<(Vec<u8>, Field)> = self
+            .names
+            .iter()
+            .zip(self.columns)
+            .filter_map(|(name, field)| {
+                let mut key = serde_json::to_vec(name).ok()?;
+                key.push(b':');
+                Some((key, (*field)?))
+            })
+            .collect();
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 || self.table {
+                out.push(b',');
+            }
             let t = Torrent {
                 row,
-                have: l.have.get(&row.id),
+                have: self.have.get(&row.id),
             };
-            if l.table {
-                seq.serialize_element(&TableRow(l, &t))?;
+            if self.table {
+                out.push(b'[');
+                for (j, field) in self.columns.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    match field {
+                        Some(field) => {
+                            let value = fields::value(&self.ctx, &t, *field);
+                            serde_json::to_writer(&mut out, &value).map_err(fail)?;
+                        }
+                        None => out.extend_from_slice(b"null"),
+                    }
+                }
+                out.push(b']');
             } else {
-                seq.serialize_element(&Object(l, &t))?;
+                out.push(b'{');
+                let mut first = true;
+                for (key, field) in &keyed {
+                    let value = fields::value(&self.ctx, &t, *field);
+                    if matches!(value, Out::Absent) {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.extend_from_slice(key);
+                    serde_json::to_writer(&mut out, &value).map_err(fail)?;
+                }
+                out.push(b'}');
             }
         }
-        seq.end()
-    }
-}
-
-/// One torrent as an object of the known fields asked for.
-struct Object<'a>(&'a Listing<'a>, &'a Torrent<'a>);
-
-impl Serialize for Object<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Object(l, t) = self;
-        let mut map = s.serialize_map(None)?;
-        for name in l.names {
-            if let Some(v) = fields::value(&l.ctx, t, name) {
-                map.serialize_entry(name, &v)?;
-            }
+        out.push(b']');
+        if let Some(removed) = &self.selection.removed {
+            out.extend_from_slice(b",\"removed\":");
+            serde_json::to_writer(&mut out, removed).map_err(fail)?;
         }
-        map.end()
-    }
-}
-
-/// One torrent as a table row: a value (or null) per field asked for.
-struct TableRow<'a>(&'a Listing<'a>, &'a Torrent<'a>);
-
-impl Serialize for TableRow<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let TableRow(l, t) = self;
-        let mut seq = s.serialize_seq(Some(l.names.len()))?;
-        for name in l.names {
-            seq.serialize_element(&fields::value(&l.ctx, t, name).unwrap_or(Value::Null))?;
-        }
-        seq.end()
+        out.push(b'}');
+        Ok(out)
     }
 }
 
@@ -152,4 +171,129 @@ async fn pieces(api: &Arc<Api>, selection: &ids::Selection) -> HashMap<u32, Bitf
     }
     asked.abort_all();
     have
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ccbt_config::Config;
+    use ccbt_shards::swarm::TorrentState;
+    use serde_json::Value;
+
+    /// The fields Sonarr and Radarr ask for (as S7 in BENCHMARKS.md).
+    const ARR_FIELDS: &[&str] = &[
+        "id",
+        "hashString",
+        "name",
+        "downloadDir",
+        "totalSize",
+        "leftUntilDone",
+        "isFinished",
+        "eta",
+        "status",
+        "secondsDownloading",
+        "secondsSeeding",
+        "errorString",
+        "uploadedEver",
+        "downloadedEver",
+        "seedRatioLimit",
+        "seedRatioMode",
+        "seedIdleLimit",
+        "seedIdleMode",
+        "fileCount",
+        "labels",
+    ];
+
+    fn listing(rows: Vec<Arc<crate::daemon::catalog::Row>>, names: &[&str], table: bool) -> String {
+        let config = Config::default();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let columns: Vec<Option<Field>> = names.iter().map(|n| Field::parse(n)).collect();
+        let selection = ids::Selection {
+            rows,
+            removed: None,
+        };
+        let have = HashMap::new();
+        let listing = Listing {
+            ctx: Context {
+                now: Instant::now(),
+                config: &config,
+            },
+            selection: &selection,
+            have: &have,
+            names: &names,
+            columns: &columns,
+            table,
+        };
+        String::from_utf8(listing.write().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn objects_leave_out_unknown_names_and_tables_give_them_null() {
+        let row = Arc::new(fields::tests::row(TorrentState::Seeding, 10, |f, _| {
+            f.tags = vec!["tv".into()];
+        }));
+        let objects: Value = serde_json::from_str(&listing(
+            vec![row.clone()],
+            &[
+                "id",
+                "hashString",
+                "name",
+                "downloadDir",
+                "labels",
+                "noSuchField",
+                "pieces",
+            ],
+            false,
+        ))
+        .unwrap();
+        let t = &objects["torrents"][0];
+        assert_eq!(t["id"], 1);
+        assert_eq!(t["hashString"], row.info_hash.to_hex());
+        assert_eq!(t["name"], "x");
+        assert_eq!(t["downloadDir"], "/srv");
+        assert_eq!(t["labels"], serde_json::json!(["tv"]));
+        assert!(t.get("noSuchField").is_none());
+        assert_eq!(t["pieces"], "/8A=", "all 10 pieces, from the count alone");
+        let table: Value =
+            serde_json::from_str(&listing(vec![row], &["id", "noSuchField", "status"], true))
+                .unwrap();
+        assert_eq!(
+            table["torrents"],
+            serde_json::json!([["id", "noSuchField", "status"], [1, null, 6]])
+        );
+    }
+
+    /// What a full *arr listing costs per torrent, without HTTP: run with
+    /// `cargo test --release --bin ccbt-uring arr_listing_cost -- --ignored --nocapture`.
+    /// It prints and asserts nothing about time (BENCHMARKS.md S7 has the figures).
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn arr_listing_cost() {
+        let rows: Vec<_> = (0..100_000u32)
+            .map(|i| {
+                let mut r = fields::tests::row(TorrentState::Seeding, 10, |f, l| {
+                    f.tags = vec!["tv-sonarr".into()];
+                    l.uploaded = u64::from(i) * 1000;
+                });
+                r.id = i + 1;
+                Arc::new(r)
+            })
+            .collect();
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..9 {
+            let started = Instant::now();
+            bytes = listing(rows.clone(), ARR_FIELDS, false).len();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let median = times[times.len() / 2];
+        println!(
+            "torrent-get, *arr fields, {} torrents: median {:?} ({:.2} µs a torrent), {} bytes",
+            rows.len(),
+            median,
+            median.as_secs_f64() * 1e6 / rows.len() as f64,
+            bytes
+        );
+    }
 }

@@ -59,18 +59,23 @@ pub async fn rpc(
         Err(why) => Err(why),
     };
     let (result, arguments) = match outcome {
-        Ok(Arguments::Map(map)) => ("success".to_string(), Value::Object(map).to_string()),
+        Ok(Arguments::Map(map)) => (
+            "success".to_string(),
+            Value::Object(map).to_string().into_bytes(),
+        ),
         Ok(Arguments::Serialized(json)) => ("success".to_string(), json),
-        Err(why) => (why, "{}".to_string()),
+        Err(why) => (why, b"{}".to_vec()),
     };
-    let mut body = format!(
-        "{{\"arguments\":{arguments},\"result\":{}",
-        Value::String(result)
-    );
+    let result = Value::String(result).to_string();
+    let mut body = Vec::with_capacity(arguments.len() + result.len() + 64);
+    body.extend_from_slice(b"{\"arguments\":");
+    body.extend_from_slice(&arguments);
+    body.extend_from_slice(b",\"result\":");
+    body.extend_from_slice(result.as_bytes());
     if let Some(tag) = request.tag {
-        body.push_str(&format!(",\"tag\":{tag}"));
+        body.extend_from_slice(format!(",\"tag\":{tag}").as_bytes());
     }
-    body.push('}');
+    body.push(b'}');
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
