@@ -289,9 +289,13 @@ impl TorrentRt {
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
                 rt.pieces.discard(buf);
             }
+            let web_seeds = rt.engine.borrow().web_seed_counts(rt.now()).0;
             rt.engine
                 .borrow_mut()
                 .piece_checked(rt.now(), piece, ok, &digests);
+            if rt.engine.borrow().web_seed_counts(rt.now()).0 < web_seeds {
+                tracing::info!(piece, "web seed dropped: its data failed the hash check");
+            }
             if rt.engine.borrow().is_done() {
                 // The last piece: say so now, not at the next tick, and rouse a run loop
                 // that naps (a torrent fed by web seeds alone has no peers to keep it busy).

@@ -80,7 +80,7 @@ async fn run(rt: Rc<TorrentRt>, id: WebSeedId, url: String) {
     while !over(&rt) {
         let now = rt.now();
         let Some(ready) = rt.engine().borrow().web_seed_ready_at(now, id) else {
-            tracing::info!(url, "web seed dropped");
+            tracing::debug!(url, "web seed dropped: its task ends");
             break;
         };
         if ready > now {
@@ -91,7 +91,12 @@ async fn run(rt: Rc<TorrentRt>, id: WebSeedId, url: String) {
         rt.drive();
         match result {
             Ok(true) => {}
-            Ok(false) => nap(&rt, IDLE_LOOK).await,
+            Ok(false) => {
+                // Nothing to fetch for now: an idle connection would only be closed by
+                // the server meanwhile.
+                conn = None;
+                nap(&rt, IDLE_LOOK).await;
+            }
             Err(e) => {
                 conn = None;
                 queue.clear();
@@ -270,9 +275,14 @@ async fn answer(
                         deliver(rt, id, global, &bytes[from..upto]);
                     }
                     body += bytes.len() as u64;
-                    if body >= skip + want && verdict.is_some_and(|(_, close)| close) {
-                        // The rest of a whole file: not read.
+                    let close_after = verdict.is_some_and(|(_, close)| close);
+                    if body >= skip + want && close_after {
+                        // The rest of a whole file (or a wider range): not read.
                         return Ok(Answered::Done { keep: false });
+                    }
+                    if body > skip + want {
+                        // A chunked body that runs past the range its head promised.
+                        return Err(WebSeedError::WrongRange("a body longer than the range".into()));
                     }
                 }
                 Part::End { keep_alive } => {
