@@ -62,12 +62,12 @@ fn test_server(mode: &str, dir: &Path) -> (Running, u16) {
 
 /// `ccbt-uring create SRC -o OUT --web-seed URL --piece-size 262144` (no tracker).
 fn create(src: &Path, out: &Path, web_seed: &str) -> PathBuf {
-    run(ccbt()
-        .arg("create")
-        .arg(src)
-        .arg("-o")
-        .arg(out)
-        .args(["--web-seed", web_seed, "--piece-size", "262144"]))
+    run(ccbt().arg("create").arg(src).arg("-o").arg(out).args([
+        "--web-seed",
+        web_seed,
+        "--piece-size",
+        "262144",
+    ]))
     .ok();
     out.to_path_buf()
 }
@@ -119,7 +119,10 @@ fn multi_file_with_encoded_names_from_a_range_server_alone() {
     assert_same_tree(&content, &out.join("My Album"));
     let log = server.log();
     assert!(log.contains("/My%20Album/sub%20dir/c%231.bin"), "{log}");
-    assert!(log.contains("\" 206 "), "range requests answered 206:\n{log}");
+    assert!(
+        log.contains("\" 206 "),
+        "range requests answered 206:\n{log}"
+    );
 }
 
 #[test]
@@ -215,7 +218,11 @@ fn failing_web_seed_backs_off(mode: &str, error: &str) {
     assert!(log.contains(error), "{log}");
     let requests = server.log().matches("GET ").count();
     // A redirect loop costs up to 6 requests per try; the others one.
-    assert!(requests <= backoffs * 6 + 6, "{requests} requests:\n{}", server.log());
+    assert!(
+        requests <= backoffs * 6 + 6,
+        "{requests} requests:\n{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -245,7 +252,14 @@ fn web_seeds_can_be_turned_off() {
         &format!("http://127.0.0.1:{port}/f.bin"),
     );
     let out = root.path().join("out");
-    let mut d = ccbt_swarm("download", &torrent, &out, free_port(), 1, &["--no-web-seeds"]);
+    let mut d = ccbt_swarm(
+        "download",
+        &torrent,
+        &out,
+        free_port(),
+        1,
+        &["--no-web-seeds"],
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert!(d.is_running());
     d.stop(Duration::from_secs(15));

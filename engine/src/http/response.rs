@@ -44,7 +44,9 @@ pub enum Part<'a> {
     /// The next bytes of the body (already de-chunked).
     Body(&'a [u8]),
     /// The response is complete. `keep_alive`: the connection may carry another.
-    End { keep_alive: bool },
+    End {
+        keep_alive: bool,
+    },
 }
 
 /// Turns the bytes of a connection into [`Part`]s, one response after another.
@@ -289,7 +291,11 @@ impl ResponseStream {
         }
         self.start += head_len;
         let framing = match status {
-            101 => return Err(HttpError::Malformed("unexpected protocol switch (101)".into())),
+            101 => {
+                return Err(HttpError::Malformed(
+                    "unexpected protocol switch (101)".into(),
+                ))
+            }
             // Interim responses (100 Continue) precede the real one.
             100..=199 => return Ok(HeadStep::Interim),
             204 | 304 => Framing::Length(0),
@@ -342,9 +348,7 @@ impl ResponseStream {
                         Chunk::Data(size)
                     };
                 }
-                Ok(httparse::Status::Partial) if bytes.len() <= CHUNK_LINE_MAX => {
-                    return Ok(false)
-                }
+                Ok(httparse::Status::Partial) if bytes.len() <= CHUNK_LINE_MAX => return Ok(false),
                 Ok(httparse::Status::Partial) | Err(_) => {
                     return Err(HttpError::Malformed("bad chunk size line".into()))
                 }
@@ -356,7 +360,11 @@ impl ResponseStream {
                     self.start += 2;
                     *chunk = Chunk::Size;
                 }
-                _ => return Err(HttpError::Malformed("chunk data not followed by CRLF".into())),
+                _ => {
+                    return Err(HttpError::Malformed(
+                        "chunk data not followed by CRLF".into(),
+                    ))
+                }
             },
             Chunk::Trailer(seen_trailer) => {
                 let Some(line_end) = bytes.windows(2).position(|w| w == b"\r\n") else {

@@ -624,7 +624,11 @@ fn a_run_is_whole_consecutive_pieces_and_stops_at_a_started_one() {
     // A peer starts piece 3.
     assert_eq!(pieces(&pick(&mut p, 1, &bits(8, [3]), 1)), [3]);
     let got = run(&mut p, 100, 100, |_| true);
-    assert_eq!(pieces(&got), [0, 0, 1, 1, 2, 2], "whole pieces, up to the started one");
+    assert_eq!(
+        pieces(&got),
+        [0, 0, 1, 1, 2, 2],
+        "whole pieces, up to the started one"
+    );
     assert_eq!(got[1].offset, BL);
     // The next run starts after it; `more` can end it after the first piece.
     assert_eq!(pieces(&run(&mut p, 100, 100, |_| false)), [4, 4]);

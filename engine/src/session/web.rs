@@ -137,7 +137,8 @@ impl Torrent {
             .scratch
             .iter()
             .filter_map(|b| {
-                let start = self.layout.piece_offset(self.layout.piece(b.piece)?) + u64::from(b.offset);
+                let start =
+                    self.layout.piece_offset(self.layout.piece(b.piece)?) + u64::from(b.offset);
                 Some((start, start + u64::from(b.len)))
             })
             .collect();
@@ -335,7 +336,13 @@ mod tests {
     /// Serves every fetch from `data` (as a web seed would), hashing complete pieces
     /// against `data`'s own pieces; `corrupt` flips the first byte of every piece. Returns the
     /// pieces that passed.
-    fn serve(t: &mut Torrent, id: WebSeedId, data: &[u8], fetches: &[Fetch], corrupt: bool) -> Vec<u32> {
+    fn serve(
+        t: &mut Torrent,
+        id: WebSeedId,
+        data: &[u8],
+        fetches: &[Fetch],
+        corrupt: bool,
+    ) -> Vec<u32> {
         let mut buffers: std::collections::HashMap<u32, Vec<u8>> = Default::default();
         let mut passed = Vec::new();
         for f in fetches {
@@ -357,7 +364,9 @@ mod tests {
             for (at, part) in [(0, &bytes[..cut]), (cut, &bytes[cut..])] {
                 let got = t.web_seed_data(NOW, id, s.global + at as u64, part);
                 for st in got.stores {
-                    let buf = buffers.entry(st.piece).or_insert_with(|| vec![0; PIECE as usize]);
+                    let buf = buffers
+                        .entry(st.piece)
+                        .or_insert_with(|| vec![0; PIECE as usize]);
                     buf[st.offset as usize..st.offset as usize + st.len]
                         .copy_from_slice(&part[st.at..st.at + st.len]);
                 }
@@ -448,10 +457,16 @@ mod tests {
             .web_seed_failed(NOW, id, WebSeedError::Io("reset".into()))
             .unwrap();
         assert_eq!(until, NOW + Duration::from_secs(2));
-        assert!(matches!(t.web_seeds()[0].state(NOW), WebSeedState::BackingOff { .. }));
+        assert!(matches!(
+            t.web_seeds()[0].state(NOW),
+            WebSeedState::BackingOff { .. }
+        ));
         assert!(t.web_seed_next(NOW, id).is_empty(), "backing off");
         // Late bytes of the failed request are not stored.
-        assert!(t.web_seed_data(NOW, id, 100, &data[100..200]).stores.is_empty());
+        assert!(t
+            .web_seed_data(NOW, id, 100, &data[100..200])
+            .stores
+            .is_empty());
         // Every block is free again, and a peer asks for some at once.
         assert_eq!(t.picker.outstanding(t.web_seeds()[0].key), 0);
         let peer = requests_of_a_seeding_peer(&mut t);
@@ -460,13 +475,18 @@ mod tests {
         assert_eq!(t.web_seed_ready_at(until, id), Some(until));
         let later = t.web_seed_next(until, id);
         assert!(!later.is_empty());
-        assert!(later.iter().all(|f| f.segment.global > 0 || peer[0].piece != 0));
+        assert!(later
+            .iter()
+            .all(|f| f.segment.global > 0 || peer[0].piece != 0));
     }
 
     /// Connects a peer with every piece, unchokes us, and returns the blocks we asked of it.
     fn requests_of_a_seeding_peer(t: &mut Torrent) -> Vec<crate::BlockRef> {
         let addr: SocketAddr = "10.0.0.1:1".parse().unwrap();
-        let caps = PeerCaps { fast: true, extensions: false };
+        let caps = PeerCaps {
+            fast: true,
+            extensions: false,
+        };
         let key = t.add_peer(NOW, addr, caps).unwrap();
         assert!(key < WEB_KEY_MIN);
         t.on_message(NOW, key, &Message::HaveAll).unwrap();
@@ -517,17 +537,26 @@ mod tests {
         let fetches = t.web_seed_next(NOW, id);
         // Both pieces fail: two strikes, and `hash_failures_to_ban` is 2.
         assert_eq!(serve(&mut t, id, &data, &fetches, true), Vec::<u32>::new());
-        assert!(matches!(t.web_seeds()[0].state(NOW), WebSeedState::Dropped { .. }));
+        assert!(matches!(
+            t.web_seeds()[0].state(NOW),
+            WebSeedState::Dropped { .. }
+        ));
         assert_eq!(t.web_seed_ready_at(NOW, id), None);
         assert!(t.web_seed_next(NOW, id).is_empty());
         assert_eq!(t.picker.outstanding(t.web_seeds()[0].key), 0);
-        assert!(!requests_of_a_seeding_peer(&mut t).is_empty(), "a peer takes over");
+        assert!(
+            !requests_of_a_seeding_peer(&mut t).is_empty(),
+            "a peer takes over"
+        );
     }
 
     #[test]
     fn web_seeds_are_bounded_and_checked() {
         let mut t = torrent(&[(&["f"], 10, false)]);
-        assert!(matches!(t.add_web_seed("ftp://h/f"), Err(WebSeedError::BadUrl(_))));
+        assert!(matches!(
+            t.add_web_seed("ftp://h/f"),
+            Err(WebSeedError::BadUrl(_))
+        ));
         for i in 0..WEB_SEEDS_MAX {
             t.add_web_seed(&format!("http://h{i}/f")).unwrap();
         }

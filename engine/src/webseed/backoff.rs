@@ -65,7 +65,9 @@ mod tests {
     #[test]
     fn waits_double_up_to_a_cap_and_reset_on_success() {
         let mut b = Backoff::default();
-        let waits: Vec<u64> = (0..12).map(|_| b.fail(Duration::ZERO, None).as_secs()).collect();
+        let waits: Vec<u64> = (0..12)
+            .map(|_| b.fail(Duration::ZERO, None).as_secs())
+            .collect();
         assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300, 300]);
         assert_eq!(b.waiting(10 * S), Some(300 * S));
         assert_eq!(b.waiting(300 * S), None);
@@ -78,7 +80,11 @@ mod tests {
     fn retry_after_is_honoured_within_a_cap() {
         let mut b = Backoff::default();
         assert_eq!(b.fail(Duration::ZERO, Some(40 * S)), 40 * S);
-        assert_eq!(b.fail(Duration::ZERO, Some(1 * S)), 4 * S, "never below the backoff");
+        assert_eq!(
+            b.fail(Duration::ZERO, Some(1 * S)),
+            4 * S,
+            "never below the backoff"
+        );
         assert_eq!(b.fail(Duration::ZERO, Some(99_999 * S)), RETRY_AFTER_MAX);
         assert_eq!(parse_retry_after(" 120 "), Some(120 * S));
         for bad in ["", "-1", "Wed, 21 Oct 2015 07:28:00 GMT", "9999999999"] {

@@ -52,7 +52,10 @@ impl Fetch {
 pub enum Verdict {
     /// Drop the first `skip` body bytes, then take the segment's `len`. `close_after`: the
     /// body goes on past them (a whole file): close the connection once they are in.
-    Take { skip: u64, close_after: bool },
+    Take {
+        skip: u64,
+        close_after: bool,
+    },
     /// Ask again at this absolute URL (the caller counts it in `redirects`).
     Redirect(String),
     Fail(WebSeedError),
@@ -193,10 +196,25 @@ mod tests {
     #[test]
     fn a_matching_206_is_taken() {
         let f = fetch(100, 50, 1000);
-        let h = head("HTTP/1.1 206 P\r\nContent-Range: bytes 100-149/1000\r\nContent-Length: 50\r\n\r\n");
-        assert_eq!(check_head(&f, &h), Verdict::Take { skip: 0, close_after: false });
-        let wider = head("HTTP/1.1 206 P\r\nContent-Range: bytes 90-199/*\r\nContent-Length: 110\r\n\r\n");
-        assert_eq!(check_head(&f, &wider), Verdict::Take { skip: 10, close_after: true });
+        let h = head(
+            "HTTP/1.1 206 P\r\nContent-Range: bytes 100-149/1000\r\nContent-Length: 50\r\n\r\n",
+        );
+        assert_eq!(
+            check_head(&f, &h),
+            Verdict::Take {
+                skip: 0,
+                close_after: false
+            }
+        );
+        let wider =
+            head("HTTP/1.1 206 P\r\nContent-Range: bytes 90-199/*\r\nContent-Length: 110\r\n\r\n");
+        assert_eq!(
+            check_head(&f, &wider),
+            Verdict::Take {
+                skip: 10,
+                close_after: true
+            }
+        );
     }
 
     #[test]
@@ -214,14 +232,20 @@ mod tests {
             "HTTP/1.1 206 P\r\nContent-Type: multipart/byteranges; boundary=x\r\n\r\n",
         ] {
             assert!(
-                matches!(check_head(&f, &head(wire)), Verdict::Fail(WebSeedError::WrongRange(_))),
+                matches!(
+                    check_head(&f, &head(wire)),
+                    Verdict::Fail(WebSeedError::WrongRange(_))
+                ),
                 "{wire}"
             );
         }
         let other_file = head("HTTP/1.1 206 P\r\nContent-Range: bytes 100-149/999\r\n\r\n");
         assert_eq!(
             check_head(&f, &other_file),
-            Verdict::Fail(WebSeedError::WrongFileSize { got: 999, want: 1000 })
+            Verdict::Fail(WebSeedError::WrongFileSize {
+                got: 999,
+                want: 1000
+            })
         );
     }
 
@@ -230,11 +254,17 @@ mod tests {
         let ok = head("HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n");
         assert_eq!(
             check_head(&fetch(0, 1000, 1000), &ok),
-            Verdict::Take { skip: 0, close_after: false }
+            Verdict::Take {
+                skip: 0,
+                close_after: false
+            }
         );
         assert_eq!(
             check_head(&fetch(100, 50, 1000), &ok),
-            Verdict::Take { skip: 100, close_after: true }
+            Verdict::Take {
+                skip: 100,
+                close_after: true
+            }
         );
         let big = 1 << 40;
         let whole = head(&format!("HTTP/1.0 200 OK\r\nContent-Length: {big}\r\n\r\n"));
@@ -245,7 +275,10 @@ mod tests {
         );
         assert_eq!(
             check_head(&fetch(0, 10, 999), &ok),
-            Verdict::Fail(WebSeedError::WrongFileSize { got: 1000, want: 999 })
+            Verdict::Fail(WebSeedError::WrongFileSize {
+                got: 1000,
+                want: 999
+            })
         );
     }
 
@@ -253,15 +286,30 @@ mod tests {
     fn redirects_resolve_within_a_limit_and_to_http_only() {
         let mut f = fetch(0, 10, 1000);
         let rel = head("HTTP/1.1 302 Found\r\nLocation: ../e/f%20g\r\n\r\n");
-        assert_eq!(check_head(&f, &rel), Verdict::Redirect("http://h:1/e/f%20g".into()));
+        assert_eq!(
+            check_head(&f, &rel),
+            Verdict::Redirect("http://h:1/e/f%20g".into())
+        );
         let abs = head("HTTP/1.1 308 P\r\nLocation: https://m/x\r\n\r\n");
-        assert_eq!(check_head(&f, &abs), Verdict::Redirect("https://m/x".into()));
+        assert_eq!(
+            check_head(&f, &abs),
+            Verdict::Redirect("https://m/x".into())
+        );
         for bad in ["ftp://m/x", "file:///etc/passwd", "http://"] {
             let h = head(&format!("HTTP/1.1 301 M\r\nLocation: {bad}\r\n\r\n"));
-            assert!(matches!(check_head(&f, &h), Verdict::Fail(WebSeedError::BadRedirect(_))), "{bad}");
+            assert!(
+                matches!(
+                    check_head(&f, &h),
+                    Verdict::Fail(WebSeedError::BadRedirect(_))
+                ),
+                "{bad}"
+            );
         }
         f.redirects = MAX_REDIRECTS;
-        assert_eq!(check_head(&f, &rel), Verdict::Fail(WebSeedError::TooManyRedirects));
+        assert_eq!(
+            check_head(&f, &rel),
+            Verdict::Fail(WebSeedError::TooManyRedirects)
+        );
     }
 
     #[test]
@@ -276,7 +324,10 @@ mod tests {
         );
         assert_eq!(
             check_head(&f, &head("HTTP/1.1 404 Not Found\r\n\r\n")),
-            Verdict::Fail(WebSeedError::Status { status: 404, retry_after: None })
+            Verdict::Fail(WebSeedError::Status {
+                status: 404,
+                retry_after: None
+            })
         );
     }
 }

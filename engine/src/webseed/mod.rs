@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub use self::url::file_url;
 pub use backoff::Backoff;
 pub use exchange::{check_head, Fetch, Verdict, MAX_REDIRECTS, WHOLE_FILE_SKIP_MAX};
 pub use seed::{WebSeed, WebSeedState};
 pub use segments::{segments, Segment};
-pub use self::url::file_url;
 
 /// Why a web seed request failed. Each is a line a user may read.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

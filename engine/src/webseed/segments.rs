@@ -56,16 +56,39 @@ mod tests {
         };
         let l = Layout::new(
             8,
-            [f("a", 10, false), f("e", 0, false), f(".pad", 3, true), f("b", 17, false)],
+            [
+                f("a", 10, false),
+                f("e", 0, false),
+                f(".pad", 3, true),
+                f("b", 17, false),
+            ],
         )
         .unwrap();
         let got = segments(&l, 8, 20);
         assert_eq!(
             got,
             [
-                Segment { file: 0, file_offset: 8, len: 2, global: 8, pad: false },
-                Segment { file: 2, file_offset: 0, len: 3, global: 10, pad: true },
-                Segment { file: 3, file_offset: 0, len: 7, global: 13, pad: false },
+                Segment {
+                    file: 0,
+                    file_offset: 8,
+                    len: 2,
+                    global: 8,
+                    pad: false
+                },
+                Segment {
+                    file: 2,
+                    file_offset: 0,
+                    len: 3,
+                    global: 10,
+                    pad: true
+                },
+                Segment {
+                    file: 3,
+                    file_offset: 0,
+                    len: 7,
+                    global: 13,
+                    pad: false
+                },
             ]
         );
         assert_eq!(segments(&l, 29, 99).len(), 1);

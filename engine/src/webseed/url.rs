@@ -1,11 +1,11 @@
 //! Which URL holds a torrent's file (BEP 19).
 //!
 //! Single-file torrent: the URL is the file, except that a URL ending in `/` gets the
-//! torrent's name appended. Multi-file torrent: URL + `/` (unless it already ends in one)
-//! + name + `/` + the file's path. Every path component is percent-encoded byte by byte
-//! (all but RFC 3986's unreserved characters), so names with spaces, `#`, `?` or non-ASCII
-//! bytes reach the server as the file system spells them. The path used is the one the
-//! file has on disk here; a torrent whose paths had to be made safe (see
+//! torrent's name appended. Multi-file torrent: the URL, a `/` (unless it already ends in
+//! one), the name, a `/`, and the file's path. Every path component is percent-encoded
+//! byte by byte (all but RFC 3986's unreserved characters), so names with spaces, `#`,
+//! `?` or non-ASCII bytes reach the server as the file system spells them. The path used
+//! is the one the file has on disk here; a torrent whose paths had to be made safe (see
 //! `metainfo::sanitize`) may name such files differently from the server.
 
 use super::WebSeedError;

@@ -100,7 +100,10 @@ async fn run(rt: Rc<TorrentRt>, id: WebSeedId, url: String) {
             Err(e) => {
                 conn = None;
                 queue.clear();
-                let until = rt.engine().borrow_mut().web_seed_failed(rt.now(), id, e.clone());
+                let until = rt
+                    .engine()
+                    .borrow_mut()
+                    .web_seed_failed(rt.now(), id, e.clone());
                 let retry_in = until.map(|u| u.saturating_sub(rt.now()));
                 tracing::info!(url, error = %e, ?retry_in, "web seed failed; backing off");
                 rt.drive();
@@ -133,7 +136,13 @@ async fn fetch_all(
 ) -> Result<bool, WebSeedError> {
     let mut did = false;
     loop {
-        if over(rt) || rt.engine().borrow().web_seed_ready_at(rt.now(), id).is_none() {
+        if over(rt)
+            || rt
+                .engine()
+                .borrow()
+                .web_seed_ready_at(rt.now(), id)
+                .is_none()
+        {
             return Ok(true);
         }
         if queue.len() < PIPELINE {
@@ -196,7 +205,10 @@ async fn fetch_all(
 
 /// Where `url` points; https is refused.
 async fn resolve(rt: &TorrentRt, url: &str) -> Result<SocketAddr, WebSeedError> {
-    if url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
         return Err(WebSeedError::HttpsUnsupported);
     }
     endpoint(url, &rt.shard().trackers)
@@ -231,7 +243,9 @@ async fn send_ahead(
 
 enum Answered {
     /// The fetch's bytes are in. `keep`: the connection may carry the next request.
-    Done { keep: bool },
+    Done {
+        keep: bool,
+    },
     Redirected(String),
 }
 
@@ -256,7 +270,8 @@ async fn answer(
             match part {
                 Part::Head(head) => match check_head(fetch, &head) {
                     Verdict::Take { skip, close_after } => {
-                        let whole_file = head.status == 200 && fetch.range() != (0, fetch.file_len.saturating_sub(1));
+                        let whole_file = head.status == 200
+                            && fetch.range() != (0, fetch.file_len.saturating_sub(1));
                         rt.engine().borrow_mut().web_seed_succeeded(id, whole_file);
                         verdict = Some((skip, close_after));
                     }
@@ -282,7 +297,9 @@ async fn answer(
                     }
                     if body > skip + want {
                         // A chunked body that runs past the range its head promised.
-                        return Err(WebSeedError::WrongRange("a body longer than the range".into()));
+                        return Err(WebSeedError::WrongRange(
+                            "a body longer than the range".into(),
+                        ));
                     }
                 }
                 Part::End { keep_alive } => {
@@ -300,7 +317,9 @@ async fn answer(
             };
             let got = body.saturating_sub(skip);
             if got < want {
-                return Err(WebSeedError::ShortBody { missing: want - got });
+                return Err(WebSeedError::ShortBody {
+                    missing: want - got,
+                });
             }
             c.pipelines |= keep_alive;
             return Ok(Answered::Done { keep: keep_alive });
