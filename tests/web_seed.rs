@@ -25,6 +25,9 @@ const FILES: &[(&str, usize)] = &[
     ("z.txt", 1_000),
 ];
 
+/// Enough that peers get pieces while the web seed holds its two runs.
+const BIG_FILES: &[(&str, usize)] = &[("a b.bin", 30_000_001), ("sub dir/c#1.bin", 9_000_017)];
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/web_seed_server.py")
 }
@@ -130,8 +133,8 @@ fn web_seed_beside_a_peer_and_added_on_the_command_line() {
     let root = tempfile::tempdir().unwrap();
     let served = root.path().join("www");
     let content = served.join("My Album");
-    write_tree(&content, FILES);
-    let (_server, port) = test_server("range", &served);
+    write_tree(&content, BIG_FILES);
+    let (server, port) = test_server("range", &served);
     // The torrent names no web seed: `--web-seed` adds it.
     let torrent = root.path().join("t.torrent");
     run(ccbt()
@@ -142,13 +145,20 @@ fn web_seed_beside_a_peer_and_added_on_the_command_line() {
         .args(["--piece-size", "262144"]))
     .ok();
     let seed_port = free_port();
-    let seeder = ccbt_swarm("seed", &torrent, &served, seed_port, 1, &[]);
+    let mut seeder = ccbt_swarm("seed", &torrent, &served, seed_port, 1, &[]);
     wait_listening(seed_port, &seeder);
     let out = root.path().join("out");
     let peer = format!("127.0.0.1:{seed_port}");
     let url = format!("http://127.0.0.1:{port}/");
     download(&torrent, &out, &["--peer", &peer, "--web-seed", &url]);
     assert_same_tree(&content, &out.join("My Album"));
+    // Both sources served: the web seed answered range requests, and the seeder uploaded
+    // (the web seed holds at most two 4 MiB runs, so the peer gets the rest).
+    assert!(server.log().contains("\" 206 "), "{}", server.log());
+    seeder.stop(Duration::from_secs(15));
+    let log = seeder.log();
+    let last = log.lines().rev().find(|l| l.contains("uploaded ")).unwrap_or("");
+    assert!(!last.is_empty() && !last.ends_with("uploaded 0 B"), "{log}");
 }
 
 #[test]
