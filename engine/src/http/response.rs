@@ -463,6 +463,28 @@ mod tests {
         assert_eq!(s.on_eof(), Err(HttpError::Truncated));
     }
 
+    #[test]
+    fn oversized_heads_lying_lengths_and_long_chunks_are_refused() {
+        let long = format!("HTTP/1.1 206 P\r\nX: {}\r\n", "a".repeat(HEAD_LEN_MAX));
+        assert_eq!(
+            collect(long.as_bytes(), 1000, 100),
+            Err(HttpError::HeadersTooLarge { max: HEAD_LEN_MAX })
+        );
+        assert_eq!(
+            collect(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n", 7, 100),
+            Err(HttpError::BodyTooLarge { max: 100 })
+        );
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
+        assert!(matches!(collect(two, 9, 100), Err(HttpError::Malformed(_))));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n";
+        assert_eq!(
+            collect(chunked, 3, 100),
+            Err(HttpError::BodyTooLarge { max: 100 })
+        );
+        let junk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert!(matches!(collect(junk, 3, 100), Err(HttpError::Malformed(_))));
+    }
+
     proptest! {
         #[test]
         fn stream_never_panics(
