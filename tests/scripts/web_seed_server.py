@@ -5,6 +5,8 @@
   404       answers every request 404
   500       answers every request 500 with Retry-After: 1
   loop      redirects every request to itself (302), for ever
+  short     like range, but closes after half of each body
+  lie       like range, but names another range in Content-Range
 
 Usage: web_seed_server.py MODE PORT [DIR]. Logs one line per request to stdout.
 """
@@ -54,12 +56,16 @@ class Handler(BaseHTTPRequestHandler):
             first, last, status = int(m.group(1)), min(int(m.group(2)), size - 1), 206
         self.send_response(status)
         if status == 206:
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (first, last, size))
+            shown = first + 1 if MODE == "lie" else first
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (shown, last, size))
         self.send_header("Content-Length", str(last - first + 1))
         self.end_headers()
         with open(path, "rb") as f:
             f.seek(first)
             left = last - first + 1
+            if MODE == "short":
+                left //= 2
+                self.close_connection = True
             while left > 0:
                 chunk = f.read(min(left, 1 << 16))
                 if not chunk:

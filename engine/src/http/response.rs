@@ -482,7 +482,10 @@ mod tests {
             Err(HttpError::BodyTooLarge { max: 100 })
         );
         let junk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
-        assert!(matches!(collect(junk, 3, 100), Err(HttpError::Malformed(_))));
+        assert!(matches!(
+            collect(junk, 3, 100),
+            Err(HttpError::Malformed(_))
+        ));
     }
 
     proptest! {

@@ -259,6 +259,10 @@ async fn answer(
 ) -> Result<Answered, WebSeedError> {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut verdict: Option<(u64, bool)> = None;
+    // A 200 to a request for part of the file: the server ignores `Range`.
+    let mut whole_file = false;
+    // Only a response whose bytes all came counts as a success (resets the back-off).
+    let succeeded = |whole_file| rt.engine().borrow_mut().web_seed_succeeded(id, whole_file);
     // Body bytes seen so far, and how many of the fetch's were delivered.
     let mut body = 0u64;
     let want = fetch.segment.len;
@@ -270,9 +274,8 @@ async fn answer(
             match part {
                 Part::Head(head) => match check_head(fetch, &head) {
                     Verdict::Take { skip, close_after } => {
-                        let whole_file = head.status == 200
+                        whole_file = head.status == 200
                             && fetch.range() != (0, fetch.file_len.saturating_sub(1));
-                        rt.engine().borrow_mut().web_seed_succeeded(id, whole_file);
                         verdict = Some((skip, close_after));
                     }
                     Verdict::Redirect(to) => redirect = Some(to),
@@ -293,6 +296,7 @@ async fn answer(
                     let close_after = verdict.is_some_and(|(_, close)| close);
                     if body >= skip + want && close_after {
                         // The rest of a whole file (or a wider range): not read.
+                        succeeded(whole_file);
                         return Ok(Answered::Done { keep: false });
                     }
                     if body > skip + want {
@@ -322,6 +326,7 @@ async fn answer(
                 });
             }
             c.pipelines |= keep_alive;
+            succeeded(whole_file);
             return Ok(Answered::Done { keep: keep_alive });
         }
         if let Some(to) = redirect {
@@ -342,6 +347,7 @@ async fn answer(
             let ended = matches!(c.http.on_eof()?, Some(Part::End { .. }));
             let got = verdict.map_or(0, |(skip, _)| body.saturating_sub(skip));
             if ended && verdict.is_some() && got >= want {
+                succeeded(whole_file);
                 return Ok(Answered::Done { keep: false });
             }
             return Err(WebSeedError::ShortBody {
