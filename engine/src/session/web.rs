@@ -12,8 +12,9 @@
 //! `hash_failures_to_ban` times is dropped.
 //!
 //! Bounds: [`WEB_SEEDS_MAX`] web seeds per torrent (more are refused); each has at most
-//! about three runs outstanding (a new run is planned only while less than two are), and
-//! a run holds at most [`RUN_SEGMENTS_MAX`] file requests past its first piece.
+//! two runs outstanding (a new run is planned only while at most one is; a run is about
+//! [`RUN_BYTES`], or its first piece if pieces are larger), and a run holds at most
+//! [`RUN_SEGMENTS_MAX`] file requests past its first piece.
 
 use std::time::Duration;
 
@@ -98,8 +99,8 @@ impl Torrent {
         (usable.count() as u64, failing as u64)
     }
 
-    /// Plans requests for web seed `id`: empty when it is backing off or dropped, has two
-    /// runs' worth outstanding already, or nothing is left to fetch.
+    /// Plans requests for web seed `id`: empty when it is backing off or dropped, has more
+    /// than one run's worth outstanding already, or nothing is left to fetch.
     pub fn web_seed_next(&mut self, now: Duration, id: WebSeedId) -> Vec<Fetch> {
         let Some(seed) = self.web.get(id) else {
             return Vec::new();
@@ -113,8 +114,9 @@ impl Torrent {
             RUN_BYTES
         };
         let key = seed.key;
-        // Two runs in flight keep a pipelining connection busy between them.
-        if self.picker.outstanding(key) as u64 * u64::from(BLOCK_LEN) >= 2 * run_bytes {
+        // Two runs in flight keep a pipelining connection busy between them: a new one is
+        // planned while at most one is outstanding.
+        if self.picker.outstanding(key) as u64 * u64::from(BLOCK_LEN) > run_bytes {
             return Vec::new();
         }
         self.scratch.clear();
@@ -516,7 +518,7 @@ mod tests {
             let at = u64::from(b.piece) * u64::from(PIECE) + u64::from(b.offset);
             assert!(at + u64::from(b.len) <= start || at >= start + len, "{b:?}");
         }
-        // More runs are planned only while less than two runs are outstanding.
+        // More runs are planned only while at most one run is outstanding.
         let mut plans = 0;
         while !t.web_seed_next(NOW, id).is_empty() {
             plans += 1;
@@ -524,7 +526,7 @@ mod tests {
         }
         assert!(plans >= 1);
         let key = t.web_seeds()[0].key;
-        assert!(t.picker.outstanding(key) as u64 * u64::from(BLOCK_LEN) <= 3 * RUN_BYTES);
+        assert!(t.picker.outstanding(key) as u64 * u64::from(BLOCK_LEN) <= 2 * RUN_BYTES);
     }
 
     #[test]
