@@ -298,6 +298,13 @@ pub struct DownloadArgs {
     /// Download only these files (0-based indexes as `info` lists them, e.g. 0,2,5).
     #[arg(long, value_name = "FILE_INDEXES", value_delimiter = ',')]
     pub only: Vec<usize>,
+    /// Also fetch from this web seed (BEP 19; repeatable): an http:// URL that holds the
+    /// torrent's file (single-file) or its directory's parent (multi-file).
+    #[arg(long = "web-seed", value_name = "URL")]
+    pub web_seeds: Vec<String>,
+    /// Ignore the torrent's web seeds (and any --web-seed).
+    #[arg(long)]
+    pub no_web_seeds: bool,
     #[command(flatten)]
     pub swarm: SwarmArgs,
 }

@@ -30,7 +30,7 @@ pub use paths::process_env;
 pub use reload::Reloader;
 pub use schema::{
     is_live, Blocklist, ByteRate, Config, Daemon, Hooks, Limits, Live, Preallocate, Queue, Share,
-    ShareAction, ShareLimits, Storage,
+    ShareAction, ShareLimits, Storage, WebSeeds,
 };
 pub use show::{diff, show, Change};
 pub use torrent::{Effective, TorrentSettings};

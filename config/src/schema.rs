@@ -297,6 +297,13 @@ sections! {
         path: Option<PathBuf>, Live, any;
     }
 
+    /// `[web_seeds]`: HTTP servers that hold torrents' files (BEP 19 `url-list`).
+    [web_seeds] WebSeeds {
+        /// Fetch pieces from the web seeds torrents list, beside peers (plain http://
+        /// only). Default true.
+        enabled: bool, Restart, any;
+    }
+
     /// `[hooks]`: programs run on torrent events.
     [hooks] Hooks {
         /// Program run when a torrent completes, with its info hash, name and
@@ -429,6 +436,7 @@ impl Config {
                 categories: BTreeMap::new(),
             },
             blocklist: Blocklist { path: None },
+            web_seeds: WebSeeds { enabled: true },
             hooks: Hooks {
                 on_complete: None,
                 on_error: None,

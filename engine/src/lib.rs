@@ -14,6 +14,7 @@ pub mod block;
 pub mod blocklist;
 pub mod choker;
 pub mod hash;
+pub mod http;
 pub mod magnet;
 pub mod metainfo;
 pub mod picker;
@@ -24,6 +25,7 @@ mod rng;
 pub mod session;
 pub mod share_limits;
 pub mod tracker;
+pub mod webseed;
 pub mod wire;
 
 pub use bitfield::Bitfield;

@@ -10,7 +10,12 @@ use crate::cli::DownloadArgs;
 use crate::failure::{Exit, Failure, OrExit, Outcome};
 
 pub fn run(args: DownloadArgs) -> Outcome {
-    let torrent = super::load_torrent(&args.torrent)?;
+    let mut torrent = super::load_torrent(&args.torrent)?;
+    for url in &args.web_seeds {
+        if !torrent.web_seeds.contains(url) {
+            torrent.web_seeds.push(url.clone());
+        }
+    }
     let files = torrent.info.layout.files().len();
     let priorities = if args.only.is_empty() {
         None
@@ -36,7 +41,8 @@ pub fn run(args: DownloadArgs) -> Outcome {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))
         .or_exit(Exit::Io)?;
-    let config = swarm::config(&args.swarm);
+    let mut config = swarm::config(&args.swarm);
+    config.web_seeds = !args.no_web_seeds;
     let checked = check_data(&torrent, &args.output, &config.shards, "checking")?;
     let have = swarm::have_from(&checked.report);
     let ended = swarm::run(

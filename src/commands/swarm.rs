@@ -163,12 +163,20 @@ impl View {
     fn update(&mut self, s: &TorrentStatus) {
         let have = s.have_pieces.load(Ordering::Relaxed);
         let done_bytes = (have * self.piece_length).min(self.total_bytes);
-        let rates = format!(
+        let mut rates = format!(
             "down {}/s up {}/s, {} peers",
             format::bytes(s.download_rate.load(Ordering::Relaxed)),
             format::bytes(s.upload_rate.load(Ordering::Relaxed)),
             s.peers.load(Ordering::Relaxed)
         );
+        let web_seeds = s.web_seeds.load(Ordering::Relaxed);
+        if web_seeds > 0 {
+            let failing = s.web_seeds_failing.load(Ordering::Relaxed);
+            rates.push_str(&format!(", {web_seeds} web seeds"));
+            if failing > 0 {
+                rates.push_str(&format!(" ({failing} backing off)"));
+            }
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(done_bytes);
             bar.set_message(rates);

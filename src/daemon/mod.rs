@@ -113,6 +113,7 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
         limits: rate_limits(config),
         max_connections_per_ip: config.limits.max_connections_per_ip as usize,
         open_files_per_shard: config.limits.open_files_per_shard as usize,
+        web_seeds: config.web_seeds.enabled,
         ..SwarmConfig::default()
     }
 }

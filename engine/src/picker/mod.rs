@@ -306,6 +306,43 @@ impl Picker {
         }
     }
 
+    /// For a source that has every piece and serves long contiguous reads best (a web
+    /// seed): whole not-started pieces in a run of consecutive pieces, starting at the
+    /// lowest-numbered wanted piece nobody has started (so runs are long, and a server
+    /// that ignores ranges sends few bytes before them; peers pick rarest first, so the two
+    /// rarely meet), about `max_blocks` blocks in all (the first piece is taken whole even
+    /// if larger). O(pieces) to find the start.
+    /// `more(piece)` is asked before each piece after the first and may end the run. With
+    /// no untouched piece left it falls back to [`Picker::pick`] with every piece: open
+    /// blocks of pieces under way, then endgame duplicates.
+    pub fn pick_run(
+        &mut self,
+        peer: PeerKey,
+        max_blocks: usize,
+        out: &mut Vec<BlockRef>,
+        mut more: impl FnMut(u32) -> bool,
+    ) {
+        let first = (0..self.piece_count).find(|&p| self.listed_class(p).is_some());
+        let Some(first) = first else {
+            let all = Bitfield::full(self.piece_count);
+            self.pick(peer, &all, max_blocks, out);
+            return;
+        };
+        let mut need = max_blocks.max(block_count(self.piece_len(first)) as usize);
+        let mut piece = first;
+        loop {
+            let slot = self.start_piece(piece);
+            self.take_open(slot, peer, &mut need, out);
+            piece += 1;
+            let fits = piece < self.piece_count
+                && self.listed_class(piece).is_some()
+                && need >= block_count(self.piece_len(piece)) as usize;
+            if !fits || !more(piece) {
+                return;
+            }
+        }
+    }
+
     /// Open blocks of pieces already under way.
     fn pick_partials(
         &mut self,
@@ -654,6 +691,11 @@ impl Picker {
                 .partials
                 .iter()
                 .all(|p| p.open == 0 || !self.wants_missing(p.piece))
+    }
+
+    /// Whether `block` (a whole block on its boundary) is outstanding to `peer`.
+    pub fn is_requested(&self, peer: PeerKey, block: BlockRef) -> bool {
+        self.requested_index(peer, block).is_some()
     }
 
     /// Blocks currently requested from `peer`.

@@ -607,3 +607,49 @@ proptest! {
         prop_assert!((0..n).all(|i| !p.is_wanted(i) || p.have().get(i)));
     }
 }
+
+/// Runs `pick_run` and checks the invariants afterwards.
+fn run(p: &mut Picker, peer: PeerKey, max: usize, more: impl FnMut(u32) -> bool) -> Vec<BlockRef> {
+    let mut out = Vec::new();
+    p.pick_run(peer, max, &mut out, more);
+    p.check_invariants();
+    out
+}
+
+#[test]
+fn a_run_is_whole_consecutive_pieces_and_stops_at_a_started_one() {
+    // 8 pieces of 2 blocks.
+    let l = layout(2 * BL, &[u64::from(16 * BL)]);
+    let mut p = Picker::new(&l, &Bitfield::empty(8), 3);
+    // A peer starts piece 3.
+    assert_eq!(pieces(&pick(&mut p, 1, &bits(8, [3]), 1)), [3]);
+    let got = run(&mut p, 100, 100, |_| true);
+    assert_eq!(
+        pieces(&got),
+        [0, 0, 1, 1, 2, 2],
+        "whole pieces, up to the started one"
+    );
+    assert_eq!(got[1].offset, BL);
+    // The next run starts after it; `more` can end it after the first piece.
+    assert_eq!(pieces(&run(&mut p, 100, 100, |_| false)), [4, 4]);
+    // A small budget still takes the first piece whole, then stops.
+    assert_eq!(pieces(&run(&mut p, 100, 1, |_| true)), [5, 5]);
+}
+
+#[test]
+fn a_run_falls_back_to_open_blocks_once_every_piece_is_started() {
+    let l = layout(2 * BL, &[u64::from(6 * BL)]);
+    let mut p = Picker::new(&l, &Bitfield::empty(3), 9);
+    let got = run(&mut p, 100, 6, |_| true);
+    assert_eq!(pieces(&got), [0, 0, 1, 1, 2, 2]);
+    // Freed again; a peer takes 5 of the 6 blocks, and the run gets the open one first,
+    // then endgame duplicates.
+    p.on_peer_gone(100);
+    p.check_invariants();
+    let peer = pick(&mut p, 1, &Bitfield::full(3), 5);
+    assert_eq!(peer.len(), 5);
+    assert!(p.is_requested(1, peer[0]));
+    let tail = run(&mut p, 100, 6, |_| true);
+    assert!(!peer.contains(&tail[0]), "the open block comes first");
+    assert!(p.in_endgame());
+}

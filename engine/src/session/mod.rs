@@ -15,6 +15,7 @@ mod peer;
 mod serve_queue;
 #[cfg(test)]
 mod tests;
+mod web;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ use blame::{BanKey, Blame, Finding};
 pub use config::SessionConfig;
 pub use extension::{our_handshake as extension_handshake, ADVERTISED_REQQ};
 use peer::Peer;
+pub use web::{WebData, WebSeedId, WebStore, RUN_BYTES, WEB_SEEDS_MAX};
 
 /// The largest block we serve to a peer that asks for more than 16 KiB.
 pub const MAX_SERVED_BLOCK: u32 = 8 * BLOCK_LEN;
@@ -152,6 +154,8 @@ pub struct Torrent {
     /// Elementary steps taken for peers' messages (pieces walked, queue entries scanned):
     /// lets a test bound what hostile input costs without timing it.
     steps: u64,
+    /// Web seeds (BEP 19), at most `web::WEB_SEEDS_MAX`; see `web`.
+    web: Vec<crate::webseed::WebSeed>,
 }
 
 impl Torrent {
@@ -176,6 +180,7 @@ impl Torrent {
             done_reported,
             scratch: Vec::new(),
             steps: 0,
+            web: Vec::new(),
         }
     }
 
@@ -236,7 +241,8 @@ impl Torrent {
         }
         // Keys wrap after 2^32 connections: skip any still in use (at most `max_peers`).
         let mut key = self.next_key;
-        while self.peers.contains_key(&key) {
+        // The top of the key space belongs to web seeds.
+        while self.peers.contains_key(&key) || key >= web::WEB_KEY_MIN {
             key = key.wrapping_add(1);
         }
         self.next_key = key.wrapping_add(1);
@@ -541,7 +547,8 @@ impl Torrent {
         };
         if !ok {
             self.wasted += u64::from(self.layout.piece_len(index));
-            self.picker.on_piece_failed(piece);
+            let contributors = self.picker.on_piece_failed(piece);
+            self.web_seed_strikes(&contributors);
             let findings = self.blame.on_failed(piece, block_digests);
             self.punish(&findings);
             self.refill_all(now);

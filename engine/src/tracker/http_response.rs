@@ -1,22 +1,13 @@
-//! A sans-I/O HTTP/1.1 client codec, just enough for trackers: build a `GET`, then read the
-//! response from whatever byte chunks the socket yields.
-//!
-//! The reader handles `Content-Length`, `Transfer-Encoding: chunked` and close-delimited
-//! bodies, bounds the head and the body, and keeps any bytes past the end of one response
-//! for the next one on a kept-alive connection.
+//! The tracker's view of the shared HTTP/1.1 codec (`crate::http`): a `GET`, and a reader
+//! that collects one whole response body (trackers' answers are small) with the errors
+//! a tracker failure reports.
 
 use url::Url;
 
 use super::TrackerError;
+use crate::http::{HttpError, Part, ResponseStream};
 
-/// Largest response head (status line and headers) we buffer.
-pub const HEAD_LEN_MAX: usize = 16 << 10;
-
-/// Most headers in one response.
-const HEADERS_MAX: usize = 64;
-
-/// Longest chunk-size line, or trailer line, we buffer while waiting for its end.
-const CHUNK_LINE_MAX: usize = 1024;
+pub use crate::http::HEAD_LEN_MAX;
 
 /// A complete HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,25 +18,22 @@ pub struct HttpResponse {
     pub keep_alive: bool,
 }
 
-/// The bytes of a `GET` for `url`. The URL crate has already percent-encoded the path and
-/// query, so they hold no spaces or line breaks; the user agent is stripped of control
-/// characters so it cannot inject headers.
+/// The bytes of a `GET` for `url` (see [`crate::http::get_request`]).
 pub fn get_request(url: &Url, user_agent: &str) -> Vec<u8> {
-    let mut target = url.path().to_string();
-    if let Some(query) = url.query() {
-        target.push('?');
-        target.push_str(query);
+    crate::http::get_request(url, user_agent, None)
+}
+
+impl From<HttpError> for TrackerError {
+    fn from(e: HttpError) -> Self {
+        match e {
+            HttpError::Malformed(m) => TrackerError::Http(m),
+            HttpError::HeadersTooLarge { max } => TrackerError::HeadersTooLarge { max },
+            HttpError::BodyTooLarge { max } => TrackerError::BodyTooLarge {
+                max: usize::try_from(max).unwrap_or(usize::MAX),
+            },
+            HttpError::Truncated => TrackerError::Truncated,
+        }
     }
-    let mut host = url.host_str().unwrap_or_default().to_string();
-    if let Some(port) = url.port() {
-        host.push_str(&format!(":{port}"));
-    }
-    let agent: String = user_agent.chars().filter(|c| !c.is_control()).collect();
-    format!(
-        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\n\
-         Accept-Encoding: identity\r\nConnection: keep-alive\r\n\r\n"
-    )
-    .into_bytes()
 }
 
 /// Accumulates bytes into one [`HttpResponse`] at a time.
@@ -56,93 +44,29 @@ pub fn get_request(url: &Url, user_agent: &str) -> Vec<u8> {
 /// already form another response. After an error, drop the connection and the reader.
 #[derive(Debug)]
 pub struct ResponseReader {
-    max_body: usize,
-    /// Received bytes not yet consumed.
-    buf: Vec<u8>,
-    state: State,
-}
-
-#[derive(Debug)]
-enum State {
-    Head,
-    Body {
-        status: u16,
-        keep_alive: bool,
-        framing: Framing,
-        body: Vec<u8>,
-    },
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Framing {
-    /// `Content-Length`: this many bytes still to come.
-    Length(usize),
-    Chunked(Chunk),
-    /// No length given: the body ends when the server closes.
-    UntilClose,
-}
-
-/// Where the chunked decoder is.
-#[derive(Debug, Clone, Copy)]
-enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside a chunk, this many bytes left.
-    Data(usize),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// After the last chunk: trailer lines until an empty one; `usize` counts their bytes.
-    Trailer(usize),
-}
-
-/// What one step of the decoder achieved.
-enum Progress {
-    /// Need more bytes.
-    Blocked,
-    /// Moved on; try again.
-    Advanced,
-    /// The response in `State::Body` is complete.
-    Complete,
+    stream: ResponseStream,
+    /// The response under way: its status and the body so far.
+    current: Option<(u16, Vec<u8>)>,
 }
 
 impl ResponseReader {
     /// A reader accepting bodies of up to `max_body` bytes.
     pub fn new(max_body: usize) -> Self {
-        Self {
-            max_body,
-            buf: Vec::new(),
-            state: State::Head,
+        ResponseReader {
+            stream: ResponseStream::new(max_body as u64),
+            current: None,
         }
     }
 
     /// Takes the next bytes from the connection. Returns the response once it is complete.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<HttpResponse>, TrackerError> {
-        self.buf.extend_from_slice(bytes);
+        self.stream.push(bytes);
         loop {
-            let progress = match &mut self.state {
-                State::Head => self.head()?,
-                State::Body { framing, body, .. } => {
-                    body_step(&mut self.buf, framing, body, self.max_body)?
-                }
+            let Some(part) = self.stream.poll()? else {
+                return Ok(None);
             };
-            match progress {
-                Progress::Blocked => return Ok(None),
-                Progress::Advanced => {}
-                Progress::Complete => {
-                    if let State::Body {
-                        status,
-                        keep_alive,
-                        body,
-                        ..
-                    } = std::mem::replace(&mut self.state, State::Head)
-                    {
-                        return Ok(Some(HttpResponse {
-                            status,
-                            body,
-                            keep_alive,
-                        }));
-                    }
-                }
+            if let Some(done) = Self::take(&mut self.current, part) {
+                return Ok(Some(done));
             }
         }
     }
@@ -150,224 +74,37 @@ impl ResponseReader {
     /// The server closed the connection: completes a close-delimited body; anything else
     /// half-read is truncated.
     pub fn on_eof(&mut self) -> Result<HttpResponse, TrackerError> {
-        match std::mem::replace(&mut self.state, State::Head) {
-            State::Body {
-                status,
-                framing: Framing::UntilClose,
-                mut body,
-                ..
-            } => {
-                take(&mut self.buf, &mut body, usize::MAX, self.max_body)?;
-                Ok(HttpResponse {
-                    status,
-                    body,
-                    keep_alive: false,
-                })
-            }
-            _ => Err(TrackerError::Truncated),
+        match self.stream.on_eof()? {
+            Some(part) => Self::take(&mut self.current, part).ok_or(TrackerError::Truncated),
+            None => Err(TrackerError::Truncated),
         }
     }
 
     /// True when no part of a response has been received: the connection can close, or
     /// carry a new request, without losing anything.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head) && self.buf.is_empty()
+        self.stream.is_idle()
     }
 
-    /// Parses the status line and headers once they are all in, and picks the framing.
-    fn head(&mut self) -> Result<Progress, TrackerError> {
-        if self.buf.is_empty() {
-            return Ok(Progress::Blocked);
-        }
-        let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
-        let mut response = httparse::Response::new(&mut headers);
-        let head_len = match response.parse(&self.buf) {
-            Ok(httparse::Status::Complete(n)) if n <= HEAD_LEN_MAX => n,
-            Ok(httparse::Status::Partial) if self.buf.len() <= HEAD_LEN_MAX => {
-                return Ok(Progress::Blocked)
-            }
-            Ok(_) => return Err(TrackerError::HeadersTooLarge { max: HEAD_LEN_MAX }),
-            Err(e) => return Err(TrackerError::Http(e.to_string())),
-        };
-        let status = response.code.unwrap_or_default();
-        let version = response.version.unwrap_or_default();
-        let head = Head::read(response.headers)?;
-        self.buf.drain(..head_len);
-        let framing = match status {
-            101 => {
-                return Err(TrackerError::Http(
-                    "unexpected protocol switch (101)".into(),
-                ))
-            }
-            // Interim responses (100 Continue) precede the real one.
-            100..=199 => return Ok(Progress::Advanced),
-            204 | 304 => Framing::Length(0),
-            _ if head.chunked => Framing::Chunked(Chunk::Size),
-            _ if head.other_transfer_coding => Framing::UntilClose,
-            _ => match head.content_length {
-                Some(n) if n > self.max_body => {
-                    return Err(TrackerError::BodyTooLarge { max: self.max_body })
-                }
-                Some(n) => Framing::Length(n),
-                None => Framing::UntilClose,
-            },
-        };
-        let keep_alive = !matches!(framing, Framing::UntilClose)
-            && !head.connection_close
-            && (version == 1 || head.connection_keep_alive);
-        self.state = State::Body {
-            status,
-            keep_alive,
-            framing,
-            body: Vec::new(),
-        };
-        Ok(Progress::Advanced)
-    }
-}
-
-/// What the headers say about framing and the connection.
-#[derive(Default)]
-struct Head {
-    content_length: Option<usize>,
-    chunked: bool,
-    /// A transfer coding other than a final `chunked`: the body runs until close.
-    other_transfer_coding: bool,
-    connection_close: bool,
-    connection_keep_alive: bool,
-}
-
-impl Head {
-    fn read(headers: &[httparse::Header<'_>]) -> Result<Self, TrackerError> {
-        let mut head = Head::default();
-        for h in headers {
-            let value = std::str::from_utf8(h.value).unwrap_or_default().trim();
-            if h.name.eq_ignore_ascii_case("content-length") {
-                let n = Some(value)
-                    .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .ok_or_else(|| TrackerError::Http(format!("bad Content-Length `{value}`")))?;
-                if head.content_length.is_some_and(|m| m != n) {
-                    return Err(TrackerError::Http("conflicting Content-Length".into()));
-                }
-                head.content_length = Some(n);
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                let last = value.rsplit(',').next().unwrap_or_default().trim();
-                head.chunked = last.eq_ignore_ascii_case("chunked");
-                head.other_transfer_coding = !head.chunked;
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                for token in value.split(',').map(str::trim) {
-                    head.connection_close |= token.eq_ignore_ascii_case("close");
-                    head.connection_keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+    fn take(current: &mut Option<(u16, Vec<u8>)>, part: Part<'_>) -> Option<HttpResponse> {
+        match part {
+            Part::Head(head) => *current = Some((head.status, Vec::new())),
+            Part::Body(bytes) => {
+                if let Some((_, body)) = current {
+                    body.extend_from_slice(bytes);
                 }
             }
+            Part::End { keep_alive } => {
+                let (status, body) = current.take()?;
+                return Some(HttpResponse {
+                    status,
+                    body,
+                    keep_alive,
+                });
+            }
         }
-        Ok(head)
+        None
     }
-}
-
-/// Moves up to `n` bytes from the front of `buf` to `body`, refusing to grow past
-/// `max_body`. Returns how many it moved.
-fn take(
-    buf: &mut Vec<u8>,
-    body: &mut Vec<u8>,
-    n: usize,
-    max_body: usize,
-) -> Result<usize, TrackerError> {
-    let n = n.min(buf.len());
-    if body.len().saturating_add(n) > max_body {
-        return Err(TrackerError::BodyTooLarge { max: max_body });
-    }
-    body.extend(buf.drain(..n));
-    Ok(n)
-}
-
-/// Moves body bytes out of `buf` as the framing allows.
-fn body_step(
-    buf: &mut Vec<u8>,
-    framing: &mut Framing,
-    body: &mut Vec<u8>,
-    max_body: usize,
-) -> Result<Progress, TrackerError> {
-    match framing {
-        Framing::UntilClose => {
-            take(buf, body, usize::MAX, max_body)?;
-            Ok(Progress::Blocked)
-        }
-        Framing::Length(remaining) => {
-            *remaining -= take(buf, body, *remaining, max_body)?;
-            Ok(if *remaining == 0 {
-                Progress::Complete
-            } else {
-                Progress::Blocked
-            })
-        }
-        Framing::Chunked(chunk) => chunked(buf, chunk, body, max_body),
-    }
-}
-
-/// One step of the chunked decoder.
-fn chunked(
-    buf: &mut Vec<u8>,
-    chunk: &mut Chunk,
-    body: &mut Vec<u8>,
-    max_body: usize,
-) -> Result<Progress, TrackerError> {
-    match *chunk {
-        Chunk::Size => match httparse::parse_chunk_size(buf) {
-            Ok(httparse::Status::Complete((used, size))) => {
-                buf.drain(..used);
-                let size = usize::try_from(size)
-                    .ok()
-                    .filter(|s| body.len().saturating_add(*s) <= max_body)
-                    .ok_or(TrackerError::BodyTooLarge { max: max_body })?;
-                *chunk = if size == 0 {
-                    Chunk::Trailer(0)
-                } else {
-                    Chunk::Data(size)
-                };
-            }
-            Ok(httparse::Status::Partial) if buf.len() <= CHUNK_LINE_MAX => {
-                return Ok(Progress::Blocked)
-            }
-            Ok(httparse::Status::Partial) | Err(_) => {
-                return Err(TrackerError::Http("bad chunk size line".into()))
-            }
-        },
-        Chunk::Data(remaining) => {
-            let n = take(buf, body, remaining, max_body)?;
-            if n < remaining {
-                *chunk = Chunk::Data(remaining - n);
-                return Ok(Progress::Blocked);
-            }
-            *chunk = Chunk::DataEnd;
-        }
-        Chunk::DataEnd => match buf.get(..2) {
-            None if buf.first().is_none_or(|&b| b == b'\r') => return Ok(Progress::Blocked),
-            Some(b"\r\n") => {
-                buf.drain(..2);
-                *chunk = Chunk::Size;
-            }
-            _ => return Err(TrackerError::Http("chunk data not followed by CRLF".into())),
-        },
-        Chunk::Trailer(seen) => {
-            let Some(line_end) = buf.windows(2).position(|w| w == b"\r\n") else {
-                if buf.len() > CHUNK_LINE_MAX {
-                    return Err(TrackerError::HeadersTooLarge { max: HEAD_LEN_MAX });
-                }
-                return Ok(Progress::Blocked);
-            };
-            buf.drain(..line_end + 2);
-            if line_end == 0 {
-                return Ok(Progress::Complete);
-            }
-            let seen = seen + line_end + 2;
-            if seen > HEAD_LEN_MAX {
-                return Err(TrackerError::HeadersTooLarge { max: HEAD_LEN_MAX });
-            }
-            *chunk = Chunk::Trailer(seen);
-        }
-    }
-    Ok(Progress::Advanced)
 }
 
 #[cfg(test)]

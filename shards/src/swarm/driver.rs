@@ -15,6 +15,7 @@ use super::goodbye::Turn;
 use super::status::TorrentFault;
 use super::torrent::TorrentRt;
 use super::tracker;
+use super::web_seed;
 use crate::mapped::path_under;
 
 /// How often a torrent with peers does its periodic work.
@@ -31,6 +32,7 @@ const ANNOUNCE_DEFER: Duration = Duration::from_secs(5);
 /// The torrent's life on its shard: ticks, announces and connections until asked to
 /// stop or a fault stops it, or until complete unless `keep_seeding`.
 pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
+    web_seed::start(&rt);
     let mut was_done = rt.engine().borrow().is_done();
     let mut next_durable = rt.now() + DURABLE_EVERY;
     let first_tracker = rt.announcer().borrow().current().map(str::to_string);

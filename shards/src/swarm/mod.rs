@@ -54,6 +54,7 @@ mod storage;
 mod throttle;
 mod torrent;
 mod tracker;
+mod web_seed;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -122,6 +123,8 @@ pub struct SwarmConfig {
     pub open_files_per_shard: usize,
     /// How announces are paced and capped, and how long goodbyes may take.
     pub announce: AnnounceConfig,
+    /// Whether torrents fetch from their web seeds (BEP 19 `url-list`); on by default.
+    pub web_seeds: bool,
 }
 
 /// Announce scheduling per shard (see `announce_gate` and the engine's `dispatch`).
@@ -165,6 +168,7 @@ impl Default for SwarmConfig {
             per_ip_exempt_loopback: true,
             open_files_per_shard: 512,
             announce: AnnounceConfig::default(),
+            web_seeds: true,
         }
     }
 }

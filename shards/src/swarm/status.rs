@@ -153,6 +153,10 @@ pub struct TorrentStatus {
     pub uploaded: AtomicU64,
     pub download_rate: AtomicU64,
     pub upload_rate: AtomicU64,
+    /// Web seeds (BEP 19) in use, not counting dropped ones.
+    pub web_seeds: AtomicU64,
+    /// Of those, how many are backing off after a failure.
+    pub web_seeds_failing: AtomicU64,
     /// Pieces hashed so far by the running check (with [`TorrentState::Checking`]).
     pub checked_pieces: AtomicU64,
     /// Every wanted piece is verified and written.

@@ -289,12 +289,18 @@ impl TorrentRt {
                 tracing::info!(piece, "piece failed its hash check; fetching it again");
                 rt.pieces.discard(buf);
             }
+            let web_seeds = rt.engine.borrow().web_seed_counts(rt.now()).0;
             rt.engine
                 .borrow_mut()
                 .piece_checked(rt.now(), piece, ok, &digests);
+            if rt.engine.borrow().web_seed_counts(rt.now()).0 < web_seeds {
+                tracing::info!(piece, "web seed dropped: its data failed the hash check");
+            }
             if rt.engine.borrow().is_done() {
-                // The last piece: say so now, not at the next tick.
+                // The last piece: say so now, not at the next tick, and rouse a run loop
+                // that naps (a torrent fed by web seeds alone has no peers to keep it busy).
                 rt.publish();
+                rt.wake();
             }
             rt.drive();
         })
@@ -361,6 +367,10 @@ impl TorrentRt {
         s.download_rate
             .store(stats.download_rate, Ordering::Relaxed);
         s.upload_rate.store(stats.upload_rate, Ordering::Relaxed);
+        let (web_seeds, web_seeds_failing) = self.engine.borrow().web_seed_counts(self.now());
+        s.web_seeds.store(web_seeds, Ordering::Relaxed);
+        s.web_seeds_failing
+            .store(web_seeds_failing, Ordering::Relaxed);
         let gauge = &self.shard.stats;
         let before = self.outbox_reported.replace(stats.outbox_bytes);
         gauge.release(Held::Outboxes, before);
