@@ -9,6 +9,10 @@
 mod blame;
 mod config;
 mod extension;
+mod fast;
+#[cfg(test)]
+mod fast_tests;
+use fast::FastSets;
 #[cfg(test)]
 mod hostile_tests;
 mod peer;
@@ -150,6 +154,8 @@ pub struct Torrent {
     upload: RateMeter,
     wasted: u64,
     done_reported: bool,
+    /// The torrent's info hash, for BEP 6's allowed-fast sets; `None` offers none.
+    info_hash: Option<crate::InfoHash>,
     scratch: Vec<BlockRef>,
     /// Elementary steps taken for peers' messages (pieces walked, queue entries scanned):
     /// lets a test bound what hostile input costs without timing it.
@@ -178,10 +184,16 @@ impl Torrent {
             upload: RateMeter::new(),
             wasted: 0,
             done_reported,
+            info_hash: None,
             scratch: Vec::new(),
             steps: 0,
             web: Vec::new(),
         }
+    }
+
+    /// Lets peers with few pieces fetch BEP 6's allowed-fast set from us while choked.
+    pub fn set_info_hash(&mut self, info_hash: crate::InfoHash) {
+        self.info_hash = Some(info_hash);
     }
 
     pub fn layout(&self) -> &Layout {
@@ -323,10 +335,23 @@ impl Torrent {
             Message::Extended { id: 0, payload } => {
                 peer.reqq = extension::their_reqq(payload);
             }
+            // Out-of-range pieces and messages without the Fast extension are ignored, as
+            // libtorrent does: neither costs us anything.
+            Message::AllowedFast(piece) => {
+                if peer.fast && piece < pieces {
+                    peer.fast_sets.allow_in(piece);
+                    if peer.peer_choking {
+                        self.fill_requests(now, key);
+                    }
+                }
+            }
+            Message::SuggestPiece(piece) => {
+                if peer.fast && piece < pieces && !self.picker.have().get(piece) {
+                    peer.fast_sets.suggest(piece);
+                }
+            }
             Message::KeepAlive
             | Message::Port(_)
-            | Message::SuggestPiece(_)
-            | Message::AllowedFast(_)
             | Message::Extended { .. }
             | Message::Unknown { .. } => {}
             Message::Bitfield(bytes) => {
@@ -414,7 +439,43 @@ impl Torrent {
                 data,
             } => return self.on_block(now, key, piece, offset, data.len()),
         }
+        if first {
+            self.offer_allowed_fast(now, key);
+        }
         Ok(Incoming::Nothing)
+    }
+
+    /// After a Fast peer's first piece list: if it has fewer pieces than the allowed-fast
+    /// set, tell it which pieces of its set (BEP 6) it may fetch while choked, of those we
+    /// have (libtorrent does the same), so a newcomer gets going before an unchoke.
+    fn offer_allowed_fast(&mut self, now: Duration, key: PeerKey) {
+        let Some(info_hash) = self.info_hash else {
+            return;
+        };
+        let pieces = self.layout.piece_count();
+        let have = self.picker.have();
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if !peer.fast || peer.fast_sets.offered || peer.awaiting_bitfield {
+            return;
+        }
+        peer.fast_sets.offered = true;
+        if peer.has.count() as usize >= fast::ALLOWED_FAST_SET_SIZE {
+            return;
+        }
+        let set = fast::allowed_fast_set(
+            peer.addr.ip(),
+            &info_hash,
+            pieces,
+            fast::ALLOWED_FAST_SET_SIZE,
+        );
+        for &piece in set.iter().filter(|&&p| have.get(p)) {
+            Message::AllowedFast(piece).encode(&mut peer.outbox);
+        }
+        peer.fast_sets.allowed_out = set;
+        peer.last_sent = now;
+        self.actions.push_back(Action::Wake(key));
     }
 
     /// Bytes a peer's outbox may hold: the configured bound past its first piece list.
@@ -452,7 +513,22 @@ impl Torrent {
         // peer re-requests after its time-out). A full queue is refused like this too, as
         // libtorrent does: Transmission, for one, queues many seconds' worth of requests.
         let full = peer.queued.slots() >= self.config.max_queued_requests;
-        if peer.am_choking || full || !self.picker.have().get(block.piece) {
+        let have = self.picker.have().get(block.piece);
+        // A choked peer may still fetch its allowed-fast pieces, up to a budget.
+        let allowed_while_choked = peer.am_choking
+            && have
+            && peer.fast_sets.allows_out(block.piece)
+            && peer.fast_sets.choked_bytes + u64::from(block.len)
+                <= fast::CHOKED_PIECES_BUDGET
+                    * peer.fast_sets.allowed_out.len() as u64
+                    * u64::from(self.layout.piece_length());
+        if allowed_while_choked && !full {
+            peer.fast_sets.choked_bytes += u64::from(block.len);
+            peer.queued.push_back(block);
+            self.actions.push_back(Action::Wake(key));
+            return Ok(());
+        }
+        if peer.am_choking || full || !have {
             if peer.am_choking {
                 peer.choked_requests += 1;
                 if peer.choked_requests > self.config.choked_request_allowance {
@@ -590,7 +666,9 @@ impl Torrent {
     /// The next block to send to `key`, if it still wants one.
     pub fn next_serve(&mut self, key: PeerKey) -> Option<BlockRef> {
         let peer = self.peers.get_mut(&key)?;
-        if peer.am_choking {
+        // While choked, only requests under its allowed-fast set are queued.
+        let front = peer.queued.front()?;
+        if peer.am_choking && !peer.fast_sets.allows_out(front.piece) {
             return None;
         }
         peer.queued.pop_front()
@@ -600,10 +678,11 @@ impl Torrent {
     /// its batch before that block's piece looks first.
     pub fn peek_serve(&self, key: PeerKey) -> Option<BlockRef> {
         let peer = self.peers.get(&key)?;
-        if peer.am_choking {
+        let front = peer.queued.front()?;
+        if peer.am_choking && !peer.fast_sets.allows_out(front.piece) {
             return None;
         }
-        peer.queued.front()
+        Some(front)
     }
 
     /// Pieces `key` has asked for most of, among its next queued requests: worth reading
@@ -790,7 +869,7 @@ impl Torrent {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if peer.peer_choking || !peer.am_interested {
+        if !peer.am_interested || (peer.peer_choking && peer.fast_sets.allowed_in.is_empty()) {
             return;
         }
         let depth = if peer.snubbed {
@@ -804,8 +883,27 @@ impl Torrent {
             return;
         }
         self.scratch.clear();
-        self.picker
-            .pick(key, &peer.has, depth - outstanding, &mut self.scratch);
+        let want = depth - outstanding;
+        let have = self.picker.have();
+        if peer.peer_choking {
+            // Choked under the Fast extension: only the pieces it allows us (BEP 6).
+            let Some(allowed) = FastSets::usable(&peer.fast_sets.allowed_in, &peer.has, have)
+            else {
+                return;
+            };
+            self.picker.pick(key, &allowed, want, &mut self.scratch);
+        } else {
+            // Its suggestions first, while we lack them (BEP 6); then the picker's choice.
+            peer.fast_sets.suggested.retain(|&p| !have.get(p));
+            let suggested = FastSets::usable(&peer.fast_sets.suggested, &peer.has, have);
+            if let Some(suggested) = suggested {
+                self.picker.pick(key, &suggested, want, &mut self.scratch);
+            }
+            let left = want.saturating_sub(self.scratch.len());
+            if left > 0 {
+                self.picker.pick(key, &peer.has, left, &mut self.scratch);
+            }
+        }
         if self.scratch.is_empty() {
             return;
         }
@@ -849,19 +947,28 @@ impl Torrent {
             .rechoke(now, &candidates, seeding)
             .into_iter()
             .collect();
+        let mut kept = Vec::new();
         for (&key, peer) in &mut self.peers {
             let should = unchoke.contains(&key);
             if should && peer.am_choking {
                 peer.am_choking = false;
                 peer.choked_requests = 0;
+                peer.fast_sets.choked_bytes = 0;
                 Message::Unchoke.encode(&mut peer.outbox);
             } else if !should && !peer.am_choking {
                 peer.am_choking = true;
                 Message::Choke.encode(&mut peer.outbox);
+                // Requests under its allowed-fast set stay (BEP 6); the rest are refused.
+                let sets = &peer.fast_sets;
                 for block in peer.queued.drain() {
-                    if peer.fast {
+                    if sets.allows_out(block.piece) {
+                        kept.push(block);
+                    } else if peer.fast {
                         Message::RejectRequest(block).encode(&mut peer.outbox);
                     }
+                }
+                for block in kept.drain(..) {
+                    peer.queued.push_back(block);
                 }
             } else {
                 continue;

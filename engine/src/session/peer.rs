@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::fast::FastSets;
 use super::serve_queue::ServeQueue;
 use crate::rate::RateMeter;
 use crate::{Bitfield, BlockRef};
@@ -44,6 +45,9 @@ pub(super) struct Peer {
     /// `SessionConfig::outbox_max_bytes` past the first piece list: beyond it the peer is
     /// dropped as not reading (checked after each of its messages and at each tick).
     pub outbox: Vec<u8>,
+    /// Allowed-fast and suggested pieces, both ways (BEP 6); empty without the Fast
+    /// extension.
+    pub fast_sets: FastSets,
 }
 
 impl Peer {
@@ -70,6 +74,7 @@ impl Peer {
             last_sent: now,
             last_interest: now,
             outbox: Vec::new(),
+            fast_sets: FastSets::default(),
         }
     }
 

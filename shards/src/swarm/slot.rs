@@ -476,6 +476,7 @@ impl Slot {
             seed,
         );
         engine.set_sequential(sequential);
+        engine.set_info_hash(self.meta.info_hash);
         if let Some(p) = &priorities {
             engine.set_file_priorities(p);
         }
