@@ -33,7 +33,7 @@ use crate::{Bitfield, BlockRef, Sha1Digest, BLOCK_LEN};
 pub use crate::picker::PeerKey;
 use blame::{BanKey, Blame, Finding};
 pub use config::SessionConfig;
-pub use extension::{our_handshake as extension_handshake, ADVERTISED_REQQ};
+pub use extension::{metadata_answers_max, our_handshake as extension_handshake, ADVERTISED_REQQ};
 use peer::Peer;
 
 /// The largest block we serve to a peer that asks for more than 16 KiB.
@@ -104,6 +104,8 @@ pub enum DropReason {
     Uninterested(Duration),
     #[error("stopped reading: {0} bytes wait to be sent to it")]
     NotReading(usize),
+    #[error("{0}")]
+    BadMetadataMessage(#[from] crate::metadata::MetadataError),
 }
 
 /// What the caller does with a message's payload.
@@ -148,6 +150,8 @@ pub struct Torrent {
     upload: RateMeter,
     wasted: u64,
     done_reported: bool,
+    /// The info dict's bytes, served to peers that ask (BEP 9); `None` serves nothing.
+    info_dict: Option<std::sync::Arc<[u8]>>,
     scratch: Vec<BlockRef>,
     /// Elementary steps taken for peers' messages (pieces walked, queue entries scanned):
     /// lets a test bound what hostile input costs without timing it.
@@ -174,9 +178,16 @@ impl Torrent {
             upload: RateMeter::new(),
             wasted: 0,
             done_reported,
+            info_dict: None,
             scratch: Vec::new(),
             steps: 0,
         }
+    }
+
+    /// The info dict to serve to peers that ask for it (BEP 9). Set before peers are
+    /// added: our extension handshake tells its size.
+    pub fn set_info_dict(&mut self, info: std::sync::Arc<[u8]>) {
+        self.info_dict = Some(info);
     }
 
     pub fn layout(&self) -> &Layout {
@@ -253,6 +264,7 @@ impl Torrent {
         if caps.extensions {
             let payload = extension::our_handshake(
                 extension::ADVERTISED_REQQ.min(self.config.max_queued_requests),
+                self.info_dict.as_ref().map(|i| i.len() as u32),
             );
             Message::Extended {
                 id: 0,
@@ -315,7 +327,21 @@ impl Torrent {
         }
         match *msg {
             Message::Extended { id: 0, payload } => {
-                peer.reqq = extension::their_reqq(payload);
+                extension::read_handshake(&mut peer.extensions, payload);
+            }
+            Message::Extended { id, payload }
+                if crate::extension::Extension::from_local_id(id)
+                    == Some(crate::extension::Extension::UtMetadata) =>
+            {
+                extension::on_metadata_message(
+                    self.info_dict.as_deref(),
+                    peer.extensions.as_ref(),
+                    &mut peer.metadata_answered,
+                    payload,
+                    &mut peer.outbox,
+                )?;
+                peer.last_sent = now;
+                self.actions.push_back(Action::Wake(key));
             }
             Message::KeepAlive
             | Message::Port(_)
@@ -790,7 +816,7 @@ impl Torrent {
             1
         } else {
             request_queue_depth(peer.download.rate(now), peer.rtt)
-                .min(peer.reqq.unwrap_or(extension::DEFAULT_REQQ))
+                .min(peer.reqq().unwrap_or(extension::DEFAULT_REQQ))
         };
         let outstanding = self.picker.outstanding(key);
         if outstanding >= depth {
