@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ccbt_engine::bencode::{self, Dict, Value};
+use ccbt_engine::extension::{Extension, TheirHandshake};
 use ccbt_engine::metadata::MetadataMessage;
 use ccbt_engine::metainfo::Metainfo;
 use common::swarm::{
@@ -107,9 +108,10 @@ fn ccbt_download_magnet(magnet: &str, out: &Path, peers: &[SocketAddr], extra: &
         free_port().to_string(),
         "--listen".into(),
         "127.0.0.1".into(),
-        "--metadata-timeout".into(),
-        "40".into(),
     ];
+    if !extra.contains(&"--metadata-timeout") {
+        args.extend(["--metadata-timeout".into(), "40".into()]);
+    }
     for p in peers {
         args.push("--peer".into());
         args.push(p.to_string());
@@ -126,9 +128,10 @@ fn client_seeds_ccbt_downloads_magnet(client: Client) {
     };
     let port = free_port();
     let seeder = client.seed(&s.torrent.path, &s.torrent.data_dir, port);
+    // Listed as a seeder, it listens. (No probe connection: transmission takes one
+    // connection per address, handshakes included, and would refuse ours beside it.)
     s.tracker
         .wait_for_seeders(&s.torrent.info_hash, 1, SEEDER_READY);
-    wait_listening(port, &seeder);
     let out = s.out("ccbt");
     let seeder_addr = SocketAddr::from(([127, 0, 0, 1], port));
     let saved = s.dir.path().join("fetched.torrent");
@@ -276,8 +279,14 @@ fn liar_conn(mut s: TcpStream, info_hash: &[u8; 20], info: &[u8], lie: Lie, aske
     let mut payload = vec![0u8];
     payload.extend(bencode::encode(&Value::Dict(ext)));
     let _ = s.write_all(&message(EXTENDED, &payload));
+    // The id to send ut_metadata messages to ccbt-uring under, from its handshake.
+    let mut ours = None;
     loop {
         match read_message(&mut s) {
+            Ok(Some((EXTENDED, body))) if body.first() == Some(&0) => {
+                let hs = TheirHandshake::parse(&body[1..]).expect("ccbt-uring's handshake");
+                ours = hs.extensions.id(Extension::UtMetadata);
+            }
             Ok(Some((EXTENDED, body))) if body.first() == Some(&THEIR_UT_METADATA) => {
                 let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(&body[1..])
                 else {
@@ -299,7 +308,7 @@ fn liar_conn(mut s: TcpStream, info_hash: &[u8; 20], info: &[u8], lie: Lie, aske
                     }
                     Lie::Oversize => {}
                 }
-                let mut body = vec![THEIR_UT_METADATA];
+                let mut body = vec![ours.expect("its handshake came first")];
                 body.extend(
                     MetadataMessage::Data {
                         piece,

@@ -10,9 +10,13 @@
 //! Once the fetcher hands over an info dict whose SHA-1 is the info hash, it is wrapped in
 //! a `.torrent` (with the magnet's trackers), parsed by the usual metainfo parser and
 //! sanitizer, and the torrent is added as if from that file: its data is checked, storage
-//! opened, and the addresses that served the metadata are its first peers. The fetch's
-//! connections are closed rather than carried over: on them we already sent an extension
-//! handshake without the torrent's piece list, which must come first.
+//! opened, and the addresses that served the metadata are its first peers. The connection
+//! that delivered the last piece is carried over (a client such as Transmission refuses a
+//! quick reconnect from the same address): it waits until the torrent runs, then goes on
+//! as any connection, with the piece-list messages the peer sent during the fetch replayed
+//! to the torrent. The fetch sent it HAVE NONE (with the Fast extension) or nothing, so the
+//! torrent's own piece list and second extension handshake read as an update. Other
+//! connections are closed; their addresses are the torrent's to dial.
 //!
 //! The torrent's [`TorrentStatus`] is the same from the add on, in state
 //! [`TorrentState::FetchingMetadata`] with the metadata's progress, then as any torrent's.
@@ -69,6 +73,27 @@ pub const TOO_LARGE_AFTER: Duration = Duration::from_secs(5);
 const SERVED_BY_MAX: usize = 200;
 /// A connection that says nothing for this long is closed.
 const SILENT_MAX: Duration = Duration::from_secs(60);
+/// Bytes of a peer's piece-list messages (bitfield, HAVEs) kept to replay to the torrent;
+/// past it the connection is not carried over.
+const REPLAY_MAX: usize = 256 * 1024;
+/// How long a carried-over connection waits for the torrent to run (its check).
+const ADOPT_WAIT_MAX: Duration = Duration::from_secs(120);
+
+/// The connection that delivered the metadata, kept for the torrent.
+struct Adopted {
+    stream: TcpStream,
+    addr: SocketAddr,
+    theirs: Handshake,
+    /// The peer's piece-list messages from the fetch, then its bytes not yet read.
+    pending: Vec<u8>,
+}
+
+/// How a connection's reader ended.
+enum ReadEnd {
+    Closed(String),
+    /// It delivered the last piece: hand it to the torrent.
+    Adopt(Vec<u8>),
+}
 
 /// A torrent to add from a magnet link.
 #[derive(Debug, Clone)]
@@ -152,6 +177,12 @@ pub struct Fetch {
     served_by: RefCell<Vec<SocketAddr>>,
     /// The verified info dict, once the fetcher handed it over.
     fetched: RefCell<Option<Vec<u8>>>,
+    /// The connection whose message completed the metadata.
+    finisher: Cell<Option<FetchKey>>,
+    adopted: RefCell<Option<Adopted>>,
+    /// Tells `run` the finisher's reader has stopped (adopted or not).
+    finisher_done: Alarm,
+    finisher_settled: Cell<bool>,
 }
 
 impl Fetch {
@@ -179,6 +210,10 @@ impl Fetch {
             alarm: Alarm::default(),
             served_by: RefCell::default(),
             fetched: RefCell::default(),
+            finisher: Cell::new(None),
+            adopted: RefCell::default(),
+            finisher_done: Alarm::default(),
+            finisher_settled: Cell::new(false),
             status,
             spec,
             ctx,
@@ -239,6 +274,12 @@ impl Fetch {
             self.publish();
             self.alarm.sleep(TICK).await;
         };
+        if self.finisher.get().is_some() {
+            // Its reader is at the message that completed the metadata: it stops there.
+            while !self.finisher_settled.get() {
+                self.finisher_done.sleep(TICK).await;
+            }
+        }
         self.close_all();
         self.publish();
         self.ctx.forget_fetch(&self.spec.info_hash);
@@ -280,14 +321,20 @@ impl Fetch {
             self.status.finished.store(true, Ordering::Release);
             return;
         }
+        let kept = self.adopted.borrow().as_ref().map(|a| a.addr);
         let mut peers = self.spec.peers.clone();
         for addr in self.served_by.borrow().iter() {
-            if !peers.contains(addr) {
+            if !peers.contains(addr) && Some(*addr) != kept {
                 peers.push(*addr);
             }
         }
         let spec = self.spec.torrent(metainfo, peers);
-        if let Err(e) = self.ctx.add_torrent(spec, self.status.clone()) {
+        let adopted = self.adopted.borrow_mut().take();
+        let added = self.ctx.add_torrent(spec, self.status.clone());
+        if let (Ok(()), Some(conn)) = (&added, adopted) {
+            glommio::spawn_local(adopt(self.ctx.clone(), self.spec.info_hash, conn)).detach();
+        }
+        if let Err(e) = added {
             tracing::warn!(torrent = %self.spec.info_hash, error = %e, "cannot add the fetched torrent");
             self.status
                 .set_fault(Some(TorrentFault::bad_data(e.to_string())));
@@ -484,15 +531,37 @@ impl Fetch {
         let writer = glommio::spawn_local(self.clone().write_loop(key, writer_stream, rings));
         self.conns.borrow()[&key].handle.wake();
         let mut stream = stream;
-        let why = self.read_loop(key, addr, &mut stream, pending, dialled).await;
-        if let Some(conn) = self.conns.borrow_mut().remove(&key) {
-            conn.handle.close();
+        let end = self.read_loop(key, addr, &mut stream, pending, dialled).await;
+        let conn = self.conns.borrow_mut().remove(&key);
+        if let ReadEnd::Closed(_) = end {
+            if let Some(conn) = &conn {
+                conn.handle.close();
+            }
         }
+        // Dropping the doorbell ends the writer (its descriptor is a duplicate).
+        drop(conn);
         self.fetcher.borrow_mut().remove_peer(self.now(), key);
         self.flush();
         writer.await;
-        drop(stream);
-        tracing::debug!(%addr, why, "metadata connection closed");
+        match end {
+            ReadEnd::Adopt(pending) => {
+                tracing::debug!(%addr, "metadata connection kept for the torrent");
+                *self.adopted.borrow_mut() = Some(Adopted {
+                    stream,
+                    addr,
+                    theirs,
+                    pending,
+                });
+            }
+            ReadEnd::Closed(why) => {
+                drop(stream);
+                tracing::debug!(%addr, why, "metadata connection closed");
+            }
+        }
+        if self.finisher.get() == Some(key) {
+            self.finisher_settled.set(true);
+            self.finisher_done.ring();
+        }
         Ok(())
     }
 
@@ -503,41 +572,67 @@ impl Fetch {
         stream: &mut TcpStream,
         pending: Vec<u8>,
         dialled: bool,
-    ) -> String {
+    ) -> ReadEnd {
         // A peer sends its piece list straight away; its length is bounded by the piece
         // count an info dict of the largest accepted size can list.
         let max = wire::max_message_len(self.spec.metadata_size_max / 20);
         let mut buf = pending;
         let mut chunk = vec![0u8; 32 * 1024];
         let mut theirs: Option<TheirHandshake> = None;
+        // The peer's piece-list messages, raw, for the torrent if this connection is kept.
+        let mut replay: Vec<u8> = Vec::new();
+        // Set when a piece-list message did not fit: the connection cannot be kept.
+        let mut replay_lost = false;
         loop {
             let mut used = 0;
             loop {
                 match decode_message(&buf[used..], max) {
                     Ok(Some((msg, n))) => {
+                        let raw = used..used + n;
                         used += n;
+                        if matches!(
+                            msg,
+                            Message::Bitfield(_)
+                                | Message::Have(_)
+                                | Message::HaveAll
+                                | Message::HaveNone
+                        ) && replay.len() + n <= REPLAY_MAX
+                        {
+                            replay.extend_from_slice(&buf[raw]);
+                        } else if matches!(msg, Message::Bitfield(_) | Message::Have(_)) {
+                            replay_lost = true;
+                        }
                         if let Err(why) = self.on_message(key, addr, &mut theirs, &msg, dialled) {
-                            return why;
+                            tracing::info!(peer = %addr, reason = %why, "metadata peer dropped");
+                            return ReadEnd::Closed(why);
+                        }
+                        if self.finisher.get() == Some(key) {
+                            // The rest is the torrent's to read.
+                            break;
                         }
                     }
                     Ok(None) => break,
-                    Err(e) => return e.to_string(),
+                    Err(e) => return ReadEnd::Closed(e.to_string()),
                 }
             }
             buf.drain(..used);
             self.flush();
+            if self.finisher.get() == Some(key) && !replay_lost {
+                replay.extend_from_slice(&buf);
+                return ReadEnd::Adopt(replay);
+            }
             if self.stop.is_set() || self.fetched.borrow().is_some() {
-                return "the fetch is over".into();
+                return ReadEnd::Closed("the fetch is over".into());
             }
             let read = glommio::timer::timeout(SILENT_MAX, async {
                 Ok(stream.read(&mut chunk).await)
             })
             .await;
             match read {
-                Ok(Ok(0)) => return "closed by peer".into(),
+                Ok(Ok(0)) => return ReadEnd::Closed("closed by peer".into()),
                 Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                Ok(Err(e)) => return e.to_string(),
-                Err(_) => return format!("silent for {SILENT_MAX:?}"),
+                Ok(Err(e)) => return ReadEnd::Closed(e.to_string()),
+                Err(_) => return ReadEnd::Closed(format!("silent for {SILENT_MAX:?}")),
             }
         }
     }
@@ -573,10 +668,13 @@ impl Fetch {
             Message::Extended { id, payload }
                 if Extension::from_local_id(id) == Some(Extension::UtMetadata) =>
             {
-                self.fetcher
-                    .borrow_mut()
+                let mut fetcher = self.fetcher.borrow_mut();
+                fetcher
                     .on_message(now, key, payload)
                     .map_err(|e| e.to_string())?;
+                if fetcher.is_done() && self.finisher.get().is_none() {
+                    self.finisher.set(Some(key));
+                }
             }
             // Piece lists, keep-alives and the rest mean nothing before the metadata.
             _ => {}
@@ -656,5 +754,23 @@ impl Fetch {
             }
         }
         self.alarm.ring();
+    }
+}
+
+/// Runs the connection that delivered the metadata on the torrent, once it runs (after its
+/// check); closed if the torrent does not start within [`ADOPT_WAIT_MAX`].
+async fn adopt(ctx: Rc<ShardCtx>, info_hash: InfoHash, conn: Adopted) {
+    let began = ctx.clock.now();
+    loop {
+        if let Some(rt) = ctx.torrent(&info_hash).and_then(|slot| slot.running()) {
+            peer::run(rt, conn.stream, conn.addr, conn.theirs, conn.pending).await;
+            return;
+        }
+        if ctx.torrent(&info_hash).is_none()
+            || ctx.clock.now().saturating_sub(began) > ADOPT_WAIT_MAX
+        {
+            return;
+        }
+        glommio::timer::sleep(Duration::from_millis(20)).await;
     }
 }
