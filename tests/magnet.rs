@@ -150,8 +150,14 @@ fn client_seeds_ccbt_downloads_magnet(client: Client) {
     let original = Metainfo::parse(&std::fs::read(&s.torrent.path).unwrap()).unwrap();
     assert_eq!(fetched.info_hash, original.info_hash);
     assert_eq!(&*fetched.info_bytes, &*original.info_bytes);
-    assert_eq!(fetched.announce.as_deref(), Some(&*s.tracker.http_announce()));
-    eprintln!("{} seeded, ccbt-uring downloaded a magnet link in {took:.1?}", client.name());
+    assert_eq!(
+        fetched.announce.as_deref(),
+        Some(&*s.tracker.http_announce())
+    );
+    eprintln!(
+        "{} seeded, ccbt-uring downloaded a magnet link in {took:.1?}",
+        client.name()
+    );
     drop(seeder);
 }
 
@@ -171,7 +177,10 @@ fn ccbt_seeds_client_downloads_magnet(client: Client) {
     };
     let (_seeder, mut downloader) = if client.dials_loopback_peers() {
         let seeder = seed();
-        (seeder, client.download_magnet(&s.magnet(), &out, free_port()))
+        (
+            seeder,
+            client.download_magnet(&s.magnet(), &out, free_port()),
+        )
     } else {
         let downloader = client.download_magnet(&s.magnet(), &out, free_port());
         s.tracker
@@ -180,7 +189,10 @@ fn ccbt_seeds_client_downloads_magnet(client: Client) {
     };
     let took = downloader.wait_success(TRANSFER);
     s.assert_downloaded(&out);
-    eprintln!("ccbt-uring seeded, {} downloaded a magnet link in {took:.1?}", client.name());
+    eprintln!(
+        "ccbt-uring seeded, {} downloaded a magnet link in {took:.1?}",
+        client.name()
+    );
 }
 
 #[test]
@@ -259,7 +271,13 @@ impl Liar {
 }
 
 /// One connection of a liar; true if the other side closed it.
-fn liar_conn(mut s: TcpStream, info_hash: &[u8; 20], info: &[u8], lie: Lie, asked: &AtomicUsize) -> bool {
+fn liar_conn(
+    mut s: TcpStream,
+    info_hash: &[u8; 20],
+    info: &[u8],
+    lie: Lie,
+    asked: &AtomicUsize,
+) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut theirs = [0u8; 68];
     if s.read_exact(&mut theirs).is_err() || &theirs[28..48] != info_hash {
@@ -397,11 +415,18 @@ fn lying_metadata_peers_are_dropped_and_the_download_completes_from_an_honest_on
     downloader.wait_success(TRANSFER);
     s.assert_downloaded(&out);
     for (liar, lie) in liars.iter().zip(["wrong bytes", "total size", "oversize"]) {
-        assert!(liar.closed.load(Ordering::SeqCst) > 0, "the {lie} liar was not dropped");
+        assert!(
+            liar.closed.load(Ordering::SeqCst) > 0,
+            "the {lie} liar was not dropped"
+        );
     }
     let asked = liars[0].asked.load(Ordering::SeqCst) + liars[1].asked.load(Ordering::SeqCst);
     assert!(asked >= 2, "both size-telling liars were asked ({asked})");
-    assert_eq!(liars[2].asked.load(Ordering::SeqCst), 0, "oversize is never asked");
+    assert_eq!(
+        liars[2].asked.load(Ordering::SeqCst),
+        0,
+        "oversize is never asked"
+    );
     let log = downloader.log();
     for why in [
         "does not match the info hash",
@@ -429,7 +454,10 @@ fn oversize_metadata_alone_fails_with_its_own_error() {
     let status = run.exit_status().expect("ended within 30 s");
     assert_eq!(status.code(), Some(3), "{}", run.log());
     let log = run.log();
-    assert!(log.contains("104857600 bytes; the limit is 1048576"), "{log}");
+    assert!(
+        log.contains("104857600 bytes; the limit is 1048576"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -449,7 +477,11 @@ fn a_magnet_with_no_reachable_peer_times_out_with_a_reason() {
     }
     let status = run.exit_status().expect("ended within 20 s");
     assert_eq!(status.code(), Some(1), "{}", run.log());
-    assert!(run.log().contains("no metadata within 2 s"), "{}", run.log());
+    assert!(
+        run.log().contains("no metadata within 2 s"),
+        "{}",
+        run.log()
+    );
 }
 
 #[test]
@@ -466,7 +498,15 @@ fn info_fetch_shows_and_saves_the_torrent_fetched_from_a_ccbt_seed() {
         s.torrent.info_hash
     );
     let ran = common::run_for(
-        common::ccbt().args(["info", &magnet, "--fetch", "--json", "--listen", "127.0.0.1"])
+        common::ccbt()
+            .args([
+                "info",
+                &magnet,
+                "--fetch",
+                "--json",
+                "--listen",
+                "127.0.0.1",
+            ])
             .args(["--port", &free_port().to_string(), "--save-torrent"])
             .arg(&saved),
         Duration::from_secs(60),
@@ -476,7 +516,10 @@ fn info_fetch_shows_and_saves_the_torrent_fetched_from_a_ccbt_seed() {
     assert_eq!(report["source"], "torrent");
     assert_eq!(report["info_hash"], s.torrent.info_hash);
     assert_eq!(report["name"], s.torrent.name);
-    assert_eq!(report["files"].as_array().unwrap().len(), swarm::TEST_FILES.len());
+    assert_eq!(
+        report["files"].as_array().unwrap().len(),
+        swarm::TEST_FILES.len()
+    );
     let fetched = Metainfo::parse(&std::fs::read(&saved).unwrap()).unwrap();
     assert_eq!(fetched.info_hash.to_hex(), s.torrent.info_hash);
 }

@@ -165,14 +165,14 @@ impl TheirHandshake {
             let v = &v[..v.len().min(CLIENT_NAME_LEN_MAX)];
             String::from_utf8_lossy(v).into_owned()
         });
-        theirs.your_ip = dict
-            .get(b"yourip")
-            .and_then(Value::as_bytes)
-            .and_then(|b| match b.len() {
-                4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
-                16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
-                _ => None,
-            });
+        theirs.your_ip =
+            dict.get(b"yourip")
+                .and_then(Value::as_bytes)
+                .and_then(|b| match b.len() {
+                    4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+                    16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+                    _ => None,
+                });
         theirs.listen_port = dict
             .get(b"p")
             .and_then(Value::as_int)

@@ -10,7 +10,11 @@ use crate::cli::DownloadArgs;
 use crate::failure::{Exit, Failure, OrExit, Outcome};
 
 pub fn run(args: DownloadArgs) -> Outcome {
-    if let Some(source) = args.torrent.to_str().filter(|s| super::magnet::is_magnet(s)) {
+    if let Some(source) = args
+        .torrent
+        .to_str()
+        .filter(|s| super::magnet::is_magnet(s))
+    {
         return run_magnet(&args, source);
     }
     let torrent = super::load_torrent(&args.torrent)?;

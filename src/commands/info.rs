@@ -39,13 +39,8 @@ pub fn run(args: InfoArgs) -> Outcome {
 /// Fetches a magnet link's metadata through a swarm of our own, and stops there.
 fn fetch(args: &InfoArgs, magnet: &Magnet) -> Result<Metainfo, crate::failure::Failure> {
     let stop_signal = super::swarm::stop_on_signals()?;
-    let mut spec = super::magnet::spec(
-        magnet,
-        &args.magnet,
-        &args.swarm,
-        std::env::temp_dir(),
-        &[],
-    );
+    let mut spec =
+        super::magnet::spec(magnet, &args.magnet, &args.swarm, std::env::temp_dir(), &[]);
     spec.metadata_only = true;
     let name = magnet
         .display_name

@@ -117,7 +117,10 @@ pub fn wait_for_metadata(
             return Err(Failure::new(code, anyhow!("{name}: {fault}")));
         }
         if status.state() == TorrentState::Failed {
-            return Err(Failure::new(Exit::Runtime, anyhow!("{name}: the fetch failed")));
+            return Err(Failure::new(
+                Exit::Runtime,
+                anyhow!("{name}: the fetch failed"),
+            ));
         }
         if stop_signal.load(Ordering::Relaxed) {
             return Err(Failure::new(
@@ -143,10 +146,7 @@ pub fn wait_for_metadata(
             };
             return Err(Failure::new(
                 Exit::Incomplete,
-                anyhow!(
-                    "{name}: no metadata within {} s: {why}",
-                    timeout.as_secs()
-                ),
+                anyhow!("{name}: no metadata within {} s: {why}", timeout.as_secs()),
             ));
         }
         if last_line.elapsed() >= LINE_EVERY {

@@ -10,9 +10,7 @@ use anyhow::anyhow;
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::session::SessionConfig;
 use ccbt_engine::Bitfield;
-use ccbt_shards::swarm::{
-    MagnetSpec, Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus,
-};
+use ccbt_shards::swarm::{MagnetSpec, Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus};
 use ccbt_shards::{PieceState, RecheckReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -106,14 +104,13 @@ pub fn run_magnet(
     let swarm = Swarm::start(config, None)?;
     let status = swarm.add_magnet(spec).wait()?;
     eprintln!("fetching metadata of {name} on port {}", swarm.port());
-    let metainfo =
-        match super::magnet::wait_for_metadata(&status, &name, timeout, &stop_signal) {
-            Ok(m) => m,
-            Err(e) => {
-                swarm.shutdown()?;
-                return Err(e);
-            }
-        };
+    let metainfo = match super::magnet::wait_for_metadata(&status, &name, timeout, &stop_signal) {
+        Ok(m) => m,
+        Err(e) => {
+            swarm.shutdown()?;
+            return Err(e);
+        }
+    };
     if let Some(path) = save_torrent {
         super::magnet::save_torrent(path, &metainfo, &trackers)?;
     }

@@ -577,7 +577,10 @@ impl MetadataFetcher {
 
     /// Every piece is in: check the whole against the info hash.
     fn verify(&mut self, now: Duration) {
-        let a = self.assembly.take().expect("verify runs on a full assembly");
+        let a = self
+            .assembly
+            .take()
+            .expect("verify runs on a full assembly");
         let from: Vec<SocketAddr> = a
             .slots
             .iter()
@@ -593,8 +596,7 @@ impl MetadataFetcher {
                 for (i, sender) in failed.from.iter().enumerate() {
                     let start = i * METADATA_PIECE_LEN as usize;
                     let end = start + piece_len(a.size, i as u32) as usize;
-                    if failed.bytes[start..end] != a.buf[start..end] && !guilty.contains(sender)
-                    {
+                    if failed.bytes[start..end] != a.buf[start..end] && !guilty.contains(sender) {
                         guilty.push(*sender);
                     }
                 }

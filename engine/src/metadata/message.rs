@@ -31,13 +31,17 @@ const REJECT: i64 = 2;
 /// One ut_metadata message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataMessage<'a> {
-    Request { piece: u32 },
+    Request {
+        piece: u32,
+    },
     Data {
         piece: u32,
         total_size: u32,
         data: &'a [u8],
     },
-    Reject { piece: u32 },
+    Reject {
+        piece: u32,
+    },
 }
 
 /// Why a ut_metadata message was refused: each drops the peer that sent it.
@@ -217,11 +221,18 @@ mod tests {
             bad(b"d8:msg_typei0e5:piecei99999999ee"),
             BadIndex(_)
         ));
-        assert!(matches!(bad(b"d8:msg_typei0e5:piecei0eexyz"), TrailingBytes(_)));
+        assert!(matches!(
+            bad(b"d8:msg_typei0e5:piecei0eexyz"),
+            TrailingBytes(_)
+        ));
         // A data message whose bytes do not fit the total it claims.
         assert!(matches!(
             bad(b"d8:msg_typei1e5:piecei0e10:total_sizei5eeabc"),
-            BadPieceLength { want: 5, len: 3, .. }
+            BadPieceLength {
+                want: 5,
+                len: 3,
+                ..
+            }
         ));
         assert!(matches!(
             bad(b"d8:msg_typei1e5:piecei1e10:total_sizei5eeabc"),

@@ -69,7 +69,11 @@ fn fetches_from_one_honest_peer_within_its_bounds() {
     f.add_peer(Duration::ZERO, 1, addr(1), &handshake(info.len() as u64))
         .unwrap();
     let asked = requests(&mut f);
-    assert_eq!(asked, [(1, 0), (1, 1), (1, 2)], "three pieces, at most four in flight");
+    assert_eq!(
+        asked,
+        [(1, 0), (1, 1), (1, 2)],
+        "three pieces, at most four in flight"
+    );
     assert_eq!(f.progress().pieces_total, 3);
     for (peer, piece) in asked {
         f.on_message(S, peer, &answer(&info, piece)).unwrap();
@@ -84,8 +88,13 @@ fn requests_stay_within_the_per_peer_and_overall_bounds() {
     let info = info(60 * 16 * 1024);
     let mut f = fetcher(&info);
     for k in 0..20 {
-        f.add_peer(Duration::ZERO, k, addr(k as u8), &handshake(info.len() as u64))
-            .unwrap();
+        f.add_peer(
+            Duration::ZERO,
+            k,
+            addr(k as u8),
+            &handshake(info.len() as u64),
+        )
+        .unwrap();
     }
     let asked = requests(&mut f);
     assert_eq!(asked.len(), FetchConfig::default().requests_max);
@@ -113,7 +122,10 @@ fn a_lone_liar_is_convicted_and_an_honest_peer_completes() {
     f.add_peer(Duration::ZERO, 1, addr(1), &handshake(info.len() as u64))
         .unwrap();
     answer_all(&mut f, S, &[(1, &lie)]);
-    assert_eq!(events(&mut f), [FetchEvent::Drop(1, PeerFault::BadMetadata)]);
+    assert_eq!(
+        events(&mut f),
+        [FetchEvent::Drop(1, PeerFault::BadMetadata)]
+    );
     assert!(f.is_banned(addr(1)));
     assert_eq!(f.failures(), 1);
     // It comes back on a new connection: refused.
@@ -185,7 +197,10 @@ fn two_peers_split_the_work_and_the_liar_is_convicted_by_comparison() {
     f.on_message(S, 1, &answer(&info, 0)).unwrap();
     f.on_message(S, 2, &answer(&lie, 1)).unwrap();
     assert_eq!(f.failures(), 1);
-    assert!(events(&mut f).is_empty(), "two senders: no one convicted yet");
+    assert!(
+        events(&mut f).is_empty(),
+        "two senders: no one convicted yet"
+    );
     // The next copy comes from one peer alone (peer 1, the first).
     answer_all(&mut f, 2 * S, &[(1, &info), (2, &lie)]);
     assert_eq!(
@@ -226,7 +241,8 @@ fn a_lying_total_size_drops_the_peer() {
 fn malformed_messages_drop_the_peer() {
     let info = info(100);
     let mut f = fetcher(&info);
-    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(100)).unwrap();
+    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(100))
+        .unwrap();
     let _ = requests(&mut f);
     // Its piece is shorter than the total it names.
     let short = b"d8:msg_typei1e5:piecei0e10:total_sizei100eeabc";
@@ -282,9 +298,12 @@ fn oversize_metadata_is_refused_with_its_own_error() {
 fn disagreeing_sizes_go_with_the_majority() {
     let info = info(30_000);
     let mut f = fetcher(&info);
-    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(31_000)).unwrap();
-    f.add_peer(Duration::ZERO, 2, addr(2), &handshake(30_000)).unwrap();
-    f.add_peer(Duration::ZERO, 3, addr(3), &handshake(30_000)).unwrap();
+    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(31_000))
+        .unwrap();
+    f.add_peer(Duration::ZERO, 2, addr(2), &handshake(30_000))
+        .unwrap();
+    f.add_peer(Duration::ZERO, 3, addr(3), &handshake(30_000))
+        .unwrap();
     // The first peer's size was chosen before the others came; nothing has arrived yet, and
     // it keeps its requests. Once it leaves, the majority's size is taken.
     let asked = requests(&mut f);
@@ -299,10 +318,14 @@ fn disagreeing_sizes_go_with_the_majority() {
 fn a_silent_peer_times_out_and_another_is_asked() {
     let info = info(1000);
     let mut f = fetcher(&info);
-    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(1000)).unwrap();
+    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(1000))
+        .unwrap();
     assert_eq!(requests(&mut f), [(1, 0)]);
     f.add_peer(S, 2, addr(2), &handshake(1000)).unwrap();
-    assert!(requests(&mut f).is_empty(), "piece 0 is asked of peer 1 already");
+    assert!(
+        requests(&mut f).is_empty(),
+        "piece 0 is asked of peer 1 already"
+    );
     let deadline = f.poll_timeout().unwrap();
     assert_eq!(deadline, FetchConfig::default().request_timeout);
     f.handle_timeout(deadline - Duration::from_millis(1));
@@ -320,8 +343,10 @@ fn a_silent_peer_times_out_and_another_is_asked() {
 fn a_reject_rests_the_peer_and_another_is_asked() {
     let info = info(1000);
     let mut f = fetcher(&info);
-    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(1000)).unwrap();
-    f.add_peer(Duration::ZERO, 2, addr(2), &handshake(1000)).unwrap();
+    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(1000))
+        .unwrap();
+    f.add_peer(Duration::ZERO, 2, addr(2), &handshake(1000))
+        .unwrap();
     assert_eq!(requests(&mut f), [(1, 0)]);
     f.on_message(S, 1, &MetadataMessage::Reject { piece: 0 }.encode())
         .unwrap();
@@ -342,7 +367,8 @@ fn a_closed_peer_gives_its_requests_back() {
     f.add_peer(Duration::ZERO, 1, addr(1), &handshake(info.len() as u64))
         .unwrap();
     assert_eq!(requests(&mut f).len(), 3);
-    f.add_peer(S, 2, addr(2), &handshake(info.len() as u64)).unwrap();
+    f.add_peer(S, 2, addr(2), &handshake(info.len() as u64))
+        .unwrap();
     f.remove_peer(S, 1);
     assert_eq!(requests(&mut f), [(2, 0), (2, 1), (2, 2)]);
 }
@@ -350,7 +376,8 @@ fn a_closed_peer_gives_its_requests_back() {
 #[test]
 fn requests_to_us_are_rejected_while_we_have_nothing() {
     let mut f = fetcher(b"abc");
-    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(3)).unwrap();
+    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(3))
+        .unwrap();
     let _ = requests(&mut f);
     f.on_message(S, 1, &MetadataMessage::Request { piece: 0 }.encode())
         .unwrap();
@@ -370,8 +397,10 @@ fn peers_past_the_bound_are_refused() {
             ..FetchConfig::default()
         },
     );
-    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(1)).unwrap();
-    f.add_peer(Duration::ZERO, 2, addr(2), &handshake(1)).unwrap();
+    f.add_peer(Duration::ZERO, 1, addr(1), &handshake(1))
+        .unwrap();
+    f.add_peer(Duration::ZERO, 2, addr(2), &handshake(1))
+        .unwrap();
     assert_eq!(
         f.add_peer(Duration::ZERO, 3, addr(3), &handshake(1)),
         Err(PeerFault::TooManyPeers(2))
@@ -416,7 +445,10 @@ fn a_wrapped_torrent_keeps_the_info_hash_and_the_trackers() {
     let back = crate::metainfo::Metainfo::parse(&wrapped).unwrap();
     assert_eq!(back.info_hash, m.info_hash);
     assert_eq!(back.announce.as_deref(), Some("udp://t1:1/a"));
-    assert_eq!(back.trackers(), [vec![trackers[0].clone()], vec![trackers[1].clone()]]);
+    assert_eq!(
+        back.trackers(),
+        [vec![trackers[0].clone()], vec![trackers[1].clone()]]
+    );
     let bare = crate::metainfo::Metainfo::parse(&torrent_file(&m.info_bytes, &[])).unwrap();
     assert_eq!(bare.info_hash, m.info_hash);
     assert!(bare.trackers().is_empty());

@@ -186,7 +186,12 @@ pub struct Fetch {
 }
 
 impl Fetch {
-    pub fn new(ctx: Rc<ShardCtx>, index: u32, spec: MagnetSpec, status: Arc<TorrentStatus>) -> Self {
+    pub fn new(
+        ctx: Rc<ShardCtx>,
+        index: u32,
+        spec: MagnetSpec,
+        status: Arc<TorrentStatus>,
+    ) -> Self {
         let seed = ctx.seed_for(index);
         let mut id_random = [0u8; 12];
         id_random.copy_from_slice(&seed.to_le_bytes().repeat(2)[..12]);
@@ -252,7 +257,12 @@ impl Fetch {
                 break None;
             }
             let now = self.now();
-            if self.fetcher.borrow().poll_timeout().is_some_and(|t| t <= now) {
+            if self
+                .fetcher
+                .borrow()
+                .poll_timeout()
+                .is_some_and(|t| t <= now)
+            {
                 self.fetcher.borrow_mut().handle_timeout(now);
             }
             self.flush();
@@ -346,7 +356,8 @@ impl Fetch {
     fn publish(&self) {
         let p = self.fetcher.borrow().progress();
         let s = &self.status;
-        s.peers.store(self.conns.borrow().len() as u64, Ordering::Relaxed);
+        s.peers
+            .store(self.conns.borrow().len() as u64, Ordering::Relaxed);
         s.metadata_peers.store(p.peers as u64, Ordering::Relaxed);
         s.metadata_pieces_got
             .store(u64::from(p.pieces_got), Ordering::Relaxed);
@@ -531,7 +542,9 @@ impl Fetch {
         let writer = glommio::spawn_local(self.clone().write_loop(key, writer_stream, rings));
         self.conns.borrow()[&key].handle.wake();
         let mut stream = stream;
-        let end = self.read_loop(key, addr, &mut stream, pending, dialled).await;
+        let end = self
+            .read_loop(key, addr, &mut stream, pending, dialled)
+            .await;
         let conn = self.conns.borrow_mut().remove(&key);
         if let ReadEnd::Closed(_) = end {
             if let Some(conn) = &conn {
@@ -624,10 +637,9 @@ impl Fetch {
             if self.stop.is_set() || self.fetched.borrow().is_some() {
                 return ReadEnd::Closed("the fetch is over".into());
             }
-            let read = glommio::timer::timeout(SILENT_MAX, async {
-                Ok(stream.read(&mut chunk).await)
-            })
-            .await;
+            let read =
+                glommio::timer::timeout(SILENT_MAX, async { Ok(stream.read(&mut chunk).await) })
+                    .await;
             match read {
                 Ok(Ok(0)) => return ReadEnd::Closed("closed by peer".into()),
                 Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
@@ -682,7 +694,12 @@ impl Fetch {
         Ok(())
     }
 
-    async fn write_loop(self: Rc<Self>, key: FetchKey, mut stream: TcpStream, rings: LocalReceiver<()>) {
+    async fn write_loop(
+        self: Rc<Self>,
+        key: FetchKey,
+        mut stream: TcpStream,
+        rings: LocalReceiver<()>,
+    ) {
         let mut out = Vec::new();
         while rings.recv().await.is_some() {
             out.clear();
@@ -744,9 +761,7 @@ impl Fetch {
             Ok(response) => {
                 tracing::debug!(url, peers = response.peers.len(), "announced for metadata");
                 self.book.learn(&response.peers);
-                self.announcer
-                    .borrow_mut()
-                    .on_success(now, &response, true);
+                self.announcer.borrow_mut().on_success(now, &response, true);
             }
             Err(e) => {
                 tracing::warn!(url, error = %e, "announce failed");

@@ -30,8 +30,8 @@ use super::file_pool::FilePool;
 use super::goodbye::Goodbyes;
 use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
-use super::magnet::Fetch;
 use super::ip_guard::IpGuard;
+use super::magnet::Fetch;
 use super::resolver::DnsCache;
 use super::scraper::Scraper;
 use super::share::{self, Demand};
@@ -334,13 +334,16 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
                 .values()
                 .map(|slot| slot.snapshot())
                 .collect();
-            snapshot.extend(ctx.fetching.borrow().values().map(|f| {
-                super::TorrentSnapshot {
-                    info_hash: f.info_hash(),
-                    save_dir: f.save_dir(),
-                    status: f.status().clone(),
-                }
-            }));
+            snapshot.extend(
+                ctx.fetching
+                    .borrow()
+                    .values()
+                    .map(|f| super::TorrentSnapshot {
+                        info_hash: f.info_hash(),
+                        save_dir: f.save_dir(),
+                        status: f.status().clone(),
+                    }),
+            );
             let _ = reply.send(snapshot);
         }
         Command::SetGlobalLimits { limits, reply } => {
