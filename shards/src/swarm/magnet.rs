@@ -26,6 +26,8 @@
 //! allows for a torrent of the largest info dict accepted; the fetcher's own bounds on
 //! peers and requests. A peer claiming metadata over the limit is dropped; if nothing else
 //! comes within [`TOO_LARGE_AFTER`], the fetch fails with [`MetadataFailure::TooLarge`].
+//! The connection carried over to the torrent leaves the shard's connection budget and
+//! per-IP count when the fetch ends (one per magnet link at most).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
