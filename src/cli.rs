@@ -279,6 +279,9 @@ pub struct SwarmArgs {
 
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
+    /// A .torrent file, or a magnet link (`magnet:?xt=urn:btih:...`): its metadata is
+    /// fetched from peers first.
+    #[arg(value_name = "TORRENT|MAGNET")]
     pub torrent: PathBuf,
     /// The save directory: the torrent's name is created inside it. Data already there is
     /// checked first and only missing pieces are fetched.
@@ -306,7 +309,25 @@ pub struct DownloadArgs {
     #[arg(long)]
     pub no_web_seeds: bool,
     #[command(flatten)]
+    pub magnet: MagnetArgs,
+    #[command(flatten)]
     pub swarm: SwarmArgs,
+}
+
+/// How a magnet link's metadata is fetched.
+#[derive(Debug, Args)]
+pub struct MagnetArgs {
+    /// Give up on a magnet link whose metadata has not arrived within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub metadata_timeout: u64,
+    /// The largest metadata (info dict) accepted from peers, in KiB: a peer offering more
+    /// is dropped, and if no peer offers less the fetch fails.
+    #[arg(long, value_name = "KIB", default_value_t = ccbt_engine::metadata::METADATA_SIZE_MAX_DEFAULT / 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub metadata_max: u32,
+    /// Write the fetched metadata as a .torrent file here (magnet links only).
+    #[arg(long, value_name = "FILE")]
+    pub save_torrent: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +411,14 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// For a magnet link: fetch its metadata from peers (its trackers, `x.pe` and
+    /// `--peer`) and show the torrent as for a .torrent file.
+    #[arg(long)]
+    pub fetch: bool,
+    #[command(flatten)]
+    pub magnet: MagnetArgs,
+    #[command(flatten)]
+    pub swarm: SwarmArgs,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,13 @@ use crate::cli::DownloadArgs;
 use crate::failure::{Exit, Failure, OrExit, Outcome};
 
 pub fn run(args: DownloadArgs) -> Outcome {
+    if let Some(source) = args
+        .torrent
+        .to_str()
+        .filter(|s| super::magnet::is_magnet(s))
+    {
+        return run_magnet(&args, source);
+    }
     let mut torrent = super::load_torrent(&args.torrent)?;
     for url in &args.web_seeds {
         if !torrent.web_seeds.contains(url) {
@@ -60,6 +67,35 @@ pub fn run(args: DownloadArgs) -> Outcome {
             download_bytes_per_s: 0,
         },
         config,
+        "downloading",
+    )?;
+    Ok(match ended {
+        Ended::Complete => Exit::Ok,
+        Ended::Interrupted => Exit::Incomplete,
+    })
+}
+
+/// A magnet link: the shards fetch its metadata, check what is already in the save
+/// directory and download the rest, as for a `.torrent`.
+fn run_magnet(args: &DownloadArgs, source: &str) -> Outcome {
+    let magnet = super::magnet::parse(source)?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))
+        .or_exit(Exit::Io)?;
+    let mut spec = super::magnet::spec(
+        &magnet,
+        &args.magnet,
+        &args.swarm,
+        args.output.clone(),
+        &args.only,
+    );
+    spec.sequential = args.sequential;
+    spec.keep_seeding = args.seed;
+    let ended = swarm::run_magnet(
+        spec,
+        swarm::config(&args.swarm),
+        std::time::Duration::from_secs(args.magnet.metadata_timeout),
+        args.magnet.save_torrent.as_deref(),
         "downloading",
     )?;
     Ok(match ended {

@@ -16,7 +16,11 @@ pub fn run(args: InfoArgs) -> Outcome {
         .source
         .get(..7)
         .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"));
-    let report = if is_magnet {
+    let report = if is_magnet && args.fetch {
+        let magnet = super::magnet::parse(&args.source)?;
+        let meta = fetch(&args, &magnet)?;
+        Report::from_torrent(&meta)
+    } else if is_magnet {
         let magnet = Magnet::parse(&args.source)
             .context("not a valid magnet link")
             .or_exit(Exit::BadInput)?;
@@ -30,6 +34,36 @@ pub fn run(args: InfoArgs) -> Outcome {
         crate::output::print(&report.text());
     }
     Ok(Exit::Ok)
+}
+
+/// Fetches a magnet link's metadata through a swarm of our own, and stops there.
+fn fetch(args: &InfoArgs, magnet: &Magnet) -> Result<Metainfo, crate::failure::Failure> {
+    let stop_signal = super::swarm::stop_on_signals()?;
+    let mut spec =
+        super::magnet::spec(magnet, &args.magnet, &args.swarm, std::env::temp_dir(), &[]);
+    spec.metadata_only = true;
+    let name = magnet
+        .display_name
+        .clone()
+        .unwrap_or_else(|| magnet.info_hash.to_hex());
+    let swarm = ccbt_shards::swarm::Swarm::start(super::swarm::config(&args.swarm), None)?;
+    let status = swarm.add_magnet(spec).wait()?;
+    let fetched = super::magnet::wait_for_metadata(
+        &status,
+        &name,
+        std::time::Duration::from_secs(args.magnet.metadata_timeout),
+        &stop_signal,
+    );
+    swarm.shutdown()?;
+    let meta = fetched?;
+    if let Some(path) = &args.magnet.save_torrent {
+        super::magnet::save_torrent(path, &meta, &magnet.trackers)?;
+    }
+    // The report shows the trackers the saved file has: the magnet's.
+    let file = ccbt_engine::metadata::torrent_file(&meta.info_bytes, &magnet.trackers);
+    Metainfo::parse(&file)
+        .context("the fetched metadata is not a valid torrent")
+        .or_exit(Exit::BadInput)
 }
 
 /// Everything `info` shows; the JSON form is this struct as is.

@@ -5,6 +5,7 @@ pub mod config;
 pub mod create;
 pub mod download;
 pub mod info;
+pub(crate) mod magnet;
 pub mod remote;
 mod remote_http;
 pub mod seed;

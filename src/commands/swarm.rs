@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::session::SessionConfig;
 use ccbt_engine::Bitfield;
-use ccbt_shards::swarm::{Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus};
+use ccbt_shards::swarm::{MagnetSpec, Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus};
 use ccbt_shards::{PieceState, RecheckReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -83,13 +83,56 @@ pub fn run(
     let spec = spec(metainfo.clone());
     let swarm = Swarm::start(config, None)?;
     let status = swarm.add(spec).wait()?;
+    follow(swarm, status, &metainfo, verb, &stop_signal)
+}
+
+/// Runs a magnet link's torrent: its metadata is fetched first (within `timeout`), then
+/// it goes on as [`run`]. `save_torrent`: where to write the fetched `.torrent`.
+pub fn run_magnet(
+    spec: MagnetSpec,
+    config: SwarmConfig,
+    timeout: Duration,
+    save_torrent: Option<&std::path::Path>,
+    verb: &str,
+) -> Result<Ended, Failure> {
+    let stop_signal = stop_on_signals()?;
+    let trackers = spec.trackers.clone();
+    let name = spec
+        .display_name
+        .clone()
+        .unwrap_or_else(|| spec.info_hash.to_hex());
+    let swarm = Swarm::start(config, None)?;
+    let status = swarm.add_magnet(spec).wait()?;
+    eprintln!("fetching metadata of {name} on port {}", swarm.port());
+    let metainfo = match super::magnet::wait_for_metadata(&status, &name, timeout, &stop_signal) {
+        Ok(m) => m,
+        Err(e) => {
+            swarm.shutdown()?;
+            return Err(e);
+        }
+    };
+    if let Some(path) = save_torrent {
+        super::magnet::save_torrent(path, &metainfo, &trackers)?;
+    }
+    crate::changed_paths::log(&metainfo);
+    follow(swarm, status, &metainfo, verb, &stop_signal)
+}
+
+/// Shows the torrent's progress until it ends or a signal comes, then stops the swarm.
+fn follow(
+    swarm: Swarm,
+    status: Arc<TorrentStatus>,
+    metainfo: &Metainfo,
+    verb: &str,
+    stop_signal: &AtomicBool,
+) -> Result<Ended, Failure> {
     eprintln!(
         "{verb} {} ({}) on port {}",
         metainfo.info.name.display(),
         metainfo.info_hash.to_hex(),
         swarm.port()
     );
-    let mut view = View::new(&metainfo, verb);
+    let mut view = View::new(metainfo, verb);
     let mut said_complete = status.done.load(Ordering::Acquire);
     loop {
         std::thread::sleep(Duration::from_millis(50));

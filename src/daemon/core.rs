@@ -84,6 +84,7 @@ pub fn fault_kind(fault: &TorrentFault) -> &'static str {
         FaultKind::NotFound => "not-found",
         FaultKind::Io => "io",
         FaultKind::BadData => "bad-data",
+        FaultKind::Metadata => "metadata",
     }
 }
 

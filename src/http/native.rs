@@ -126,6 +126,7 @@ impl From<DaemonError> for Refusal {
                 StatusCode::NOT_FOUND
             }
             DaemonError::Command(CommandError::BadFileIndex { .. }) => StatusCode::BAD_REQUEST,
+            DaemonError::Command(CommandError::FetchingMetadata(_)) => StatusCode::CONFLICT,
             DaemonError::Command(CommandError::Fault(_)) => StatusCode::CONFLICT,
             DaemonError::Command(CommandError::Busy(_) | CommandError::ShardGone)
             | DaemonError::State(_)

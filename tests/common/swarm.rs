@@ -347,6 +347,30 @@ impl Client {
         self.start("download", torrent, out_dir, port, None)
     }
 
+    /// Downloads from a magnet link into `out_dir`, listening on 127.0.0.1:`port`: the
+    /// client fetches the metadata from the peers the link's tracker names, then the data.
+    /// Exits 0 once complete, as [`Client::download`].
+    #[track_caller]
+    pub fn download_magnet(&self, magnet: &str, out_dir: &Path, port: u16) -> Running {
+        std::fs::create_dir_all(out_dir).unwrap();
+        match self {
+            Client::Aria2 => {
+                let name = format!("aria2c download magnet :{port}");
+                Running::start(&name, |_| {
+                    let mut cmd = Command::new("aria2c");
+                    cmd.args(ARIA2_LOOPBACK)
+                        .args(["--enable-dht=false", "--seed-time=0"])
+                        .args(["--bt-save-metadata=false", "--bt-metadata-only=false"])
+                        .arg(format!("--listen-port={port}"))
+                        .arg(format!("--dir={}", out_dir.display()))
+                        .arg(magnet);
+                    cmd
+                })
+            }
+            _ => self.start("download", Path::new(magnet), out_dir, port, None),
+        }
+    }
+
     #[track_caller]
     fn start(
         &self,

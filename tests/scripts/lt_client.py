@@ -6,6 +6,9 @@
     lt_client.py download TORRENT SAVE_PATH PORT   downloads into SAVE_PATH, exits 0 once
                                                    every piece is verified
 
+TORRENT may be a magnet link for download: libtorrent then fetches the metadata from the
+peers the link's tracker names, and from LT_PEER (host:port) if set.
+
 Everything stays on 127.0.0.1 and the tracker in the torrent: no DHT, LSD, UPnP, NAT-PMP,
 PeX or uTP. Several peers of a test swarm share 127.0.0.1, so libtorrent must allow more
 than one connection per IP. Prints one plain progress line a second and the alerts that
@@ -71,19 +74,29 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
 
     ses = lt.session(settings(port))
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(torrent)
+    if torrent.startswith("magnet:"):
+        params = lt.parse_magnet_uri(torrent)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(torrent)
     params.save_path = save_path
     params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     params.flags |= lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
     handle = ses.add_torrent(params)
     print("lt_client: %s %s on 127.0.0.1:%d" % (mode, handle.info_hash(), port), flush=True)
+    if os.environ.get("LT_PEER"):
+        host, peer_port = os.environ["LT_PEER"].rsplit(":", 1)
+        handle.connect_peer((host, int(peer_port)))
+    said_metadata = False
 
     last_line = 0.0
     while not stop:
         for alert in ses.pop_alerts():
             print("alert: %s: %s" % (alert.what(), alert.message()), flush=True)
         status = handle.status()
+        if status.has_metadata and not said_metadata:
+            said_metadata = True
+            print("lt_client: have metadata", flush=True)
         now = time.monotonic()
         if now - last_line >= 1.0:
             last_line = now

@@ -32,7 +32,7 @@ pub struct Metainfo {
     pub info_hash: InfoHash,
     pub info: Info,
     /// The exact bytes of the `info` dict: what the info hash covers and what BEP 9 serves.
-    pub info_bytes: Box<[u8]>,
+    pub info_bytes: std::sync::Arc<[u8]>,
     pub announce: Option<String>,
     /// BEP 12 tiers; empty when the torrent has none.
     pub announce_list: Vec<Vec<String>>,

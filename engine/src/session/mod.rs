@@ -38,7 +38,7 @@ use crate::{Bitfield, BlockRef, Sha1Digest, BLOCK_LEN};
 pub use crate::picker::PeerKey;
 use blame::{BanKey, Blame, Finding};
 pub use config::SessionConfig;
-pub use extension::{our_handshake as extension_handshake, ADVERTISED_REQQ};
+pub use extension::{metadata_answers_max, our_handshake as extension_handshake, ADVERTISED_REQQ};
 use peer::Peer;
 pub use web::{WebData, WebSeedId, WebStore, RUN_BYTES, WEB_SEEDS_MAX};
 
@@ -110,6 +110,8 @@ pub enum DropReason {
     Uninterested(Duration),
     #[error("stopped reading: {0} bytes wait to be sent to it")]
     NotReading(usize),
+    #[error("{0}")]
+    BadMetadataMessage(#[from] crate::metadata::MetadataError),
 }
 
 /// What the caller does with a message's payload.
@@ -156,6 +158,8 @@ pub struct Torrent {
     done_reported: bool,
     /// The torrent's info hash, for BEP 6's allowed-fast sets; `None` offers none.
     info_hash: Option<crate::InfoHash>,
+    /// The info dict's bytes, served to peers that ask (BEP 9); `None` serves nothing.
+    info_dict: Option<std::sync::Arc<[u8]>>,
     scratch: Vec<BlockRef>,
     /// Elementary steps taken for peers' messages (pieces walked, queue entries scanned):
     /// lets a test bound what hostile input costs without timing it.
@@ -185,6 +189,7 @@ impl Torrent {
             wasted: 0,
             done_reported,
             info_hash: None,
+            info_dict: None,
             scratch: Vec::new(),
             steps: 0,
             web: Vec::new(),
@@ -194,6 +199,12 @@ impl Torrent {
     /// Lets peers with few pieces fetch BEP 6's allowed-fast set from us while choked.
     pub fn set_info_hash(&mut self, info_hash: crate::InfoHash) {
         self.info_hash = Some(info_hash);
+    }
+
+    /// The info dict to serve to peers that ask for it (BEP 9). Set before peers are
+    /// added: our extension handshake tells its size.
+    pub fn set_info_dict(&mut self, info: std::sync::Arc<[u8]>) {
+        self.info_dict = Some(info);
     }
 
     pub fn layout(&self) -> &Layout {
@@ -271,6 +282,7 @@ impl Torrent {
         if caps.extensions {
             let payload = extension::our_handshake(
                 extension::ADVERTISED_REQQ.min(self.config.max_queued_requests),
+                self.info_dict.as_ref().map(|i| i.len() as u32),
             );
             Message::Extended {
                 id: 0,
@@ -333,7 +345,21 @@ impl Torrent {
         }
         match *msg {
             Message::Extended { id: 0, payload } => {
-                peer.reqq = extension::their_reqq(payload);
+                extension::read_handshake(&mut peer.extensions, payload);
+            }
+            Message::Extended { id, payload }
+                if crate::extension::Extension::from_local_id(id)
+                    == Some(crate::extension::Extension::UtMetadata) =>
+            {
+                extension::on_metadata_message(
+                    self.info_dict.as_deref(),
+                    peer.extensions.as_ref(),
+                    &mut peer.metadata_answered,
+                    payload,
+                    &mut peer.outbox,
+                )?;
+                peer.last_sent = now;
+                self.actions.push_back(Action::Wake(key));
             }
             // Out-of-range pieces and messages without the Fast extension are ignored, as
             // libtorrent does: neither costs us anything.
@@ -876,7 +902,7 @@ impl Torrent {
             1
         } else {
             request_queue_depth(peer.download.rate(now), peer.rtt)
-                .min(peer.reqq.unwrap_or(extension::DEFAULT_REQQ))
+                .min(peer.reqq().unwrap_or(extension::DEFAULT_REQQ))
         };
         let outstanding = self.picker.outstanding(key);
         if outstanding >= depth {

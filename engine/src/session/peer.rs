@@ -32,8 +32,10 @@ pub(super) struct Peer {
     pub snubbed: bool,
     pub download: RateMeter,
     pub upload: RateMeter,
-    /// How many requests it queues, from its extension handshake.
-    pub reqq: Option<usize>,
+    /// Its extension handshake (BEP 10), once it sent one: `reqq`, its extension ids.
+    pub extensions: Option<crate::extension::TheirHandshake>,
+    /// ut_metadata requests we answered on this connection (bounded, see `extension`).
+    pub metadata_answered: u32,
     /// Smoothed round-trip time of our requests.
     pub rtt: Duration,
     pub connected_at: Duration,
@@ -67,7 +69,8 @@ impl Peer {
             snubbed: false,
             download: RateMeter::new(),
             upload: RateMeter::new(),
-            reqq: None,
+            extensions: None,
+            metadata_answered: 0,
             rtt: Duration::from_millis(100),
             connected_at: now,
             last_received: now,
@@ -76,6 +79,11 @@ impl Peer {
             outbox: Vec::new(),
             fast_sets: FastSets::default(),
         }
+    }
+
+    /// How many requests it queues, from its extension handshake.
+    pub fn reqq(&self) -> Option<usize> {
+        self.extensions.as_ref().and_then(|e| e.reqq)
     }
 
     /// Folds a round-trip sample into the estimate (RFC 6298's 1/8 gain).

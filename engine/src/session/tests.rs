@@ -459,7 +459,7 @@ fn the_peers_reqq_caps_our_requests_to_it() {
     let key = t
         .add_peer(Duration::ZERO, "10.0.0.7:1".parse().unwrap(), caps)
         .unwrap();
-    let payload = extension::our_handshake(3);
+    let payload = extension::our_handshake(3, None);
     t.on_message(
         Duration::ZERO,
         key,
@@ -474,4 +474,106 @@ fn the_peers_reqq_caps_our_requests_to_it() {
     t.on_message(Duration::ZERO, key, &Message::Unchoke)
         .unwrap();
     assert_eq!(t.peers[&key].sent_requests.len(), 3);
+}
+
+#[test]
+fn ut_metadata_requests_are_answered_rejected_past_the_end_and_bounded() {
+    use crate::metadata::{MetadataMessage, METADATA_PIECE_LEN};
+    use crate::wire::decode_message;
+    let layout = layout(4 * u64::from(PIECE));
+    let mut t = Torrent::new(
+        layout.clone(),
+        &Bitfield::full(layout.piece_count()),
+        SessionConfig::default(),
+        1,
+    );
+    let info: std::sync::Arc<[u8]> = (0..METADATA_PIECE_LEN + 10)
+        .map(|i| i as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    t.set_info_dict(info.clone());
+    let caps = PeerCaps {
+        fast: true,
+        extensions: true,
+    };
+    let key = t
+        .add_peer(Duration::ZERO, "10.0.0.7:1".parse().unwrap(), caps)
+        .unwrap();
+    let mut out = Vec::new();
+    t.take_outbox(key, &mut out);
+    // Our handshake (after HAVE ALL) offers ut_metadata and tells the size.
+    let (_, used) = decode_message(&out, 1 << 20).unwrap().unwrap();
+    let (hs, _) = decode_message(&out[used..], 1 << 20).unwrap().unwrap();
+    let Message::Extended { id: 0, payload } = hs else {
+        panic!("{hs:?}")
+    };
+    let ours = crate::extension::TheirHandshake::parse(payload).unwrap();
+    assert_eq!(ours.metadata_size, Some(info.len() as u64));
+    let ut = ours
+        .extensions
+        .id(crate::extension::Extension::UtMetadata)
+        .unwrap();
+    // The peer says it takes ut_metadata under id 9.
+    let theirs = b"d1:md11:ut_metadatai9eee";
+    t.on_message(
+        Duration::ZERO,
+        key,
+        &Message::Extended {
+            id: 0,
+            payload: theirs,
+        },
+    )
+    .unwrap();
+    let ask = |t: &mut Torrent, piece: u32| {
+        let req = MetadataMessage::Request { piece }.encode();
+        t.on_message(
+            Duration::ZERO,
+            key,
+            &Message::Extended {
+                id: ut,
+                payload: &req,
+            },
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        t.take_outbox(key, &mut out);
+        let (msg, _) = decode_message(&out, 1 << 20).unwrap().unwrap();
+        let Message::Extended { id: 9, payload } = msg else {
+            panic!("{msg:?}")
+        };
+        MetadataMessage::decode(payload).unwrap().encode()
+    };
+    let got = ask(&mut t, 1);
+    assert_eq!(
+        MetadataMessage::decode(&got).unwrap(),
+        MetadataMessage::Data {
+            piece: 1,
+            total_size: info.len() as u32,
+            data: &info[METADATA_PIECE_LEN as usize..]
+        }
+    );
+    assert_eq!(
+        MetadataMessage::decode(&ask(&mut t, 2)).unwrap(),
+        MetadataMessage::Reject { piece: 2 }
+    );
+    // Past its answers per connection, every request is rejected.
+    for _ in 0..super::metadata_answers_max(info.len()) {
+        let _ = ask(&mut t, 0);
+    }
+    assert_eq!(
+        MetadataMessage::decode(&ask(&mut t, 0)).unwrap(),
+        MetadataMessage::Reject { piece: 0 }
+    );
+    // A malformed one drops the peer.
+    assert!(matches!(
+        t.on_message(
+            Duration::ZERO,
+            key,
+            &Message::Extended {
+                id: ut,
+                payload: b"junk"
+            }
+        ),
+        Err(DropReason::BadMetadataMessage(_))
+    ));
 }

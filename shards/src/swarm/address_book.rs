@@ -6,7 +6,10 @@
 //! handshake succeeded, the whole connection) ends, so one address is never dialled
 //! twice at once. After a connection ends the address waits 15 s per failure so far
 //! (at least 15 s, at most 300 s) before it is picked again, so a peer that went away
-//! is retried, but not in a tight loop.
+//! is retried, but not in a tight loop. An address that never failed and whose
+//! connection worked waits 2 s, doubling each time it ends again (up to 64 s): a peer
+//! that restarts its torrent (Transmission does once it has fetched a magnet link's
+//! metadata, and it never dials 127.x back) is met again at once, not 15 s later.
 //!
 //! The book is bounded by [`BOOK_MAX`] addresses. Past it, a newly learned address takes
 //! the place of the unclaimed address that failed most often (a dead peer's, or one a
@@ -32,6 +35,8 @@ struct BookEntry {
     connected: bool,
     next_try: Duration,
     failures: u32,
+    /// Connections that worked and then ended, while it never failed.
+    rejoins: u32,
 }
 
 pub struct AddressBook {
@@ -80,6 +85,7 @@ impl AddressBook {
                 connected: false,
                 next_try: Duration::ZERO,
                 failures: 0,
+                rejoins: 0,
             });
         }
     }
@@ -147,7 +153,13 @@ impl AddressBook {
                 e.failures += 1;
             }
             // Reconnect to a peer that went away, but not in a tight loop.
-            e.next_try = now + Duration::from_secs(15 * u64::from(e.failures.clamp(1, 20)));
+            let wait = if e.failures == 0 {
+                e.rejoins += 1;
+                2 << (e.rejoins - 1).min(5)
+            } else {
+                15 * u64::from(e.failures.clamp(1, 20))
+            };
+            e.next_try = now + Duration::from_secs(wait);
         }
     }
 
@@ -201,6 +213,28 @@ mod tests {
         );
         assert!(entries.contains_key(&addr(9)), "a claimed address stays");
         assert_eq!(entries.len(), BOOK_MAX);
+    }
+
+    #[test]
+    fn a_working_peer_that_left_is_met_again_soon_and_a_failing_one_later() {
+        let book = AddressBook::new(6881);
+        book.learn(&[addr(1), addr(2)]);
+        let now = Duration::ZERO;
+        let (a, b) = (book.claim_next(now).unwrap(), book.claim_next(now).unwrap());
+        book.dial_ended(a, false, now);
+        book.dial_ended(b, true, now);
+        let next = |x| book.entries.borrow()[&x].next_try;
+        assert_eq!(next(a), Duration::from_secs(2));
+        assert_eq!(next(b), Duration::from_secs(15));
+        // Each further end doubles the wait, up to 64 s.
+        for want in [4, 8, 16, 32, 64, 64] {
+            book.entries.borrow_mut().get_mut(&a).unwrap().connected = true;
+            book.dial_ended(a, false, now);
+            assert_eq!(next(a), Duration::from_secs(want));
+        }
+        // Once it fails, it is a failing peer.
+        book.dial_ended(a, true, now);
+        assert_eq!(next(a), Duration::from_secs(15));
     }
 
     #[test]

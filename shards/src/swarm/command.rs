@@ -34,6 +34,8 @@ pub enum CommandError {
     ShardGone,
     #[error("{what}: the torrent has {files} files")]
     BadFileIndex { what: &'static str, files: usize },
+    #[error("torrent {0} is still fetching its metadata")]
+    FetchingMetadata(InfoHash),
     #[error(transparent)]
     Fault(#[from] TorrentFault),
 }
@@ -84,6 +86,12 @@ pub(crate) fn reply_channel<T>() -> (ReplyTo<T>, oneshot::Receiver<T>) {
 pub(crate) enum Command {
     Add {
         spec: TorrentSpec,
+        status: Arc<TorrentStatus>,
+        reply: ReplyTo<Result<(), CommandError>>,
+    },
+    /// A torrent from a magnet link: its metadata is fetched first (see `magnet`).
+    AddMagnet {
+        spec: super::MagnetSpec,
         status: Arc<TorrentStatus>,
         reply: ReplyTo<Result<(), CommandError>>,
     },

@@ -37,6 +37,7 @@ mod handoff;
 mod inbox;
 mod ip_guard;
 mod lazy_storage;
+mod magnet;
 mod offload;
 mod peer;
 mod peer_table;
@@ -74,12 +75,15 @@ pub use ccbt_engine::tracker::DispatchLimits;
 pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use ip_guard::Refusal;
+pub use magnet::MagnetSpec;
 pub use resolver::{Resolve, ResolveError, Resolver};
 pub use stats::{
     AnnounceFailure, HistogramSnapshot, LatencyHistogram, RefusedConnection, ShardStats,
     ShardStatsSnapshot, LATENCY_BOUNDS_US,
 };
-pub use status::{FaultKind, SwarmCounts, TorrentFault, TorrentState, TorrentStatus};
+pub use status::{
+    FaultKind, MetadataFailure, SwarmCounts, TorrentFault, TorrentState, TorrentStatus,
+};
 pub use storage::{Preallocate, StorageError};
 pub use throttle::RateLimits;
 
@@ -323,6 +327,24 @@ impl Swarm {
         let status = Arc::new(TorrentStatus::default());
         let handle = status.clone();
         match self.send(shard, move |reply| Command::Add {
+            spec,
+            status,
+            reply,
+        }) {
+            Ok(rx) => Pending::flat(rx).map(move |()| handle),
+            Err(e) => Pending::refused(e),
+        }
+    }
+
+    /// Adds a torrent from a magnet link to its shard; answered once it is registered
+    /// there. Its status shows [`TorrentState::FetchingMetadata`] until the metadata is
+    /// verified, then the torrent's (or, with `metadata_only`, [`TorrentState::Stopped`]
+    /// and the metainfo in [`TorrentStatus::metainfo`]).
+    pub fn add_magnet(&self, spec: MagnetSpec) -> Pending<Arc<TorrentStatus>> {
+        let shard = shard_for(&spec.info_hash, self.shard_count());
+        let status = Arc::new(TorrentStatus::default());
+        let handle = status.clone();
+        match self.send(shard, move |reply| Command::AddMagnet {
             spec,
             status,
             reply,

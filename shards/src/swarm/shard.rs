@@ -31,6 +31,7 @@ use super::goodbye::Goodbyes;
 use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
 use super::ip_guard::IpGuard;
+use super::magnet::Fetch;
 use super::resolver::DnsCache;
 use super::scraper::Scraper;
 use super::share::{self, Demand};
@@ -88,6 +89,8 @@ pub struct ShardCtx {
     /// hash in turn instead of thrashing the disk together.
     pub checks: Semaphore,
     torrents: RefCell<HashMap<InfoHash, Rc<Slot>>>,
+    /// Torrents added from magnet links whose metadata is being fetched (see `magnet`).
+    fetching: RefCell<HashMap<InfoHash, Rc<Fetch>>>,
     /// Numbers torrents for the piece cache's keys; never reused within a run.
     next_index: Cell<u32>,
     random: u64,
@@ -100,6 +103,41 @@ impl ShardCtx {
 
     pub fn forget(&self, info_hash: &InfoHash) {
         self.torrents.borrow_mut().remove(info_hash);
+    }
+
+    pub fn fetch(&self, info_hash: &InfoHash) -> Option<Rc<Fetch>> {
+        self.fetching.borrow().get(info_hash).cloned()
+    }
+
+    pub fn forget_fetch(&self, info_hash: &InfoHash) {
+        self.fetching.borrow_mut().remove(info_hash);
+    }
+
+    fn is_known(&self, info_hash: &InfoHash) -> bool {
+        self.torrents.borrow().contains_key(info_hash)
+            || self.fetching.borrow().contains_key(info_hash)
+    }
+
+    fn next_index(&self) -> u32 {
+        let index = self.next_index.get();
+        self.next_index.set(index.wrapping_add(1));
+        index
+    }
+
+    /// Registers a torrent and starts it (its check and opening run in the background).
+    pub fn add_torrent(
+        self: &Rc<Self>,
+        spec: super::TorrentSpec,
+        status: Arc<super::TorrentStatus>,
+    ) -> Result<(), CommandError> {
+        let info_hash = spec.metainfo.info_hash;
+        if self.is_known(&info_hash) {
+            return Err(CommandError::Duplicate(info_hash));
+        }
+        let slot = Rc::new(Slot::new(self.clone(), self.next_index(), spec, status));
+        self.torrents.borrow_mut().insert(info_hash, slot.clone());
+        slot.begin();
+        Ok(())
     }
 
     /// Fresh randomness for one torrent (peer id, tracker key, tie-breaks).
@@ -148,6 +186,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         files: Rc::new(FilePool::new(config.open_files_per_shard)),
         checks: Semaphore::new(1),
         torrents: RefCell::default(),
+        fetching: RefCell::default(),
         next_index: Cell::new(0),
         random,
         clock: shared.clock,
@@ -212,6 +251,9 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     // at a time and all by one deadline (see `goodbye`).
     ctx.goodbyes
         .shutting_down(ctx.config.announce.shutdown_goodbyes_within);
+    for fetch in ctx.fetching.borrow().values() {
+        fetch.request_stop();
+    }
     let slots: Vec<Rc<Slot>> = ctx.torrents.borrow().values().cloned().collect();
     let endings: Vec<_> = slots.iter().map(|slot| slot.clone().pause()).collect();
     for ending in endings {
@@ -240,16 +282,21 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             status,
             reply,
         } => {
-            let info_hash = spec.metainfo.info_hash;
-            if ctx.torrents.borrow().contains_key(&info_hash) {
-                let _ = reply.send(Err(CommandError::Duplicate(info_hash)));
+            let _ = reply.send(ctx.add_torrent(spec, status));
+        }
+        Command::AddMagnet {
+            spec,
+            status,
+            reply,
+        } => {
+            if ctx.is_known(&spec.info_hash) {
+                let _ = reply.send(Err(CommandError::Duplicate(spec.info_hash)));
                 return;
             }
-            let index = ctx.next_index.get();
-            ctx.next_index.set(index.wrapping_add(1));
-            let slot = Rc::new(Slot::new(ctx.clone(), index, spec, status));
-            ctx.torrents.borrow_mut().insert(info_hash, slot.clone());
-            slot.begin();
+            let info_hash = spec.info_hash;
+            let fetch = Rc::new(Fetch::new(ctx.clone(), ctx.next_index(), spec, status));
+            ctx.fetching.borrow_mut().insert(info_hash, fetch.clone());
+            glommio::spawn_local(fetch.run()).detach();
             let _ = reply.send(Ok(()));
         }
         Command::Torrent {
@@ -258,7 +305,11 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             reply,
         } => {
             let Some(slot) = ctx.torrent(&info_hash) else {
-                let _ = reply.send(Err(CommandError::UnknownTorrent(info_hash)));
+                let result = match ctx.fetch(&info_hash) {
+                    Some(fetch) => on_fetch(&fetch, op),
+                    None => Err(CommandError::UnknownTorrent(info_hash)),
+                };
+                let _ = reply.send(result);
                 return;
             };
             // Ops that wait for the torrent to stop run as tasks: the inbox goes on.
@@ -272,16 +323,27 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             let pieces = ctx
                 .torrent(&info_hash)
                 .map(|slot| slot.pieces())
+                .or_else(|| ctx.fetch(&info_hash).map(|_| None))
                 .ok_or(CommandError::UnknownTorrent(info_hash));
             let _ = reply.send(pieces);
         }
         Command::Snapshot { reply } => {
-            let snapshot = ctx
+            let mut snapshot: Vec<_> = ctx
                 .torrents
                 .borrow()
                 .values()
                 .map(|slot| slot.snapshot())
                 .collect();
+            snapshot.extend(
+                ctx.fetching
+                    .borrow()
+                    .values()
+                    .map(|f| super::TorrentSnapshot {
+                        info_hash: f.info_hash(),
+                        save_dir: f.save_dir(),
+                        status: f.status().clone(),
+                    }),
+            );
             let _ = reply.send(snapshot);
         }
         Command::SetGlobalLimits { limits, reply } => {
@@ -306,6 +368,20 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
         }
         Command::Handoff(h) => route_local(ctx, h),
         Command::Stop { .. } => unreachable!("handled by the shard loop"),
+    }
+}
+
+/// A command for a torrent still fetching its metadata: it can be removed (nothing is on
+/// disk yet) or reannounced; the rest wait for its files to be known.
+fn on_fetch(fetch: &Fetch, op: TorrentOp) -> Result<(), CommandError> {
+    match op {
+        TorrentOp::Remove { .. } => {
+            fetch.request_stop();
+            fetch.status().set_state(super::TorrentState::Stopped);
+            Ok(())
+        }
+        TorrentOp::Reannounce => Ok(()),
+        _ => Err(CommandError::FetchingMetadata(fetch.info_hash())),
     }
 }
 
@@ -422,6 +498,8 @@ async fn handle_incoming(
     if owner == ctx.id {
         if let Some(rt) = ctx.torrent(&hs.info_hash).and_then(|slot| slot.running()) {
             dial::accept(rt, stream, addr, buf).await;
+        } else if let Some(fetch) = ctx.fetch(&hs.info_hash) {
+            fetch.accept(stream, addr, buf).await;
         }
         return;
     }
@@ -453,9 +531,11 @@ fn route_local(ctx: &ShardCtx, h: Handoff) {
     let Ok(hs) = Handshake::parse(&h.read) else {
         return;
     };
-    let Some(rt) = ctx.torrent(&hs.info_hash).and_then(|slot| slot.running()) else {
+    let rt = ctx.torrent(&hs.info_hash).and_then(|slot| slot.running());
+    let fetch = ctx.fetch(&hs.info_hash);
+    if rt.is_none() && fetch.is_none() {
         return;
-    };
+    }
     // SAFETY: the descriptor came to us owned, from a socket the other shard gave up.
     let stream = unsafe { TcpStream::from_raw_fd(h.socket.into_raw_fd()) };
     // This shard holds the connection from now on: it counts under this shard's cap.
@@ -467,7 +547,11 @@ fn route_local(ctx: &ShardCtx, h: Handoff) {
         return;
     };
     glommio::spawn_local(async move {
-        dial::accept(rt, stream, h.addr, h.read).await;
+        match (rt, fetch) {
+            (Some(rt), _) => dial::accept(rt, stream, h.addr, h.read).await,
+            (None, Some(fetch)) => fetch.accept(stream, h.addr, h.read).await,
+            (None, None) => {}
+        }
         drop((budget, ip_slot));
     })
     .detach();

@@ -82,6 +82,7 @@ impl Slot {
             upload_bytes_per_s: spec.upload_bytes_per_s,
             download_bytes_per_s: spec.download_bytes_per_s,
         };
+        status.set_metainfo(spec.metainfo.clone());
         Slot {
             throttle: Rc::new(Throttle::new(ctx.clock.now(), limits)),
             ctx,
@@ -475,6 +476,7 @@ impl Slot {
             self.ctx.config.session.clone(),
             seed,
         );
+        engine.set_info_dict(self.meta.info_bytes.clone());
         engine.set_sequential(sequential);
         engine.set_info_hash(self.meta.info_hash);
         if let Some(p) = &priorities {

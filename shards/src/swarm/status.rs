@@ -30,6 +30,8 @@ pub enum TorrentState {
     Failed = 5,
     /// Done and not asked to seed, or removed, or the swarm stopped.
     Stopped = 6,
+    /// Added from a magnet link: fetching the info dict from peers (see `magnet`).
+    FetchingMetadata = 7,
 }
 
 impl TorrentState {
@@ -41,6 +43,7 @@ impl TorrentState {
             4 => TorrentState::Paused,
             5 => TorrentState::Failed,
             6 => TorrentState::Stopped,
+            7 => TorrentState::FetchingMetadata,
             _ => TorrentState::Queued,
         }
     }
@@ -54,6 +57,7 @@ impl TorrentState {
             TorrentState::Paused => "paused",
             TorrentState::Failed => "failed",
             TorrentState::Stopped => "stopped",
+            TorrentState::FetchingMetadata => "fetching metadata",
         }
     }
 }
@@ -71,6 +75,8 @@ pub enum FaultKind {
     Io,
     /// The data on disk is not what the torrent says.
     BadData,
+    /// A magnet link's metadata could not be had (see [`MetadataFailure`]).
+    Metadata,
 }
 
 impl FaultKind {
@@ -95,6 +101,7 @@ impl FaultKind {
             FaultKind::NotFound => "not found",
             FaultKind::Io => "I/O error",
             FaultKind::BadData => "bad data",
+            FaultKind::Metadata => "metadata",
         }
     }
 }
@@ -122,6 +129,28 @@ impl TorrentFault {
             kind: FaultKind::BadData,
             path: None,
             message: message.into(),
+        }
+    }
+}
+
+/// Why a magnet link's metadata fetch stopped short.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MetadataFailure {
+    /// Peers said the info dict is larger than the configured limit, and none offered a
+    /// size within it.
+    #[error("peers say the metadata is {size} bytes; the limit is {max} (see --metadata-max)")]
+    TooLarge { size: u64, max: u32 },
+    /// The info dict matched the info hash but is not a torrent we can run.
+    #[error("the fetched metadata is not a usable torrent: {0}")]
+    BadMetadata(String),
+}
+
+impl From<&MetadataFailure> for TorrentFault {
+    fn from(e: &MetadataFailure) -> TorrentFault {
+        TorrentFault {
+            kind: FaultKind::Metadata,
+            path: None,
+            message: e.to_string(),
         }
     }
 }
@@ -174,6 +203,16 @@ pub struct TorrentStatus {
     /// Why the torrent stopped, if a fault stopped it. Written rarely, read by front ends:
     /// never on a hot path.
     pub error: Mutex<Option<TorrentFault>>,
+    /// Added from a magnet link, while [`TorrentState::FetchingMetadata`]: peers that
+    /// offer the metadata, and its 16 KiB pieces got and in all (0 until a size is chosen).
+    pub metadata_peers: AtomicU64,
+    pub metadata_pieces_got: AtomicU64,
+    pub metadata_pieces_total: AtomicU64,
+    /// Connections the fetch has had (handshakes done), whether or not they had metadata.
+    pub metadata_connections: AtomicU64,
+    /// The torrent, once known: set when added from a .torrent file's metainfo or when a
+    /// magnet link's fetch verified it. Written once, read by front ends.
+    metainfo: Mutex<Option<std::sync::Arc<ccbt_engine::metainfo::Metainfo>>>,
 }
 
 impl TorrentStatus {
@@ -218,6 +257,27 @@ impl TorrentStatus {
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed);
     }
 
+    /// The torrent's metainfo, once known (a magnet link's only after its fetch).
+    pub fn metainfo(&self) -> Option<std::sync::Arc<ccbt_engine::metainfo::Metainfo>> {
+        self.metainfo.lock().expect("status lock").clone()
+    }
+
+    pub(crate) fn set_metainfo(&self, meta: std::sync::Arc<ccbt_engine::metainfo::Metainfo>) {
+        *self.metainfo.lock().expect("status lock") = Some(meta);
+    }
+
+    /// How far a magnet link's metadata is, 0.0 to 1.0 (1.0 once the torrent is known).
+    pub fn metadata_fraction(&self) -> f64 {
+        if self.metainfo.lock().expect("status lock").is_some() {
+            return 1.0;
+        }
+        let total = self.metadata_pieces_total.load(Ordering::Relaxed);
+        if total == 0 {
+            return 0.0;
+        }
+        self.metadata_pieces_got.load(Ordering::Relaxed) as f64 / total as f64
+    }
+
     pub fn fault(&self) -> Option<TorrentFault> {
         self.error.lock().expect("status lock").clone()
     }
@@ -256,6 +316,7 @@ mod tests {
             TorrentState::Paused,
             TorrentState::Failed,
             TorrentState::Stopped,
+            TorrentState::FetchingMetadata,
         ] {
             s.set_state(state);
             assert_eq!(s.state(), state);

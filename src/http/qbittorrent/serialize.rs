@@ -38,6 +38,7 @@ pub fn state(row: &Row) -> &'static str {
     }
     match live.state {
         TorrentState::Failed => "error",
+        TorrentState::FetchingMetadata => "metaDL",
         TorrentState::Checking if complete => "checkingUP",
         TorrentState::Checking => "checkingDL",
         TorrentState::Queued if complete => "queuedUP",

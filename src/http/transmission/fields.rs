@@ -65,7 +65,7 @@ pub fn status_of(row: &Row) -> i64 {
         TorrentState::Queued if row.fixed.queued => waiting(),
         TorrentState::Queued => status::CHECK_WAIT,
         TorrentState::Checking => status::CHECK,
-        TorrentState::Downloading => status::DOWNLOAD,
+        TorrentState::Downloading | TorrentState::FetchingMetadata => status::DOWNLOAD,
         TorrentState::Seeding => status::SEED,
         TorrentState::Paused | TorrentState::Stopped | TorrentState::Failed => {
             if row.fixed.queued && !row.fixed.user_paused && row.live.error.is_none() {
