@@ -595,20 +595,38 @@ fn the_webapi_refuses_what_it_must_over_raw_http() {
         &format!("Cookie: {cookie}\r\n"),
         &format!("urls=magnet%3A%3Fxt%3Durn%3Abtih%3A{}", "cd".repeat(20)),
     );
-    assert_eq!(
-        magnet.body.trim(),
-        "Fails.",
-        "magnets wait for issue 12: {magnet:?}"
-    );
+    // A magnet link is added at once, waiting for its metadata (nobody has it here).
+    assert_eq!(magnet.body.trim(), "Ok.", "{magnet:?}");
     let listed = request(
         &api,
         &format!("GET /api/v2/torrents/info HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"),
     );
     let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    assert_eq!(listed[0]["save_path"], allowed.to_str().unwrap());
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let of = |hash: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["hash"] == hash)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {hash} in {listed}"))
+    };
+    let fetching = of(&"cd".repeat(20));
+    assert_eq!(fetching["state"], "metaDL", "{fetching}");
+    assert_eq!(fetching["has_metadata"], false, "{fetching}");
+    assert_eq!(fetching["size"], 0, "{fetching}");
+    let file = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["hash"] != "cd".repeat(20))
+        .cloned()
+        .unwrap();
+    assert_eq!(file["has_metadata"], true, "{file}");
+    assert_eq!(file["save_path"], allowed.to_str().unwrap());
     // Added stopped: its data is checked (it is all there) but it does not start.
-    let state = listed[0]["state"].as_str().unwrap();
+    let state = file["state"].as_str().unwrap();
     assert!(
         ["stoppedUP", "stoppedDL", "checkingUP", "checkingDL"].contains(&state),
         "{listed}"

@@ -34,6 +34,17 @@ pub fn parse(source: &str) -> Result<Magnet, Failure> {
 /// The magnet's `x.pe` peers (host names resolved here, once) and `--peer`s.
 fn peers(magnet: &Magnet, swarm: &SwarmArgs) -> Vec<SocketAddr> {
     let mut peers = swarm.peers.clone();
+    for addr in magnet_peers(magnet) {
+        if !peers.contains(&addr) {
+            peers.push(addr);
+        }
+    }
+    peers
+}
+
+/// The magnet's `x.pe` peers, host names resolved here (blocking, once).
+pub fn magnet_peers(magnet: &Magnet) -> Vec<SocketAddr> {
+    let mut peers = Vec::new();
     for p in &magnet.peers {
         let found: Vec<SocketAddr> = match p {
             PeerAddr::Ip(addr) => vec![*addr],
@@ -54,6 +65,16 @@ fn peers(magnet: &Magnet, swarm: &SwarmArgs) -> Vec<SocketAddr> {
     peers
 }
 
+/// The magnet's `so` (BEP 53) as file indices; empty: every file. Ranges are cut at the
+/// largest file count a torrent may have.
+pub fn selected_files(magnet: &Magnet) -> Vec<usize> {
+    magnet
+        .select_only
+        .iter()
+        .flat_map(|r| (*r.start() as usize)..=(*r.end() as usize).min(1_000_000))
+        .collect()
+}
+
 /// What the swarm is given for `magnet`. `only`: file indices (`--only`); the magnet's
 /// own `so` is used when none are given.
 pub fn spec(
@@ -64,11 +85,7 @@ pub fn spec(
     only: &[usize],
 ) -> MagnetSpec {
     let select_only = if only.is_empty() {
-        magnet
-            .select_only
-            .iter()
-            .flat_map(|r| (*r.start() as usize)..=(*r.end() as usize).min(1_000_000))
-            .collect()
+        selected_files(magnet)
     } else {
         only.to_vec()
     };

@@ -36,7 +36,12 @@ pub fn run(args: RemoteArgs) -> Outcome {
             save_dir,
             paused,
         } => Request::Add {
-            torrent: absolute(torrent),
+            // A magnet link goes as it is.
+            torrent: if super::magnet::is_magnet(&torrent.to_string_lossy()) {
+                torrent
+            } else {
+                absolute(torrent)
+            },
             save_dir: save_dir.map(absolute),
             paused,
         },

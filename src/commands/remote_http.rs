@@ -32,7 +32,13 @@ pub fn run(url: &str, args: RemoteArgs) -> Outcome {
             save_dir,
             paused,
         } => {
-            let bytes = read_torrent(&torrent)?;
+            // A magnet link is sent as the body, as the native API takes it.
+            let link = torrent.to_string_lossy();
+            let bytes = if super::magnet::is_magnet(&link) {
+                link.as_bytes().to_vec()
+            } else {
+                read_torrent(&torrent)?
+            };
             let options = AddOptions {
                 // As given: the daemon resolves a relative one under its download
                 // directory (it may be on another machine) and checks it against

@@ -105,6 +105,8 @@ pub struct Live {
     pub downloading: Timer,
     /// Unix seconds data last moved either way (0: not in this run).
     pub last_activity: i64,
+    /// How much of a magnet link's metadata is fetched, 0.0 to 1.0 (1.0 once known).
+    pub metadata_fraction: f64,
 }
 
 /// One torrent in a snapshot.
@@ -121,6 +123,12 @@ impl Row {
     pub fn have_bytes(&self) -> u64 {
         let layout = &self.fixed.meta.info.layout;
         (self.live.have_pieces * u64::from(layout.piece_length())).min(layout.total_length())
+    }
+
+    /// Whether the torrent's info dict is known (a magnet link's is not until fetched;
+    /// every real torrent has at least one piece).
+    pub fn has_metadata(&self) -> bool {
+        self.fixed.meta.info.layout.piece_count() > 0
     }
 
     pub fn total_size(&self) -> u64 {
@@ -455,6 +463,12 @@ fn build(e: &Entry, old: Option<&Arc<Row>>, now: Instant, now_unix: i64) -> Opti
             now_unix
         } else {
             last_activity
+        },
+        // Only a magnet link's is worth the status lock it takes.
+        metadata_fraction: if e.magnet.is_some() {
+            s.metadata_fraction()
+        } else {
+            1.0
         },
     };
     let fixed = match old {

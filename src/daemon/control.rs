@@ -20,6 +20,7 @@ use ccbt_engine::InfoHash;
 use serde::{Deserialize, Serialize};
 
 use super::core::{AddRequest, Daemon, DaemonError, TorrentView};
+use super::magnets::Source;
 
 pub const SOCKET_NAME: &str = "control.sock";
 const CLIENTS_MAX: usize = 16;
@@ -32,7 +33,7 @@ const EVENTS_PER_ANSWER: usize = 1000;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
-    /// `torrent` is a path the daemon can read.
+    /// `torrent` is a path the daemon can read, or a magnet link.
     Add {
         torrent: PathBuf,
         #[serde(default)]
@@ -244,12 +245,17 @@ fn answer(daemon: &Daemon, request: Request, stop: &AtomicBool) -> Response {
             save_dir,
             paused,
         } => {
-            let bytes = match read_torrent(&torrent) {
-                Ok(bytes) => bytes,
-                Err(e) => return Response::failed(&e, e.kind()),
+            let link = torrent.to_string_lossy();
+            let source = if crate::commands::magnet::is_magnet(&link) {
+                Source::Magnet(link.into_owned())
+            } else {
+                match read_torrent(&torrent) {
+                    Ok(bytes) => Source::Torrent(bytes),
+                    Err(e) => return Response::failed(&e, e.kind()),
+                }
             };
             match daemon.add(AddRequest {
-                metainfo: bytes,
+                source,
                 save_dir,
                 paused,
                 category: None,

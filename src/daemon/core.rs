@@ -22,6 +22,7 @@ use ccbt_shards::swarm::{
 use ccbt_state::{StateWriter, TorrentRecord, Write, WriteError};
 
 use super::events::{EventKind, EventLog, HookCall, Hooks};
+use super::magnets::{self, PendingMagnet, Source};
 
 pub fn hook_limits(config: &ccbt_config::Hooks) -> super::events::HookLimits {
     super::events::HookLimits {
@@ -39,6 +40,8 @@ const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum DaemonError {
     #[error("not a valid torrent: {0}")]
     BadTorrent(#[from] MetainfoError),
+    #[error("not a valid magnet link: {0}")]
+    BadMagnet(#[from] ccbt_engine::magnet::MagnetError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -64,6 +67,7 @@ impl DaemonError {
     pub fn kind(&self) -> &'static str {
         match self {
             DaemonError::BadTorrent(_) => "bad-torrent",
+            DaemonError::BadMagnet(_) => "bad-magnet",
             DaemonError::Read { .. } => "read",
             DaemonError::Duplicate(_) => "duplicate",
             DaemonError::Unknown(_) => "unknown-torrent",
@@ -90,8 +94,8 @@ pub fn fault_kind(fault: &TorrentFault) -> &'static str {
 
 /// A torrent to add.
 pub struct AddRequest {
-    /// The `.torrent` file's bytes.
-    pub metainfo: Vec<u8>,
+    /// A `.torrent` file's bytes or a magnet link.
+    pub source: Source,
     /// Where its data goes; the daemon's download directory when `None`.
     pub save_dir: Option<PathBuf>,
     pub paused: bool,
@@ -107,7 +111,11 @@ pub struct Entry {
     /// Bumped by every change made through the daemon (labels, limits, paths, flags), so
     /// a listing can tell an unchanged torrent without comparing its strings.
     pub revision: u64,
+    /// The torrent's metainfo; for a magnet link not yet fetched, what the link says of it
+    /// (see [`magnets`]).
     pub meta: Arc<Metainfo>,
+    /// Added from this magnet link, whose metadata is not known yet; `None` once it is.
+    pub magnet: Option<magnets::Pending>,
     pub status: Arc<TorrentStatus>,
     pub save_dir: PathBuf,
     pub added_at: i64,
@@ -373,7 +381,15 @@ impl Daemon {
     /// Adds a new torrent: it is recorded, then checked against what is already in its
     /// save directory (in the background, on its shard), then run unless paused.
     pub fn add(&self, req: AddRequest) -> Result<InfoHash, DaemonError> {
-        let meta = Arc::new(Metainfo::parse(&req.metainfo)?);
+        let (meta, magnet, stored) = match req.source {
+            Source::Torrent(bytes) => (Arc::new(Metainfo::parse(&bytes)?), None, bytes),
+            Source::Magnet(link) => {
+                let pending = PendingMagnet::parse(link)?;
+                let meta = Arc::new(pending.placeholder());
+                let stored = pending.link.clone().into_bytes();
+                (meta, Some(Arc::new(pending)), stored)
+            }
+        };
         let info_hash = meta.info_hash;
         if self.registry().contains_key(&info_hash) {
             return Err(DaemonError::Duplicate(info_hash));
@@ -395,7 +411,7 @@ impl Daemon {
         }
         let record = TorrentRecord {
             info_hash: info_hash.0,
-            metainfo: req.metainfo,
+            metainfo: stored,
             name: meta.info.name.display(),
             save_path: save_dir.display().to_string(),
             category: req.category.clone(),
@@ -414,6 +430,7 @@ impl Daemon {
             id: 0,
             revision: 0,
             meta,
+            magnet,
             status: Arc::default(),
             save_dir,
             added_at,
@@ -461,7 +478,10 @@ impl Daemon {
                 .by_ref()
                 .take(BATCH)
                 .map(|(entry, verify, paused)| {
-                    let pending = self.swarm.add(self.spec(&entry, verify, paused));
+                    let pending = match &entry.magnet {
+                        Some(magnet) => self.start_fetch(&entry, magnet, paused),
+                        None => self.swarm.add(self.spec(&entry, verify, paused)),
+                    };
                     (entry, pending)
                 })
                 .collect();
@@ -503,6 +523,145 @@ impl Daemon {
         }
     }
 
+    /// Starts fetching a magnet link's metadata on its shard; a paused one is not sent to
+    /// a shard at all (it fetches nothing until resumed).
+    fn start_fetch(
+        &self,
+        entry: &Entry,
+        magnet: &PendingMagnet,
+        paused: bool,
+    ) -> ccbt_shards::swarm::Pending<Arc<TorrentStatus>> {
+        if paused {
+            let status = Arc::new(TorrentStatus::not_started(TorrentState::Paused));
+            return ccbt_shards::swarm::Pending::ready(status);
+        }
+        let limits = (
+            entry.settings.upload_bytes_per_s,
+            entry.settings.download_bytes_per_s,
+        );
+        let mut spec = magnet.spec(entry.save_dir.clone(), limits);
+        spec.sequential = entry.settings.sequential;
+        self.swarm.add_magnet(spec)
+    }
+
+    /// Takes in every magnet link whose metadata its shard has fetched since the last
+    /// call (the policy calls it every round; commands before they act).
+    pub fn adopt_fetched(&self) {
+        let ready: Vec<InfoHash> = self
+            .registry()
+            .values()
+            .filter(|e| e.magnet.is_some() && e.status.metainfo().is_some())
+            .map(|e| e.meta.info_hash)
+            .collect();
+        for info_hash in ready {
+            self.adopt(info_hash);
+        }
+    }
+
+    /// The registry takes the fetched metainfo and the state database its `.torrent`.
+    /// Returns whether the torrent is still waiting for its metadata.
+    fn adopt(&self, info_hash: InfoHash) -> bool {
+        let record = {
+            let mut registry = self.registry();
+            let Some(e) = registry.get_mut(&info_hash) else {
+                return false;
+            };
+            let Some(magnet) = e.magnet.clone() else {
+                return false;
+            };
+            let Some(meta) = e.status.metainfo() else {
+                return true;
+            };
+            crate::changed_paths::log(&meta);
+            e.meta = meta;
+            e.magnet = None;
+            e.revision += 1;
+            TorrentRecord {
+                info_hash: info_hash.0,
+                metainfo: magnet.torrent_file(&e.meta),
+                name: e.meta.info.name.display(),
+                save_path: e.save_dir.display().to_string(),
+                category: e.category.clone(),
+                tags: e.tags.clone(),
+                added_at: e.added_at,
+                completed_at: e.completed_at,
+                paused: e.user_paused,
+                queue_position: i64::from(e.queue_position),
+                settings: e.settings.to_json(),
+                uploaded: e.uploaded_before,
+                downloaded: e.downloaded_before,
+                error: None,
+            }
+        };
+        tracing::info!(torrent = %info_hash, name = %record.name, "metadata fetched; torrent kept");
+        if let Err(e) = self.record(Write::upsert(record)) {
+            tracing::error!(torrent = %info_hash, error = %e, "cannot keep a fetched torrent");
+        }
+        self.event(EventKind::MetadataFetched, &info_hash, None);
+        self.apply_settings_after_fetch(info_hash);
+        false
+    }
+
+    /// Settings changed while the metadata was fetched, given to the torrent now.
+    fn apply_settings_after_fetch(&self, info_hash: InfoHash) {
+        let Some(settings) = self.with_entry(&info_hash, |e| e.settings.clone()) else {
+            return;
+        };
+        let mut ops = Vec::new();
+        if settings.upload_bytes_per_s != 0 || settings.download_bytes_per_s != 0 {
+            ops.push(TorrentOp::SetLimits {
+                upload_bytes_per_s: settings.upload_bytes_per_s,
+                download_bytes_per_s: settings.download_bytes_per_s,
+            });
+        }
+        if settings.sequential {
+            ops.push(TorrentOp::SetSequential(true));
+        }
+        for op in ops {
+            if let Err(e) = self.swarm.command(info_hash, op).wait() {
+                tracing::warn!(torrent = %info_hash, error = %e, "a setting did not reach the fetched torrent");
+            }
+        }
+    }
+
+    /// A command for a magnet link still waiting for its metadata: pause ends its fetch,
+    /// resume starts a new one, remove and reannounce go to the fetch if one runs; the
+    /// rest need the torrent's files.
+    fn magnet_op(&self, info_hash: InfoHash, op: TorrentOp) -> Result<(), DaemonError> {
+        let (state, magnet) = {
+            let registry = self.registry();
+            let e = registry
+                .get(&info_hash)
+                .ok_or(DaemonError::Unknown(info_hash))?;
+            let magnet = e.magnet.clone().ok_or(DaemonError::Unknown(info_hash))?;
+            (e.status.state(), magnet)
+        };
+        let fetching = state == TorrentState::FetchingMetadata;
+        match op {
+            TorrentOp::Pause | TorrentOp::Remove { .. } | TorrentOp::Reannounce if fetching => {
+                Ok(self.swarm.command(info_hash, op).wait()?)
+            }
+            TorrentOp::Pause | TorrentOp::Remove { .. } | TorrentOp::Reannounce => Ok(()),
+            TorrentOp::Resume if fetching => Ok(()),
+            // Kept in the settings by the caller; given to the torrent when it starts
+            // (`start_fetch`) or is adopted (`adopt`).
+            TorrentOp::SetLimits { .. } | TorrentOp::SetSequential(_) => Ok(()),
+            TorrentOp::Resume => {
+                let pending = {
+                    let registry = self.registry();
+                    let e = registry
+                        .get(&info_hash)
+                        .ok_or(DaemonError::Unknown(info_hash))?;
+                    self.start_fetch(e, &magnet, false)
+                };
+                let status = pending.wait()?;
+                self.set_flags(&info_hash, |e| e.status = status);
+                Ok(())
+            }
+            _ => Err(CommandError::FetchingMetadata(info_hash).into()),
+        }
+    }
+
     fn known(&self, info_hash: InfoHash) -> Result<(), DaemonError> {
         if self.registry().contains_key(&info_hash) {
             Ok(())
@@ -513,6 +672,9 @@ impl Daemon {
 
     fn op(&self, info_hash: InfoHash, op: TorrentOp) -> Result<(), DaemonError> {
         self.known(info_hash)?;
+        if self.adopt(info_hash) {
+            return self.magnet_op(info_hash, op);
+        }
         self.swarm.command(info_hash, op).wait()?;
         Ok(())
     }

@@ -29,6 +29,8 @@ pub enum EventKind {
     Removed,
     TrackerError,
     PeerBanned,
+    /// A magnet link's metadata was fetched and the torrent kept.
+    MetadataFetched,
 }
 
 #[derive(Debug, Clone, Serialize)]

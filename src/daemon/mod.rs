@@ -12,6 +12,7 @@ pub mod control;
 pub mod core;
 pub mod events;
 pub mod labels;
+pub mod magnets;
 pub mod policy;
 pub mod queue_moves;
 pub mod resume;
@@ -334,10 +335,7 @@ type Prepared = (Entry, ccbt_shards::swarm::Verify, bool);
 /// one by one, parsing and a `stat` per file would be most of a large start-up.
 fn prepare_all(
     stored: Vec<ccbt_state::StoredTorrent>,
-) -> Vec<(
-    String,
-    Result<Prepared, ccbt_engine::metainfo::MetainfoError>,
-)> {
+) -> Vec<(String, Result<Prepared, core::DaemonError>)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = stored.len().div_ceil(threads).max(1);
     let mut parts: Vec<Vec<ccbt_state::StoredTorrent>> = Vec::new();
@@ -358,19 +356,30 @@ fn prepare_all(
     })
 }
 
-fn prepare(
-    t: ccbt_state::StoredTorrent,
-) -> (
-    String,
-    Result<Prepared, ccbt_engine::metainfo::MetainfoError>,
-) {
+fn prepare(t: ccbt_state::StoredTorrent) -> (String, Result<Prepared, core::DaemonError>) {
     let record = t.record;
-    let meta = match Metainfo::parse(&record.metainfo) {
-        Ok(meta) => Arc::new(meta),
-        Err(e) => return (record.name, Err(e)),
-    };
     let save_dir = PathBuf::from(&record.save_path);
-    let (verify, how) = resume::verify_from(&meta, &save_dir, t.resume.as_ref());
+    // A magnet link whose metadata had not come yet: fetched again.
+    let (meta, magnet) = match magnets::Source::from_bytes(record.metainfo) {
+        magnets::Source::Magnet(link) => match magnets::PendingMagnet::parse(link) {
+            Ok(pending) => (Arc::new(pending.placeholder()), Some(Arc::new(pending))),
+            Err(e) => return (record.name, Err(e.into())),
+        },
+        magnets::Source::Torrent(bytes) => match Metainfo::parse(&bytes) {
+            Ok(meta) => (Arc::new(meta), None),
+            Err(e) => return (record.name, Err(e.into())),
+        },
+    };
+    let (verify, how) = if magnet.is_some() {
+        (
+            ccbt_shards::swarm::Verify::Full,
+            resume::Restored::Full {
+                why: "its metadata is fetched again",
+            },
+        )
+    } else {
+        resume::verify_from(&meta, &save_dir, t.resume.as_ref())
+    };
     tracing::debug!(torrent = %meta.info_hash, restored = ?how, "restored");
     if !matches!(how, resume::Restored::Trusted { .. }) {
         tracing::info!(torrent = %meta.info_hash, restored = ?how, "restored with a check");
@@ -379,6 +388,7 @@ fn prepare(
         id: 0,
         revision: 0,
         meta,
+        magnet,
         status: Arc::default(),
         save_dir,
         added_at: record.added_at,

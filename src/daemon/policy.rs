@@ -52,6 +52,7 @@ pub fn spawn(
             while !stop.load(Ordering::Relaxed) {
                 let config = config.lock().expect("config lock").clone();
                 daemon.set_max_active_downloads(config.queue.max_active_downloads);
+                daemon.adopt_fetched();
                 round(&daemon, &config);
                 blocklist.reload_if_changed(&daemon, &config);
                 std::thread::sleep(EVERY);

@@ -1,5 +1,5 @@
-//! Watch folders: a `.torrent` dropped into one is added (to the default download
-//! directory) and then moved to `added/` beside it, or to `failed/` with the reason in a
+//! Watch folders: a `.torrent` (or a `.magnet` file holding a magnet link) dropped into
+//! one is added (to the default download directory) and then moved to `added/` beside it, or to `failed/` with the reason in a
 //! `.error` file, so the folder shows at a glance what happened to each file.
 //!
 //! The folders are looked at every [`SCAN_EVERY`]. A file is taken only once its size and
@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use super::control::read_torrent;
 use super::core::{AddRequest, Daemon};
+use super::magnets::Source;
 
 pub const SCAN_EVERY: Duration = Duration::from_secs(1);
 const FILES_PER_SCAN: usize = 1000;
@@ -54,7 +55,10 @@ fn scan(
     };
     for entry in entries.flatten().take(FILES_PER_SCAN) {
         let path = entry.path();
-        if path.extension().is_none_or(|x| x != "torrent") {
+        if path
+            .extension()
+            .is_none_or(|x| x != "torrent" && x != "magnet")
+        {
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
@@ -74,9 +78,9 @@ fn scan(
 }
 
 fn take(daemon: &Daemon, dir: &Path, path: &Path) {
-    let added = read_torrent(path).and_then(|metainfo| {
+    let added = read_torrent(path).and_then(|bytes| {
         daemon.add(AddRequest {
-            metainfo,
+            source: Source::from_bytes(bytes),
             save_dir: None,
             paused: false,
             category: None,

@@ -8,8 +8,14 @@
 //! certificate that does not verify fails the add. Bounds: the whole fetch (connect,
 //! redirects and body) within [`FETCH_TIMEOUT`], at most [`MAX_REDIRECTS`] redirects, and a
 //! body no larger than the caller's cap (`control.max_request_bytes`, like an upload).
+//!
+//! A magnet link, given or redirected to (indexers often answer a torrent's download link
+//! with a redirect to its magnet link), is returned as such: the daemon fetches its
+//! metadata from peers.
 
 use std::time::Duration;
+
+pub use crate::daemon::magnets::Source;
 
 use axum::body::Body;
 use hyper_util::rt::TokioIo;
@@ -22,8 +28,6 @@ pub const MAX_REDIRECTS: usize = 5;
 pub enum FetchError {
     #[error("{0:?} is not a URL")]
     BadUrl(String),
-    #[error("{0}: a magnet link needs the metadata exchange, which the engine does not have yet (issue 12)")]
-    Magnet(String),
     #[error("{url}: {reason}")]
     Failed { url: String, reason: String },
     #[error("{0}: too many redirects")]
@@ -34,8 +38,8 @@ pub enum FetchError {
     Timeout(String),
 }
 
-/// The body of `url`, following redirects.
-pub async fn fetch(url: &str, cap: usize) -> Result<Vec<u8>, FetchError> {
+/// The `.torrent` behind `url` (following redirects), or the magnet link it is or leads to.
+pub async fn fetch(url: &str, cap: usize) -> Result<Source, FetchError> {
     let url = url.to_string();
     match tokio::time::timeout(FETCH_TIMEOUT, follow(url.clone(), cap)).await {
         Ok(result) => result,
@@ -43,10 +47,13 @@ pub async fn fetch(url: &str, cap: usize) -> Result<Vec<u8>, FetchError> {
     }
 }
 
-async fn follow(mut url: String, cap: usize) -> Result<Vec<u8>, FetchError> {
+async fn follow(mut url: String, cap: usize) -> Result<Source, FetchError> {
     for _ in 0..=MAX_REDIRECTS {
+        if crate::commands::magnet::is_magnet(&url) {
+            return Ok(Source::Magnet(url));
+        }
         match get(&url, cap).await? {
-            Answer::Body(bytes) => return Ok(bytes),
+            Answer::Body(bytes) => return Ok(Source::Torrent(bytes)),
             Answer::Redirect(to) => url = to,
         }
     }
@@ -59,12 +66,6 @@ enum Answer {
 }
 
 async fn get(url: &str, cap: usize) -> Result<Answer, FetchError> {
-    if url
-        .get(..7)
-        .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
-    {
-        return Err(FetchError::Magnet(url.into()));
-    }
     let parsed = url::Url::parse(url).map_err(|_| FetchError::BadUrl(url.into()))?;
     let tls = match parsed.scheme() {
         "http" => false,
@@ -188,9 +189,9 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn magnets_and_other_schemes_are_refused_with_a_reason() {
-        let m = fetch("magnet:?xt=urn:btih:00", 100).await.unwrap_err();
-        assert!(m.to_string().contains("issue 12"), "{m}");
+    async fn magnets_are_returned_and_other_schemes_refused() {
+        let link = "magnet:?xt=urn:btih:00";
+        assert!(matches!(fetch(link, 100).await, Ok(Source::Magnet(l)) if l == link));
         assert!(matches!(
             fetch("ftp://x/y", 100).await,
             Err(FetchError::BadUrl(_))

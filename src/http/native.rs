@@ -116,9 +116,10 @@ impl IntoResponse for Refusal {
 impl From<DaemonError> for Refusal {
     fn from(e: DaemonError) -> Refusal {
         let status = match &e {
-            DaemonError::BadTorrent(_) | DaemonError::Read { .. } | DaemonError::Label(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            DaemonError::BadTorrent(_)
+            | DaemonError::BadMagnet(_)
+            | DaemonError::Read { .. }
+            | DaemonError::Label(_) => StatusCode::BAD_REQUEST,
             DaemonError::Duplicate(_) | DaemonError::Command(CommandError::Duplicate(_)) => {
                 StatusCode::CONFLICT
             }
@@ -320,7 +321,7 @@ async fn add(
     let (metainfo, save_dir, paused, category, tags) = options;
     if metainfo.is_empty() {
         return Err(Refusal::bad_request(
-            "no torrent: send the .torrent file's bytes as the body",
+            "no torrent: send the .torrent file's bytes (or a magnet link) as the body",
         ));
     }
     if tags.len() > TAGS_MAX {
@@ -340,7 +341,7 @@ async fn add(
         ),
     };
     let request = AddRequest {
-        metainfo,
+        source: crate::daemon::magnets::Source::from_bytes(metainfo),
         save_dir,
         paused,
         category: category.filter(|c| !c.is_empty()),

@@ -106,6 +106,17 @@ impl Layout {
         })
     }
 
+    /// No files and no pieces: the layout of a torrent whose info dict is not known yet
+    /// (a magnet link's, while its metadata is fetched). [`Layout::new`] refuses an empty
+    /// torrent; only front ends that show such a torrent use this one.
+    pub fn unknown() -> Self {
+        Self {
+            piece_length: 16 << 10,
+            total_length: 0,
+            files: Vec::new(),
+        }
+    }
+
     pub fn piece_length(&self) -> u32 {
         self.piece_length
     }

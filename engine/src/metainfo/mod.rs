@@ -80,6 +80,35 @@ impl Metainfo {
         parse::parse(bytes)
     }
 
+    /// What is known of a torrent before its info dict: its info hash, a name to show and
+    /// its trackers (one tier each), with no files and no pieces ([`Layout::unknown`]).
+    /// For front ends listing a magnet link's torrent while its metadata is fetched; the
+    /// fetched info dict replaces it.
+    pub fn awaiting_metadata(info_hash: InfoHash, name: &str, trackers: Vec<String>) -> Self {
+        let name = TorrentPath::new([name.as_bytes()])
+            .or_else(|_| TorrentPath::new([info_hash.to_hex().as_bytes()]))
+            .expect("a hex info hash is a valid path component");
+        Metainfo {
+            info_hash,
+            info: Info {
+                name,
+                pieces: Box::new([]),
+                layout: Layout::unknown(),
+                private: false,
+                multi_file: false,
+                renamed: Vec::new(),
+            },
+            info_bytes: std::sync::Arc::from(&[][..]),
+            announce: trackers.first().cloned(),
+            announce_list: trackers.into_iter().map(|t| vec![t]).collect(),
+            web_seeds: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            trailing_bytes: 0,
+        }
+    }
+
     /// Trackers as BEP 12 tiers: `announce-list` when present, else `announce` alone.
     pub fn trackers(&self) -> Vec<Vec<String>> {
         if !self.announce_list.is_empty() {
@@ -92,5 +121,32 @@ impl Metainfo {
 impl Info {
     pub fn piece_hash(&self, piece: PieceIndex) -> Sha1Digest {
         self.pieces[piece.0 as usize]
+    }
+}
+
+#[cfg(test)]
+mod awaiting_metadata_tests {
+    use super::*;
+
+    #[test]
+    fn a_magnet_torrent_has_its_name_and_trackers_and_nothing_else() {
+        let hash = crate::Sha1Digest([7; 20]);
+        let m = Metainfo::awaiting_metadata(hash, "Some Show", vec!["http://t/a".into()]);
+        assert_eq!(m.info_hash, hash);
+        assert_eq!(m.info.name.display(), "Some Show");
+        assert_eq!(m.trackers(), vec![vec!["http://t/a".to_string()]]);
+        assert_eq!(m.info.layout.total_length(), 0);
+        assert_eq!(m.info.layout.piece_count(), 0);
+        assert!(m.info.layout.files().is_empty());
+        assert_eq!(m.info.layout.piece(0), None);
+    }
+
+    #[test]
+    fn a_name_that_is_no_path_component_shows_as_the_hash() {
+        let hash = crate::Sha1Digest([0xab; 20]);
+        for bad in ["", "a/b", ".."] {
+            let m = Metainfo::awaiting_metadata(hash, bad, Vec::new());
+            assert_eq!(m.info.name.display(), hash.to_hex(), "{bad:?}");
+        }
     }
 }

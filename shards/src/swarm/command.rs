@@ -153,6 +153,11 @@ impl<T: Send + 'static> Pending<T> {
         }))
     }
 
+    /// An answer known without asking a shard.
+    pub fn ready(value: T) -> Self {
+        Pending(Box::pin(async move { Ok(value) }))
+    }
+
     /// A command that never reached its shard.
     pub(crate) fn refused(error: CommandError) -> Self {
         Pending(Box::pin(async move { Err(error) }))

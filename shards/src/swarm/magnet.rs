@@ -294,7 +294,13 @@ impl Fetch {
         }
         self.close_all();
         self.publish();
-        self.ctx.forget_fetch(&self.spec.info_hash);
+        self.ctx.forget_fetch(&self);
+        if self.stop.is_set() {
+            // Removed, paused or shut down, perhaps just as the metadata came: a stopped
+            // fetch never becomes a torrent.
+            self.status.finished.store(true, Ordering::Release);
+            return;
+        }
         if let Some(failure) = failure {
             tracing::warn!(torrent = %self.spec.info_hash, %failure, "metadata fetch failed");
             self.fail(&failure);

@@ -109,8 +109,18 @@ impl ShardCtx {
         self.fetching.borrow().get(info_hash).cloned()
     }
 
-    pub fn forget_fetch(&self, info_hash: &InfoHash) {
-        self.fetching.borrow_mut().remove(info_hash);
+    /// Forgets `fetch`, if it is still the one registered for its info hash (a paused
+    /// fetch is forgotten at once, so a resume may register a new one before the old one
+    /// has wound down).
+    pub fn forget_fetch(&self, fetch: &Fetch) {
+        let mut fetching = self.fetching.borrow_mut();
+        let info_hash = fetch.info_hash();
+        if fetching
+            .get(&info_hash)
+            .is_some_and(|f| std::ptr::eq(Rc::as_ptr(f), fetch))
+        {
+            fetching.remove(&info_hash);
+        }
     }
 
     fn is_known(&self, info_hash: &InfoHash) -> bool {
@@ -306,7 +316,7 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
         } => {
             let Some(slot) = ctx.torrent(&info_hash) else {
                 let result = match ctx.fetch(&info_hash) {
-                    Some(fetch) => on_fetch(&fetch, op),
+                    Some(fetch) => on_fetch(ctx, &fetch, op),
                     None => Err(CommandError::UnknownTorrent(info_hash)),
                 };
                 let _ = reply.send(result);
@@ -372,12 +382,21 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
 }
 
 /// A command for a torrent still fetching its metadata: it can be removed (nothing is on
-/// disk yet) or reannounced; the rest wait for its files to be known.
-fn on_fetch(fetch: &Fetch, op: TorrentOp) -> Result<(), CommandError> {
+/// disk yet), paused (the fetch ends; a resume is a new add) or reannounced; the rest wait
+/// for its files to be known.
+fn on_fetch(ctx: &ShardCtx, fetch: &Fetch, op: TorrentOp) -> Result<(), CommandError> {
     match op {
         TorrentOp::Remove { .. } => {
             fetch.request_stop();
+            ctx.forget_fetch(fetch);
             fetch.status().set_state(super::TorrentState::Stopped);
+            Ok(())
+        }
+        // Nothing of the fetch is kept: resuming adds the magnet link again.
+        TorrentOp::Pause => {
+            fetch.request_stop();
+            ctx.forget_fetch(fetch);
+            fetch.status().set_state(super::TorrentState::Paused);
             Ok(())
         }
         TorrentOp::Reannounce => Ok(()),

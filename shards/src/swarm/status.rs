@@ -220,6 +220,14 @@ impl TorrentStatus {
         TorrentState::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    /// A status for a torrent that no shard runs yet (a paused magnet link's, before its
+    /// fetch starts), showing `state`.
+    pub fn not_started(state: TorrentState) -> TorrentStatus {
+        let status = TorrentStatus::default();
+        status.set_state(state);
+        status
+    }
+
     pub(crate) fn set_state(&self, state: TorrentState) {
         self.state.store(state as u8, Ordering::Release);
     }

@@ -13,7 +13,8 @@
 //!   `upLimit`, `dlLimit` are applied right after the add; `firstLastPiecePrio`,
 //!   `contentLayout` other than `Original`, `rename` and `autoTMM` are not supported and
 //!   say so in the log.
-//! - Magnet links answer `Fails.` (the engine has no metadata exchange yet: issue 12);
+//! - Magnet links in `urls` (or a URL that redirects to one) are added at once and listed
+//!   as `metaDL` while their metadata is fetched ([`crate::daemon::magnets`]);
 //!   `http://` and `https://` URLs are fetched ([`crate::http::fetch`]).
 //!
 //! The answer is qBittorrent 5.1's: `Ok.` when at least one torrent was added, `Fails.`
@@ -33,6 +34,7 @@ use axum::response::Response;
 use super::params::{list, Params};
 use super::{text, Qbt, Refusal, Reply};
 use crate::daemon::core::{AddRequest, DaemonError, Override, ShareOverride};
+use crate::daemon::magnets::Source;
 use crate::http::fetch::fetch;
 
 pub const MAX_SOURCES: usize = 100;
@@ -219,11 +221,11 @@ fn options(q: &Qbt, p: &Params) -> Result<Options, Refusal> {
 /// Adds one torrent and applies the per-torrent options.
 fn add_one(
     d: &crate::daemon::core::Daemon,
-    metainfo: Vec<u8>,
+    source: Source,
     o: &Options,
 ) -> Result<(), DaemonError> {
     let hash = d.add(AddRequest {
-        metainfo,
+        source,
         save_dir: o.save_dir.clone(),
         paused: o.paused,
         category: o.category.clone(),
@@ -273,19 +275,23 @@ pub async fn add(State(q): State<Arc<Qbt>>, req: Request) -> Reply {
         }
     }
     let cap = q.api.access.max_request_bytes;
-    let mut sources: Vec<(String, Vec<u8>)> = form.files;
+    let mut sources: Vec<(String, Source)> = form
+        .files
+        .into_iter()
+        .map(|(name, bytes)| (name, Source::Torrent(bytes)))
+        .collect();
     let mut failures: Vec<String> = Vec::new();
     for url in urls {
         match fetch(&url, cap).await {
-            Ok(bytes) => sources.push((url, bytes)),
+            Ok(source) => sources.push((url, source)),
             Err(e) => failures.push(e.to_string()),
         }
     }
     let o = Arc::new(o);
     let mut added = 0;
-    for (name, bytes) in sources {
+    for (name, source) in sources {
         let o = o.clone();
-        match q.api.blocking(move |d| add_one(d, bytes, &o)).await {
+        match q.api.blocking(move |d| add_one(d, source, &o)).await {
             Ok(()) => added += 1,
             Err(e) => failures.push(format!("{name}: {e}")),
         }

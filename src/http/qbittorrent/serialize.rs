@@ -349,7 +349,7 @@ pub fn torrent(row: &Row, cx: &Context) -> TorrentInfo {
         reannounce: 0,
         comment: meta.comment.clone().unwrap_or_default(),
         private: meta.info.private,
-        has_metadata: true,
+        has_metadata: row.has_metadata(),
         connections_count: live.peers,
         connections_limit: cx.config.limits.max_peers_per_torrent,
         total_wasted: 0,
@@ -428,6 +428,7 @@ pub(crate) mod tests {
                 seeding: Timer::default(),
                 downloading: Timer::default(),
                 last_activity: 0,
+                metadata_fraction: 1.0,
             },
         }
     }

@@ -424,7 +424,7 @@ pub fn value<'a>(ctx: &Context, t: &Torrent<'a>, field: Field) -> Out<'a> {
             )
         }
         PercentComplete => percent(row.have_bytes(), row.total_size()),
-        MetadataPercentComplete => Out::F(1.0),
+        MetadataPercentComplete => Out::F(live.metadata_fraction),
         RecheckProgress => Out::F(if live.state == TorrentState::Checking {
             live.checked_pieces as f64 / f64::from(layout.piece_count().max(1))
         } else {
@@ -636,6 +636,7 @@ pub(super) mod tests {
             seeding: Timer::default(),
             downloading: Timer::default(),
             last_activity: 0,
+            metadata_fraction: 1.0,
         };
         f(&mut fixed, &mut live);
         Row {

@@ -3,8 +3,9 @@
 //! paused or not, with labels and file choices. Answers `torrent-added` or
 //! `torrent-duplicate` with the torrent's id, name and hash.
 //!
-//! Magnet links are refused with a reason: the engine cannot fetch a torrent's metadata
-//! from peers yet (issue 12).
+//! A magnet link (as `filename`, or where a URL redirects) is added at once and listed as
+//! fetching its metadata (see [`crate::daemon::magnets`]); file choices given with it are
+//! refused, since its files are not known yet.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use base64::Engine as _;
 use serde_json::{json, Map};
 
 use crate::daemon::core::{AddRequest, DaemonError};
+use crate::daemon::magnets::Source;
 
 use super::super::Api;
 use super::dispatch::{Answer, Args};
@@ -20,8 +22,8 @@ use crate::http::fetch;
 
 pub async fn add(api: &Arc<Api>, args: &Args) -> Answer {
     let limit = api.access.max_request_bytes;
-    let metainfo = match (args.str("metainfo")?, args.str("filename")?) {
-        (Some(b64), _) => decode_base64(b64)?,
+    let source = match (args.str("metainfo")?, args.str("filename")?) {
+        (Some(b64), _) => Source::Torrent(decode_base64(b64)?),
         (None, Some(name)) => source(name.trim(), limit).await?,
         (None, None) => {
             return Err("torrent-add needs \"filename\" or \"metainfo\"".into());
@@ -39,7 +41,7 @@ pub async fn add(api: &Arc<Api>, args: &Args) -> Answer {
     let changes = torrent_set::Changes::read(args)?;
     let paused = args.bool("paused")?.unwrap_or(false);
     let request = AddRequest {
-        metainfo,
+        source,
         save_dir,
         paused,
         category: None,
@@ -78,8 +80,8 @@ fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("\"metainfo\" is not base64: {e}"))
 }
 
-/// The bytes `filename` names.
-async fn source(name: &str, limit: usize) -> Result<Vec<u8>, String> {
+/// What `filename` names: a local `.torrent`, a URL, or a magnet link.
+async fn source(name: &str, limit: usize) -> Result<Source, String> {
     let scheme = name.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
     if matches!(scheme.as_deref(), Some("http" | "https" | "magnet")) {
         return fetch::fetch(name, limit).await.map_err(|e| e.to_string());
@@ -100,7 +102,7 @@ async fn source(name: &str, limit: usize) -> Result<Vec<u8>, String> {
             "{name}: over control.max_request_bytes ({limit} bytes)"
         ));
     }
-    Ok(read)
+    Ok(Source::from_bytes(read))
 }
 
 #[cfg(test)]
@@ -119,9 +121,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn magnets_are_refused_and_urls_go_to_the_shared_fetcher() {
-        let magnet = source("MAGNET:?xt=urn:btih:0123", 100).await.unwrap_err();
-        assert!(magnet.contains("issue 12"), "{magnet}");
+    async fn magnets_are_links_and_urls_go_to_the_shared_fetcher() {
+        let link = "MAGNET:?xt=urn:btih:0123";
+        assert!(matches!(source(link, 100).await, Ok(Source::Magnet(l)) if l == link));
         // Nothing listens on port 1: the fetcher tried to connect (over TLS, had it
         // answered), rather than reading a local file named "https:/...".
         let https = source("https://127.0.0.1:1/a.torrent", 100)
