@@ -111,7 +111,7 @@ pub struct RemoteArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RemoteAction {
-    /// Add a .torrent file.
+    /// Add a .torrent file or a magnet link.
     Add {
         torrent: PathBuf,
         /// Save directory (default: the daemon's download directory). With --url a

@@ -8,7 +8,8 @@
 //! - The second keeps links nobody can answer: each is listed as fetching its metadata
 //!   (qBittorrent `metaDL`, `has_metadata` false; Transmission `totalSize` 0, not
 //!   finished), can be paused (kept paused across a restart, named by its `dn`), resumed
-//!   and removed; a broken link is refused with a reason.
+//!   and removed; a broken link is refused with a reason; an indexer's download link that
+//!   redirects to a magnet link is followed.
 
 mod common;
 
@@ -18,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
 use common::http::send;
-use common::swarm::{self, assert_same_tree, free_port, interop_ready, Announce, Tracker};
+use common::swarm::{
+    self, assert_same_tree, free_port, interop_ready, wait_listening, Announce, Running, Tracker,
+    DEBIAN_PYTHON,
+};
 use common::{require, run_for};
 use serde_json::{json, Value};
 
@@ -284,6 +288,32 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
     let fetching = transmission_torrent(&daemon, &qbt).unwrap();
     assert_eq!(fetching["status"], 4, "fetching is downloading: {fetching}");
     assert_eq!(fetching["isFinished"], false, "{fetching}");
+
+    // An indexer's download link that redirects to a magnet link.
+    let redirected = "e5".repeat(20);
+    let port = free_port();
+    let target = link(&redirected, "Redirected");
+    let _indexer = Running::start("redirecting server", |_| {
+        let mut cmd = Command::new(DEBIAN_PYTHON);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/web_seed_server.py"))
+            .args(["to", &port.to_string(), &target]);
+        cmd
+    });
+    wait_listening(port, &_indexer);
+    let form = format!(
+        "urls={}",
+        escape(&format!("http://127.0.0.1:{port}/get/1234.torrent"))
+    );
+    let added = send(
+        &daemon.api,
+        "POST",
+        "/api/v2/torrents/add",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    );
+    assert_eq!((added.status, added.body.trim()), (200, "Ok."), "{added:?}");
+    let t = qbittorrent_torrent(&daemon, &redirected).expect("the redirect's magnet");
+    assert_eq!(t["name"], "Redirected", "{t}");
 
     // A `.magnet` file in the watch folder, and `remote add MAGNET` on the control socket.
     std::fs::write(

@@ -5,10 +5,12 @@
   404       answers every request 404
   500       answers every request 500 with Retry-After: 1
   loop      redirects every request to itself (302), for ever
+  to        redirects every request to the URL given as its third argument (302), as
+            indexers answer a torrent's download link with its magnet link
   short     like range, but closes after half of each body
   lie       like range, but names another range in Content-Range
 
-Usage: web_seed_server.py MODE PORT [DIR]. Logs one line per request to stdout.
+Usage: web_seed_server.py MODE PORT [DIR | URL]. Logs one line per request to stdout.
 """
 
 import os
@@ -18,7 +20,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODE, PORT = sys.argv[1], int(sys.argv[2])
-ROOT = os.path.realpath(sys.argv[3]) if len(sys.argv) > 3 else None
+ARG = sys.argv[3] if len(sys.argv) > 3 else None
+ROOT = os.path.realpath(ARG) if ARG and MODE != "to" else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -43,6 +46,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.plain(500, [("Retry-After", "1")])
         if MODE == "loop":
             return self.plain(302, [("Location", self.path)])
+        if MODE == "to":
+            return self.plain(302, [("Location", ARG)])
         path = os.path.realpath(
             os.path.join(ROOT, urllib.parse.unquote(self.path.split("?")[0]).lstrip("/"))
         )
