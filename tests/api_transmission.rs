@@ -866,9 +866,10 @@ fn https_urls_are_fetched_once_their_certificate_is_trusted() {
 
 /// Settings changed through session-set and setPreferences stay when the config file is
 /// reloaded for another key, with a log line saying so; a key the file itself changes
-/// takes the file's value, also with a log line.
+/// takes the file's value, also with a log line. They stay across a restart too, unless
+/// the file was edited for that key meanwhile.
 #[test]
-fn api_settings_survive_a_config_reload_unless_the_file_changes_them() {
+fn api_settings_survive_reloads_and_restarts_unless_the_file_changes_them() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("ccbt.toml");
     std::fs::write(&cfg, "[queue]\nmax_active_seeds = 4\n").unwrap();
@@ -913,6 +914,43 @@ fn api_settings_survive_a_config_reload_unless_the_file_changes_them() {
             "download-queue-size": 9}),
         "{}",
         daemon.running.log()
+    );
+    assert!(daemon.stop(STOP).success());
+
+    // A restart keeps what the API set (the file still says what it said then)...
+    let mut daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let id = session_id(&daemon.api);
+    let session = |daemon: &Daemon| {
+        let get = json!({"method": "session-get", "arguments": {
+            "fields": ["speed-limit-down", "download-queue-size"]}});
+        call_open(&daemon.api, &id, get)["arguments"].clone()
+    };
+    assert_eq!(
+        session(&daemon),
+        json!({"speed-limit-down": 2000, "download-queue-size": 9}),
+        "{}",
+        daemon.running.log()
+    );
+    assert!(daemon.stop(STOP).success());
+    // ...unless the file was edited for that key while the daemon was down.
+    std::fs::write(
+        &cfg,
+        "[queue]\nmax_active_seeds = 6\nmax_active_downloads = 3\n\
+         [limits]\ndownload_bytes_per_s = 2000000\n",
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(dir.path(), &["--config", cfg.to_str().unwrap()]);
+    let id = session_id(&daemon.api);
+    let get = json!({"method": "session-get", "arguments": {"fields": ["download-queue-size"]}});
+    assert_eq!(
+        call_open(&daemon.api, &id, get)["arguments"],
+        json!({"download-queue-size": 3}),
+        "{}",
+        daemon.running.log()
+    );
+    daemon.wait_log(
+        "the config changed this key since it was set through the API",
+        STOP,
     );
     assert!(daemon.stop(STOP).success());
 }

@@ -32,7 +32,7 @@ pub use schema::{
     is_live, Blocklist, ByteRate, Config, Daemon, Hooks, Limits, Live, Preallocate, Queue, Share,
     ShareAction, ShareLimits, Storage, WebSeeds,
 };
-pub use show::{diff, show, Change};
+pub use show::{diff, show, value_of, Change};
 pub use torrent::{Effective, TorrentSettings};
 
 impl Sources {

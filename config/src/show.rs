@@ -71,6 +71,14 @@ pub struct Change {
     pub new: String,
 }
 
+/// One key's value in `config`, as TOML (what [`diff`] shows and a file may hold);
+/// `None` for a key that does not exist (category keys included).
+pub fn value_of(config: &Config, dotted: &str) -> Option<String> {
+    KEYS.iter()
+        .find(|spec| spec.dotted() == dotted)
+        .map(|spec| (spec.get)(config))
+}
+
 /// The keys whose values differ, in file order.
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     let mut changes: Vec<Change> = KEYS

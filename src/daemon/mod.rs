@@ -167,6 +167,9 @@ pub fn run(args: DaemonArgs) -> Outcome {
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))
         .or_exit(Exit::Io)?;
     let _lock = lock_state_dir(&state_dir)?;
+    // Settings an API set in an earlier run, unless the config has changed them since.
+    let (api_settings, config) = api_settings::ApiSettings::load(&state_dir, &config);
+    let api_settings = Arc::new(api_settings);
     raise_open_files_limit();
     // Resume records reach the disk within about a second and a half of the pieces they
     // claim: a second for the torrent's durable round, half for the writer's batch.
@@ -233,7 +236,6 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let watcher =
         watch::spawn(daemon.clone(), folders.clone(), stop.term.clone()).or_exit(Exit::Runtime)?;
     let live_config = Arc::new(Mutex::new(config.clone()));
-    let api_settings = Arc::new(api_settings::ApiSettings::default());
     let catalog = catalog::Catalog::new(daemon.clone());
     let refresher = catalog
         .spawn_refresher(stop.term.clone())

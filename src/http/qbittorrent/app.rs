@@ -2,9 +2,9 @@
 //! apps gate stop/start names and share limits on) and the preferences we have.
 //!
 //! `setPreferences` applies what maps onto the daemon's live settings (save path, global
-//! rate limits, share limits and their action, queue sizes) to the running daemon; a
-//! config reload keeps them unless the file changes that key, a restart starts from the
-//! file ([`crate::daemon::api_settings`]). Every key it cannot apply is named in
+//! rate limits, share limits and their action, queue sizes) to the running daemon, kept
+//! across reloads and restarts unless the config changes that key
+//! ([`crate::daemon::api_settings`]). Every key it cannot apply is named in
 //! a warning in the log, never dropped silently.
 
 use std::sync::Arc;

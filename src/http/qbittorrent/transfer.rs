@@ -1,7 +1,7 @@
 //! `transfer/*`: the global rates and totals (from the same per-snapshot totals as
 //! `sync/maindata`'s `server_state`) and the global rate limits, which are applied to
-//! the running daemon (a config reload keeps them unless the file changes them; a restart
-//! starts from the file: [`crate::daemon::api_settings`]).
+//! the running daemon and kept across reloads and restarts unless the config changes them
+//! ([`crate::daemon::api_settings`]).
 
 use std::sync::Arc;
 

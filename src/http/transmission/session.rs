@@ -3,8 +3,8 @@
 //!
 //! session-set applies what ccbt-uring has a setting for (download-dir, the global speed
 //! limits, the global seed ratio, the download and seed queue sizes) to the running
-//! daemon's live configuration; a config reload keeps them unless the file changes that
-//! key, a restart starts from the file ([`crate::daemon::api_settings`]); a key it has no
+//! daemon's live configuration, kept across reloads and restarts unless the config changes
+//! that key ([`crate::daemon::api_settings`]); a key it has no
 //! setting for is accepted only when it asks for what session-get already reports, and
 //! otherwise named in the error, so a client never believes a change that did not happen.
 
