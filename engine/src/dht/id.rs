@@ -55,10 +55,7 @@ impl NodeId {
         let (byte, bit) = (bits / 8, 7 - bits % 8);
         let mine = self.0[byte] & (1 << bit);
         out[byte] = (out[byte] & !(1 << bit)) | (mine ^ (1 << bit));
-        out
-            .try_into()
-            .map(NodeId)
-            .expect("20 bytes make a NodeId")
+        out.try_into().map(NodeId).expect("20 bytes make a NodeId")
     }
 
     /// An id for a node at `ip` per BEP 42: the first 21 bits from CRC32C of the masked
@@ -168,7 +165,13 @@ mod tests {
     #[test]
     fn private_and_loopback_are_exempt() {
         let id = NodeId([0xAB; 20]);
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "172.16.0.9", "169.254.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.16.0.9",
+            "169.254.0.1",
+        ] {
             assert!(id.is_valid_for(ip.parse().unwrap()), "{ip}");
         }
         assert!(!id.is_valid_for(Ipv4Addr::new(8, 8, 8, 8)));

@@ -352,10 +352,7 @@ impl Message {
                 top.insert(b"y", Value::Bytes(b"e"));
                 top.insert(
                     b"e",
-                    Value::List(vec![
-                        Value::Int(e.code),
-                        Value::Bytes(e.message.as_bytes()),
-                    ]),
+                    Value::List(vec![Value::Int(e.code), Value::Bytes(e.message.as_bytes())]),
                 );
                 bencode::encode(&Value::Dict(top))
             }
@@ -505,7 +502,10 @@ fn decode_response(top: &Dict<'_>) -> Result<Response, KrpcError> {
 /// Errors are read leniently: a missing code or message still ends the transaction.
 fn decode_error(top: &Dict<'_>) -> ErrorBody {
     let list = top.get(b"e").and_then(Value::as_list).unwrap_or(&[]);
-    let code = list.first().and_then(Value::as_int).unwrap_or(ERROR_GENERIC);
+    let code = list
+        .first()
+        .and_then(Value::as_int)
+        .unwrap_or(ERROR_GENERIC);
     let message = list
         .get(1)
         .and_then(Value::as_bytes)

@@ -16,3 +16,12 @@ pub mod id;
 pub mod krpc;
 
 pub use id::NodeId;
+pub mod limiter;
+pub mod lookup;
+pub mod node;
+pub mod storage;
+pub mod table;
+pub mod token;
+
+pub use lookup::{LookupId, LookupKind, LookupStats};
+pub use node::{Config, DhtError, Event, Node, SnapshotError, Stats, Transmit};

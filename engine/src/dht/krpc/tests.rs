@@ -115,7 +115,10 @@ fn malformed_queries_keep_their_tid_for_the_error_reply() {
 
 #[test]
 fn field_length_rules() {
-    let long_tid = format!("d1:rd2:id20:abcdefghij0123456789e1:t17:{}1:y1:re", "x".repeat(17));
+    let long_tid = format!(
+        "d1:rd2:id20:abcdefghij0123456789e1:t17:{}1:y1:re",
+        "x".repeat(17)
+    );
     assert!(matches!(
         Message::decode(long_tid.as_bytes()).unwrap_err().error,
         KrpcError::TidTooLong { len: 17, .. }
