@@ -55,7 +55,7 @@ impl NodeId {
         let (byte, bit) = (bits / 8, 7 - bits % 8);
         let mine = self.0[byte] & (1 << bit);
         out[byte] = (out[byte] & !(1 << bit)) | (mine ^ (1 << bit));
-        out.try_into().map(NodeId).expect("20 bytes make a NodeId")
+        NodeId(out)
     }
 
     /// An id for a node at `ip` per BEP 42: the first 21 bits from CRC32C of the masked

@@ -263,7 +263,6 @@ impl Lookup {
             .collect()
     }
 
-    #[cfg(any(test, debug_assertions))]
     pub fn check_invariants(&self) {
         assert!(self.candidates.len() <= CANDIDATES_MAX);
         assert!(self.peers.len() <= self.peers_max);

@@ -735,6 +735,10 @@ impl Node {
                 }
             }
         }
+        if l.kind == LookupKind::FindNode && !l.internal && l.target == self.id {
+            // A bootstrap: refresh every bucket over the next ticks (Kademlia's join).
+            self.table.refresh_all_soon();
+        }
         l.stats.duration = now.saturating_sub(l.started);
         self.push_event(Event::LookupDone {
             lookup: lid,
@@ -817,7 +821,6 @@ impl Node {
     }
 
     /// Asserts the node's bounds and internal consistency (tests and simulation).
-    #[cfg(any(test, debug_assertions))]
     pub fn check_invariants(&self) {
         self.table.check_invariants();
         self.storage.check_invariants();

@@ -150,7 +150,6 @@ impl Storage {
         });
     }
 
-    #[cfg(any(test, debug_assertions))]
     pub fn check_invariants(&self) {
         assert_eq!(self.hashes.len(), self.order.len());
         assert!(self.hashes.len() <= self.config.info_hashes_max);

@@ -126,6 +126,8 @@ struct Bucket {
     nodes: Vec<Entry>,
     replacements: VecDeque<Entry>,
     last_changed: Duration,
+    /// Refresh at the next chance whatever `last_changed` says (set after joining).
+    refresh_soon: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -289,14 +291,26 @@ impl Table {
             .rposition(|b| !b.nodes.is_empty())
             .map_or(0, |d| (d + 1).min(BUCKETS - 1));
         (0..=deepest)
-            .filter(|&i| now >= self.buckets[i].last_changed + self.config.refresh_after)
+            .filter(|&i| {
+                let b = &self.buckets[i];
+                b.refresh_soon || now >= b.last_changed + self.config.refresh_after
+            })
             .collect()
+    }
+
+    /// Marks every bucket due for refresh: Kademlia's join step after the lookup for our own
+    /// id, which fills the far buckets that lookup never passes through.
+    pub fn refresh_all_soon(&mut self) {
+        for b in &mut self.buckets {
+            b.refresh_soon = true;
+        }
     }
 
     /// Marks bucket `i` as refreshed now (a lookup into it was started).
     pub fn mark_refreshed(&mut self, now: Duration, i: usize) {
         if let Some(b) = self.buckets.get_mut(i) {
             b.last_changed = now;
+            b.refresh_soon = false;
         }
     }
 
@@ -329,7 +343,6 @@ impl Table {
         self.buckets.iter().flat_map(|b| b.nodes.iter())
     }
 
-    #[cfg(any(test, debug_assertions))]
     pub fn check_invariants(&self) {
         for (i, b) in self.buckets.iter().enumerate() {
             assert!(b.nodes.len() <= self.config.k);
@@ -474,6 +487,9 @@ mod tests {
         assert_eq!(t.refresh_due(s(15 * 60)), vec![0, 1, 2, 3]);
         t.mark_refreshed(s(15 * 60), 1);
         assert_eq!(t.refresh_due(s(15 * 60)), vec![0, 2, 3]);
+        t.mark_refreshed(s(15 * 60), 0);
+        t.refresh_all_soon();
+        assert_eq!(t.refresh_due(s(15 * 60)), vec![0, 1, 2, 3]);
         let pings = t.to_ping(s(15 * 60), 4);
         assert_eq!(pings.len(), 1);
         assert!(
