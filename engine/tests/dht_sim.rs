@@ -169,11 +169,12 @@ impl Sim {
                 Event::IdChanged { .. } => panic!("seed {}: node {i} changed id", self.seed),
             }
         }
-        let at = self.nodes[i].poll_timeout();
+        // A deadline already past fires now (a node created long before it first runs).
+        let at = self.nodes[i].poll_timeout().map(|t| t.max(self.now));
         if at != self.timer_at[i] {
             self.timer_at[i] = at;
             if let Some(at) = at {
-                self.push(at.max(self.now), What::Timer { node: i });
+                self.push(at, What::Timer { node: i });
             }
         }
     }
@@ -210,11 +211,25 @@ fn percentile(sorted: &[u64], p: usize) -> u64 {
     sorted[(sorted.len() - 1) * p / 100]
 }
 
-fn run(nodes: usize) {
-    let seed: u64 = std::env::var("DHT_SIM_SEED")
+/// What one run measured; equal seeds must give equal summaries.
+#[derive(Debug, PartialEq, Eq)]
+struct Summary {
+    lookup_ms_sorted: Vec<u64>,
+    queries_sorted: Vec<u64>,
+    packets: u64,
+    lost: u64,
+}
+
+fn seed_from_env() -> u64 {
+    std::env::var("DHT_SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x05EE_DD47);
+        .unwrap_or(0x05EE_DD47)
+}
+
+fn run(nodes: usize, seed: u64) -> Summary {
+    // Shown with the output of a failing test, whatever panicked.
+    eprintln!("dht_sim: seed {seed} (set DHT_SIM_SEED={seed} to replay)");
     let cfg = SimConfig {
         nodes,
         seeds: 4,
@@ -339,6 +354,12 @@ fn run(nodes: usize) {
         missing.len(),
         &missing[..missing.len().min(10)]
     );
+    Summary {
+        lookup_ms_sorted: durations,
+        queries_sorted: queries,
+        packets: sim.packets,
+        lost: sim.lost,
+    }
 }
 
 #[test]
@@ -347,11 +368,17 @@ fn four_hundred_nodes_find_every_announcer() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(400);
-    run(nodes);
+    run(nodes, seed_from_env());
+}
+
+#[test]
+fn the_same_seed_replays_the_same_run() {
+    let seed = seed_from_env();
+    assert_eq!(run(100, seed), run(100, seed), "seed {seed}");
 }
 
 #[test]
 #[ignore = "3,000 nodes: run in release with --ignored"]
 fn three_thousand_nodes_find_every_announcer() {
-    run(3_000);
+    run(3_000, seed_from_env());
 }

@@ -402,3 +402,50 @@ fn enforced_bep42_keeps_mismatched_public_nodes_out() {
     node.handle_packet(ms(2), public, &query_bytes(b"p2", Query::Ping { id: good }));
     assert_eq!(node.table().len(), 1);
 }
+
+/// A node answering our query with thousands of nodes: the oversized packet is refused
+/// whole; one that fits (70 nodes) adds at most `nodes_per_response_max` candidates.
+#[test]
+fn an_answer_with_thousands_of_nodes_is_bounded() {
+    let mut node = Node::new(id_of(0), Config::default(), Duration::ZERO);
+    let peer = SocketAddr::V4(addr(1));
+    node.bootstrap(ms(0), &[peer]).unwrap();
+    let q = Message::decode(&node.poll_transmit().unwrap().bytes).unwrap();
+    let answer = |n: u32| {
+        Message {
+            tid: q.tid.clone(),
+            body: Body::Response(Response {
+                id: id_of(1),
+                nodes: (0..n)
+                    .map(|i| CompactNode {
+                        id: id_of(100 + i),
+                        addr: addr(100 + i),
+                    })
+                    .collect(),
+                ..Response::default()
+            }),
+            ip: None,
+            read_only: false,
+        }
+        .encode()
+    };
+    node.handle_packet(ms(1), peer, &answer(5000));
+    assert_eq!(node.stats().malformed, 1);
+    assert_eq!(
+        node.transactions_outstanding(),
+        1,
+        "still waiting for a real answer"
+    );
+    let fits = answer(70);
+    assert!(fits.len() <= krpc::PACKET_LEN_MAX);
+    node.handle_packet(ms(2), peer, &fits);
+    // alpha queries go out to the closest of at most 16 new candidates.
+    let sent: Vec<Transmit> = std::iter::from_fn(|| node.poll_transmit()).collect();
+    assert_eq!(sent.len(), 3);
+    let allowed: HashSet<SocketAddr> = (100..116).map(|i| SocketAddr::V4(addr(i))).collect();
+    assert!(
+        sent.iter().all(|t| allowed.contains(&t.dest)),
+        "only the first 16 nodes are used"
+    );
+    node.check_invariants();
+}
