@@ -14,8 +14,6 @@
 
 pub mod id;
 pub mod krpc;
-
-pub use id::NodeId;
 pub mod limiter;
 pub mod lookup;
 pub mod node;
@@ -23,5 +21,6 @@ pub mod storage;
 pub mod table;
 pub mod token;
 
+pub use id::NodeId;
 pub use lookup::{LookupId, LookupKind, LookupStats};
 pub use node::{Config, DhtError, Event, Node, SnapshotError, Stats, Transmit};

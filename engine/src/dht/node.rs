@@ -171,7 +171,8 @@ struct Transaction {
     purpose: Purpose,
 }
 
-/// Distinct responders counted towards our external address; votes beyond are ignored.
+/// Distinct responders counted towards our external address in one round; a round with no
+/// winner by then starts over.
 const VOTERS_MAX: usize = 64;
 /// Agreeing votes needed before the address is believed.
 const VOTES_NEEDED: u32 = 5;
@@ -378,8 +379,7 @@ impl Node {
 
     /// The id a snapshot was taken under, to start a [`Node`] with the same id.
     pub fn snapshot_id(bytes: &[u8]) -> Result<NodeId, SnapshotError> {
-        let entries = parse_snapshot(bytes)?;
-        let _ = entries;
+        parse_snapshot(bytes).map(|_entries| ())?;
         Ok(NodeId(bytes[8..28].try_into().expect("checked length")))
     }
 
@@ -655,7 +655,12 @@ impl Node {
     }
 
     fn vote_external_ip(&mut self, now: Duration, voter: Ipv4Addr, ip: Ipv4Addr) {
-        if self.voters.len() >= VOTERS_MAX || !self.voters.insert(voter) {
+        if self.voters.len() >= VOTERS_MAX {
+            // No address won this round: start another, so voting never stops for good.
+            self.voters.clear();
+            self.votes.clear();
+        }
+        if !self.voters.insert(voter) {
             return;
         }
         let tally = self.votes.entry(ip).or_insert(0);

@@ -449,3 +449,38 @@ fn an_answer_with_thousands_of_nodes_is_bounded() {
     );
     node.check_invariants();
 }
+
+/// After 15 minutes without change, maintenance refreshes buckets with `find_node` lookups
+/// for targets inside them, and pings nodes that went questionable.
+#[test]
+fn idle_buckets_are_refreshed_and_questionable_nodes_pinged() {
+    let mut net = Net::new(20);
+    join_all(&mut net);
+    let later = net.now + Duration::from_secs(15 * 60 + 10);
+    let node = &mut net.nodes[3];
+    let _ = std::iter::from_fn(|| node.poll_transmit()).count();
+    node.handle_timeout(later);
+    let sent: Vec<Message> = std::iter::from_fn(|| node.poll_transmit())
+        .map(|t| Message::decode(&t.bytes).unwrap())
+        .collect();
+    let own = node.id();
+    let refresh_targets: Vec<usize> = sent
+        .iter()
+        .filter_map(|m| match &m.body {
+            Body::Query(Query::FindNode { target, .. }) => Some(own.common_prefix_bits(target)),
+            _ => None,
+        })
+        .collect();
+    let pings = sent
+        .iter()
+        .filter(|m| matches!(m.body, Body::Query(Query::Ping { .. })))
+        .count();
+    assert!(!refresh_targets.is_empty(), "{sent:?}");
+    assert!(
+        refresh_targets.iter().all(|&b| b <= 1),
+        "buckets 0 and 1 first: {refresh_targets:?}"
+    );
+    assert_eq!(pings, 4, "PINGS_PER_TICK questionable nodes pinged");
+    assert!(node.lookups_running() >= 1);
+    node.check_invariants();
+}
