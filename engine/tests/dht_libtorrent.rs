@@ -1,7 +1,8 @@
 //! Interop: our DHT node against libtorrent's (Debian's python3-libtorrent), on 127.0.0.1.
 //! libtorrent bootstraps from our node only, then announces an info hash through the DHT;
-//! our node must (a) get answers from libtorrent to its own queries and (b) store
-//! libtorrent's announce, which needs our token to round-trip through libtorrent.
+//! our node must (a) get answers from libtorrent to its own queries, (b) store
+//! libtorrent's announce, which needs our token to round-trip through libtorrent, and (c)
+//! announce to libtorrent with libtorrent's token and get that peer back from it.
 //!
 //! The test harness owns the socket and the clock (the engine never does). It skips when
 //! python3-libtorrent is missing, and fails instead when `CCBT_REQUIRE_INTEROP` is set.
@@ -12,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ccbt_engine::dht::{Config, Node, NodeId};
+use ccbt_engine::dht::{Config, Event, LookupKind, Node, NodeId};
 
 const REQUIRE_INTEROP: &str = "CCBT_REQUIRE_INTEROP";
 const PYTHON: &str = "/usr/bin/python3";
@@ -150,6 +151,45 @@ fn libtorrent_answers_us_and_announces_to_us() {
             .any(|e| e.addr == lt_addr && e.last_response.is_some());
         stored = node.storage().peer_count(&hash) == 1;
     }
+    // Our announce to libtorrent, then our get_peers: libtorrent must have taken our token
+    // and must give the peer back.
+    let ours = NodeId([0x43; 20]);
+    let mut found = Vec::new();
+    if answered && stored {
+        node.announce(now(), ours.into(), Some(7777)).unwrap();
+        let mut asked = false;
+        let mut announce_sent_at = None;
+        while now() < deadline && found.is_empty() {
+            while let Some(t) = node.poll_transmit() {
+                socket.send_to(&t.bytes, t.dest).unwrap();
+            }
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                node.handle_packet(now(), from, &buf[..n]);
+            }
+            if node.poll_timeout().is_some_and(|t| t <= now()) {
+                node.handle_timeout(now());
+            }
+            while let Some(e) = node.poll_event() {
+                match e {
+                    Event::LookupDone {
+                        kind: LookupKind::Announce { .. },
+                        stats,
+                        ..
+                    } => {
+                        assert!(stats.announced >= 1, "{stats:?}");
+                        announce_sent_at = Some(now());
+                    }
+                    Event::Peers { peers, .. } => found.extend(peers),
+                    _ => {}
+                }
+            }
+            // Give libtorrent a moment to answer the announce before asking.
+            if !asked && announce_sent_at.is_some_and(|t| now() > t + Duration::from_millis(500)) {
+                node.get_peers(now(), ours.into()).unwrap();
+                asked = true;
+            }
+        }
+    }
     drop(child);
     let _ = std::fs::remove_dir_all(&save);
     let stats = *node.stats();
@@ -160,6 +200,11 @@ fn libtorrent_answers_us_and_announces_to_us() {
     assert!(
         stored,
         "libtorrent's announce never reached our storage; stats {stats:?}; its log: {log:?}"
+    );
+    assert_eq!(
+        found,
+        vec![SocketAddrV4::new([127, 0, 0, 1].into(), 7777)],
+        "libtorrent did not give back the peer we announced; stats {stats:?}; its log: {log:?}"
     );
     assert_eq!(stats.malformed, 0, "{stats:?}");
     assert_eq!(stats.bad_tokens, 0, "{stats:?}");
