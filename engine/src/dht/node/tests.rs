@@ -484,3 +484,56 @@ fn idle_buckets_are_refreshed_and_questionable_nodes_pinged() {
     assert!(node.lookups_running() >= 1);
     node.check_invariants();
 }
+
+/// BEP 51: `sample_infohashes` answers with stored hashes, their count, an interval and
+/// nodes near the target.
+#[test]
+fn sample_infohashes_reports_what_is_stored() {
+    let mut node = Node::new(id_of(0), Config::default(), Duration::ZERO);
+    let a = SocketAddr::V4(addr(3));
+    let hashes: Vec<NodeId> = (0..30).map(|i| id_of(700 + i)).collect();
+    for (i, h) in hashes.iter().enumerate() {
+        // A second apart, within the per-address rate.
+        let now = ms(1000 * i as u64);
+        let tid = [b'g', i as u8];
+        node.handle_packet(
+            now,
+            a,
+            &query_bytes(
+                &tid,
+                Query::GetPeers {
+                    id: id_of(3),
+                    info_hash: *h,
+                },
+            ),
+        );
+        let token = match replies(&mut node).remove(0).body {
+            Body::Response(r) => r.token.unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let q = Query::AnnouncePeer {
+            id: id_of(3),
+            info_hash: *h,
+            port: 9000,
+            implied_port: false,
+            token,
+        };
+        node.handle_packet(now, a, &query_bytes(&[b'a', i as u8], q));
+        assert!(matches!(replies(&mut node)[0].body, Body::Response(_)));
+    }
+    let q = Query::SampleInfohashes {
+        id: id_of(4),
+        target: id_of(5),
+    };
+    node.handle_packet(ms(30_000), SocketAddr::V4(addr(4)), &query_bytes(b"s1", q));
+    match replies(&mut node).remove(0).body {
+        Body::Response(r) => {
+            assert_eq!(r.num, Some(30));
+            assert_eq!(r.samples.len(), 20);
+            assert!(r.samples.iter().all(|s| hashes.contains(s)));
+            assert!(r.interval.is_some());
+            assert_eq!(r.nodes.len(), 2, "the two nodes that queried us");
+        }
+        other => panic!("{other:?}"),
+    }
+}
