@@ -1,11 +1,12 @@
 //! A deterministic DHT simulation: N [`Node`]s on one thread, virtual time, a network with
 //! per-packet latency and loss. All nodes join through a few seeds, some announce info
-//! hashes, then random nodes look those hashes up; every lookup must find every announcer.
+//! hashes, then a tenth of the others vanish (still in everyone's routing tables) and random
+//! live nodes look those hashes up; every lookup must find every announcer.
 //!
 //! Everything follows from one seed (`DHT_SIM_SEED`, printed in every failure), so a failing
 //! run replays exactly. The default test runs 400 nodes; the 3,000-node run is
 //! `cargo test --release -p ccbt-engine --test dht_sim -- --ignored --nocapture`
-//! (or set `DHT_SIM_NODES`).
+//! (or set `DHT_SIM_NODES`; `DHT_SIM_DEAD_PER_MILLE` sets the churn, default 100).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -51,6 +52,9 @@ struct SimConfig {
     latency_ms_max: u64,
     /// Packets lost, in parts per thousand.
     loss_per_mille: u64,
+    /// Nodes (never a seed) that go silent for good after the join, in parts per thousand:
+    /// everyone else's tables still hold them, so lookups must route around them.
+    dead_per_mille: u64,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,6 +80,7 @@ struct Sim {
     queue: BinaryHeap<Reverse<(Duration, u64, What)>>,
     seq: u64,
     timer_at: Vec<Option<Duration>>,
+    dead: Vec<bool>,
     /// Per (node, lookup): peers found, and the stats once done.
     found: HashMap<(usize, LookupId), HashSet<SocketAddrV4>>,
     done: HashMap<(usize, LookupId), (LookupKind, LookupStats)>,
@@ -114,6 +119,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             seq: 0,
             timer_at: vec![None; n],
+            dead: vec![false; n],
             found: HashMap::new(),
             done: HashMap::new(),
             packets: 0,
@@ -180,6 +186,16 @@ impl Sim {
     }
 
     /// Runs the network until virtual time `until`.
+    /// A random node that is still alive.
+    fn live_node(&mut self) -> usize {
+        loop {
+            let n = self.rng.below(self.cfg.nodes as u64) as usize;
+            if !self.dead[n] {
+                return n;
+            }
+        }
+    }
+
     fn run_until(&mut self, until: Duration) {
         while let Some(Reverse((at, _, _))) = self.queue.peek() {
             if *at > until {
@@ -189,12 +205,15 @@ impl Sim {
             self.now = at;
             match what {
                 What::Deliver { to, from, bytes } => {
+                    if self.dead[to] {
+                        continue;
+                    }
                     let from = SocketAddr::V4(self.addrs[from]);
                     self.nodes[to].handle_packet(at, from, &bytes);
                     self.after(to);
                 }
                 What::Timer { node } => {
-                    if self.timer_at[node] != Some(at) {
+                    if self.timer_at[node] != Some(at) || self.dead[node] {
                         continue; // superseded
                     }
                     self.timer_at[node] = None;
@@ -239,9 +258,14 @@ fn run(nodes: usize, seed: u64) -> Summary {
         latency_ms_min: 10,
         latency_ms_max: 150,
         loss_per_mille: 10,
+        dead_per_mille: std::env::var("DHT_SIM_DEAD_PER_MILLE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100),
     };
     let (seeds, lookups) = (cfg.seeds, cfg.lookups);
     let (hashes_n, per_hash) = (cfg.info_hashes, cfg.announcers_per_hash);
+    let dead_per_mille = cfg.dead_per_mille;
     let mut sim = Sim::new(seed, cfg);
     let ms = Duration::from_millis;
 
@@ -274,7 +298,7 @@ fn run(nodes: usize, seed: u64) -> Summary {
         let hash: InfoHash = sim.rng.id().into();
         let mut who = Vec::new();
         while who.len() < per_hash {
-            let n = sim.rng.below(nodes as u64) as usize;
+            let n = sim.live_node();
             if !who.contains(&n) {
                 who.push(n);
             }
@@ -292,10 +316,23 @@ fn run(nodes: usize, seed: u64) -> Summary {
     let announced = sim.now + Duration::from_secs(30);
     sim.run_until(announced);
 
-    // Look up: random nodes, random announced hashes, 100 ms apart.
+    // Churn: some nodes (not the seeds, not the announcers) vanish without a word, some of
+    // them holding announced peers.
+    let announcing: HashSet<SocketAddrV4> = announcers
+        .values()
+        .flat_map(|(_, a)| a.iter().copied())
+        .collect();
+    for i in seeds..nodes {
+        if !announcing.contains(&sim.addrs[i]) && sim.rng.below(1000) < dead_per_mille {
+            sim.dead[i] = true;
+        }
+    }
+    let dead = sim.dead.iter().filter(|d| **d).count();
+
+    // Look up: random live nodes, random announced hashes, 100 ms apart.
     let mut asked = Vec::new();
     for _ in 0..lookups {
-        let n = sim.rng.below(nodes as u64) as usize;
+        let n = sim.live_node();
         let h = sim.rng.below(hashes_n as u64) as usize;
         let now = sim.now;
         let lid = sim.nodes[n]
@@ -330,15 +367,19 @@ fn run(nodes: usize, seed: u64) -> Summary {
     for node in &sim.nodes {
         node.check_invariants();
     }
+    let timeouts: u64 = sim.nodes.iter().map(|n| n.stats().timeouts).sum();
     durations.sort_unstable();
     queries.sort_unstable();
     let mean_q = queries.iter().sum::<u64>() as f64 / queries.len() as f64;
-    let table_sizes: Vec<usize> = sim.nodes.iter().map(|n| n.table().len()).collect();
-    let mean_table = table_sizes.iter().sum::<usize>() as f64 / nodes as f64;
+    let table_sizes: Vec<usize> = (0..nodes)
+        .filter(|&i| !sim.dead[i])
+        .map(|i| sim.nodes[i].table().len())
+        .collect();
+    let mean_table = table_sizes.iter().sum::<usize>() as f64 / table_sizes.len() as f64;
     println!(
-        "dht_sim seed={seed} nodes={nodes} lookups={lookups} found_all={}/{lookups} \
+        "dht_sim seed={seed} nodes={nodes} dead={dead} lookups={lookups} found_all={}/{lookups} \
          lookup_ms p50={} p90={} max={} queries/lookup p50={} p90={} mean={mean_q:.1} \
-         table_mean={mean_table:.1} packets={} lost={}",
+         table_mean={mean_table:.1} packets={} lost={} timeouts={timeouts}",
         lookups - missing.len(),
         percentile(&durations, 50),
         percentile(&durations, 90),

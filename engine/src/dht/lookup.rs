@@ -53,7 +53,7 @@ pub struct LookupStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Fresh,
-    InFlight,
+    InFlight { sent_at: Duration },
     Responded,
     Failed,
 }
@@ -74,6 +74,10 @@ pub struct Lookup {
     pub kind: LookupKind,
     /// Started by the node itself (refresh), not by a caller.
     pub internal: bool,
+    /// A query unanswered for this long is *stalled*: it no longer holds one of the `alpha`
+    /// slots nor a place among the `k` closest, so the lookup goes on without it (an answer
+    /// that comes later is still used). Never, unless set.
+    pub stall_after: Duration,
     pub started: Duration,
     pub stats: LookupStats,
     candidates: Vec<Candidate>,
@@ -95,6 +99,7 @@ impl Lookup {
             target,
             kind,
             internal: false,
+            stall_after: Duration::MAX,
             started: now,
             stats: LookupStats::default(),
             candidates: Vec::new(),
@@ -137,26 +142,52 @@ impl Lookup {
         self.candidates.truncate(CANDIDATES_MAX);
     }
 
-    fn in_flight(&self) -> usize {
+    fn stalled(&self, c: &Candidate, now: Duration) -> bool {
+        matches!(c.state, State::InFlight { sent_at } if now.saturating_sub(sent_at) >= self.stall_after)
+    }
+
+    /// Queries in flight and not stalled.
+    fn in_flight(&self, now: Duration) -> usize {
         self.candidates
             .iter()
-            .filter(|c| c.state == State::InFlight)
+            .filter(|c| matches!(c.state, State::InFlight { .. }) && !self.stalled(c, now))
             .count()
+    }
+
+    fn any_in_flight(&self) -> bool {
+        self.candidates
+            .iter()
+            .any(|c| matches!(c.state, State::InFlight { .. }))
+    }
+
+    /// Indexes of the `k` closest candidates that are neither failed nor stalled.
+    fn top(&self, now: Duration, k: usize) -> Vec<usize> {
+        (0..self.candidates.len())
+            .filter(|&i| {
+                let c = &self.candidates[i];
+                c.state != State::Failed && !self.stalled(c, now)
+            })
+            .take(k)
+            .collect()
     }
 
     /// The next node to query, marked in flight, if fewer than `alpha` are in flight and
     /// one of the `k` closest live candidates has not been asked.
-    pub fn next_query(&mut self, alpha: usize, k: usize) -> Option<(Option<NodeId>, SocketAddrV4)> {
-        if self.in_flight() >= alpha || self.stats.queries >= QUERIES_MAX {
+    pub fn next_query(
+        &mut self,
+        now: Duration,
+        alpha: usize,
+        k: usize,
+    ) -> Option<(Option<NodeId>, SocketAddrV4)> {
+        if self.in_flight(now) >= alpha || self.stats.queries >= QUERIES_MAX {
             return None;
         }
-        let c = self
-            .candidates
-            .iter_mut()
-            .filter(|c| c.state != State::Failed)
-            .take(k)
-            .find(|c| c.state == State::Fresh)?;
-        c.state = State::InFlight;
+        let i = self
+            .top(now, k)
+            .into_iter()
+            .find(|&i| self.candidates[i].state == State::Fresh)?;
+        let c = &mut self.candidates[i];
+        c.state = State::InFlight { sent_at: now };
         self.stats.queries += 1;
         Some((c.id, c.addr))
     }
@@ -164,7 +195,7 @@ impl Lookup {
     /// Undoes [`next_query`](Self::next_query) when the query could not be sent.
     pub fn unsend(&mut self, addr: SocketAddrV4) {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.addr == addr) {
-            if c.state == State::InFlight {
+            if matches!(c.state, State::InFlight { .. }) {
                 c.state = State::Fresh;
                 self.stats.queries -= 1;
             }
@@ -182,7 +213,7 @@ impl Lookup {
         let Some(i) = self
             .candidates
             .iter()
-            .position(|c| c.addr == addr && c.state == State::InFlight)
+            .position(|c| c.addr == addr && matches!(c.state, State::InFlight { .. }))
         else {
             return Vec::new();
         };
@@ -222,25 +253,28 @@ impl Lookup {
         if let Some(c) = self
             .candidates
             .iter_mut()
-            .find(|c| c.addr == addr && c.state == State::InFlight)
+            .find(|c| c.addr == addr && matches!(c.state, State::InFlight { .. }))
         {
             c.state = State::Failed;
             self.stats.failures += 1;
         }
     }
 
-    /// True when the `k` closest live candidates have all answered (or none is left, or the
-    /// query budget is spent and nothing is in flight).
-    pub fn is_done(&self, k: usize) -> bool {
-        let mut top = self
-            .candidates
+    /// True when the `k` closest candidates neither failed nor stalled have all answered
+    /// (or none is left, or the query budget is spent and nothing is in flight).
+    pub fn is_done(&self, now: Duration, k: usize) -> bool {
+        let top = self.top(now, k);
+        if top.is_empty() {
+            // Nothing but stalled queries left: wait for them rather than end with nothing.
+            return !self.any_in_flight();
+        }
+        if top
             .iter()
-            .filter(|c| c.state != State::Failed)
-            .take(k);
-        if top.all(|c| c.state == State::Responded) {
+            .all(|&i| self.candidates[i].state == State::Responded)
+        {
             return true;
         }
-        self.stats.queries >= QUERIES_MAX && self.in_flight() == 0
+        self.stats.queries >= QUERIES_MAX && !self.any_in_flight()
     }
 
     /// The `k` closest nodes that answered with a token: where to announce.
@@ -315,11 +349,14 @@ mod tests {
             Duration::ZERO,
             100,
         );
-        let (_, a) = l.next_query(3, 8).unwrap();
+        let (_, a) = l.next_query(Duration::ZERO, 3, 8).unwrap();
         assert_eq!(a, addr(100));
-        assert!(l.next_query(3, 8).is_none(), "nothing else to ask yet");
+        assert!(
+            l.next_query(Duration::ZERO, 3, 8).is_none(),
+            "nothing else to ask yet"
+        );
         l.on_response(a, &answer(100, &[50, 60, 70, 80]), &own, 16);
-        let asked: Vec<_> = std::iter::from_fn(|| l.next_query(3, 8)).collect();
+        let asked: Vec<_> = std::iter::from_fn(|| l.next_query(Duration::ZERO, 3, 8)).collect();
         assert_eq!(asked.len(), 3, "alpha in flight");
         assert_eq!(asked[0].1, addr(50));
         l.on_response(
@@ -330,8 +367,8 @@ mod tests {
         );
         l.on_failure(addr(60));
         l.on_response(addr(70), &answer(70, &[]), &own, 16);
-        while !l.is_done(8) {
-            let Some((_, a)) = l.next_query(3, 8) else {
+        while !l.is_done(Duration::ZERO, 8) {
+            let Some((_, a)) = l.next_query(Duration::ZERO, 3, 8) else {
                 panic!("stuck: {l:?}");
             };
             let n = a.ip().octets()[3];
@@ -355,7 +392,7 @@ mod tests {
             Duration::ZERO,
             10,
         );
-        let (_, a) = l.next_query(3, 8).unwrap();
+        let (_, a) = l.next_query(Duration::ZERO, 3, 8).unwrap();
         // Thousands of nodes and peers in one answer: only nodes_max nodes are taken, only
         // peers_max peers kept.
         let mut r = answer(1, &[]);
@@ -387,6 +424,68 @@ mod tests {
             Duration::ZERO,
             1,
         );
-        assert!(l.is_done(8));
+        assert!(l.is_done(Duration::ZERO, 8));
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn addr(n: u8) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, n), 6881)
+    }
+
+    fn id(n: u8) -> NodeId {
+        let mut b = [0u8; 20];
+        b[0] = n;
+        NodeId(b)
+    }
+
+    /// A silent node stops holding a slot after `stall_after`: the next candidate is asked,
+    /// the lookup can end without it, and its late answer still counts.
+    #[test]
+    fn a_stalled_query_frees_its_slot_and_its_place() {
+        let seeds = [(Some(id(1)), addr(1)), (Some(id(2)), addr(2))];
+        let mut l = Lookup::new(
+            LookupId(1),
+            id(0),
+            LookupKind::FindNode,
+            seeds,
+            Duration::ZERO,
+            1,
+        );
+        l.stall_after = Duration::from_secs(1);
+        let t0 = Duration::ZERO;
+        assert_eq!(l.next_query(t0, 2, 2).map(|q| q.1), Some(addr(1)));
+        assert_eq!(l.next_query(t0, 2, 2).map(|q| q.1), Some(addr(2)));
+        assert!(
+            !l.is_done(Duration::from_secs(5), 2),
+            "only stalled queries left: wait, do not end empty"
+        );
+        l.unsend(addr(1));
+        l.unsend(addr(2));
+        assert_eq!(l.next_query(t0, 1, 1).map(|q| q.1), Some(addr(1)));
+        assert!(l.next_query(t0, 1, 1).is_none(), "alpha 1 in flight");
+        assert!(!l.is_done(t0, 1));
+        let t1 = Duration::from_secs(1);
+        assert_eq!(
+            l.next_query(t1, 1, 1).map(|q| q.1),
+            Some(addr(2)),
+            "stalled: next asked"
+        );
+        let r = Response {
+            id: id(2),
+            ..Response::default()
+        };
+        l.on_response(addr(2), &r, &id(255), 16);
+        assert!(l.is_done(t1, 1), "the closest not stalled answered");
+        let r = Response {
+            id: id(1),
+            ..Response::default()
+        };
+        l.on_response(addr(1), &r, &id(255), 16);
+        assert_eq!(l.closest_responded(1), vec![id(1)], "late answer used");
     }
 }

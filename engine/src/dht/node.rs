@@ -38,6 +38,10 @@ pub struct Config {
     pub alpha: usize,
     /// How long a query waits for its answer before it counts as failed.
     pub query_timeout: Duration,
+    /// How long a lookup's query waits before the lookup stops waiting for it (it may still
+    /// answer until `query_timeout`): a lost packet or a dead node then costs a lookup this,
+    /// not the full timeout.
+    pub query_stall: Duration,
     /// Lookups at once; a command beyond it fails with [`DhtError::Busy`]. Bucket refreshes
     /// only start while fewer than half are in use.
     pub lookups_max: usize,
@@ -74,6 +78,7 @@ impl Default for Config {
             limiter: LimiterConfig::default(),
             alpha: 3,
             query_timeout: Duration::from_secs(2),
+            query_stall: Duration::from_secs(1),
             lookups_max: 16,
             transactions_max: 512,
             nodes_per_response_max: 16,
@@ -168,6 +173,8 @@ struct Transaction {
     dest: SocketAddrV4,
     node: Option<NodeId>,
     deadline: Duration,
+    /// For lookup queries: when the lookup should look again (the query stalls).
+    stall_at: Option<Duration>,
     purpose: Purpose,
 }
 
@@ -271,7 +278,11 @@ impl Node {
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let tx = self.transactions.values().map(|t| t.deadline).min();
+        let tx = self
+            .transactions
+            .values()
+            .map(|t| t.stall_at.map_or(t.deadline, |s| s.min(t.deadline)))
+            .min();
         Some(tx.map_or(self.next_maintenance, |t| t.min(self.next_maintenance)))
     }
 
@@ -360,6 +371,7 @@ impl Node {
             self.config.peers_per_lookup_max,
         );
         l.internal = internal;
+        l.stall_after = self.config.query_stall;
         self.lookups.insert(id, l);
         self.drive(now, id);
         Ok(id)
@@ -591,6 +603,8 @@ impl Node {
                 dest,
                 node,
                 deadline: now + self.config.query_timeout,
+                stall_at: matches!(purpose, Purpose::Lookup(_))
+                    .then(|| now + self.config.query_stall),
                 purpose,
             },
         );
@@ -706,7 +720,7 @@ impl Node {
             return;
         };
         let (alpha, k) = (self.config.alpha, self.config.table.k);
-        while let Some((node, addr)) = l.next_query(alpha, k) {
+        while let Some((node, addr)) = l.next_query(now, alpha, k) {
             let q = match l.kind {
                 LookupKind::FindNode => Query::FindNode {
                     id: self.id,
@@ -722,7 +736,7 @@ impl Node {
                 break;
             }
         }
-        if !l.is_done(k) {
+        if !l.is_done(now, k) {
             self.lookups.insert(lid, l);
             return;
         }
@@ -764,6 +778,14 @@ impl Node {
             .collect();
         expired.sort_unstable();
         let mut touched = Vec::new();
+        for t in self.transactions.values_mut() {
+            if t.stall_at.is_some_and(|s| s <= now) {
+                t.stall_at = None;
+                if let Purpose::Lookup(lid) = t.purpose {
+                    touched.push(lid);
+                }
+            }
+        }
         for k in expired {
             let tx = self.transactions.remove(&k).expect("listed above");
             self.stats.timeouts += 1;
