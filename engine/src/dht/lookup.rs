@@ -2,7 +2,9 @@
 //! by XOR distance, query the closest not yet asked, at most `alpha` at a time, fold the
 //! nodes each answer names into the candidates, and stop when the `k` closest live
 //! candidates have all answered. A `get_peers` lookup also gathers peers and the tokens
-//! the closest nodes gave, for `announce_peer`.
+//! the closest nodes gave, for `announce_peer`. A query unanswered for `stall_after` stops
+//! counting (neither an `alpha` slot nor a place among the `k`), so one lost packet or dead
+//! node delays a lookup by that, not by the full query timeout.
 //!
 //! Bounds: at most [`CANDIDATES_MAX`] candidates (the farthest are dropped), at most
 //! `nodes_per_response_max` nodes taken from one answer, at most [`QUERIES_MAX`] queries,
