@@ -13,6 +13,7 @@ pub mod bitfield;
 pub mod block;
 pub mod blocklist;
 pub mod choker;
+pub mod dht;
 pub mod extension;
 pub mod hash;
 pub mod http;
