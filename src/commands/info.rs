@@ -57,10 +57,11 @@ fn fetch(args: &InfoArgs, magnet: &Magnet) -> Result<Metainfo, crate::failure::F
     swarm.shutdown()?;
     let meta = fetched?;
     if let Some(path) = &args.magnet.save_torrent {
-        super::magnet::save_torrent(path, &meta, &magnet.trackers)?;
+        super::magnet::save_torrent(path, &meta, &magnet.trackers, &magnet.web_seeds)?;
     }
-    // The report shows the trackers the saved file has: the magnet's.
-    let file = ccbt_engine::metadata::torrent_file(&meta.info_bytes, &magnet.trackers);
+    // The report shows the trackers and web seeds the saved file has: the magnet's.
+    let file =
+        ccbt_engine::metadata::torrent_file(&meta.info_bytes, &magnet.trackers, &magnet.web_seeds);
     Metainfo::parse(&file)
         .context("the fetched metadata is not a valid torrent")
         .or_exit(Exit::BadInput)

@@ -93,6 +93,7 @@ pub fn spec(
         info_hash: magnet.info_hash,
         display_name: magnet.display_name.clone(),
         trackers: magnet.trackers.clone(),
+        web_seeds: magnet.web_seeds.clone(),
         peers: peers(magnet, swarm),
         metadata_size_max: args.metadata_max.saturating_mul(1024),
         metadata_only: false,
@@ -177,9 +178,15 @@ pub fn wait_for_metadata(
     }
 }
 
-/// Writes the fetched metadata as a `.torrent` (with the magnet's trackers) to `path`.
-pub fn save_torrent(path: &Path, meta: &Metainfo, trackers: &[String]) -> Result<(), Failure> {
-    let bytes = ccbt_engine::metadata::torrent_file(&meta.info_bytes, trackers);
+/// Writes the fetched metadata as a `.torrent` (with the magnet's trackers and web seeds)
+/// to `path`.
+pub fn save_torrent(
+    path: &Path,
+    meta: &Metainfo,
+    trackers: &[String],
+    web_seeds: &[String],
+) -> Result<(), Failure> {
+    let bytes = ccbt_engine::metadata::torrent_file(&meta.info_bytes, trackers, web_seeds);
     std::fs::write(path, bytes)
         .with_context(|| format!("cannot write {}", path.display()))
         .or_exit(Exit::Io)?;

@@ -96,7 +96,7 @@ pub fn run_magnet(
     verb: &str,
 ) -> Result<Ended, Failure> {
     let stop_signal = stop_on_signals()?;
-    let trackers = spec.trackers.clone();
+    let (trackers, web_seeds) = (spec.trackers.clone(), spec.web_seeds.clone());
     let name = spec
         .display_name
         .clone()
@@ -112,7 +112,7 @@ pub fn run_magnet(
         }
     };
     if let Some(path) = save_torrent {
-        super::magnet::save_torrent(path, &metainfo, &trackers)?;
+        super::magnet::save_torrent(path, &metainfo, &trackers, &web_seeds)?;
     }
     crate::changed_paths::log(&metainfo);
     follow(swarm, status, &metainfo, verb, &stop_signal)

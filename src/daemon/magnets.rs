@@ -77,6 +77,7 @@ impl PendingMagnet {
             info_hash: self.magnet.info_hash,
             display_name: self.magnet.display_name.clone(),
             trackers: self.magnet.trackers.clone(),
+            web_seeds: self.magnet.web_seeds.clone(),
             peers: crate::commands::magnet::magnet_peers(&self.magnet),
             metadata_size_max: METADATA_SIZE_MAX_DEFAULT,
             metadata_only: false,
@@ -91,9 +92,13 @@ impl PendingMagnet {
     }
 
     /// The `.torrent` to keep once `meta` is fetched: its info dict, byte for byte, with
-    /// the link's trackers.
+    /// the link's trackers and web seeds.
     pub fn torrent_file(&self, meta: &Metainfo) -> Vec<u8> {
-        ccbt_engine::metadata::torrent_file(&meta.info_bytes, &self.magnet.trackers)
+        ccbt_engine::metadata::torrent_file(
+            &meta.info_bytes,
+            &self.magnet.trackers,
+            &self.magnet.web_seeds,
+        )
     }
 }
 

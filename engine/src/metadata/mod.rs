@@ -36,8 +36,9 @@ pub fn answer(info: &[u8], piece: u32) -> Vec<u8> {
 }
 
 /// Wraps a fetched info dict into a `.torrent` file's bytes: `info` as it came (so the
-/// info hash stays), with the magnet's trackers as `announce` and `announce-list`.
-pub fn torrent_file(info: &[u8], trackers: &[String]) -> Vec<u8> {
+/// info hash stays), with the magnet's trackers (`tr`) as `announce` and `announce-list`
+/// and its web seeds (`ws`) as `url-list`, as libtorrent does.
+pub fn torrent_file(info: &[u8], trackers: &[String], web_seeds: &[String]) -> Vec<u8> {
     // Keys in sorted order, written by hand: the info dict must be copied byte for byte,
     // never re-encoded.
     fn bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -60,6 +61,14 @@ pub fn torrent_file(info: &[u8], trackers: &[String]) -> Vec<u8> {
     }
     bytes(&mut out, b"info");
     out.extend_from_slice(info);
+    if !web_seeds.is_empty() {
+        bytes(&mut out, b"url-list");
+        out.push(b'l');
+        for w in web_seeds {
+            bytes(&mut out, w.as_bytes());
+        }
+        out.push(b'e');
+    }
     out.push(b'e');
     out
 }

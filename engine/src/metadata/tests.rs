@@ -441,7 +441,8 @@ fn a_wrapped_torrent_keeps_the_info_hash_and_the_trackers() {
     .unwrap();
     let m = crate::metainfo::Metainfo::parse(&original).unwrap();
     let trackers = vec!["udp://t1:1/a".to_string(), "http://t2/b".to_string()];
-    let wrapped = torrent_file(&m.info_bytes, &trackers);
+    let seeds = vec!["http://ws1/files/".to_string(), "http://ws2/x".to_string()];
+    let wrapped = torrent_file(&m.info_bytes, &trackers, &seeds);
     let back = crate::metainfo::Metainfo::parse(&wrapped).unwrap();
     assert_eq!(back.info_hash, m.info_hash);
     assert_eq!(back.announce.as_deref(), Some("udp://t1:1/a"));
@@ -449,9 +450,11 @@ fn a_wrapped_torrent_keeps_the_info_hash_and_the_trackers() {
         back.trackers(),
         [vec![trackers[0].clone()], vec![trackers[1].clone()]]
     );
-    let bare = crate::metainfo::Metainfo::parse(&torrent_file(&m.info_bytes, &[])).unwrap();
+    assert_eq!(back.web_seeds, seeds);
+    let bare = crate::metainfo::Metainfo::parse(&torrent_file(&m.info_bytes, &[], &[])).unwrap();
     assert_eq!(bare.info_hash, m.info_hash);
     assert!(bare.trackers().is_empty());
+    assert!(bare.web_seeds.is_empty());
 }
 
 proptest::proptest! {

@@ -105,6 +105,8 @@ pub struct MagnetSpec {
     pub display_name: Option<String>,
     /// `tr`: each its own tier, in order; they are the fetched torrent's trackers too.
     pub trackers: Vec<String>,
+    /// `ws`: the fetched torrent's web seeds (BEP 19), used once its files are known.
+    pub web_seeds: Vec<String>,
     /// `x.pe` and peers given besides.
     pub peers: Vec<SocketAddr>,
     /// Largest info dict accepted, in bytes.
@@ -322,7 +324,7 @@ impl Fetch {
 
     /// The info dict is verified: the torrent continues as if added from its `.torrent`.
     fn hand_off(&self, info: Vec<u8>) {
-        let file = metadata::torrent_file(&info, &self.spec.trackers);
+        let file = metadata::torrent_file(&info, &self.spec.trackers, &self.spec.web_seeds);
         let metainfo = match Metainfo::parse(&file) {
             Ok(m) => Arc::new(m),
             Err(e) => return self.fail(&MetadataFailure::BadMetadata(e.to_string())),
