@@ -273,6 +273,10 @@ pub struct SwarmArgs {
     /// Also connect to this peer (repeatable), besides those the trackers name.
     #[arg(long = "peer", value_name = "IP:PORT")]
     pub peers: Vec<std::net::SocketAddr>,
+    /// Turn peer exchange (BEP 11, ut_pex) off: neither tell peers of others nor learn
+    /// peers from them. Private torrents never use it.
+    #[arg(long)]
+    pub no_pex: bool,
     #[command(flatten)]
     pub shards: ShardArgs,
 }

@@ -304,6 +304,13 @@ sections! {
         enabled: bool, Restart, any;
     }
 
+    /// `[pex]`: peer exchange (BEP 11, ut_pex) with peers that offer it.
+    [pex] Pex {
+        /// Tell connected peers of each other (at most 50 added and 50 dropped a minute)
+        /// and dial the peers they name; private torrents never do. Default true.
+        enabled: bool, Restart, any;
+    }
+
     /// `[hooks]`: programs run on torrent events.
     [hooks] Hooks {
         /// Program run when a torrent completes, with its info hash, name and
@@ -437,6 +444,7 @@ impl Config {
             },
             blocklist: Blocklist { path: None },
             web_seeds: WebSeeds { enabled: true },
+            pex: Pex { enabled: true },
             hooks: Hooks {
                 on_complete: None,
                 on_error: None,

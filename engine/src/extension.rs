@@ -4,7 +4,7 @@
 //! Every extension we speak is a variant of [`Extension`] with a fixed local id (the id a
 //! peer puts on the messages it sends us). A peer's ids are kept only for the names we know
 //! ([`TheirExtensions`]): a handshake naming thousands of extensions costs a scan, never
-//! memory. Adding one (ut_pex next) is a new variant, its name and its id.
+//! memory. Adding one is a new variant, its name and its id.
 
 use std::net::IpAddr;
 
@@ -29,16 +29,19 @@ pub const CLIENT_NAME_LEN_MAX: usize = 64;
 pub enum Extension {
     /// BEP 9, metadata exchange.
     UtMetadata,
+    /// BEP 11, peer exchange. Not offered for private torrents (BEP 27) or with PEX off.
+    UtPex,
 }
 
 impl Extension {
     /// Every extension we offer, in the order of their local ids.
-    pub const ALL: [Extension; 1] = [Extension::UtMetadata];
+    pub const ALL: [Extension; 2] = [Extension::UtMetadata, Extension::UtPex];
 
     /// Its name in `m`.
     pub fn name(self) -> &'static [u8] {
         match self {
             Extension::UtMetadata => b"ut_metadata",
+            Extension::UtPex => b"ut_pex",
         }
     }
 
@@ -47,6 +50,7 @@ impl Extension {
     pub fn local_id(self) -> u8 {
         match self {
             Extension::UtMetadata => 1,
+            Extension::UtPex => 2,
         }
     }
 
@@ -67,6 +71,8 @@ pub struct OurHandshake {
     pub reqq: usize,
     /// The size of the info dict, when we have it (BEP 9's `metadata_size`).
     pub metadata_size: Option<u32>,
+    /// Offer ut_pex (false for private torrents and with PEX turned off).
+    pub pex: bool,
 }
 
 impl OurHandshake {
@@ -74,6 +80,9 @@ impl OurHandshake {
     pub fn encode(&self) -> Vec<u8> {
         let mut m = Dict::new();
         for ext in Extension::ALL {
+            if ext == Extension::UtPex && !self.pex {
+                continue;
+            }
             m.insert(ext.name(), Value::Int(i64::from(ext.local_id())));
         }
         let mut dict = Dict::new()
@@ -214,21 +223,25 @@ mod tests {
         let ours = OurHandshake {
             reqq: 500,
             metadata_size: Some(31_337),
+            pex: true,
         };
         let theirs = TheirHandshake::parse(&ours.encode()).unwrap();
         assert_eq!(theirs.reqq, Some(500));
         assert_eq!(theirs.metadata_size, Some(31_337));
         assert_eq!(theirs.extensions.id(Extension::UtMetadata), Some(1));
+        assert_eq!(theirs.extensions.id(Extension::UtPex), Some(2));
         assert!(theirs.client.unwrap().starts_with("ccbt-uring "));
         let without = OurHandshake {
             reqq: 3,
             metadata_size: None,
+            pex: false,
         };
+        let theirs = TheirHandshake::parse(&without.encode()).unwrap();
+        assert_eq!(theirs.metadata_size, None);
         assert_eq!(
-            TheirHandshake::parse(&without.encode())
-                .unwrap()
-                .metadata_size,
-            None
+            theirs.extensions.id(Extension::UtPex),
+            None,
+            "no ut_pex offered"
         );
     }
 

@@ -20,6 +20,7 @@ pub mod http;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
+pub mod pex;
 pub mod picker;
 pub mod queue;
 pub mod rate;

@@ -36,6 +36,7 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
     let mut session = SessionConfig::default();
     session.choker.upload_slots = args.upload_slots;
     session.max_peers = args.max_peers as usize;
+    session.pex = !args.no_pex;
     SwarmConfig {
         shards: args.shards.config(),
         listen: args.listen,

@@ -89,6 +89,7 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
     let mut session = SessionConfig::default();
     session.choker.upload_slots = config.limits.upload_slots as usize;
     session.max_peers = config.limits.max_peers_per_torrent as usize;
+    session.pex = config.pex.enabled;
     let mut shards = if config.daemon.shards == 0 {
         ShardConfig::per_core()
     } else {

@@ -30,6 +30,8 @@ pub struct SessionConfig {
     /// past it the peer is dropped (it is not reading what we send, and each refused
     /// request it sends would add a reject).
     pub outbox_max_bytes: usize,
+    /// Peer exchange (BEP 11) with peers that offer it; never on a private torrent.
+    pub pex: bool,
     pub choker: ChokerConfig,
 }
 
@@ -45,6 +47,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(180),
             uninterested_timeout: Duration::from_secs(600),
             outbox_max_bytes: 256 * 1024,
+            pex: true,
             choker: ChokerConfig::default(),
         }
     }

@@ -21,11 +21,12 @@ pub const DEFAULT_REQQ: usize = 250;
 /// telling libtorrent 2000 halved its download rate from our seeders).
 pub const ADVERTISED_REQQ: usize = 500;
 
-/// Our handshake's payload (the message's extended id is 0).
-pub fn our_handshake(reqq: usize, metadata_size: Option<u32>) -> Vec<u8> {
+/// Our handshake's payload (the message's extended id is 0). `pex`: offer ut_pex.
+pub fn our_handshake(reqq: usize, metadata_size: Option<u32>, pex: bool) -> Vec<u8> {
     OurHandshake {
         reqq,
         metadata_size,
+        pex,
     }
     .encode()
 }
@@ -87,7 +88,7 @@ mod tests {
     #[test]
     fn our_reqq_reads_back_and_junk_gives_none() {
         let mut t = None;
-        read_handshake(&mut t, &our_handshake(2000, None));
+        read_handshake(&mut t, &our_handshake(2000, None, true));
         assert_eq!(t.as_ref().unwrap().reqq, Some(2000));
         for junk in [&b"d4:reqqi0ee"[..], b"d4:reqqi-5ee", b"de"] {
             let mut t = None;

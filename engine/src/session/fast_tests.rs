@@ -12,6 +12,7 @@ use crate::wire::decode_message;
 const FAST: PeerCaps = PeerCaps {
     fast: true,
     extensions: false,
+    outgoing: false,
 };
 const PIECES: u64 = 64;
 const HASH: crate::InfoHash = Sha1Digest([0x5a; 20]);
@@ -133,6 +134,7 @@ fn a_peer_with_pieces_or_without_fast_gets_no_set() {
     let plain = PeerCaps {
         fast: false,
         extensions: false,
+        outgoing: false,
     };
     let other = SocketAddr::from(([10, 9, 9, 9], 6881));
     let key = t.add_peer(Duration::ZERO, other, plain).unwrap();

@@ -10,6 +10,7 @@ use crate::metainfo::{LayoutFile, TorrentPath};
 const FAST: PeerCaps = PeerCaps {
     fast: true,
     extensions: false,
+    outgoing: false,
 };
 
 fn layout(piece_len: u32, pieces: u64) -> Layout {

@@ -16,6 +16,9 @@ use fast::FastSets;
 #[cfg(test)]
 mod hostile_tests;
 mod peer;
+mod pex;
+#[cfg(test)]
+mod pex_tests;
 mod serve_queue;
 #[cfg(test)]
 mod tests;
@@ -40,6 +43,7 @@ use blame::{BanKey, Blame, Finding};
 pub use config::SessionConfig;
 pub use extension::{metadata_answers_max, our_handshake as extension_handshake, ADVERTISED_REQQ};
 use peer::Peer;
+pub use pex::{FIRST_DELAY as PEX_FIRST_DELAY, SEND_INTERVAL as PEX_SEND_INTERVAL};
 pub use web::{WebData, WebSeedId, WebStore, RUN_BYTES, WEB_SEEDS_MAX};
 
 /// The largest block we serve to a peer that asks for more than 16 KiB.
@@ -62,6 +66,8 @@ pub struct PeerCaps {
     pub fast: bool,
     /// BEP 10, the extension protocol.
     pub extensions: bool,
+    /// We connected out to it (so its address is where it listens, for PEX).
+    pub outgoing: bool,
 }
 
 /// What the I/O layer must do next.
@@ -73,6 +79,9 @@ pub enum Action {
     Disconnect(PeerKey, DropReason),
     /// Every wanted piece is verified.
     Done,
+    /// A peer told us of these addresses through PEX (BEP 11): candidates to dial, at most
+    /// `pex::DECODE_ADDED_MAX` per message, at most one message per peer every 45 s.
+    PexPeers(Vec<SocketAddr>),
 }
 
 /// Why a peer was dropped: each is a line in a log a user may read.
@@ -112,6 +121,8 @@ pub enum DropReason {
     NotReading(usize),
     #[error("{0}")]
     BadMetadataMessage(#[from] crate::metadata::MetadataError),
+    #[error("{0}")]
+    BadPexMessage(#[from] crate::pex::PexError),
 }
 
 /// What the caller does with a message's payload.
@@ -166,6 +177,8 @@ pub struct Torrent {
     steps: u64,
     /// Web seeds (BEP 19), at most `web::WEB_SEEDS_MAX`; see `web`.
     web: Vec<crate::webseed::WebSeed>,
+    /// A private torrent (BEP 27): no peer exchange, whatever the config says.
+    private: bool,
 }
 
 impl Torrent {
@@ -193,7 +206,14 @@ impl Torrent {
             scratch: Vec::new(),
             steps: 0,
             web: Vec::new(),
+            private: false,
         }
+    }
+
+    /// Marks the torrent private (BEP 27): peers come only from its trackers, so PEX is
+    /// neither offered, sent nor taken. Set before peers are added.
+    pub fn set_private(&mut self, private: bool) {
+        self.private = private;
     }
 
     /// Lets peers with few pieces fetch BEP 6's allowed-fast set from us while choked.
@@ -270,6 +290,7 @@ impl Torrent {
         }
         self.next_key = key.wrapping_add(1);
         let mut peer = Peer::new(addr, fast, self.layout.piece_count(), now);
+        peer.outgoing = caps.outgoing;
         let have = self.picker.have();
         let first = if fast && have.is_full() {
             Message::HaveAll
@@ -283,6 +304,7 @@ impl Torrent {
             let payload = extension::our_handshake(
                 extension::ADVERTISED_REQQ.min(self.config.max_queued_requests),
                 self.info_dict.as_ref().map(|i| i.len() as u32),
+                self.pex_enabled(),
             );
             Message::Extended {
                 id: 0,
@@ -346,6 +368,13 @@ impl Torrent {
         match *msg {
             Message::Extended { id: 0, payload } => {
                 extension::read_handshake(&mut peer.extensions, payload);
+                self.pex_on_handshake(now, key);
+            }
+            Message::Extended { id, payload }
+                if crate::extension::Extension::from_local_id(id)
+                    == Some(crate::extension::Extension::UtPex) =>
+            {
+                self.pex_on_message(now, key, payload)?;
             }
             Message::Extended { id, payload }
                 if crate::extension::Extension::from_local_id(id)
@@ -813,6 +842,7 @@ impl Torrent {
         if now >= self.choker.next_rechoke() {
             self.rechoke(now);
         }
+        self.pex_round(now);
         self.refill_all(now);
     }
 

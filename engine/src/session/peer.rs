@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::fast::FastSets;
+use super::pex::PexPeer;
 use super::serve_queue::ServeQueue;
 use crate::rate::RateMeter;
 use crate::{Bitfield, BlockRef};
@@ -14,6 +15,8 @@ use crate::{Bitfield, BlockRef};
 pub(super) struct Peer {
     pub addr: SocketAddr,
     pub fast: bool,
+    /// We connected out to it: `addr` is where it listens.
+    pub outgoing: bool,
     pub am_choking: bool,
     pub am_interested: bool,
     pub peer_choking: bool,
@@ -50,6 +53,8 @@ pub(super) struct Peer {
     /// Allowed-fast and suggested pieces, both ways (BEP 6); empty without the Fast
     /// extension.
     pub fast_sets: FastSets,
+    /// What we told it through PEX, and when we next do (see `pex`).
+    pub pex: PexPeer,
 }
 
 impl Peer {
@@ -57,6 +62,7 @@ impl Peer {
         Peer {
             addr,
             fast,
+            outgoing: false,
             am_choking: true,
             am_interested: false,
             peer_choking: true,
@@ -78,7 +84,18 @@ impl Peer {
             last_interest: now,
             outbox: Vec::new(),
             fast_sets: FastSets::default(),
+            pex: PexPeer::default(),
         }
+    }
+
+    /// Where it accepts connections, if we know: its address if we dialled it, else its
+    /// address with the port its extension handshake gave (`p`).
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        if self.outgoing {
+            return Some(self.addr);
+        }
+        let port = self.extensions.as_ref()?.listen_port?;
+        Some(SocketAddr::new(self.addr.ip(), port))
     }
 
     /// How many requests it queues, from its extension handshake.

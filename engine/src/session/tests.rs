@@ -12,6 +12,7 @@ const PIECE: u32 = 64 * 1024;
 const CAPS: PeerCaps = PeerCaps {
     fast: true,
     extensions: true,
+    outgoing: false,
 };
 
 fn layout(total: u64) -> Layout {
@@ -131,6 +132,7 @@ impl Swarm {
                         }
                     }
                     Action::Done => self.nodes[n].done = true,
+                    Action::PexPeers(_) => {}
                 }
             }
         }
@@ -455,11 +457,12 @@ fn the_peers_reqq_caps_our_requests_to_it() {
     let caps = PeerCaps {
         fast: true,
         extensions: true,
+        outgoing: false,
     };
     let key = t
         .add_peer(Duration::ZERO, "10.0.0.7:1".parse().unwrap(), caps)
         .unwrap();
-    let payload = extension::our_handshake(3, None);
+    let payload = extension::our_handshake(3, None, true);
     t.on_message(
         Duration::ZERO,
         key,
@@ -495,6 +498,7 @@ fn ut_metadata_requests_are_answered_rejected_past_the_end_and_bounded() {
     let caps = PeerCaps {
         fast: true,
         extensions: true,
+        outgoing: false,
     };
     let key = t
         .add_peer(Duration::ZERO, "10.0.0.7:1".parse().unwrap(), caps)

@@ -488,6 +488,7 @@ mod tests {
         let caps = PeerCaps {
             fast: true,
             extensions: false,
+            outgoing: false,
         };
         let key = t.add_peer(NOW, addr, caps).unwrap();
         assert!(key < WEB_KEY_MIN);

@@ -1,5 +1,5 @@
-//! The addresses a torrent has learned (from trackers and `--peer`), when each may be
-//! dialled again, and how many dials are in flight.
+//! The addresses a torrent has learned (from trackers, `--peer` and peer exchange), where
+//! each came from, when each may be dialled again, and how many dials are in flight.
 //!
 //! The book decides *whom* to dial and *when*; the dialling itself is `dial`'s. An
 //! address is "claimed" from the moment it is picked until its dial (and, if the
@@ -15,7 +15,8 @@
 //! the place of the unclaimed address that failed most often (a dead peer's, or one a
 //! tracker handed out to fill the book); when no address has failed, new ones are
 //! ignored until one does, or leaves the book (the shard refuses to dial it because it
-//! is blocklisted). A book full of dead addresses so never locks out live ones.
+//! is blocklisted). A book full of dead addresses so never locks out live ones. Every
+//! source shares the bound: an address keeps the source it was first learned from.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -29,8 +30,20 @@ const BOOK_MAX: usize = 2000;
 /// How long an address whose host is at the shard's per-IP cap waits to be dialled again.
 const PER_IP_RETRY: Duration = Duration::from_secs(30);
 
-/// What we know of an address a tracker gave us.
+/// Where an address came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerSource {
+    /// A tracker's announce response.
+    Tracker,
+    /// A peer's PEX message (BEP 11).
+    Pex,
+    /// The user (`--peer`, a magnet link's `x.pe`).
+    Manual,
+}
+
+/// What we know of an address we learned.
 struct BookEntry {
+    source: PeerSource,
     /// Claimed: being dialled, or connected through a dial of ours.
     connected: bool,
     next_try: Duration,
@@ -56,9 +69,9 @@ impl AddressBook {
         }
     }
 
-    /// Adds addresses, up to [`BOOK_MAX`] in all; ones already known keep their state.
-    /// Port 0 and our own listening address on loopback are skipped.
-    pub fn learn(&self, peers: &[SocketAddr]) {
+    /// Adds addresses from `source`, up to [`BOOK_MAX`] in all; ones already known keep
+    /// their state. Port 0 and our own listening address on loopback are skipped.
+    pub fn learn(&self, peers: &[SocketAddr], source: PeerSource) {
         let mut book = self.entries.borrow_mut();
         // Addresses that may make room, most failures last; found once per call.
         let mut victims: Option<Vec<(u32, SocketAddr)>> = None;
@@ -82,6 +95,7 @@ impl AddressBook {
                 book.remove(&victim);
             }
             book.entry(addr).or_insert(BookEntry {
+                source,
                 connected: false,
                 next_try: Duration::ZERO,
                 failures: 0,
@@ -163,6 +177,15 @@ impl AddressBook {
         }
     }
 
+    /// How many addresses in the book came from `source`.
+    pub fn count_from(&self, source: PeerSource) -> usize {
+        self.entries
+            .borrow()
+            .values()
+            .filter(|e| e.source == source)
+            .count()
+    }
+
     /// The soonest an unclaimed address may be dialled, for the run loop's nap.
     pub fn next_retry(&self) -> Option<Duration> {
         self.entries
@@ -189,7 +212,7 @@ mod tests {
     #[test]
     fn a_book_full_of_dead_addresses_makes_room_for_new_ones() {
         let book = AddressBook::new(6881);
-        book.learn(&all(BOOK_MAX as u32));
+        book.learn(&all(BOOK_MAX as u32), PeerSource::Tracker);
         let now = Duration::ZERO;
         // Every address fails once, one of them twice; one stays claimed (connected).
         while let Some(a) = book.claim_next(now) {
@@ -204,7 +227,7 @@ mod tests {
             .unwrap()
             .connected = true;
         let fresh = addr(BOOK_MAX as u32 + 1);
-        book.learn(&[fresh]);
+        book.learn(&[fresh], PeerSource::Pex);
         let entries = book.entries.borrow();
         assert!(entries.contains_key(&fresh), "a new address was locked out");
         assert!(
@@ -213,12 +236,24 @@ mod tests {
         );
         assert!(entries.contains_key(&addr(9)), "a claimed address stays");
         assert_eq!(entries.len(), BOOK_MAX);
+        assert_eq!(entries[&fresh].source, PeerSource::Pex);
+    }
+
+    #[test]
+    fn an_address_keeps_the_source_it_was_first_learned_from() {
+        let book = AddressBook::new(6881);
+        book.learn(&[addr(1)], PeerSource::Manual);
+        book.learn(&[addr(1), addr(2), addr(3)], PeerSource::Pex);
+        book.learn(&[addr(3), addr(4)], PeerSource::Tracker);
+        assert_eq!(book.count_from(PeerSource::Manual), 1);
+        assert_eq!(book.count_from(PeerSource::Pex), 2);
+        assert_eq!(book.count_from(PeerSource::Tracker), 1);
     }
 
     #[test]
     fn a_working_peer_that_left_is_met_again_soon_and_a_failing_one_later() {
         let book = AddressBook::new(6881);
-        book.learn(&[addr(1), addr(2)]);
+        book.learn(&[addr(1), addr(2)], PeerSource::Tracker);
         let now = Duration::ZERO;
         let (a, b) = (book.claim_next(now).unwrap(), book.claim_next(now).unwrap());
         book.dial_ended(a, false, now);
@@ -240,7 +275,7 @@ mod tests {
     #[test]
     fn a_full_book_of_untried_addresses_keeps_them() {
         let book = AddressBook::new(6881);
-        book.learn(&all(BOOK_MAX as u32 + 10));
+        book.learn(&all(BOOK_MAX as u32 + 10), PeerSource::Tracker);
         assert_eq!(book.entries.borrow().len(), BOOK_MAX);
         assert!(!book
             .entries

@@ -82,7 +82,7 @@ async fn connect(rt: &Rc<TorrentRt>, addr: SocketAddr) -> Result<(), String> {
         return Err("answered for another torrent".into());
     }
     let pending = buf.split_off(ccbt_engine::wire::HANDSHAKE_LEN);
-    peer::run(rt.clone(), stream, addr, theirs, pending).await;
+    peer::run(rt.clone(), stream, addr, theirs, pending, true).await;
     Ok(())
 }
 
@@ -103,5 +103,5 @@ pub async fn accept(rt: Rc<TorrentRt>, mut stream: TcpStream, addr: SocketAddr, 
         return;
     }
     let pending = buf.split_off(ccbt_engine::wire::HANDSHAKE_LEN);
-    peer::run(rt, stream, addr, theirs, pending).await;
+    peer::run(rt, stream, addr, theirs, pending, false).await;
 }

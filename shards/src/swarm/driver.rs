@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ccbt_engine::tracker::{Announce, Announcer, Event};
 
+use super::address_book::PeerSource;
 use super::announce_gate::host_key;
 use super::dial;
 use super::events::{FileStamp, SwarmEvent};
@@ -299,7 +300,7 @@ async fn announce(rt: Rc<TorrentRt>, url: String, event: Event) {
             rt.shard()
                 .scraper
                 .want(rt.meta().info_hash, &url, rt.status());
-            rt.learn(&response.peers);
+            rt.learn(&response.peers, PeerSource::Tracker);
             let wants_peers = {
                 let engine = rt.engine().borrow();
                 !engine.is_done() && engine.wants_peers()

@@ -50,7 +50,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 
-use super::address_book::AddressBook;
+use super::address_book::{AddressBook, PeerSource};
 use super::alarm::Alarm;
 use super::announce_gate::host_key;
 use super::peer::{self, our_reserved};
@@ -88,6 +88,8 @@ struct Adopted {
     theirs: Handshake,
     /// The peer's piece-list messages from the fetch, then its bytes not yet read.
     pending: Vec<u8>,
+    /// We dialled it (so `addr` is where it listens).
+    dialled: bool,
 }
 
 /// How a connection's reader ended.
@@ -205,7 +207,7 @@ impl Fetch {
         };
         let tiers = spec.trackers.iter().map(|t| vec![t.clone()]).collect();
         let book = AddressBook::new(ctx.config.port);
-        book.learn(&spec.peers);
+        book.learn(&spec.peers, PeerSource::Manual);
         Fetch {
             fetcher: RefCell::new(MetadataFetcher::new(spec.info_hash, config)),
             announcer: RefCell::new(Announcer::new(tiers, seed)),
@@ -532,6 +534,9 @@ impl Fetch {
         let ours = OurHandshake {
             reqq: ccbt_engine::session::ADVERTISED_REQQ,
             metadata_size: None,
+            // Whether the torrent is private is not known before its metadata: a kept
+            // connection gets the torrent's own handshake, which offers ut_pex if it may.
+            pex: false,
         }
         .encode();
         Message::Extended {
@@ -574,6 +579,7 @@ impl Fetch {
                     addr,
                     theirs,
                     pending,
+                    dialled,
                 });
             }
             ReadEnd::Closed(why) => {
@@ -770,7 +776,7 @@ impl Fetch {
         match result {
             Ok(response) => {
                 tracing::debug!(url, peers = response.peers.len(), "announced for metadata");
-                self.book.learn(&response.peers);
+                self.book.learn(&response.peers, PeerSource::Tracker);
                 self.announcer.borrow_mut().on_success(now, &response, true);
             }
             Err(e) => {
@@ -788,7 +794,16 @@ async fn adopt(ctx: Rc<ShardCtx>, info_hash: InfoHash, conn: Adopted) {
     let began = ctx.clock.now();
     loop {
         if let Some(rt) = ctx.torrent(&info_hash).and_then(|slot| slot.running()) {
-            peer::run(rt, conn.stream, conn.addr, conn.theirs, conn.pending).await;
+            let outgoing = conn.dialled;
+            peer::run(
+                rt,
+                conn.stream,
+                conn.addr,
+                conn.theirs,
+                conn.pending,
+                outgoing,
+            )
+            .await;
             return;
         }
         if ctx.torrent(&info_hash).is_none()

@@ -68,17 +68,19 @@ pub async fn read_handshake(
 }
 
 /// Runs a connection whose handshakes are done, until either side ends it.
-/// `pending`: bytes that arrived after the peer's handshake.
+/// `pending`: bytes that arrived after the peer's handshake. `outgoing`: we dialled it.
 pub async fn run(
     rt: Rc<TorrentRt>,
     stream: TcpStream,
     addr: SocketAddr,
     theirs: Handshake,
     pending: Vec<u8>,
+    outgoing: bool,
 ) {
     let caps = PeerCaps {
         fast: theirs.reserved.supports_fast(),
         extensions: theirs.reserved.supports_extensions(),
+        outgoing,
     };
     let key = match rt.add_peer(addr, caps, theirs.peer_id.0) {
         Ok(key) => key,

@@ -19,6 +19,7 @@ use ccbt_engine::wire::PeerId;
 use ccbt_engine::Bitfield;
 use futures_channel::oneshot;
 
+use super::address_book::PeerSource;
 use super::check::check;
 use super::command::{CommandError, TorrentSnapshot};
 use super::driver;
@@ -477,6 +478,7 @@ impl Slot {
             seed,
         );
         engine.set_info_dict(self.meta.info_bytes.clone());
+        engine.set_private(self.meta.info.private);
         engine.set_sequential(sequential);
         engine.set_info_hash(self.meta.info_hash);
         if let Some(p) = &priorities {
@@ -498,7 +500,7 @@ impl Slot {
         if self.recorded.get() {
             rt.assume_durable();
         }
-        rt.learn(&peers);
+        rt.learn(&peers, PeerSource::Manual);
         Ok(rt)
     }
 

@@ -21,7 +21,7 @@ use ccbt_engine::session::{block_digests, Action, DropReason, PeerCaps, PeerKey,
 use ccbt_engine::tracker::Announcer;
 use ccbt_engine::wire::PeerId;
 
-use super::address_book::AddressBook;
+use super::address_book::{AddressBook, PeerSource};
 use super::alarm::Alarm;
 use super::durable::DurableMark;
 use super::events::SwarmEvent;
@@ -349,6 +349,15 @@ impl TorrentRt {
                 Action::Done => {
                     tracing::info!(torrent = %self.meta.info_hash, "download complete");
                 }
+                Action::PexPeers(addrs) => {
+                    self.learn(&addrs, PeerSource::Pex);
+                    tracing::info!(
+                        torrent = %self.meta.info_hash,
+                        addresses = addrs.len(),
+                        in_book = self.book.count_from(PeerSource::Pex),
+                        "learned peers through PEX"
+                    );
+                }
             }
         }
     }
@@ -391,9 +400,9 @@ impl TorrentRt {
         }
     }
 
-    /// Adds addresses (from trackers or the user) to the book.
-    pub fn learn(&self, peers: &[SocketAddr]) {
-        self.book.learn(peers);
+    /// Adds addresses (from trackers, the user or peer exchange) to the book.
+    pub fn learn(&self, peers: &[SocketAddr], source: PeerSource) {
+        self.book.learn(peers, source);
         self.wake();
     }
 }

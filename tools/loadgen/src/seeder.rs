@@ -334,7 +334,7 @@ async fn serve(
     }
     if theirs.reserved.supports_extensions() {
         // Our `reqq`, which clients such as Transmission size their pipelines by.
-        let payload = extension_handshake(ADVERTISED_REQQ, None);
+        let payload = extension_handshake(ADVERTISED_REQQ, None, false);
         Message::Extended {
             id: 0,
             payload: &payload,
