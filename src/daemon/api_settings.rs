@@ -173,9 +173,9 @@ impl ApiSettings {
         let mut keys = self.keys.lock().expect("api settings lock");
         for key in changed {
             // Set through an API before: what the config said under it is still that.
-            if !keys.contains_key(&key) {
-                let under = ccbt_config::value_of(before, &key).unwrap_or_default();
-                keys.insert(key, under);
+            if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(key) {
+                let under = ccbt_config::value_of(before, slot.key()).unwrap_or_default();
+                slot.insert(under);
             }
         }
         self.save(&keys, after);
