@@ -219,14 +219,27 @@ pub async fn trackers(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
     let row = row_of(&q, &p)?;
     let swarm = row.live.swarm;
     let peers = row.live.peers;
-    // DHT, PeX and LSD rows first, as qBittorrent lists them; we have none of the three.
-    let mut out: Vec<Value> = ["** [DHT] **", "** [PeX] **", "** [LSD] **"]
-        .iter()
-        .map(|name| {
-            json!({"url": name, "status": 0, "tier": -1, "num_peers": 0, "num_seeds": 0,
-                   "num_leeches": 0, "num_downloaded": 0, "msg": "not supported"})
-        })
-        .collect();
+    // DHT, PeX and LSD rows first, as qBittorrent lists them: PeX works (status 2) unless
+    // it is off or the torrent private (0, disabled, with the reason); DHT and LSD do not
+    // run in the daemon yet.
+    let pex = if row.fixed.meta.info.private {
+        (0, "This torrent is private")
+    } else if q.api.config().pex.enabled {
+        (2, "")
+    } else {
+        (0, "disabled")
+    };
+    let mut out: Vec<Value> = [
+        ("** [DHT] **", (0, "not supported")),
+        ("** [PeX] **", pex),
+        ("** [LSD] **", (0, "not supported")),
+    ]
+    .iter()
+    .map(|(name, (status, msg))| {
+        json!({"url": name, "status": status, "tier": -1, "num_peers": 0, "num_seeds": 0,
+               "num_leeches": 0, "num_downloaded": 0, "msg": msg})
+    })
+    .collect();
     let meta = &row.fixed.meta;
     let tiers: Vec<Vec<String>> = if meta.announce_list.is_empty() {
         meta.announce.iter().map(|a| vec![a.clone()]).collect()
@@ -255,6 +268,10 @@ pub async fn trackers(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
 pub async fn piece_states(State(q): State<Arc<Qbt>>, p: Params) -> Reply {
     let row = row_of(&q, &p)?;
     let count = row.fixed.meta.info.layout.piece_count();
+    if !row.has_metadata() {
+        // A magnet link's before its metadata: no pieces, as qBittorrent answers.
+        return json(json!([]));
+    }
     let Some(have) = pieces_of(&q, &row).await else {
         if row.live.done {
             return json(json!(vec![2; count as usize]));
