@@ -266,6 +266,25 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
     assert_eq!(t["size"], 0, "{t}");
     assert_eq!(t["progress"], 0.0, "{t}");
     assert_eq!(t["category"], "tv", "{t}");
+    let get = |path: &str| {
+        let answer = send(
+            &daemon.api,
+            "GET",
+            &format!("/api/v2/torrents/{path}?hash={qbt}"),
+            &[],
+            b"",
+        );
+        assert_eq!(answer.status, 200, "{path}: {answer:?}");
+        answer.json()
+    };
+    assert_eq!(get("pieceStates"), json!([]));
+    assert_eq!(get("files"), json!([]));
+    let pex = get("trackers")[1].clone();
+    assert_eq!(
+        (pex["url"].as_str(), pex["status"].as_i64()),
+        (Some("** [PeX] **"), Some(2)),
+        "{pex}"
+    );
 
     // Transmission's torrent-add with a magnet as `filename`, added paused.
     let v = rpc(
