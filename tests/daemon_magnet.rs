@@ -106,6 +106,20 @@ fn qbittorrent_torrent(daemon: &Daemon, hash: &str) -> Option<Value> {
     answer.json().as_array().unwrap().first().cloned()
 }
 
+/// qBittorrent's torrents/add with `urls=URL` and `more` (`&key=value...`); answers `Ok.`.
+#[track_caller]
+fn qbittorrent_add(daemon: &Daemon, url: &str, more: &str) {
+    let form = format!("urls={}{more}", escape(url));
+    let added = send(
+        &daemon.api,
+        "POST",
+        "/api/v2/torrents/add",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    );
+    assert_eq!((added.status, added.body.trim()), (200, "Ok."), "{added:?}");
+}
+
 /// Waits until `pred` holds for what `get` returns.
 #[track_caller]
 fn wait_until<T: std::fmt::Debug>(
@@ -247,18 +261,7 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
     );
 
     // qBittorrent's torrents/add with urls=magnet:...
-    let form = format!(
-        "urls={}&category=tv",
-        escape(&link(&qbt, "From qBittorrent API"))
-    );
-    let added = send(
-        &daemon.api,
-        "POST",
-        "/api/v2/torrents/add",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        form.as_bytes(),
-    );
-    assert_eq!((added.status, added.body.trim()), (200, "Ok."), "{added:?}");
+    qbittorrent_add(&daemon, &link(&qbt, "From qBittorrent API"), "&category=tv");
     let t = qbittorrent_torrent(&daemon, &qbt).expect("listed at once");
     assert_eq!(t["state"], "metaDL", "{t}");
     assert_eq!(t["has_metadata"], false, "{t}");
@@ -319,18 +322,11 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
         cmd
     });
     wait_listening(port, &_indexer);
-    let form = format!(
-        "urls={}",
-        escape(&format!("http://127.0.0.1:{port}/get/1234.torrent"))
+    qbittorrent_add(
+        &daemon,
+        &format!("http://127.0.0.1:{port}/get/1234.torrent"),
+        "",
     );
-    let added = send(
-        &daemon.api,
-        "POST",
-        "/api/v2/torrents/add",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        form.as_bytes(),
-    );
-    assert_eq!((added.status, added.body.trim()), (200, "Ok."), "{added:?}");
     let t = qbittorrent_torrent(&daemon, &redirected).expect("the redirect's magnet");
     assert_eq!(t["name"], "Redirected", "{t}");
 
