@@ -60,6 +60,8 @@ pub enum DaemonError {
     Flush(#[source] ccbt_state::StateError),
     #[error(transparent)]
     Label(#[from] super::labels::LabelError),
+    #[error(transparent)]
+    Trackers(#[from] super::trackers::TrackerEditError),
 }
 
 impl DaemonError {
@@ -76,6 +78,7 @@ impl DaemonError {
             DaemonError::Command(_) => "command",
             DaemonError::State(_) | DaemonError::Flush(_) => "state",
             DaemonError::Label(_) => "label",
+            DaemonError::Trackers(_) => "bad-trackers",
         }
     }
 }
@@ -189,6 +192,9 @@ pub struct TorrentSettings {
     pub priorities: Vec<i8>,
     #[serde(default)]
     pub sequential: bool,
+    /// Tracker tiers set through an API, in place of the metainfo's (see `trackers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trackers: Option<Vec<Vec<String>>>,
 }
 
 impl TorrentSettings {
@@ -851,6 +857,22 @@ impl Daemon {
         self.update_settings(info_hash, |s| {
             s.priorities = priorities.iter().map(|&p| priority_code(p)).collect();
         })
+    }
+
+    /// Replaces the torrent's tracker tiers (checked and cleaned first); it announces to
+    /// them at once. Kept in its settings: its `.torrent` stays as it was added.
+    pub fn set_trackers(
+        &self,
+        info_hash: InfoHash,
+        tiers: Vec<Vec<String>>,
+    ) -> Result<(), DaemonError> {
+        let tiers = super::trackers::clean(tiers)?;
+        self.op(info_hash, TorrentOp::SetTrackers(tiers.clone()))?;
+        if let Some(e) = self.registry().get_mut(&info_hash) {
+            e.meta = Arc::new(super::trackers::with_tiers(&e.meta, &tiers));
+        }
+        tracing::info!(torrent = %info_hash, trackers = ?tiers, "trackers changed");
+        self.update_settings(info_hash, |s| s.trackers = Some(tiers))
     }
 
     pub fn set_sequential(&self, info_hash: InfoHash, on: bool) -> Result<(), DaemonError> {

@@ -16,6 +16,7 @@ pub mod magnets;
 pub mod policy;
 pub mod queue_moves;
 pub mod resume;
+pub mod trackers;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -373,6 +374,11 @@ fn prepare(t: ccbt_state::StoredTorrent) -> (String, Result<Prepared, core::Daem
             Err(e) => return (record.name, Err(e.into())),
         },
     };
+    let settings = core::TorrentSettings::from_json(&record.settings);
+    let meta = match &settings.trackers {
+        Some(tiers) => Arc::new(trackers::with_tiers(&meta, tiers)),
+        None => meta,
+    };
     let (verify, how) = if magnet.is_some() {
         (
             ccbt_shards::swarm::Verify::Full,
@@ -405,7 +411,7 @@ fn prepare(t: ccbt_state::StoredTorrent) -> (String, Result<Prepared, core::Daem
         queued: false,
         seeding_since: None,
         idle_since: None,
-        settings: core::TorrentSettings::from_json(&record.settings),
+        settings,
     };
     (record.name, Ok((entry, verify, record.paused)))
 }

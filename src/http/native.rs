@@ -119,7 +119,8 @@ impl From<DaemonError> for Refusal {
             DaemonError::BadTorrent(_)
             | DaemonError::BadMagnet(_)
             | DaemonError::Read { .. }
-            | DaemonError::Label(_) => StatusCode::BAD_REQUEST,
+            | DaemonError::Label(_)
+            | DaemonError::Trackers(_) => StatusCode::BAD_REQUEST,
             DaemonError::Duplicate(_) | DaemonError::Command(CommandError::Duplicate(_)) => {
                 StatusCode::CONFLICT
             }

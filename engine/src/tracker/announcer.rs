@@ -16,6 +16,7 @@ pub struct Announcer {
     event: Event,
     in_flight: bool,
     failures_in_row: usize,
+    seed: u64,
 }
 
 impl Announcer {
@@ -27,7 +28,20 @@ impl Announcer {
             event: Event::Started,
             in_flight: false,
             failures_in_row: 0,
+            seed,
         }
+    }
+
+    /// The user changed the torrent's trackers: announce to the new list at once. Trackers
+    /// that never heard of us get `started` (unless `completed` is still to be told); an
+    /// announce in flight to an old tracker still reports back, harmlessly.
+    pub fn set_tiers(&mut self, tiers: Vec<Vec<String>>) {
+        self.list = TrackerList::new(tiers, self.seed);
+        self.failures_in_row = 0;
+        if self.event == Event::None {
+            self.event = Event::Started;
+        }
+        self.schedule.announce_now();
     }
 
     /// The download completed: tell a tracker now.
@@ -150,6 +164,29 @@ mod tests {
         a.on_success(secs(32), &ok(1800), false);
         assert_eq!(a.pending_event(), Event::None);
         assert!(a.poll(secs(32 + 2 * 1800)).is_some());
+    }
+
+    #[test]
+    fn new_trackers_hear_started_at_once_and_an_untold_completed_stays() {
+        let mut a = Announcer::new(vec![vec!["http://old/announce".into()]], 1);
+        a.poll(secs(0)).unwrap();
+        a.on_success(secs(0), &ok(1800), false);
+        assert!(
+            a.poll(secs(10)).is_none(),
+            "the next announce is half an hour away"
+        );
+        a.set_tiers(vec![vec!["http://new/announce".into()]]);
+        assert_eq!(
+            a.poll(secs(10)),
+            Some(("http://new/announce".to_string(), Event::Started))
+        );
+        a.on_success(secs(10), &ok(1800), false);
+        a.completed();
+        a.set_tiers(vec![vec!["http://third/announce".into()]]);
+        assert_eq!(a.poll(secs(11)).unwrap().1, Event::Completed);
+        a.on_failure(secs(11));
+        a.set_tiers(Vec::new());
+        assert!(a.poll(secs(12)).is_none(), "no tracker left");
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub enum TorrentOp {
     /// Per file, in torrent order.
     SetPriorities(Vec<Priority>),
     SetSequential(bool),
+    /// Replaces its tracker tiers (BEP 12); a running torrent announces to them at once.
+    SetTrackers(Vec<Vec<String>>),
     /// Move its files under another save directory, then go on as before.
     MoveStorage(PathBuf),
     /// Its own limits on piece payload, 0 = unlimited (kept while paused). Running

@@ -428,6 +428,10 @@ async fn apply(slot: Rc<Slot>, op: TorrentOp) -> Result<(), CommandError> {
             slot.set_sequential(on);
             Ok(())
         }
+        TorrentOp::SetTrackers(tiers) => {
+            slot.set_trackers(tiers);
+            Ok(())
+        }
         TorrentOp::MoveStorage(to) => slot.move_storage(to).await,
         TorrentOp::SetLimits {
             upload_bytes_per_s,

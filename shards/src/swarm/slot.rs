@@ -41,6 +41,8 @@ struct Settings {
     priorities: Option<Vec<Priority>>,
     keep_seeding: bool,
     peers: Vec<std::net::SocketAddr>,
+    /// Tracker tiers: the metainfo's until the user edits them.
+    trackers: Vec<Vec<String>>,
 }
 
 enum Phase {
@@ -84,6 +86,7 @@ impl Slot {
             download_bytes_per_s: spec.download_bytes_per_s,
         };
         status.set_metainfo(spec.metainfo.clone());
+        let trackers = spec.metainfo.trackers();
         Slot {
             throttle: Rc::new(Throttle::new(ctx.clock.now(), limits)),
             ctx,
@@ -96,6 +99,7 @@ impl Slot {
                 priorities: spec.priorities,
                 keep_seeding: spec.keep_seeding,
                 peers: spec.peers,
+                trackers,
             }),
             recorded: Cell::new(matches!(spec.verify, Verify::Trusted(_))),
             verify: RefCell::new(spec.verify),
@@ -215,6 +219,14 @@ impl Slot {
             rt.engine().borrow_mut().set_sequential(on);
         }
         self.settings.borrow_mut().sequential = on;
+    }
+
+    /// New tracker tiers, running or not; a running torrent announces to them at once.
+    pub fn set_trackers(&self, tiers: Vec<Vec<String>>) {
+        if let Some(rt) = self.running() {
+            rt.announcer().borrow_mut().set_tiers(tiers.clone());
+        }
+        self.settings.borrow_mut().trackers = tiers;
     }
 
     /// New limits for this torrent, running or not.
@@ -486,10 +498,12 @@ impl Slot {
         }
         let mut id_random = [0u8; 12];
         id_random.copy_from_slice(&seed.to_le_bytes().repeat(2)[..12]);
+        let trackers = self.settings.borrow().trackers.clone();
         let rt = Rc::new(TorrentRt::new(
             self.ctx.clone(),
             self.index,
             self.meta.clone(),
+            trackers,
             engine,
             storage,
             self.status.clone(),

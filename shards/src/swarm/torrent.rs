@@ -70,6 +70,7 @@ impl TorrentRt {
         shard: Rc<ShardCtx>,
         index: u32,
         meta: Arc<Metainfo>,
+        trackers: Vec<Vec<String>>,
         engine: Torrent,
         storage: LazyStorage,
         status: Arc<TorrentStatus>,
@@ -89,7 +90,7 @@ impl TorrentRt {
         TorrentRt {
             book: AddressBook::new(shard.config.port),
             shard,
-            announcer: RefCell::new(Announcer::new(meta.trackers(), seed)),
+            announcer: RefCell::new(Announcer::new(trackers, seed)),
             meta,
             engine: RefCell::new(engine),
             pieces,

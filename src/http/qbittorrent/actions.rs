@@ -1,6 +1,7 @@
 //! Commands on torrents named by `hashes` (`all` or `|`-separated): delete, stop/start
 //! (and the 4.x pause/resume), recheck, reannounce, location, share and rate limits, file
-//! priorities, queue order, force start, sequential download.
+//! priorities, queue order, force start, sequential download (tracker edits are in
+//! `tracker_edits`).
 //!
 //! As in qBittorrent, hashes that name no torrent are skipped in bulk commands; a
 //! command that names one torrent (`hash`) answers 404 for an unknown one.

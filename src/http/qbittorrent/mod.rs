@@ -24,6 +24,7 @@ pub mod params;
 pub mod serialize;
 pub mod session;
 pub mod sync;
+pub mod tracker_edits;
 pub mod transfer;
 
 use std::sync::Arc;
@@ -163,6 +164,9 @@ pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
         .route("/torrents/files", read(details::files))
         .route("/torrents/trackers", read(details::trackers))
         .route("/torrents/pieceStates", read(details::piece_states))
+        .route("/torrents/addTrackers", command(tracker_edits::add))
+        .route("/torrents/editTracker", command(tracker_edits::edit))
+        .route("/torrents/removeTrackers", command(tracker_edits::remove))
         .route("/torrents/add", command(add::add))
         .route("/torrents/delete", command(actions::delete))
         .route("/torrents/stop", command(actions::stop))

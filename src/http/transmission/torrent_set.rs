@@ -1,9 +1,10 @@
 //! torrent-set: file selection and priorities, speed limits (kB/s, with their *Limited
-//! flags), seed ratio and idle limits with their modes, labels, queue position and
-//! sequential download, for each torrent named.
+//! flags), seed ratio and idle limits with their modes, labels, queue position,
+//! sequential download and the trackers (`trackerList`, or `trackerAdd`, `trackerRemove`
+//! and `trackerReplace`), for each torrent named.
 //!
-//! Keys ccbt-uring cannot honour (tracker edits, `location` without a move, bandwidth
-//! priority, per-torrent peer limits) are named in the error; the others still apply.
+//! Keys ccbt-uring cannot honour (`location` without a move, bandwidth priority,
+//! per-torrent peer limits) are named in the error; the others still apply.
 
 use std::sync::Arc;
 
@@ -22,10 +23,6 @@ pub const KBPS_MAX: i64 = u32::MAX as i64;
 
 /// Keys named in the error rather than applied, with why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("trackerList", "changing trackers is not supported yet"),
-    ("trackerAdd", "changing trackers is not supported yet"),
-    ("trackerRemove", "changing trackers is not supported yet"),
-    ("trackerReplace", "changing trackers is not supported yet"),
     ("location", "use torrent-set-location with move: true"),
     ("bandwidthPriority", "torrents have no bandwidth priority"),
     (
@@ -79,6 +76,105 @@ pub struct Changes {
     labels: Option<Vec<String>>,
     queue_position: Option<i64>,
     sequential: Option<bool>,
+    trackers: Option<TrackerEdit>,
+}
+
+/// How torrent-set changes the trackers (tracker ids are their places in torrent-get's
+/// `trackers`, tiers in order).
+#[derive(Debug)]
+enum TrackerEdit {
+    /// `trackerList` (rpc-version 17): the whole list, a blank line between tiers.
+    List(Vec<Vec<String>>),
+    /// `trackerAdd`, `trackerRemove`, `trackerReplace` (older clients, transmission-remote
+    /// 3.00's `-td` and `-tr`): each added URL a tier of its own at the end.
+    Edit {
+        add: Vec<String>,
+        remove: Vec<usize>,
+        replace: Vec<(usize, String)>,
+    },
+}
+
+impl TrackerEdit {
+    fn read(args: &Args) -> Result<Option<TrackerEdit>, String> {
+        if let Some(list) = args.str("trackerList")? {
+            return Ok(Some(TrackerEdit::List(
+                crate::daemon::trackers::parse_list(list),
+            )));
+        }
+        let add = args.strings("trackerAdd")?;
+        let remove = args.indices("trackerRemove")?;
+        let replace = match args.raw("trackerReplace") {
+            None => None,
+            Some(serde_json::Value::Array(items)) => {
+                let mut pairs = Vec::new();
+                for pair in items.chunks(2) {
+                    match pair {
+                        [serde_json::Value::Number(id), serde_json::Value::String(url)] => {
+                            let id = id
+                                .as_u64()
+                                .ok_or("trackerReplace: a tracker id is not a whole number")?;
+                            pairs.push((id as usize, url.clone()));
+                        }
+                        _ => {
+                            return Err("trackerReplace must alternate tracker ids and URLs".into())
+                        }
+                    }
+                }
+                Some(pairs)
+            }
+            Some(_) => return Err("trackerReplace must be an array".into()),
+        };
+        if add.is_none() && remove.is_none() && replace.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(TrackerEdit::Edit {
+            add: add.unwrap_or_default(),
+            remove: remove.unwrap_or_default(),
+            replace: replace.unwrap_or_default(),
+        }))
+    }
+
+    /// The tiers after the edit, from the torrent's `current` ones.
+    fn apply(&self, current: Vec<Vec<String>>) -> Result<Vec<Vec<String>>, String> {
+        let (add, remove, replace) = match self {
+            TrackerEdit::List(tiers) => return Ok(tiers.clone()),
+            TrackerEdit::Edit {
+                add,
+                remove,
+                replace,
+            } => (add, remove, replace),
+        };
+        let count: usize = current.iter().map(Vec::len).sum();
+        let unknown = |id: usize| format!("no tracker {id} (the torrent has {count})");
+        let mut tiers = current;
+        let mut id = 0;
+        for tier in &mut tiers {
+            for url in tier.iter_mut() {
+                if let Some((_, new)) = replace.iter().find(|(r, _)| *r == id) {
+                    *url = new.clone();
+                }
+                id += 1;
+            }
+        }
+        if let Some(&bad) = replace
+            .iter()
+            .map(|(r, _)| r)
+            .chain(remove)
+            .find(|&&r| r >= count)
+        {
+            return Err(unknown(bad));
+        }
+        let mut id = 0;
+        for tier in &mut tiers {
+            tier.retain(|_| {
+                let keep = !remove.contains(&id);
+                id += 1;
+                keep
+            });
+        }
+        tiers.extend(add.iter().map(|url| vec![url.clone()]));
+        Ok(tiers)
+    }
 }
 
 impl Changes {
@@ -106,6 +202,7 @@ impl Changes {
             labels,
             queue_position: args.int("queuePosition")?,
             sequential: args.bool("sequentialDownload")?,
+            trackers: TrackerEdit::read(args)?,
         })
     }
 
@@ -153,6 +250,10 @@ pub async fn apply(api: &Arc<Api>, row: &Row, c: &Changes) -> Result<(), String>
     if let Some(labels) = &c.labels {
         let (category, tags) = (fixed.category.clone(), labels.clone());
         run(api, move |d| d.set_labels(hash, category, tags)).await?;
+    }
+    if let Some(edit) = &c.trackers {
+        let tiers = edit.apply(fixed.meta.trackers())?;
+        run(api, move |d| d.set_trackers(hash, tiers)).await?;
     }
     if let Some(on) = c.sequential {
         if on != settings.sequential {
@@ -261,6 +362,50 @@ fn file_priorities(now: &[i8], files: usize, c: &Changes) -> Result<Vec<Priority
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn edit(args: serde_json::Value) -> TrackerEdit {
+        let args = Args(args.as_object().unwrap().clone());
+        TrackerEdit::read(&args).unwrap().expect("an edit")
+    }
+
+    #[test]
+    fn tracker_edits_work_on_ids_in_tier_order() {
+        let current = vec![
+            vec!["http://a/1".to_string(), "http://b/1".to_string()],
+            vec!["udp://c:80".to_string()],
+        ];
+        let e = edit(serde_json::json!({
+            "trackerRemove": [1], "trackerReplace": [2, "udp://d:80"], "trackerAdd": ["http://e/1"]
+        }));
+        assert_eq!(
+            e.apply(current.clone()).unwrap(),
+            vec![
+                vec!["http://a/1".to_string()],
+                vec!["udp://d:80".to_string()],
+                vec!["http://e/1".to_string()]
+            ]
+        );
+        let e = edit(serde_json::json!({"trackerRemove": [3]}));
+        assert!(e
+            .apply(current.clone())
+            .unwrap_err()
+            .contains("no tracker 3"));
+        let e = edit(serde_json::json!({"trackerList": "http://x/1\n\nhttp://y/1"}));
+        assert_eq!(
+            e.apply(current).unwrap(),
+            vec![
+                vec!["http://x/1".to_string()],
+                vec!["http://y/1".to_string()]
+            ]
+        );
+        let args = Args(
+            serde_json::json!({"trackerReplace": ["1", 2]})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert!(TrackerEdit::read(&args).is_err());
+    }
 
     #[test]
     fn limits_follow_the_limited_flags() {
