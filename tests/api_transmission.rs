@@ -593,9 +593,13 @@ fn credentials_session_ids_hosts_bans_and_bad_bodies_are_answered_with_reasons()
     let v = call(
         &api,
         &id,
-        json!({"method": "torrent-set", "arguments": {"ids": [tid], "trackerList": "http://x/announce"}}),
+        json!({"method": "torrent-set", "arguments": {"ids": [tid], "trackerList": "ftp://x/announce"}}),
     );
-    assert!(v["result"].as_str().unwrap().contains("trackerList"), "{v}");
+    let result = v["result"].as_str().unwrap();
+    assert!(
+        result.contains("\"ftp://x/announce\" is not an http, https or udp tracker URL"),
+        "{v}"
+    );
 
     // Removed: recently-active names it in "removed"; the data stays.
     let v = call(
