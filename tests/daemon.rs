@@ -751,3 +751,81 @@ fn hash_of(torrent: &Path) -> String {
         .info_hash
         .to_hex()
 }
+
+/// Upload slots and the peer cap follow a config reload while torrents run: with one slot
+/// one of three interested peers is unchoked and a fourth peer is refused; after the
+/// reload the other two are unchoked and a new peer stays.
+#[test]
+fn upload_slots_and_the_peer_cap_follow_a_reload() {
+    use common::wire_peer::{closed_within, connect, handshake, message, wait_for};
+    use std::io::Write;
+    const INTERESTED: u8 = 2;
+    const UNCHOKE: u8 = 1;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let torrent = own_torrent(&data, "slots", &[("a.bin", 3_000_000)], None);
+    let hash = hash_of(&torrent);
+    let raw: [u8; 20] = <ccbt_engine::InfoHash as std::str::FromStr>::from_str(&hash)
+        .unwrap()
+        .0;
+    let config = dir.path().join("ccbt.toml");
+    let write = |slots: u32, peers: u32| {
+        let tmp = dir.path().join("ccbt.toml.new");
+        let text = format!("[limits]\nupload_slots = {slots}\nmax_peers_per_torrent = {peers}\n");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    write(1, 3);
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &port_arg(port),
+        ],
+    );
+    daemon.add(&torrent, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut peers: Vec<_> = (1..=3u8)
+        .map(|id| {
+            let mut s = connect(addr, &raw, id);
+            s.write_all(&message(INTERESTED, &[])).unwrap();
+            s
+        })
+        .collect();
+    // One slot: the first rechoke unchokes exactly one of them.
+    let unchoked: Vec<usize> = (0..3)
+        .filter(|&i| wait_for(&mut peers[i], UNCHOKE, Duration::from_secs(4)).is_some())
+        .collect();
+    assert_eq!(
+        unchoked.len(),
+        1,
+        "{unchoked:?}\n{}",
+        daemon.running.log_tail()
+    );
+    let mut fourth = std::net::TcpStream::connect(addr).unwrap();
+    fourth.write_all(&handshake(&raw, 4)).unwrap();
+    assert!(
+        closed_within(&mut fourth, Duration::from_secs(5)),
+        "a fourth peer over the cap of 3 was kept"
+    );
+
+    write(4, 8);
+    daemon.wait_log("peer limits applied", SEEDING);
+    for i in (0..3).filter(|i| !unchoked.contains(i)) {
+        assert!(
+            wait_for(&mut peers[i], UNCHOKE, Duration::from_secs(10)).is_some(),
+            "peer {i} not unchoked after the reload\n{}",
+            daemon.running.log_tail()
+        );
+    }
+    let mut fifth = connect(addr, &raw, 5);
+    assert!(
+        !closed_within(&mut fifth, Duration::from_secs(2)),
+        "a peer under the new cap was refused"
+    );
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}

@@ -360,6 +360,17 @@ impl Daemon {
         }
     }
 
+    /// New upload slots, peer and connection caps on every shard (a reload).
+    pub fn set_peer_limits(&self, limits: ccbt_shards::swarm::PeerLimits) {
+        for _ in 0..50 {
+            match self.swarm.set_peer_limits(limits).wait() {
+                Err(CommandError::Busy(_)) => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => return tracing::error!(error = %e, "peer limits not applied"),
+                Ok(()) => return tracing::info!(?limits, "peer limits applied"),
+            }
+        }
+    }
+
     /// Replaces the blocklist on every shard (an empty one lifts it).
     pub fn set_blocklist(&self, list: Arc<Blocklist>) {
         for _ in 0..50 {

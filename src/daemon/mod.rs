@@ -121,6 +121,16 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
     }
 }
 
+/// The peer and connection limits a reload applies to running torrents.
+fn peer_limits(config: &Config) -> ccbt_shards::swarm::PeerLimits {
+    ccbt_shards::swarm::PeerLimits {
+        upload_slots: config.limits.upload_slots as usize,
+        max_peers_per_torrent: config.limits.max_peers_per_torrent as usize,
+        max_connections_per_shard: config.limits.max_connections_per_shard as usize,
+        max_connections_per_ip: config.limits.max_connections_per_ip as usize,
+    }
+}
+
 fn rate_limits(config: &Config) -> RateLimits {
     RateLimits {
         upload_bytes_per_s: config.limits.upload_bytes_per_s.0,
@@ -417,8 +427,8 @@ fn prepare(t: ccbt_state::StoredTorrent) -> (String, Result<Prepared, core::Daem
 }
 
 /// The keys a reload applies to the running daemon. The config marks more keys live
-/// than this daemon applies yet (slots, peer and connection caps, the log filter, storage
-/// options): for those the log says a restart is needed, which is true today.
+/// than this daemon applies yet (the log filter, storage options): for those the log
+/// says a restart is needed, which is true today.
 fn applied_live(key: &str) -> bool {
     const PREFIXES: &[&str] = &["queue.", "share.", "hooks."];
     const KEYS: &[&str] = &[
@@ -426,6 +436,10 @@ fn applied_live(key: &str) -> bool {
         "daemon.watch_dirs",
         "limits.upload_bytes_per_s",
         "limits.download_bytes_per_s",
+        "limits.upload_slots",
+        "limits.max_peers_per_torrent",
+        "limits.max_connections_per_shard",
+        "limits.max_connections_per_ip",
         "blocklist.path",
     ];
     KEYS.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
@@ -463,6 +477,9 @@ fn reload_on_change(
                 daemon.set_hooks(in_force.hooks.clone());
                 if rate_limits(&live) != rate_limits(&in_force) {
                     daemon.set_global_limits(rate_limits(&in_force));
+                }
+                if peer_limits(&live) != peer_limits(&in_force) {
+                    daemon.set_peer_limits(peer_limits(&in_force));
                 }
                 // Re-read on every reload (SIGHUP, or the file changed): the list itself may
                 // have changed where the path did not.

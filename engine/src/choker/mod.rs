@@ -95,6 +95,13 @@ impl Choker {
         }
     }
 
+    /// A new slot count (a config reload), used from the next round on, which comes at
+    /// once.
+    pub fn set_upload_slots(&mut self, slots: usize) {
+        self.config.upload_slots = slots;
+        self.next_regular = Duration::ZERO;
+    }
+
     /// When `rechoke` should next be called: the next regular round, or the end of the
     /// current optimistic turn if that comes first.
     pub fn next_rechoke(&self) -> Duration {

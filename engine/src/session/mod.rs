@@ -244,6 +244,14 @@ impl Torrent {
         self.picker.set_sequential(on);
     }
 
+    /// New upload slots (rechoked at once) and peer cap (a config reload). Lowering the
+    /// cap drops nobody: it only refuses new peers until the count is under it.
+    pub fn set_peer_limits(&mut self, upload_slots: usize, max_peers: usize) {
+        self.config.choker.upload_slots = upload_slots;
+        self.choker.set_upload_slots(upload_slots);
+        self.config.max_peers = max_peers;
+    }
+
     pub fn set_file_priorities(&mut self, priorities: &[Priority]) {
         self.picker.set_file_priorities(&self.layout, priorities);
         self.done_reported = self.picker.is_done();

@@ -581,3 +581,59 @@ fn ut_metadata_requests_are_answered_rejected_past_the_end_and_bounded() {
         Err(DropReason::BadMetadataMessage(_))
     ));
 }
+
+/// Unchokes each peer in `keys` was sent since the last call.
+fn unchoked(t: &mut Torrent, keys: &[PeerKey]) -> usize {
+    let mut count = 0;
+    for &key in keys {
+        let mut out = Vec::new();
+        t.take_outbox(key, &mut out);
+        let mut rest = out.as_slice();
+        while let Ok(Some((m, used))) = decode_message(rest, 1 << 20) {
+            count += usize::from(matches!(m, Message::Unchoke));
+            rest = &rest[used..];
+        }
+    }
+    count
+}
+
+#[test]
+fn new_peer_limits_apply_at_once_without_dropping_anyone() {
+    let layout = layout(4 * u64::from(PIECE));
+    let mut config = SessionConfig::default();
+    config.choker.upload_slots = 1;
+    let mut t = Torrent::new(
+        layout.clone(),
+        &Bitfield::full(layout.piece_count()),
+        config,
+        1,
+    );
+    let keys: Vec<PeerKey> = (1..=4)
+        .map(|i| {
+            let addr = format!("10.0.0.{i}:1").parse().unwrap();
+            t.add_peer(Duration::ZERO, addr, PeerCaps::default())
+                .unwrap()
+        })
+        .collect();
+    for &key in &keys {
+        t.on_message(Duration::ZERO, key, &Message::Interested)
+            .unwrap();
+    }
+    t.tick(Duration::from_secs(1));
+    assert_eq!(unchoked(&mut t, &keys), 1, "one slot");
+    t.set_peer_limits(3, 2);
+    t.tick(Duration::from_secs(2));
+    assert_eq!(
+        unchoked(&mut t, &keys),
+        2,
+        "two more slots, rechoked at once"
+    );
+    assert_eq!(t.peer_count(), 4, "a lower peer cap drops nobody");
+    assert!(t
+        .add_peer(
+            Duration::from_secs(2),
+            "10.0.0.9:1".parse().unwrap(),
+            PeerCaps::default()
+        )
+        .is_err());
+}

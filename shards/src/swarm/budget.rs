@@ -7,7 +7,8 @@ use std::rc::Rc;
 #[derive(Clone)]
 pub struct ConnectionBudget {
     used: Rc<Cell<usize>>,
-    max: usize,
+    /// Shared by every clone, so a reload's new bound applies to all of them.
+    max: Rc<Cell<usize>>,
 }
 
 /// One connection's share of the budget, given back when dropped.
@@ -17,12 +18,18 @@ impl ConnectionBudget {
     pub fn new(max: usize) -> Self {
         ConnectionBudget {
             used: Rc::default(),
-            max,
+            max: Rc::new(Cell::new(max)),
         }
     }
 
+    /// A new bound (a config reload). Lowering it closes nothing: new connections wait
+    /// until the count is under it.
+    pub fn set_max(&self, max: usize) {
+        self.max.set(max);
+    }
+
     pub fn try_take(&self) -> Option<Slot> {
-        if self.used.get() >= self.max {
+        if self.used.get() >= self.max.get() {
             return None;
         }
         self.used.set(self.used.get() + 1);

@@ -117,6 +117,11 @@ pub(crate) enum Command {
         limits: RateLimits,
         reply: ReplyTo<()>,
     },
+    /// New peer and connection limits for this shard and its torrents.
+    SetPeerLimits {
+        limits: super::PeerLimits,
+        reply: ReplyTo<()>,
+    },
     /// A new blocklist for this shard's accepts and dials.
     SetBlocklist {
         list: Arc<Blocklist>,

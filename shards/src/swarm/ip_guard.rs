@@ -13,7 +13,7 @@
 //! many entries as the shard holds connections (`max_connections_per_shard`); an entry
 //! goes when its count drops to 0.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -40,7 +40,7 @@ type Counts = Rc<RefCell<HashMap<IpAddr, usize>>>;
 pub struct IpGuard {
     blocklist: RefCell<Arc<Blocklist>>,
     counts: Counts,
-    max_per_ip: usize,
+    max_per_ip: Cell<usize>,
     exempt_loopback: bool,
     /// Where refusals are counted (the shard's counters, which metrics read).
     stats: Arc<ShardStats>,
@@ -58,7 +58,7 @@ impl IpGuard {
         IpGuard {
             blocklist: RefCell::new(Arc::new(Blocklist::new())),
             counts: Rc::default(),
-            max_per_ip,
+            max_per_ip: Cell::new(max_per_ip),
             exempt_loopback,
             stats,
         }
@@ -81,6 +81,11 @@ impl IpGuard {
 
     /// Admits one more connection with `ip`: not blocklisted and under the cap. The slot
     /// must be held for as long as the connection lives.
+    /// A new cap (a config reload); connections over it stay, new ones wait.
+    pub fn set_max_per_ip(&self, max_per_ip: usize) {
+        self.max_per_ip.set(max_per_ip);
+    }
+
     pub fn admit(&self, ip: IpAddr) -> Result<IpSlot, Refusal> {
         let ip = ip.to_canonical();
         self.allowed(ip)?;
@@ -89,13 +94,13 @@ impl IpGuard {
         }
         let mut counts = self.counts.borrow_mut();
         let count = counts.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip {
+        if *count >= self.max_per_ip.get() {
             if *count == 0 {
                 counts.remove(&ip);
             }
             self.stats.refused(RefusedConnection::PerIp);
             tracing::debug!(%ip, "per-IP connection cap reached");
-            return Err(Refusal::PerIpCap(self.max_per_ip));
+            return Err(Refusal::PerIpCap(self.max_per_ip.get()));
         }
         *count += 1;
         Ok(IpSlot {

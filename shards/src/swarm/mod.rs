@@ -95,6 +95,16 @@ pub const INBOX_LEN: usize = 4096;
 /// How long [`Swarm::start`] waits for every shard to listen.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Limits a reload may change while torrents run ([`Swarm::set_peer_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Peers unchoked at once per torrent (0: no limit).
+    pub upload_slots: usize,
+    pub max_peers_per_torrent: usize,
+    pub max_connections_per_shard: usize,
+    pub max_connections_per_ip: usize,
+}
+
 /// How the swarm runs.
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
@@ -384,6 +394,14 @@ impl Swarm {
     /// already have the new limits: call again.
     pub fn set_global_limits(&self, limits: RateLimits) -> Pending<()> {
         self.to_every_shard(|reply| Command::SetGlobalLimits { limits, reply })
+    }
+
+    /// New upload slots, peers per torrent and connection caps on every shard (a config
+    /// reload): running torrents rechoke at once; lowering a cap closes nothing, it only
+    /// refuses new peers or connections until the count is under it. Busy as for
+    /// [`Swarm::set_global_limits`].
+    pub fn set_peer_limits(&self, limits: PeerLimits) -> Pending<()> {
+        self.to_every_shard(|reply| Command::SetPeerLimits { limits, reply })
     }
 
     /// Replaces the IP blocklist on every shard: from the answer on, connections from

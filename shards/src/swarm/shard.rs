@@ -39,6 +39,7 @@ use super::slot::Slot;
 use super::stats::{RefusedConnection, ShardStats};
 use super::throttle::{RateLimits, Throttle};
 use super::tracker::TrackerConnections;
+use super::PeerLimits;
 use super::{dial, peer, shard_for, SwarmConfig};
 use crate::pool::ShardId;
 
@@ -80,6 +81,8 @@ pub struct ShardCtx {
     pub throttle: Rc<Throttle>,
     /// The global limits themselves, which `share` splits between the shards.
     pub global_limits: Cell<RateLimits>,
+    /// Upload slots and peers per torrent now (the config's, until a reload changes them).
+    pub peer_limits: Cell<PeerLimits>,
     /// The blocklist and per-IP connection counts, checked on accept and before dialling.
     pub guard: IpGuard,
     pub events: Option<EventSink>,
@@ -187,6 +190,12 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             shard_limits(config.limits, config.shards.count, id),
         )),
         global_limits: Cell::new(config.limits),
+        peer_limits: Cell::new(PeerLimits {
+            upload_slots: config.session.choker.upload_slots,
+            max_peers_per_torrent: config.session.max_peers,
+            max_connections_per_shard: config.max_connections_per_shard,
+            max_connections_per_ip: config.max_connections_per_ip,
+        }),
         guard: IpGuard::new(
             config.max_connections_per_ip,
             config.per_ip_exempt_loopback,
@@ -361,6 +370,17 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             ctx.throttle.set(ctx.clock.now(), share);
             ctx.global_limits.set(limits);
             tracing::debug!(shard = ctx.id.0, ?share, "global rate limits set");
+            let _ = reply.send(());
+        }
+        Command::SetPeerLimits { limits, reply } => {
+            ctx.peer_limits.set(limits);
+            ctx.budget.set_max(limits.max_connections_per_shard);
+            ctx.guard.set_max_per_ip(limits.max_connections_per_ip);
+            let slots: Vec<Rc<Slot>> = ctx.torrents.borrow().values().cloned().collect();
+            for slot in slots {
+                slot.set_peer_limits(limits);
+            }
+            tracing::debug!(shard = ctx.id.0, ?limits, "peer limits set");
             let _ = reply.send(());
         }
         Command::SetBlocklist { list, reply } => {

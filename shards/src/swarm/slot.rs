@@ -229,6 +229,16 @@ impl Slot {
         self.settings.borrow_mut().trackers = tiers;
     }
 
+    /// New upload slots and peer cap from a reload; a torrent not running takes them
+    /// from the shard when it starts.
+    pub fn set_peer_limits(&self, limits: super::PeerLimits) {
+        if let Some(rt) = self.running() {
+            rt.engine()
+                .borrow_mut()
+                .set_peer_limits(limits.upload_slots, limits.max_peers_per_torrent);
+        }
+    }
+
     /// New limits for this torrent, running or not.
     pub fn set_limits(&self, limits: RateLimits) {
         self.throttle.set(self.ctx.clock.now(), limits);
@@ -483,12 +493,11 @@ impl Slot {
             )
         };
         let seed = self.ctx.seed_for(self.index);
-        let mut engine = Torrent::new(
-            self.meta.info.layout.clone(),
-            &have,
-            self.ctx.config.session.clone(),
-            seed,
-        );
+        let mut session = self.ctx.config.session.clone();
+        let limits = self.ctx.peer_limits.get();
+        session.choker.upload_slots = limits.upload_slots;
+        session.max_peers = limits.max_peers_per_torrent;
+        let mut engine = Torrent::new(self.meta.info.layout.clone(), &have, session, seed);
         engine.set_info_dict(self.meta.info_bytes.clone());
         engine.set_private(self.meta.info.private);
         engine.set_sequential(sequential);
