@@ -3,6 +3,8 @@
 #
 #   fuzz/run.sh [SECONDS]            every target
 #   TARGETS="bencode peer_session" fuzz/run.sh 600
+#   FUZZ_BUILD_ARGS=--dev fuzz/run.sh 3          CI: a debug build (a third of the
+#                                                release build's CPU), each target 3 s
 #
 # Needs a nightly toolchain and cargo-fuzz (tools/install-deps.sh installs cargo-fuzz).
 # New inputs go to fuzz/corpus-run/<target>/ (not checked in); the checked-in seeds in
@@ -22,7 +24,8 @@ else
   mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^ccbt-fuzz$')
 fi
 echo "== building ${#targets[@]} fuzz targets"
-cargo +nightly fuzz build || exit 1
+# shellcheck disable=SC2086 # FUZZ_BUILD_ARGS is a list of flags
+cargo +nightly fuzz build ${FUZZ_BUILD_ARGS:-} || exit 1
 
 mkdir -p logs
 summary="${FUZZ_SUMMARY:-logs/summary.txt}"
@@ -31,7 +34,8 @@ printf '%-22s %12s %8s %10s %s\n' target execs seconds execs/s result >"$summary
 for t in "${targets[@]}"; do
   mkdir -p "corpus-run/$t"
   log="logs/$t.log"
-  cargo +nightly fuzz run "$t" "corpus-run/$t" "corpus/$t" -- \
+  # shellcheck disable=SC2086
+  cargo +nightly fuzz run ${FUZZ_BUILD_ARGS:-} "$t" "corpus-run/$t" "corpus/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     >"$log" 2>&1
   rc=$?
