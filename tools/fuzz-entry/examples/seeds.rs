@@ -35,6 +35,33 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Files whose paths collide on disk (by case, by Unicode form, a file where another needs
+/// a directory): the sanitizer must separate them.
+fn colliding_torrent() -> Vec<u8> {
+    let file = |path: &[&[u8]], length| NewFile {
+        path: path.iter().map(|c| c.to_vec()).collect(),
+        length,
+    };
+    let files = vec![
+        file(&[b"A.bin"], 10),
+        file(&[b"a.bin"], 10),
+        file(&[b"sub"], 10),
+        file(&[b"sub", b"x"], 10),
+        file(&["caf\u{e9}".as_bytes()], 10),
+        file(&["cafe\u{301}".as_bytes()], 10),
+        file(&[b"a (1).bin"], 10),
+    ];
+    NewTorrent {
+        name: b"collide".to_vec(),
+        piece_length: 16384,
+        files,
+        piece_hashes: vec![Sha1::digest(b"p")],
+        ..NewTorrent::default()
+    }
+    .encode()
+    .expect("a valid torrent")
+}
+
 fn torrent(multi: bool) -> Vec<u8> {
     let files = if multi {
         vec![
@@ -150,6 +177,12 @@ fn main() {
     // metainfo
     write(&root, "metainfo", "single_file.torrent", &torrent(false));
     write(&root, "metainfo", "multi_file.torrent", &torrent(true));
+    write(
+        &root,
+        "metainfo",
+        "colliding_paths.torrent",
+        &colliding_torrent(),
+    );
 
     // magnet
     let hash = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";

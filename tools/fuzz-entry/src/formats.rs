@@ -79,6 +79,39 @@ pub fn metainfo(data: &[u8]) {
     assert_eq!(pieces_len, layout.total_length());
     assert!(meta.info_hash == ccbt_engine::hash::Sha1::digest(&meta.info_bytes));
     let _ = meta.trackers();
+    stored_paths_are_apart(layout);
+}
+
+/// No two stored files land on one path, and none on a path another needs as its
+/// directory, even on a file system that folds case or Unicode form (what the sanitizer
+/// promises, so a torrent cannot make one file overwrite another).
+fn stored_paths_are_apart(layout: &ccbt_engine::metainfo::Layout) {
+    use std::collections::HashSet;
+    use unicode_normalization::UnicodeNormalization;
+    let fold = |c: &[u8]| -> String {
+        String::from_utf8_lossy(c)
+            .nfc()
+            .collect::<String>()
+            .to_lowercase()
+    };
+    let stored: Vec<Vec<String>> = layout
+        .files()
+        .iter()
+        .filter(|f| !f.pad)
+        .map(|f| f.path.components().map(fold).collect())
+        .collect();
+    let mut files = HashSet::new();
+    for key in &stored {
+        assert!(files.insert(key.clone()), "two files stored at {key:?}");
+    }
+    for key in &stored {
+        for n in 1..key.len() {
+            assert!(
+                !files.contains(&key[..n]),
+                "a file is stored where {key:?} needs a directory"
+            );
+        }
+    }
 }
 
 /// A magnet link, from whatever UTF-8 the bytes hold.
