@@ -55,6 +55,13 @@ if ((with_rqbit)) && ! command -v rqbit >/dev/null && [ ! -x "${CARGO_HOME:-$HOM
   cargo install rqbit --locked
 fi
 
+# cargo-fuzz, for the fuzz targets in fuzz/ (they need the nightly toolchain, which the
+# machine image carries; without it there is nothing to run them with). About 1.5 minutes
+# to build on 2 cores, once per machine.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --version '^0.13'
+fi
+
 # The PyPI packages the tests drive, in one venv of Debian's python3 under target/ (the
 # tests look for target/venv/bin/python, see tests/common/venv.rs): qbittorrent-api for
 # the WebAPI test, selenium for the web UI in Chromium. Re-run after `cargo clean`. pip runs

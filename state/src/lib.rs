@@ -30,8 +30,8 @@ use std::thread::JoinHandle;
 
 pub use error::{StateError, WriteError};
 pub use records::{
-    CategoryRecord, FileStamp, InfoHash, ResumeRecord, StoredTorrent, TorrentRecord,
-    MAX_METAINFO_LEN,
+    bitfield_problem, decode_files, decode_tags, encode_files, encode_tags, CategoryRecord,
+    FileStamp, InfoHash, ResumeRecord, StoredTorrent, TorrentRecord, MAX_METAINFO_LEN,
 };
 pub use recover::{Recovery, RecoveryKind};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
