@@ -686,6 +686,17 @@ impl Torrent {
         };
         if !ok {
             self.wasted += u64::from(self.layout.piece_len(index));
+            if self.picker.have().get(piece) {
+                // A piece we had failed a check (its data went bad): nobody is served it
+                // any more; under the Fast extension their requests are rejected.
+                for peer in self.peers.values_mut() {
+                    for block in peer.queued.cancel_piece(piece) {
+                        if peer.fast {
+                            Message::RejectRequest(block).encode(&mut peer.outbox);
+                        }
+                    }
+                }
+            }
             let contributors = self.picker.on_piece_failed(piece);
             self.web_seed_strikes(&contributors);
             let findings = self.blame.on_failed(piece, block_digests);

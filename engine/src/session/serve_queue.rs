@@ -56,6 +56,25 @@ impl ServeQueue {
         1
     }
 
+    /// Forgets every queued request for `piece` (we no longer have it); returns them,
+    /// one per copy. Costs a pass over the live requests, at most the queue's bound.
+    pub fn cancel_piece(&mut self, piece: u32) -> Vec<BlockRef> {
+        let mut gone = Vec::new();
+        self.live.retain(|block, n| {
+            if block.piece != piece {
+                return true;
+            }
+            gone.extend(std::iter::repeat_n(*block, *n as usize));
+            false
+        });
+        self.live_total -= gone.len();
+        self.skip_tombstones();
+        if self.order.len() >= SWEEP_MIN && self.order.len() - self.live_total > self.live_total {
+            self.sweep();
+        }
+        gone
+    }
+
     pub fn front(&self) -> Option<BlockRef> {
         self.order.front().copied()
     }
@@ -126,6 +145,19 @@ mod tests {
             offset: 0,
             len: 16384,
         }
+    }
+
+    #[test]
+    fn a_pieces_requests_go_at_once_copies_included() {
+        let mut q = ServeQueue::default();
+        for p in [1, 2, 1, 3, 1] {
+            q.push_back(b(p));
+        }
+        assert_eq!(q.cancel_piece(1), vec![b(1); 3]);
+        assert!(q.cancel_piece(1).is_empty());
+        assert_eq!(q.len(), 2);
+        let served: Vec<u32> = q.drain().iter().map(|b| b.piece).collect();
+        assert_eq!(served, vec![2, 3]);
     }
 
     #[test]

@@ -637,3 +637,31 @@ fn new_peer_limits_apply_at_once_without_dropping_anyone() {
         )
         .is_err());
 }
+
+/// Found by the `peer_session` fuzz target: a piece we had that then failed a check left
+/// its requests queued, and they were served from data we no longer claimed.
+#[test]
+fn a_had_piece_that_fails_a_check_is_served_to_nobody() {
+    let (mut t, key) = one_leecher_and_a_hostile_peer();
+    t.on_message(Duration::ZERO, key, &Message::Interested)
+        .unwrap();
+    let mut out = Vec::new();
+    t.take_outbox(key, &mut out);
+    let bad = BlockRef {
+        piece: 1,
+        offset: 0,
+        len: 16384,
+    };
+    let good = BlockRef {
+        piece: 2,
+        offset: 0,
+        len: 16384,
+    };
+    for block in [bad, good, bad] {
+        t.on_message(Duration::ZERO, key, &Message::Request(block))
+            .unwrap();
+    }
+    t.piece_checked(Duration::ZERO, 1, false, &[]);
+    assert_eq!(t.next_serve(key), Some(good));
+    assert_eq!(t.next_serve(key), None);
+}

@@ -109,7 +109,7 @@ fn messages() -> Vec<(&'static str, Vec<u8>)> {
         len: 16384,
     };
     let data = vec![0xab; 64];
-    let payload = ccbt_engine::session::extension_handshake(250, Some(12_345));
+    let payload = ccbt_engine::session::extension_handshake(250, Some(12_345), true);
     let all = [
         ("keepalive", Message::KeepAlive),
         ("choke", Message::Choke),
@@ -224,7 +224,7 @@ fn main() {
         &root,
         "extension_handshake",
         "ours",
-        &ccbt_engine::session::extension_handshake(250, Some(31_000)),
+        &ccbt_engine::session::extension_handshake(250, Some(31_000), true),
     );
     let m = Dict::new().with(b"ut_metadata", Value::Int(3));
     let theirs = Dict::new()

@@ -180,6 +180,25 @@ pub fn ut_metadata(data: &[u8]) {
     }
 }
 
+/// A ut_pex payload (BEP 11): the decoder's bounds hold, and what it kept round-trips.
+pub fn ut_pex(data: &[u8]) {
+    use ccbt_engine::pex::{PexMessage, DECODE_ADDED_MAX, DECODE_DROPPED_MAX};
+    if let Ok(msg) = PexMessage::decode(data) {
+        assert!(msg.added.len() <= DECODE_ADDED_MAX);
+        assert!(msg.dropped.len() <= DECODE_DROPPED_MAX);
+        assert_eq!(PexMessage::decode(&msg.encode()), Ok(msg));
+    }
+}
+
+/// A DHT datagram (BEP 5 KRPC): what decodes encodes to something that decodes the same.
+pub fn krpc(data: &[u8]) {
+    use ccbt_engine::dht::krpc::Message as Krpc;
+    if let Ok(msg) = Krpc::decode(data) {
+        let encoded = msg.encode();
+        assert_eq!(Krpc::decode(&encoded).ok(), Some(msg));
+    }
+}
+
 /// A UDP tracker datagram, read as from an IPv4 and from an IPv6 tracker.
 pub fn udp_tracker(data: &[u8]) {
     for ipv6 in [false, true] {

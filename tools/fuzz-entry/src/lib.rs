@@ -84,6 +84,14 @@ pub const TARGETS: &[Target] = &[
         name: "peer_session",
         run: session::peer_session,
     },
+    Target {
+        name: "ut_pex",
+        run: formats::ut_pex,
+    },
+    Target {
+        name: "krpc",
+        run: formats::krpc,
+    },
 ];
 
 /// The entry function of target `name`.

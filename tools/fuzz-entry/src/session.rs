@@ -268,7 +268,12 @@ impl Harness {
                 extensions,
             } => {
                 let addr = SocketAddr::from((Ipv4Addr::new(10, 0, 0, host), 6881));
-                let caps = PeerCaps { fast, extensions };
+                // Odd hosts we dialled, even ones dialled us: both kinds in every run.
+                let caps = PeerCaps {
+                    fast,
+                    extensions,
+                    outgoing: host % 2 == 1,
+                };
                 if let Ok(key) = self.t.add_peer(self.now, addr, caps) {
                     let old = self.conns.insert(key, Conn::default());
                     assert!(old.is_none(), "key {key} given to two live peers");
@@ -465,6 +470,9 @@ impl Harness {
                 }
                 Action::Wake(_) => {}
                 Action::Done => assert!(self.t.is_done()),
+                Action::PexPeers(addrs) => {
+                    assert!(addrs.len() <= ccbt_engine::pex::DECODE_ADDED_MAX);
+                }
             }
         }
     }
