@@ -391,7 +391,12 @@ impl TorrentRt {
         }
     }
 
-    /// Adds addresses (from trackers or the user) to the book.
+    /// Whether this torrent uses the DHT: it is on, and the torrent is not private (BEP 27).
+    pub fn uses_dht(&self) -> bool {
+        self.shard.dht.is_some() && !self.meta().info.private
+    }
+
+    /// Adds addresses (from trackers, the DHT or the user) to the book.
     pub fn learn(&self, peers: &[SocketAddr]) {
         self.book.learn(peers);
         self.wake();
