@@ -160,8 +160,12 @@ impl DhtService {
         clock: Clock,
         seed: u64,
         inboxes: Vec<inbox::Sender<Command>>,
-        dns: Rc<DnsCache>,
+        dns: Option<Rc<DnsCache>>,
     ) -> Option<Rc<DhtService>> {
+        let Some(dns) = dns else {
+            tracing::warn!("DHT off: cannot start its resolver threads");
+            return None;
+        };
         let socket = match UdpSocket::bind((listen, port)) {
             Ok(s) => s,
             Err(e) => {
@@ -205,7 +209,7 @@ impl DhtService {
         }))
     }
 
-    /// Takes a request from the shard's inbox.
+    /// Takes a request from the shard's inbox (what it costs the shard: a queue push).
     pub fn request(&self, request: DhtRequest) {
         match request {
             DhtRequest::Lookup {

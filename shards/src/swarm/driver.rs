@@ -42,7 +42,7 @@ pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
             .want(rt.meta().info_hash, &url, rt.status());
     }
     // BEP 27: a private torrent is never looked up or announced on the DHT.
-    let dht = rt.shard().dht.clone().filter(|_| !rt.meta().info.private);
+    let dht = rt.shard().dht.clone().filter(|_| rt.uses_dht());
     let mut dht_asks = super::dht::AskSchedule::new(rt.now());
     while !rt.stop_signal().is_set() && !rt.has_failed() {
         let now = rt.now();

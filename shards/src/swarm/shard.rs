@@ -178,8 +178,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         &format!("shard{}", id.0),
     )
     .map_err(|e| format!("cannot start the resolver threads: {e}"))?;
-    let dns = Rc::new(dns);
-    let trackers = Rc::new(TrackerConnections::new(dns.clone()));
+    let trackers = Rc::new(TrackerConnections::new(Rc::new(dns)));
     let announces = AnnounceGate::new(config.announce.limits, shared.clock);
     let random = entropy(id);
     let stats = shared.stats[id.0 as usize].clone();
@@ -261,7 +260,11 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             shared.clock,
             random,
             shared.inboxes.clone(),
-            dns.clone(),
+            // Helper threads of its own: router names that never resolve (no network)
+            // must not hold up the trackers' lookups on this shard.
+            DnsCache::new(ctx.config.announce.resolver.clone(), shared.clock, "dht")
+                .ok()
+                .map(Rc::new),
         )
     } else {
         None
