@@ -277,8 +277,22 @@ pub struct SwarmArgs {
     /// peers from them. Private torrents never use it.
     #[arg(long)]
     pub no_pex: bool,
+    /// Run no DHT node (BEP 5): peers come from trackers and --peer only.
+    #[arg(long)]
+    pub no_dht: bool,
+    /// Join the DHT through this node instead of the well-known routers (repeatable).
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub dht_bootstrap: Vec<String>,
     #[command(flatten)]
     pub shards: ShardArgs,
+}
+
+/// `HOST:PORT`, checked for shape only: the name is resolved when the DHT joins.
+pub fn parse_host_port(s: &str) -> Result<String, String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
+        _ => Err(format!("{s:?} is not HOST:PORT")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -29,8 +29,8 @@ pub use layers::{check_file, check_str, find_file, load, Loaded, Origin, Sources
 pub use paths::process_env;
 pub use reload::Reloader;
 pub use schema::{
-    is_live, Blocklist, ByteRate, Config, Daemon, Hooks, Limits, Live, Pex, Preallocate, Queue,
-    Share, ShareAction, ShareLimits, Storage, WebSeeds,
+    is_live, Blocklist, ByteRate, Config, Daemon, Dht, Hooks, Limits, Live, Pex, Preallocate,
+    Queue, Share, ShareAction, ShareLimits, Storage, WebSeeds,
 };
 pub use show::{diff, show, value_of, Change};
 pub use torrent::{Effective, TorrentSettings};

@@ -168,6 +168,17 @@ fn at_least_one_u64(value: &u64) -> Result<(), String> {
     Ok(())
 }
 
+#[allow(clippy::ptr_arg)] // the schema macro hands every check a `&T`
+fn host_ports(value: &Vec<String>) -> Result<(), String> {
+    for entry in value {
+        match entry.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {}
+            _ => return Err(format!("{entry:?} is not HOST:PORT")),
+        }
+    }
+    Ok(())
+}
+
 fn at_least_one(value: &u32) -> Result<(), String> {
     if *value == 0 {
         return Err("must be at least 1".to_string());
@@ -311,6 +322,17 @@ sections! {
         enabled: bool, Restart, any;
     }
 
+    /// `[dht]`: the mainline DHT (BEP 5), one node per process on UDP at the peer port.
+    [dht] Dht {
+        /// Find peers of public torrents through the DHT and announce them there
+        /// (private torrents never are, BEP 27). Default true.
+        enabled: bool, Restart, any;
+        /// HOST:PORT nodes to join through while the routing table is empty. Default
+        /// ["router.bittorrent.com:6881", "dht.transmissionbt.com:6881",
+        /// "router.utorrent.com:6881"].
+        bootstrap: Vec<String>, Restart, host_ports;
+    }
+
     /// `[hooks]`: programs run on torrent events.
     [hooks] Hooks {
         /// Program run when a torrent completes, with its info hash, name and
@@ -445,6 +467,17 @@ impl Config {
             blocklist: Blocklist { path: None },
             web_seeds: WebSeeds { enabled: true },
             pex: Pex { enabled: true },
+            dht: Dht {
+                enabled: true,
+                bootstrap: [
+                    "router.bittorrent.com:6881",
+                    "dht.transmissionbt.com:6881",
+                    "router.utorrent.com:6881",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            },
             hooks: Hooks {
                 on_complete: None,
                 on_error: None,

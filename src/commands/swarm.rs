@@ -10,7 +10,9 @@ use anyhow::anyhow;
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::session::SessionConfig;
 use ccbt_engine::Bitfield;
-use ccbt_shards::swarm::{MagnetSpec, Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus};
+use ccbt_shards::swarm::{
+    DhtConfig, MagnetSpec, Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus,
+};
 use ccbt_shards::{PieceState, RecheckReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -50,8 +52,20 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         } else {
             Preallocate::Sparse
         },
+        dht: dht_config(args),
         ..SwarmConfig::default()
     }
+}
+
+fn dht_config(args: &SwarmArgs) -> DhtConfig {
+    let mut dht = DhtConfig {
+        enabled: !args.no_dht,
+        ..DhtConfig::default()
+    };
+    if !args.dht_bootstrap.is_empty() {
+        dht.bootstrap = args.dht_bootstrap.clone();
+    }
+    dht
 }
 
 /// A flag that SIGINT or SIGTERM raises.

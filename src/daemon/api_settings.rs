@@ -173,10 +173,8 @@ impl ApiSettings {
         let mut keys = self.keys.lock().expect("api settings lock");
         for key in changed {
             // Set through an API before: what the config said under it is still that.
-            if let std::collections::btree_map::Entry::Vacant(slot) = keys.entry(key) {
-                let under = ccbt_config::value_of(before, slot.key()).unwrap_or_default();
-                slot.insert(under);
-            }
+            keys.entry(key)
+                .or_insert_with_key(|key| ccbt_config::value_of(before, key).unwrap_or_default());
         }
         self.save(&keys, after);
     }

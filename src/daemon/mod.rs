@@ -117,6 +117,13 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
         max_connections_per_ip: config.limits.max_connections_per_ip as usize,
         open_files_per_shard: config.limits.open_files_per_shard as usize,
         web_seeds: config.web_seeds.enabled,
+        // The routing table outlives the process in STATE_DIR/dht.dat (written at
+        // shutdown and every 5 minutes), so a restart rejoins without the routers.
+        dht: ccbt_shards::swarm::DhtConfig {
+            enabled: config.dht.enabled,
+            bootstrap: config.dht.bootstrap.clone(),
+            state_file: Some(config.daemon.state_dir.join("dht.dat")),
+        },
         ..SwarmConfig::default()
     }
 }

@@ -377,6 +377,27 @@ impl Node {
         Ok(id)
     }
 
+    /// Peers other nodes announced to us for `info_hash` (at most
+    /// `values_per_response_max`, a random selection when more are stored). A lookup only
+    /// asks other nodes, so the owner adds these to what it finds: the swarm may have
+    /// announced to us alone.
+    pub fn stored_peers(&mut self, now: Duration, info_hash: InfoHash) -> Vec<SocketAddrV4> {
+        let max = self.config.values_per_response_max;
+        self.storage
+            .peers(now, &info_hash.into(), max, &mut self.rng)
+    }
+
+    /// Pings a node known only by its address (BEP 5's `port` message from a peer): if it
+    /// answers, it goes into the routing table like any other. Skipped (false) for IPv6
+    /// and when the outstanding queries are at their cap.
+    pub fn ping_addr(&mut self, now: Duration, addr: SocketAddr) -> bool {
+        let SocketAddr::V4(addr) = addr else {
+            return false;
+        };
+        let q = Query::Ping { id: self.id };
+        self.send_query(now, addr, None, q, Purpose::Ping)
+    }
+
     /// A compact form of the routing table to keep across restarts: a magic, our id, then
     /// 26-byte compact node infos. At most 160 × k entries.
     pub fn routing_table_snapshot(&self) -> Vec<u8> {

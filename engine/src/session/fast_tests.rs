@@ -10,6 +10,7 @@ use crate::metainfo::{LayoutFile, TorrentPath};
 use crate::wire::decode_message;
 
 const FAST: PeerCaps = PeerCaps {
+    dht_port: None,
     fast: true,
     extensions: false,
     outgoing: false,
@@ -132,6 +133,7 @@ fn a_peer_with_pieces_or_without_fast_gets_no_set() {
     assert!(sent(&mut t, key).is_empty());
 
     let plain = PeerCaps {
+        dht_port: None,
         fast: false,
         extensions: false,
         outgoing: false,

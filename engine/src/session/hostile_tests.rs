@@ -8,6 +8,7 @@ use super::*;
 use crate::metainfo::{LayoutFile, TorrentPath};
 
 const FAST: PeerCaps = PeerCaps {
+    dht_port: None,
     fast: true,
     extensions: false,
     outgoing: false,

@@ -68,6 +68,9 @@ pub struct PeerCaps {
     pub extensions: bool,
     /// We connected out to it (so its address is where it listens, for PEX).
     pub outgoing: bool,
+    /// BEP 5: both ends run a DHT node; ours listens on this UDP port, which the peer is
+    /// told with a `port` message after our first messages.
+    pub dht_port: Option<u16>,
 }
 
 /// What the I/O layer must do next.
@@ -319,6 +322,9 @@ impl Torrent {
                 payload: &payload,
             }
             .encode(&mut peer.outbox);
+        }
+        if let Some(port) = caps.dht_port {
+            Message::Port(port).encode(&mut peer.outbox);
         }
         self.peers.insert(key, peer);
         self.actions.push_back(Action::Wake(key));

@@ -37,6 +37,7 @@ fn join(t: &mut Torrent, now: Duration, n: u32, outgoing: bool) -> PeerKey {
         fast: true,
         extensions: true,
         outgoing,
+        dht_port: None,
     };
     t.add_peer(now, addr(n), caps).unwrap()
 }

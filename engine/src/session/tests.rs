@@ -10,6 +10,7 @@ use crate::wire::decode_message;
 
 const PIECE: u32 = 64 * 1024;
 const CAPS: PeerCaps = PeerCaps {
+    dht_port: None,
     fast: true,
     extensions: true,
     outgoing: false,
@@ -455,6 +456,7 @@ fn the_peers_reqq_caps_our_requests_to_it() {
         1,
     );
     let caps = PeerCaps {
+        dht_port: None,
         fast: true,
         extensions: true,
         outgoing: false,
@@ -496,6 +498,7 @@ fn ut_metadata_requests_are_answered_rejected_past_the_end_and_bounded() {
         .into();
     t.set_info_dict(info.clone());
     let caps = PeerCaps {
+        dht_port: None,
         fast: true,
         extensions: true,
         outgoing: false,
@@ -664,4 +667,47 @@ fn a_had_piece_that_fails_a_check_is_served_to_nobody() {
     t.piece_checked(Duration::ZERO, 1, false, &[]);
     assert_eq!(t.next_serve(key), Some(good));
     assert_eq!(t.next_serve(key), None);
+}
+
+#[test]
+fn a_dht_peer_is_told_our_port_after_the_first_messages() {
+    use crate::wire::decode_message;
+    let layout = layout(4 * u64::from(PIECE));
+    let mut t = Torrent::new(
+        layout.clone(),
+        &Bitfield::full(layout.piece_count()),
+        SessionConfig::default(),
+        1,
+    );
+    let ids = |t: &mut Torrent, caps: PeerCaps, addr: &str| {
+        let key = t
+            .add_peer(Duration::ZERO, addr.parse().unwrap(), caps)
+            .unwrap();
+        let mut out = Vec::new();
+        t.take_outbox(key, &mut out);
+        let mut at = 0;
+        let mut got = Vec::new();
+        while let Some((msg, used)) = decode_message(&out[at..], 1 << 20).unwrap() {
+            got.push(format!("{msg:?}"));
+            at += used;
+        }
+        got
+    };
+    let with = PeerCaps {
+        fast: true,
+        extensions: true,
+        outgoing: false,
+        dht_port: Some(6881),
+    };
+    let got = ids(&mut t, with, "10.0.0.7:1");
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0], "HaveAll");
+    assert!(got[1].starts_with("Extended"), "{got:?}");
+    assert_eq!(got[2], "Port(6881)");
+    let without = PeerCaps {
+        dht_port: None,
+        ..with
+    };
+    let got = ids(&mut t, without, "10.0.0.8:1");
+    assert!(!got.iter().any(|m| m.starts_with("Port")), "{got:?}");
 }

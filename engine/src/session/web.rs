@@ -486,6 +486,7 @@ mod tests {
     fn requests_of_a_seeding_peer(t: &mut Torrent) -> Vec<crate::BlockRef> {
         let addr: SocketAddr = "10.0.0.1:1".parse().unwrap();
         let caps = PeerCaps {
+            dht_port: None,
             fast: true,
             extensions: false,
             outgoing: false,

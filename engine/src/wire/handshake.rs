@@ -72,6 +72,13 @@ impl Reserved {
         Reserved(bytes)
     }
 
+    /// These bits and BEP 5's DHT bit: we run a DHT node and send `port` to peers that
+    /// set it too.
+    pub fn with_dht(mut self) -> Reserved {
+        self.0[Self::DHT.0] |= Self::DHT.1;
+        self
+    }
+
     /// BEP 10: the peer understands `extended` messages.
     pub fn supports_extensions(&self) -> bool {
         self.has(Self::EXTENSIONS)
@@ -239,6 +246,9 @@ mod tests {
         let ours = Reserved::ours();
         assert_eq!(ours.0, [0, 0, 0, 0, 0, 0x10, 0, 0x04]);
         assert!(ours.supports_extensions() && ours.supports_fast() && !ours.supports_dht());
+        let with_dht = ours.with_dht();
+        assert_eq!(with_dht.0, [0, 0, 0, 0, 0, 0x10, 0, 0x05]);
+        assert!(with_dht.supports_dht() && with_dht.supports_fast());
         let dht_only = Reserved([0, 0, 0, 0, 0, 0, 0, 0x01]);
         assert!(dht_only.supports_dht() && !dht_only.supports_fast());
         assert!(!Reserved::default().supports_extensions());

@@ -37,6 +37,8 @@ pub enum PeerSource {
     Tracker,
     /// A peer's PEX message (BEP 11).
     Pex,
+    /// A DHT lookup (BEP 5).
+    Dht,
     /// The user (`--peer`, a magnet link's `x.pe`).
     Manual,
 }

@@ -129,6 +129,13 @@ pub(crate) enum Command {
     },
     /// A connection another shard accepted for one of ours.
     Handoff(Handoff),
+    /// For shard 0, which runs the DHT node (see `dht`).
+    Dht(super::dht::DhtRequest),
+    /// Peers the DHT found for one of this shard's torrents.
+    DhtPeers {
+        info_hash: InfoHash,
+        peers: Vec<std::net::SocketAddr>,
+    },
 }
 
 /// A reply on its way: await it, or [`Pending::wait`] for it on a plain thread.

@@ -22,7 +22,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The handshake we send for this torrent.
 fn handshake(rt: &TorrentRt) -> Handshake {
     Handshake {
-        reserved: our_reserved(),
+        reserved: our_reserved(rt.uses_dht()),
         info_hash: rt.meta().info_hash,
         peer_id: rt.our_id(),
     }

@@ -42,8 +42,21 @@ pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
             .scraper
             .want(rt.meta().info_hash, &url, rt.status());
     }
+    // BEP 27: a private torrent is never looked up or announced on the DHT.
+    let dht = rt.shard().dht.clone().filter(|_| rt.uses_dht());
+    let mut dht_asks = super::dht::AskSchedule::new(rt.now());
     while !rt.stop_signal().is_set() && !rt.has_failed() {
         let now = rt.now();
+        if let Some(dht) = &dht {
+            if dht_asks.due(now) {
+                let request = super::dht::DhtRequest::Lookup {
+                    info_hash: rt.meta().info_hash,
+                    shard: rt.shard().id,
+                    announce: true,
+                };
+                super::dht::ask(dht, request);
+            }
+        }
         rt.engine().borrow_mut().tick(now);
         rt.drive();
         rt.publish();
@@ -69,6 +82,9 @@ pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
         let mut sleep = nap(&rt, now, &rt.announcer().borrow());
         if durable_pending(&rt) {
             sleep = sleep.min(next_durable.saturating_sub(now).max(TICK));
+        }
+        if dht.is_some() {
+            sleep = sleep.min(dht_asks.next().saturating_sub(now).max(TICK));
         }
         rt.alarm().sleep(sleep).await;
     }

@@ -243,6 +243,12 @@ impl Fetch {
         self.spec.save_dir.clone()
     }
 
+    /// Adds addresses (from the DHT) to the book.
+    pub fn learn(&self, peers: &[std::net::SocketAddr]) {
+        self.book.learn(peers, PeerSource::Dht);
+        self.alarm.ring();
+    }
+
     /// Ends the fetch (a remove, a pause or the shard stopping); its connections close.
     pub fn request_stop(&self) {
         self.stop.request();
@@ -258,6 +264,10 @@ impl Fetch {
         self.status.set_state(TorrentState::FetchingMetadata);
         tracing::info!(torrent = %self.spec.info_hash, "fetching metadata");
         let mut too_large_since = None;
+        // A magnet's torrent may turn out private (BEP 27), but nothing says so before
+        // the metadata; like other clients, look it up (without announcing: we have
+        // nothing to serve yet).
+        let mut dht_asks = super::dht::AskSchedule::new(self.now());
         let failure = loop {
             if self.stop.is_set() || self.fetched.borrow().is_some() {
                 break None;
@@ -285,6 +295,16 @@ impl Fetch {
             let due = self.announcer.borrow_mut().poll(now);
             if let Some((url, _event)) = due {
                 glommio::spawn_local(self.clone().announce(url)).detach();
+            }
+            if let Some(dht) = &self.ctx.dht {
+                if dht_asks.due(now) {
+                    let request = super::dht::DhtRequest::Lookup {
+                        info_hash: self.spec.info_hash,
+                        shard: self.ctx.id,
+                        announce: false,
+                    };
+                    super::dht::ask(dht, request);
+                }
             }
             self.dial_more();
             self.publish();
@@ -493,7 +513,7 @@ impl Fetch {
 
     fn handshake(&self) -> Handshake {
         Handshake {
-            reserved: our_reserved(),
+            reserved: our_reserved(self.ctx.dht.is_some()),
             info_hash: self.spec.info_hash,
             peer_id: self.our_id,
         }
@@ -528,7 +548,7 @@ impl Fetch {
         let (doorbell, rings) = local_channel::new_bounded(1);
         let mut outbox = Vec::new();
         // With the Fast extension a piece list must come first: we have none yet.
-        if theirs.reserved.supports_fast() && our_reserved().supports_fast() {
+        if theirs.reserved.supports_fast() && our_reserved(false).supports_fast() {
             Message::HaveNone.encode(&mut outbox);
         }
         let ours = OurHandshake {
@@ -544,6 +564,9 @@ impl Fetch {
             payload: &ours,
         }
         .encode(&mut outbox);
+        if theirs.reserved.supports_dht() && self.ctx.dht.is_some() {
+            Message::Port(self.ctx.config.port).encode(&mut outbox);
+        }
         self.conns.borrow_mut().insert(
             key,
             Conn {
@@ -612,6 +635,8 @@ impl Fetch {
         let mut replay: Vec<u8> = Vec::new();
         // Set when a piece-list message did not fit: the connection cannot be kept.
         let mut replay_lost = false;
+        // BEP 5: only the first `port` message of a connection is passed on.
+        let mut port_heard = false;
         loop {
             let mut used = 0;
             loop {
@@ -630,6 +655,12 @@ impl Fetch {
                             replay.extend_from_slice(&buf[raw]);
                         } else if matches!(msg, Message::Bitfield(_) | Message::Have(_)) {
                             replay_lost = true;
+                        }
+                        if let Message::Port(port) = msg {
+                            if !port_heard {
+                                port_heard = true;
+                                self.ctx.dht_port(addr, port);
+                            }
                         }
                         if let Err(why) = self.on_message(key, addr, &mut theirs, &msg, dialled) {
                             tracing::info!(peer = %addr, reason = %why, "metadata peer dropped");

@@ -27,6 +27,7 @@ mod cache;
 mod check;
 mod clock;
 mod command;
+mod dht;
 mod dial;
 mod driver;
 mod durable;
@@ -73,6 +74,7 @@ pub use crate::beneath::Symlinks;
 use crate::pool::{self, ShardConfig, ShardError, ShardId, Shards};
 pub use ccbt_engine::tracker::DispatchLimits;
 pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
+pub use dht::{DhtConfig, DEFAULT_BOOTSTRAP as DHT_DEFAULT_BOOTSTRAP};
 pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use ip_guard::Refusal;
 pub use magnet::MagnetSpec;
@@ -139,6 +141,8 @@ pub struct SwarmConfig {
     pub announce: AnnounceConfig,
     /// Whether torrents fetch from their web seeds (BEP 19 `url-list`); on by default.
     pub web_seeds: bool,
+    /// The DHT (BEP 5): one node per process, on shard 0, on UDP at `port`.
+    pub dht: DhtConfig,
 }
 
 /// Announce scheduling per shard (see `announce_gate` and the engine's `dispatch`).
@@ -183,6 +187,7 @@ impl Default for SwarmConfig {
             open_files_per_shard: 512,
             announce: AnnounceConfig::default(),
             web_seeds: true,
+            dht: DhtConfig::default(),
         }
     }
 }

@@ -37,9 +37,14 @@ const WRITE_BATCH: usize = 256 * 1024;
 const THROTTLED_READ_MIN: usize = 16 * 1024 + 13;
 
 /// The handshake we send: the extension protocol (BEP 10, for `reqq`) and the Fast
-/// extension (BEP 6).
-pub fn our_reserved() -> Reserved {
-    Reserved::ours()
+/// extension (BEP 6); with `dht`, BEP 5's DHT bit (we then send `port` to peers that set
+/// it too).
+pub fn our_reserved(dht: bool) -> Reserved {
+    if dht {
+        Reserved::ours().with_dht()
+    } else {
+        Reserved::ours()
+    }
 }
 
 /// Reads until a whole handshake is in `buf`; returns it and leaves any further bytes.
@@ -81,6 +86,8 @@ pub async fn run(
         fast: theirs.reserved.supports_fast(),
         extensions: theirs.reserved.supports_extensions(),
         outgoing,
+        dht_port: (theirs.reserved.supports_dht() && rt.uses_dht())
+            .then_some(rt.shard().config.port),
     };
     let key = match rt.add_peer(addr, caps, theirs.peer_id.0) {
         Ok(key) => key,
@@ -105,7 +112,7 @@ pub async fn run(
     let writer = glommio::spawn_local(write_loop(rt.clone(), key, addr, writer_stream, rings));
     rt.drive();
     let mut stream = stream;
-    let why = read_loop(&rt, key, &mut stream, pending).await;
+    let why = read_loop(&rt, key, addr, &mut stream, pending).await;
     tracing::debug!(%addr, why, "peer disconnected");
     // Shut the socket while `stream` still holds its fd: once closed, the number could
     // belong to another socket of this process.
@@ -117,6 +124,7 @@ pub async fn run(
 async fn read_loop(
     rt: &Rc<TorrentRt>,
     key: PeerKey,
+    addr: SocketAddr,
     stream: &mut TcpStream,
     pending: Vec<u8>,
 ) -> String {
@@ -132,6 +140,9 @@ async fn read_loop(
     let mut meter = rt.meter(Direction::Download);
     // Piece payload read since the download buckets were last paid.
     let mut owed = 0u64;
+    // BEP 5: the first `port` message of a connection is passed on; later ones are not,
+    // so a peer cannot make us ping at its command.
+    let mut port_heard = false;
     loop {
         let mut dropped = None;
         {
@@ -144,6 +155,12 @@ async fn read_loop(
                         tracing::trace!(key, message = ?msg.id(), "received");
                         if let Message::Piece { data, .. } = &msg {
                             owed += data.len() as u64;
+                        }
+                        if let Message::Port(port) = msg {
+                            if !port_heard && rt.uses_dht() {
+                                port_heard = true;
+                                rt.shard().dht_port(addr, port);
+                            }
                         }
                         match engine.on_message(now, key, &msg) {
                             Ok(Incoming::Block { piece_complete }) => {

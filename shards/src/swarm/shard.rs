@@ -25,6 +25,7 @@ use super::buffers::BufferPool;
 use super::cache::PieceCache;
 use super::clock::Clock;
 use super::command::{Command, CommandError, TorrentOp};
+use super::dht::DhtService;
 use super::events::EventSink;
 use super::file_pool::FilePool;
 use super::goodbye::Goodbyes;
@@ -91,6 +92,10 @@ pub struct ShardCtx {
     /// Checks running at once on this shard: one, so a thousand torrents added at once
     /// hash in turn instead of thrashing the disk together.
     pub checks: Semaphore,
+    /// Shard 0's inbox, where DHT lookups are asked for (`None`: the DHT is off).
+    pub dht: Option<inbox::Sender<Command>>,
+    /// The DHT node itself, on shard 0 only.
+    dht_service: RefCell<Option<Rc<DhtService>>>,
     torrents: RefCell<HashMap<InfoHash, Rc<Slot>>>,
     /// Torrents added from magnet links whose metadata is being fetched (see `magnet`).
     fetching: RefCell<HashMap<InfoHash, Rc<Fetch>>>,
@@ -153,6 +158,15 @@ impl ShardCtx {
         Ok(())
     }
 
+    /// BEP 5: a peer's `port` message names its DHT node, which shard 0 pings (and keeps
+    /// if it answers). Callers pass on one per connection; a full inbox drops it.
+    pub fn dht_port(&self, peer: std::net::SocketAddr, port: u16) {
+        if let (Some(dht), true) = (&self.dht, port != 0) {
+            let node = std::net::SocketAddr::new(peer.ip(), port);
+            super::dht::ask(dht, super::dht::DhtRequest::Node(node));
+        }
+    }
+
     /// Fresh randomness for one torrent (peer id, tracker key, tie-breaks).
     pub fn seed_for(&self, index: u32) -> u64 {
         self.random ^ u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -204,6 +218,8 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         events: shared.events.clone(),
         files: Rc::new(FilePool::new(config.open_files_per_shard)),
         checks: Semaphore::new(1),
+        dht: (config.dht.enabled && !shared.inboxes.is_empty()).then(|| shared.inboxes[0].clone()),
+        dht_service: RefCell::default(),
         torrents: RefCell::default(),
         fetching: RefCell::default(),
         next_index: Cell::new(0),
@@ -244,6 +260,26 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
             }
         }
     });
+    // The process's one DHT node, on the first shard, once the TCP port is ours.
+    let dht = if id.0 == 0 && ctx.config.dht.enabled {
+        DhtService::start(
+            ctx.config.dht.clone(),
+            ctx.config.listen,
+            ctx.config.port,
+            shared.clock,
+            random,
+            shared.inboxes.clone(),
+            // Helper threads of its own: router names that never resolve (no network)
+            // must not hold up the trackers' lookups on this shard.
+            DnsCache::new(ctx.config.announce.resolver.clone(), shared.clock, "dht")
+                .ok()
+                .map(Rc::new),
+        )
+    } else {
+        None
+    };
+    *ctx.dht_service.borrow_mut() = dht.clone();
+    let dht_task = dht.clone().map(|d| glommio::spawn_local(d.run()));
     let gate = glommio::spawn_local(ctx.announces.clone().run());
     let scraping = glommio::spawn_local(ctx.scraper.clone().run());
     shared.listening.fetch_add(1, Ordering::Release);
@@ -266,6 +302,10 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     };
     drop(accepting);
     drop(sharing);
+    drop(dht_task);
+    if let Some(dht) = ctx.dht_service.borrow_mut().take() {
+        dht.save();
+    }
     // Stop every torrent together: each syncs its files and announces `stopped`, a few
     // at a time and all by one deadline (see `goodbye`).
     ctx.goodbyes
@@ -397,6 +437,19 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             let _ = reply.send(());
         }
         Command::Handoff(h) => route_local(ctx, h),
+        Command::Dht(request) => {
+            if let Some(dht) = ctx.dht_service.borrow().as_ref() {
+                dht.request(request);
+            }
+        }
+        Command::DhtPeers { info_hash, peers } => {
+            ctx.stats.dht_peers(peers.len());
+            if let Some(rt) = ctx.torrent(&info_hash).and_then(|slot| slot.running()) {
+                rt.learn(&peers, super::address_book::PeerSource::Dht);
+            } else if let Some(fetch) = ctx.fetch(&info_hash) {
+                fetch.learn(&peers);
+            }
+        }
         Command::Stop { .. } => unreachable!("handled by the shard loop"),
     }
 }

@@ -168,6 +168,8 @@ pub struct ShardStats {
     /// `accept(2)` calls that failed (EMFILE, ENFILE, ENOMEM...): each is followed by a
     /// back-off, so a process out of descriptors does not spin on its listener.
     accept_errors: AtomicU64,
+    /// Peer addresses the DHT found for this shard's torrents (see `dht`).
+    dht_peers: AtomicU64,
 }
 
 /// Bytes peers make the shard hold, beyond the cache and the pool's free buffers: gauges,
@@ -223,6 +225,7 @@ pub struct ShardStatsSnapshot {
     pub outbox_bytes: u64,
     pub write_stalls: u64,
     pub accept_errors: u64,
+    pub dht_peers: u64,
 }
 
 impl ShardStats {
@@ -264,6 +267,10 @@ impl ShardStats {
 
     pub(crate) fn inbox_was_full(&self) {
         self.inbox_full.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn dht_peers(&self, peers: usize) {
+        self.dht_peers.fetch_add(peers as u64, Relaxed);
     }
 
     pub(crate) fn inbox_took(&self, messages: usize) {
@@ -338,6 +345,7 @@ impl ShardStats {
             outbox_bytes: self.held.outboxes.load(Relaxed),
             write_stalls: self.write_stalls.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
+            dht_peers: self.dht_peers.load(Relaxed),
         }
     }
 }

@@ -401,7 +401,12 @@ impl TorrentRt {
         }
     }
 
-    /// Adds addresses (from trackers, the user or peer exchange) to the book.
+    /// Whether this torrent uses the DHT: it is on, and the torrent is not private (BEP 27).
+    pub fn uses_dht(&self) -> bool {
+        self.shard.dht.is_some() && !self.meta().info.private
+    }
+
+    /// Adds addresses (from trackers, the DHT, the user or peer exchange) to the book.
     pub fn learn(&self, peers: &[SocketAddr], source: PeerSource) {
         self.book.learn(peers, source);
         self.wake();

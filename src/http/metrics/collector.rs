@@ -140,6 +140,12 @@ impl Collected {
             "accept_errors",
             "Incoming connections accept(2) failed on (out of descriptors, most often)",
             |s| s.accept_errors,
+        )?;
+        self.counter_pair(
+            enc,
+            "dht_peers",
+            "Peer addresses the DHT found for the shard's torrents",
+            |s| s.dht_peers,
         )
     }
 

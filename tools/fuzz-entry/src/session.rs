@@ -273,6 +273,7 @@ impl Harness {
                     fast,
                     extensions,
                     outgoing: host % 2 == 1,
+                    dht_port: None,
                 };
                 if let Ok(key) = self.t.add_peer(self.now, addr, caps) {
                     let old = self.conns.insert(key, Conn::default());

@@ -1,0 +1,256 @@
+//! The DHT (BEP 5) wired to the swarm, on 127.0.0.1 with no tracker anywhere:
+//! - `download MAGNET` finds a libtorrent seeder through the DHT alone (the only node it is
+//!   told of is libtorrent's, with `--dht-bootstrap`), fetches the metadata and the data;
+//!   bytes compared;
+//! - a private torrent (BEP 27) is never looked up or announced: a scripted bootstrap node
+//!   counts the queries that reach it, and sees the public torrent seeded beside it but
+//!   never the private one.
+//!
+//! - libtorrent downloads a magnet link from a ccbt-uring seeder it found through the DHT;
+//! - the daemon keeps its routing table in `dht.dat` and rejoins from it after a restart.
+//!
+//! libtorrent comes from Debian's python3-libtorrent (`tools/install-deps.sh`); without it
+//! the first test skips unless `CCBT_REQUIRE_INTEROP` is set.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::daemon::Daemon;
+use common::swarm::{assert_same_tree, free_port, interop_ready, Client, Running};
+use common::{ccbt, our_info_hash, run_for, write_tree};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn script(name: &str) -> String {
+    format!("{}/tests/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `files` under `root/name`, and a tracker-less torrent of them (private if asked).
+fn make_torrent(
+    root: &Path,
+    name: &str,
+    files: &[(&str, usize)],
+    private: bool,
+) -> std::path::PathBuf {
+    let content = root.join(name);
+    write_tree(&content, files);
+    let torrent = root.join(format!("{name}.torrent"));
+    let mut cmd = ccbt();
+    cmd.arg("create").arg(&content).arg("-o").arg(&torrent);
+    if private {
+        cmd.arg("--private");
+    }
+    run_for(&mut cmd, Duration::from_secs(60)).ok();
+    torrent
+}
+
+/// Waits until `who`'s log has a line for which `want` holds.
+fn wait_log(who: &Running, limit: Duration, what: &str, want: impl Fn(&str) -> bool) {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if who.log().lines().any(&want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{} did not {what} within {limit:?}\n{}",
+        who.name(),
+        who.log()
+    );
+}
+
+#[test]
+fn download_a_magnet_from_a_libtorrent_seeder_found_through_the_dht() {
+    if !interop_ready(&[Client::Libtorrent]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = [("a.bin", 3 << 20), ("sub/b.bin", 700_001)];
+    let torrent = make_torrent(&seed_dir, "dhtswarm", &files, false);
+    let hash = our_info_hash(&torrent);
+    let (lt_port, our_port) = (free_port(), free_port());
+    let (lt_torrent, lt_save) = (torrent.clone(), seed_dir.clone());
+    let lt = Running::start("libtorrent", move |_| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script("lt_dht_seed.py"))
+            .arg(&lt_torrent)
+            .arg(&lt_save)
+            .arg(lt_port.to_string())
+            .arg(our_port.to_string());
+        cmd
+    });
+    wait_log(&lt, Duration::from_secs(15), "listen", |l| {
+        l.starts_with("lt_dht_seed: listening")
+    });
+    let out = dir.path().join("out");
+    let magnet = format!("magnet:?xt=urn:btih:{hash}");
+    let started = Instant::now();
+    let mut leech = Running::start("ccbt-uring", |_| {
+        let mut cmd = ccbt();
+        cmd.args(["download", &magnet, "-o"])
+            .arg(&out)
+            .args(["--listen", "127.0.0.1", "--port", &our_port.to_string()])
+            .args(["--dht-bootstrap", &format!("127.0.0.1:{lt_port}")])
+            .env("RUST_LOG", "info,ccbt_shards::swarm::dht=debug");
+        cmd
+    });
+    leech.wait_success(Duration::from_secs(50));
+    eprintln!("downloaded through the DHT in {:.1?}", started.elapsed());
+    assert_same_tree(&seed_dir.join("dhtswarm"), &out.join("dhtswarm"));
+    drop(lt);
+}
+
+#[test]
+fn libtorrent_downloads_a_magnet_from_our_seeder_found_through_the_dht() {
+    if !interop_ready(&[Client::Libtorrent]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let seed_dir = dir.path().join("seed");
+    let files = [("c.bin", 2 << 20), ("d/e.bin", 300_007)];
+    let torrent = make_torrent(&seed_dir, "ourswarm", &files, false);
+    let hash = our_info_hash(&torrent);
+    let (lt_port, our_port) = (free_port(), free_port());
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let magnet = format!("magnet:?xt=urn:btih:{hash}");
+    let lt_out = out.clone();
+    let mut lt = Running::start("libtorrent", move |_| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script("lt_dht_download.py"))
+            .arg(&magnet)
+            .arg(&lt_out)
+            .arg(lt_port.to_string())
+            .arg(our_port.to_string());
+        cmd
+    });
+    wait_log(&lt, Duration::from_secs(15), "listen", |l| {
+        l.starts_with("lt_dht_download: listening")
+    });
+    let started = Instant::now();
+    let seeder = Running::start("ccbt-uring", |_| {
+        let mut cmd = ccbt();
+        cmd.arg("seed")
+            .arg(&torrent)
+            .arg("--data")
+            .arg(&seed_dir)
+            .args(["--listen", "127.0.0.1", "--port", &our_port.to_string()])
+            .args(["--dht-bootstrap", &format!("127.0.0.1:{lt_port}")]);
+        cmd
+    });
+    lt.wait_success(Duration::from_secs(50));
+    eprintln!(
+        "libtorrent downloaded from us through the DHT in {:.1?}",
+        started.elapsed()
+    );
+    assert_same_tree(&seed_dir.join("ourswarm"), &out.join("ourswarm"));
+    drop(seeder);
+}
+
+#[test]
+fn a_private_torrent_is_never_looked_up_or_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let public = make_torrent(&data, "public", &[("p.bin", 100_000)], false);
+    let private = make_torrent(&data, "private", &[("q.bin", 100_000)], true);
+    let (public_hash, private_hash) = (our_info_hash(&public), our_info_hash(&private));
+    let (boot_port, our_port) = (free_port(), free_port());
+    let counter = Running::start("dht_counter", move |_| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script("dht_counter.py")).arg(boot_port.to_string());
+        cmd
+    });
+    wait_log(&counter, Duration::from_secs(10), "listen", |l| {
+        l == "dht_counter: listening"
+    });
+    let seeder = Running::start("ccbt-uring", |_| {
+        let mut cmd = ccbt();
+        cmd.arg("seed")
+            .arg(&private)
+            .arg(&public)
+            .arg("--data")
+            .arg(&data)
+            .args(["--listen", "127.0.0.1", "--port", &our_port.to_string()])
+            .args(["--dht-bootstrap", &format!("127.0.0.1:{boot_port}")]);
+        cmd
+    });
+    // The control: the public torrent seeded beside it is announced, so queries for a
+    // torrent do reach the counter.
+    wait_log(
+        &counter,
+        Duration::from_secs(30),
+        "see the public torrent announced",
+        |l| l == format!("query announce_peer {public_hash}"),
+    );
+    // Both torrents started together; give the private one as long again.
+    std::thread::sleep(Duration::from_secs(6));
+    let log = counter.log();
+    let for_private: Vec<&str> = log.lines().filter(|l| l.contains(&private_hash)).collect();
+    assert!(
+        for_private.is_empty(),
+        "queries for the private torrent reached the DHT: {for_private:?}\n{log}"
+    );
+    let queries = log.lines().filter(|l| l.starts_with("query ")).count();
+    eprintln!("{queries} queries reached the bootstrap node, none for the private torrent");
+    drop(seeder);
+}
+
+#[test]
+fn the_daemon_keeps_its_routing_table_across_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let boot_port = free_port();
+    let counter = Running::start("dht_counter", move |_| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script("dht_counter.py")).arg(boot_port.to_string());
+        cmd
+    });
+    wait_log(&counter, Duration::from_secs(10), "listen", |l| {
+        l == "dht_counter: listening"
+    });
+    let queries = |c: &Running| c.log().lines().filter(|l| l.starts_with("query ")).count();
+    let boot = format!("127.0.0.1:{boot_port}");
+    let peer_port = free_port().to_string();
+    let args = ["--peer-port", peer_port.as_str()];
+    let mut daemon = Daemon::start_with_env(
+        home.path(),
+        &args,
+        &[("CCBT_DHT_BOOTSTRAP", Path::new(&boot))],
+    );
+    wait_log(
+        &counter,
+        Duration::from_secs(15),
+        "hear the daemon join",
+        |l| l == "query find_node",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(daemon.stop(Duration::from_secs(15)).success());
+    let saved =
+        std::fs::read(daemon.state_dir.join("dht.dat")).expect("dht.dat written at shutdown");
+    // Header (magic, our id) and one 26-byte node: the counter, under its id.
+    assert_eq!(saved.len(), 28 + 26, "{saved:?}");
+    assert_eq!(&saved[28..48], &[0x11; 20]);
+    let before = queries(&counter);
+    // Restarted with a bootstrap node that does not exist: the counter is asked again only
+    // because the saved table named it.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let mut daemon = Daemon::start_with_env(
+        home.path(),
+        &args,
+        &[("CCBT_DHT_BOOTSTRAP", Path::new(&nowhere))],
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while queries(&counter) == before {
+        assert!(
+            Instant::now() < until,
+            "the restarted daemon never asked the node its saved table holds\n{}",
+            daemon.running.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(daemon.stop(Duration::from_secs(15)).success());
+}
