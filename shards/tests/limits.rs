@@ -304,6 +304,8 @@ fn handshake_answered(stream: &mut TcpStream, hs: &[u8]) -> Option<Vec<u8>> {
             Ok(0) => return None,
             Ok(n) => at += n,
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
+            // A signal for another thread of this process (the swarm's) can interrupt it.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => panic!("no answer and no close: {e}"),
         }
     }
