@@ -496,7 +496,12 @@ impl Daemon {
                 .take(BATCH)
                 .map(|(entry, verify, paused)| {
                     let pending = match &entry.magnet {
-                        Some(magnet) => self.start_fetch(&entry, magnet, paused),
+                        Some(magnet) => self.start_fetch(
+                            entry.save_dir.clone(),
+                            &entry.settings,
+                            magnet,
+                            paused,
+                        ),
                         None => self.swarm.add(self.spec(&entry, verify, paused)),
                     };
                     (entry, pending)
@@ -541,10 +546,12 @@ impl Daemon {
     }
 
     /// Starts fetching a magnet link's metadata on its shard; a paused one is not sent to
-    /// a shard at all (it fetches nothing until resumed).
+    /// a shard at all (it fetches nothing until resumed). Resolves `x.pe` host names: never
+    /// call it under the registry's lock.
     fn start_fetch(
         &self,
-        entry: &Entry,
+        save_dir: PathBuf,
+        settings: &TorrentSettings,
         magnet: &PendingMagnet,
         paused: bool,
     ) -> ccbt_shards::swarm::Pending<Arc<TorrentStatus>> {
@@ -552,12 +559,9 @@ impl Daemon {
             let status = Arc::new(TorrentStatus::not_started(TorrentState::Paused));
             return ccbt_shards::swarm::Pending::ready(status);
         }
-        let limits = (
-            entry.settings.upload_bytes_per_s,
-            entry.settings.download_bytes_per_s,
-        );
-        let mut spec = magnet.spec(entry.save_dir.clone(), limits);
-        spec.sequential = entry.settings.sequential;
+        let limits = (settings.upload_bytes_per_s, settings.download_bytes_per_s);
+        let mut spec = magnet.spec(save_dir, limits);
+        spec.sequential = settings.sequential;
         self.swarm.add_magnet(spec)
     }
 
@@ -664,14 +668,12 @@ impl Daemon {
             // (`start_fetch`) or is adopted (`adopt`).
             TorrentOp::SetLimits { .. } | TorrentOp::SetSequential(_) => Ok(()),
             TorrentOp::Resume => {
-                let pending = {
-                    let registry = self.registry();
-                    let e = registry
-                        .get(&info_hash)
-                        .ok_or(DaemonError::Unknown(info_hash))?;
-                    self.start_fetch(e, &magnet, false)
-                };
-                let status = pending.wait()?;
+                let (save_dir, settings) = self
+                    .with_entry(&info_hash, |e| (e.save_dir.clone(), e.settings.clone()))
+                    .ok_or(DaemonError::Unknown(info_hash))?;
+                let status = self
+                    .start_fetch(save_dir, &settings, &magnet, false)
+                    .wait()?;
                 self.set_flags(&info_hash, |e| e.status = status);
                 Ok(())
             }
