@@ -18,67 +18,22 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
-use common::http::send;
+use common::http::{form_escape, send};
+use common::require;
 use common::swarm::{
     self, assert_same_tree, free_port, interop_ready, wait_listening, Announce, Running, Tracker,
     DEBIAN_PYTHON,
 };
-use common::{require, run_for};
 use serde_json::{json, Value};
 
 const SEEDING: Duration = Duration::from_secs(30);
 const TRANSFER: Duration = Duration::from_secs(90);
 const STOP: Duration = Duration::from_secs(10);
 
-/// `transmission-remote HOST:PORT ARGS`; its stdout, checked for success.
-#[track_caller]
-fn transmission_remote(daemon: &Daemon, args: &[&str]) -> String {
-    require("transmission-remote", "transmission-cli");
-    let mut cmd = Command::new("transmission-remote");
-    cmd.arg(daemon.api.trim_start_matches("http://")).args(args);
-    let ran = run_for(&mut cmd, Duration::from_secs(60));
-    assert_eq!(
-        ran.code,
-        Some(0),
-        "{args:?}: {}\n{}",
-        ran.stdout,
-        ran.stderr
-    );
-    ran.stdout
-}
-
-/// One Transmission RPC call, with the session-id dance.
-#[track_caller]
-fn rpc(daemon: &Daemon, body: Value) -> Value {
-    let body = body.to_string();
-    let first = send(
-        &daemon.api,
-        "POST",
-        "/transmission/rpc",
-        &[],
-        body.as_bytes(),
-    );
-    assert_eq!(first.status, 409, "{first:?}");
-    let id = first
-        .header("X-Transmission-Session-Id")
-        .expect("a session id")
-        .to_string();
-    let answer = send(
-        &daemon.api,
-        "POST",
-        "/transmission/rpc",
-        &[("X-Transmission-Session-Id", &id)],
-        body.as_bytes(),
-    );
-    assert_eq!(answer.status, 200, "{body}: {}", answer.body);
-    answer.json()
-}
-
 /// The torrent with `hash` as Transmission's torrent-get shows it (`None`: not listed).
 #[track_caller]
 fn transmission_torrent(daemon: &Daemon, hash: &str) -> Option<Value> {
-    let v = rpc(
-        daemon,
+    let v = daemon.rpc(
         json!({"method": "torrent-get", "arguments": {"ids": [hash], "fields": [
             "id", "name", "hashString", "status", "totalSize", "leftUntilDone", "isFinished",
             "metadataPercentComplete", "percentDone", "pieceCount", "errorString"
@@ -109,7 +64,7 @@ fn qbittorrent_torrent(daemon: &Daemon, hash: &str) -> Option<Value> {
 /// qBittorrent's torrents/add with `urls=URL` and `more` (`&key=value...`); answers `Ok.`.
 #[track_caller]
 fn qbittorrent_add(daemon: &Daemon, url: &str, more: &str) {
-    let form = format!("urls={}{more}", escape(url));
+    let form = format!("urls={}{more}", form_escape(url));
     let added = send(
         &daemon.api,
         "POST",
@@ -144,18 +99,6 @@ fn wait_until<T: std::fmt::Debug>(
     }
 }
 
-/// `%`-escapes what a query value may not hold as it is.
-fn escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn start_daemon(home: &Path, downloads: &Path, extra: &[&str]) -> Daemon {
     std::fs::create_dir_all(home).unwrap();
     let port = free_port().to_string();
@@ -188,9 +131,9 @@ fn a_magnet_link_from_transmission_remote_downloads_and_its_torrent_is_kept() {
         "magnet:?xt=urn:btih:{}&dn={}&tr={}",
         torrent.info_hash,
         torrent.name,
-        escape(&tracker.http_announce())
+        form_escape(&tracker.http_announce())
     );
-    let out = transmission_remote(&daemon, &["-a", &magnet]);
+    let out = daemon.transmission_remote(&["-a", &magnet]);
     assert!(out.contains("responded: \"success\""), "{out}");
     let done = wait_until(
         &daemon,
@@ -209,10 +152,7 @@ fn a_magnet_link_from_transmission_remote_downloads_and_its_torrent_is_kept() {
     assert!(size > 0, "{done}");
     daemon.wait_log("metadata fetched; torrent kept", SEEDING);
     // A second add of the same link is a duplicate, not a second fetch.
-    let again = rpc(
-        &daemon,
-        json!({"method": "torrent-add", "arguments": {"filename": magnet}}),
-    );
+    let again = daemon.rpc(json!({"method": "torrent-add", "arguments": {"filename": magnet}}));
     assert_eq!(
         again["arguments"]["torrent-duplicate"]["hashString"],
         torrent.info_hash.as_str(),
@@ -290,12 +230,9 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
     );
 
     // Transmission's torrent-add with a magnet as `filename`, added paused.
-    let v = rpc(
-        &daemon,
-        json!({"method": "torrent-add", "arguments": {
-            "filename": link(&trn, "From Transmission"), "paused": true, "labels": ["movies"]
-        }}),
-    );
+    let v = daemon.rpc(json!({"method": "torrent-add", "arguments": {
+        "filename": link(&trn, "From Transmission"), "paused": true, "labels": ["movies"]
+    }}));
     assert_eq!(v["result"], "success", "{v}");
     assert_eq!(
         v["arguments"]["torrent-added"]["name"], "From Transmission",
@@ -348,18 +285,10 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
     assert_eq!(hash, remote);
 
     // Pause a fetch, resume it, pause it again; remove another.
-    let pause = |hash: &str| {
-        rpc(
-            &daemon,
-            json!({"method": "torrent-stop", "arguments": {"ids": [hash]}}),
-        )
-    };
-    let start = |hash: &str| {
-        rpc(
-            &daemon,
-            json!({"method": "torrent-start", "arguments": {"ids": [hash]}}),
-        )
-    };
+    let pause =
+        |hash: &str| daemon.rpc(json!({"method": "torrent-stop", "arguments": {"ids": [hash]}}));
+    let start =
+        |hash: &str| daemon.rpc(json!({"method": "torrent-start", "arguments": {"ids": [hash]}}));
     assert_eq!(pause(&qbt)["result"], "success");
     let status = |hash: &str| transmission_torrent(&daemon, hash).map(|t| t["status"].clone());
     wait_until(
@@ -382,17 +311,12 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
         "metaDL"
     );
     assert_eq!(pause(&qbt)["result"], "success");
-    let v = rpc(
-        &daemon,
-        json!({"method": "torrent-remove", "arguments": {"ids": [remote], "delete-local-data": true}}),
+    let v = daemon.rpc(json!({"method": "torrent-remove", "arguments": {"ids": [remote], "delete-local-data": true}}),
     );
     assert_eq!(v["result"], "success", "{v}");
     assert!(transmission_torrent(&daemon, &remote).is_none());
     // What needs the files says why it cannot yet.
-    let v = rpc(
-        &daemon,
-        json!({"method": "torrent-verify", "arguments": {"ids": [watched]}}),
-    );
+    let v = daemon.rpc(json!({"method": "torrent-verify", "arguments": {"ids": [watched]}}));
     assert!(
         v["result"]
             .as_str()
@@ -401,10 +325,8 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
         "{v}"
     );
     // A broken link is refused with a reason, and nothing is added.
-    let v = rpc(
-        &daemon,
-        json!({"method": "torrent-add", "arguments": {"filename": "magnet:?dn=no-hash"}}),
-    );
+    let v = daemon
+        .rpc(json!({"method": "torrent-add", "arguments": {"filename": "magnet:?dn=no-hash"}}));
     assert!(
         v["result"]
             .as_str()
@@ -430,10 +352,8 @@ fn magnet_links_wait_for_metadata_through_every_way_in_and_can_be_paused_and_rem
         qbittorrent_torrent(&daemon, &qbt).unwrap()["category"],
         "tv"
     );
-    let t = rpc(
-        &daemon,
-        json!({"method": "torrent-get", "arguments": {"ids": [trn], "fields": ["labels"]}}),
-    );
+    let t = daemon
+        .rpc(json!({"method": "torrent-get", "arguments": {"ids": [trn], "fields": ["labels"]}}));
     assert_eq!(
         t["arguments"]["torrents"][0]["labels"],
         json!(["movies"]),

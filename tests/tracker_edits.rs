@@ -6,64 +6,21 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::http::send;
+use common::http::{form_escape, send};
+use common::require;
 use common::swarm::{free_port, interop_ready, Announce, Tracker};
-use common::{require, run_for};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const SEEDING: Duration = Duration::from_secs(30);
 const STOP: Duration = Duration::from_secs(10);
 
-#[track_caller]
-fn transmission_remote(daemon: &Daemon, args: &[&str]) -> String {
-    let mut cmd = Command::new("transmission-remote");
-    cmd.arg(daemon.api.trim_start_matches("http://")).args(args);
-    let ran = run_for(&mut cmd, Duration::from_secs(60));
-    assert_eq!(
-        ran.code,
-        Some(0),
-        "{args:?}: {}\n{}",
-        ran.stdout,
-        ran.stderr
-    );
-    ran.stdout
-}
-
-/// One Transmission RPC call, with the session-id dance.
-#[track_caller]
-fn rpc(daemon: &Daemon, body: Value) -> Value {
-    let body = body.to_string();
-    let first = send(
-        &daemon.api,
-        "POST",
-        "/transmission/rpc",
-        &[],
-        body.as_bytes(),
-    );
-    let id = first
-        .header("X-Transmission-Session-Id")
-        .expect("a session id")
-        .to_string();
-    let answer = send(
-        &daemon.api,
-        "POST",
-        "/transmission/rpc",
-        &[("X-Transmission-Session-Id", &id)],
-        body.as_bytes(),
-    );
-    assert_eq!(answer.status, 200, "{body}: {}", answer.body);
-    answer.json()
-}
-
 /// The torrent's tracker tiers, from torrent-get's `trackers`.
 #[track_caller]
 fn tiers(daemon: &Daemon, hash: &str) -> Vec<(u64, String)> {
-    let v = rpc(
-        daemon,
+    let v = daemon.rpc(
         json!({"method": "torrent-get", "arguments": {"ids": [hash], "fields": ["trackers"]}}),
     );
     v["arguments"]["torrents"][0]["trackers"]
@@ -108,35 +65,32 @@ fn trackers_are_added_replaced_and_removed_through_both_apis_and_kept() {
     let data = torrent.data_dir.to_str().unwrap().to_string();
     let mut daemon = Daemon::start(&home, &["--peer-port", &port, "--download-dir", &data]);
     let hash = torrent.info_hash.clone();
-    transmission_remote(&daemon, &["-a", torrent.path.to_str().unwrap()]);
+    daemon.transmission_remote(&["-a", torrent.path.to_str().unwrap()]);
     first.wait_for_seeders(&hash, 1, SEEDING);
     assert_eq!(tiers(&daemon, &hash), vec![(0, first.http_announce())]);
 
     // transmission-remote -td: a tier of its own, announced to at once.
-    let out = transmission_remote(&daemon, &["-t", &hash, "-td", &second.udp_announce()]);
+    let out = daemon.transmission_remote(&["-t", &hash, "-td", &second.udp_announce()]);
     assert!(out.contains("success"), "{out}");
     assert_eq!(
         tiers(&daemon, &hash),
         vec![(0, first.http_announce()), (1, second.udp_announce())]
     );
     // -tr 0 removes the first: the second is the current tracker now and hears us.
-    transmission_remote(&daemon, &["-t", &hash, "-tr", "0"]);
+    daemon.transmission_remote(&["-t", &hash, "-tr", "0"]);
     assert_eq!(tiers(&daemon, &hash), vec![(0, second.udp_announce())]);
     second.wait_for_seeders(&hash, 1, SEEDING);
 
     // trackerList (Transmission 4): the whole list, tiers split by a blank line.
     let list = format!("{}\n\n{}", second.udp_announce(), first.http_announce());
-    let v = rpc(
-        &daemon,
-        json!({"method": "torrent-set", "arguments": {"ids": [hash], "trackerList": list}}),
-    );
+    let v = daemon
+        .rpc(json!({"method": "torrent-set", "arguments": {"ids": [hash], "trackerList": list}}));
     assert_eq!(v["result"], "success", "{v}");
     assert_eq!(
         tiers(&daemon, &hash),
         vec![(0, second.udp_announce()), (1, first.http_announce())]
     );
-    let v = rpc(
-        &daemon,
+    let v = daemon.rpc(
         json!({"method": "torrent-set", "arguments": {"ids": [hash], "trackerAdd": ["ftp://x/y"]}}),
     );
     assert!(
@@ -151,8 +105,8 @@ fn trackers_are_added_replaced_and_removed_through_both_apis_and_kept() {
     let edited = format!("http://127.0.0.1:{}/announce?edited=1", second.port());
     let form = format!(
         "hash={hash}&origUrl={}&newUrl={}",
-        urlencode(&first.http_announce()),
-        urlencode(&edited)
+        form_escape(&first.http_announce()),
+        form_escape(&edited)
     );
     assert_eq!(qbittorrent(&daemon, "editTracker", &form).0, 200);
     assert_eq!(
@@ -161,11 +115,11 @@ fn trackers_are_added_replaced_and_removed_through_both_apis_and_kept() {
     );
     let form = format!("hash={hash}&origUrl=http://nowhere/a&newUrl=http://b/c");
     assert_eq!(qbittorrent(&daemon, "editTracker", &form).0, 409);
-    let form = format!("hash={hash}&urls={}", urlencode(&edited));
+    let form = format!("hash={hash}&urls={}", form_escape(&edited));
     assert_eq!(qbittorrent(&daemon, "removeTrackers", &form).0, 200);
     let form = format!("hash={hash}&urls=http://nowhere/a");
     assert_eq!(qbittorrent(&daemon, "removeTrackers", &form).0, 409);
-    let form = format!("hash={hash}&urls={}", urlencode(&first.http_announce()));
+    let form = format!("hash={hash}&urls={}", form_escape(&first.http_announce()));
     assert_eq!(qbittorrent(&daemon, "addTrackers", &form).0, 200);
     let (status, body) = qbittorrent(&daemon, "addTrackers", &format!("hash={hash}&urls=nope"));
     assert_eq!(status, 400, "{body}");
@@ -183,15 +137,4 @@ fn trackers_are_added_replaced_and_removed_through_both_apis_and_kept() {
     let mut daemon = Daemon::start(&home, &["--peer-port", &port, "--download-dir", &data]);
     assert_eq!(tiers(&daemon, &hash), kept);
     assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

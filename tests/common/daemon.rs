@@ -147,6 +147,45 @@ impl Daemon {
         self.running.stop(limit)
     }
 
+    /// `transmission-remote HOST:PORT ARGS` against this daemon's API, within a minute;
+    /// its stdout, checked for success.
+    #[track_caller]
+    pub fn transmission_remote(&self, args: &[&str]) -> String {
+        super::require("transmission-remote", "transmission-cli");
+        let mut cmd = std::process::Command::new("transmission-remote");
+        cmd.arg(self.api.trim_start_matches("http://")).args(args);
+        let ran = run_for(&mut cmd, Duration::from_secs(60));
+        assert_eq!(
+            ran.code,
+            Some(0),
+            "{args:?}: {}\n{}",
+            ran.stdout,
+            ran.stderr
+        );
+        ran.stdout
+    }
+
+    /// One Transmission RPC call (no credentials), with the session-id dance.
+    #[track_caller]
+    pub fn rpc(&self, body: serde_json::Value) -> serde_json::Value {
+        let body = body.to_string();
+        let first = super::http::send(&self.api, "POST", "/transmission/rpc", &[], body.as_bytes());
+        assert_eq!(first.status, 409, "{first:?}");
+        let id = first
+            .header("X-Transmission-Session-Id")
+            .expect("a session id")
+            .to_string();
+        let answer = super::http::send(
+            &self.api,
+            "POST",
+            "/transmission/rpc",
+            &[("X-Transmission-Session-Id", &id)],
+            body.as_bytes(),
+        );
+        assert_eq!(answer.status, 200, "{body}: {}", answer.body);
+        answer.json()
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         signal_group(self.running.pid(), Signal::SIGKILL);

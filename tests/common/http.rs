@@ -121,3 +121,15 @@ pub fn sample(exposition: &str, name: &str) -> Option<f64> {
 pub fn labelled(exposition: &str, name: &str, labels: &str) -> Option<f64> {
     sample(exposition, &format!("{name}{{{labels}}}"))
 }
+
+/// `%`-escapes what a form or query value may not hold as it is.
+pub fn form_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
