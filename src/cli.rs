@@ -267,6 +267,10 @@ pub struct SwarmArgs {
     /// least recently read torrent's files are closed until its next read.
     #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub open_files: u32,
+    /// A complete torrent with at least N peers is served from every shard, each keeping
+    /// the peers it accepted; 0: each torrent from its own shard only.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub hot_peers: usize,
     /// Reserve every file's blocks before downloading instead of growing sparse files.
     #[arg(long)]
     pub preallocate: bool,

@@ -271,6 +271,10 @@ sections! {
         max_connections_per_ip: u32, Live, at_least_one;
         /// Peers unchoked at once per torrent; 0 = unchoke every interested peer. Default 0.
         upload_slots: u32, Live, any;
+        /// A complete torrent with at least this many peers is served from every shard,
+        /// each keeping the peers it accepted (its upload slots and peer cap are shared
+        /// out between the shards); 0 = each torrent from its own shard only. Default 8.
+        hot_torrent_peers: u32, Restart, any;
         /// Piece cache size in MiB per shard. Default 64.
         cache_mib: u32, Restart, at_least_one;
         /// Open file handles one shard keeps at most. Default 512.
@@ -450,6 +454,7 @@ impl Config {
                 max_peers_per_torrent: 80,
                 max_connections_per_ip: 8,
                 upload_slots: 0,
+                hot_torrent_peers: 8,
                 cache_mib: 64,
                 open_files_per_shard: 512,
             },

@@ -46,6 +46,7 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         session,
         max_connections_per_shard: args.max_connections.max(1),
         open_files_per_shard: args.open_files as usize,
+        hot_torrent_peers: args.hot_peers,
         cache_bytes: (args.cache_mib as usize) << 20,
         preallocate: if args.preallocate {
             Preallocate::Full

@@ -116,6 +116,7 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
         limits: rate_limits(config),
         max_connections_per_ip: config.limits.max_connections_per_ip as usize,
         open_files_per_shard: config.limits.open_files_per_shard as usize,
+        hot_torrent_peers: config.limits.hot_torrent_peers as usize,
         web_seeds: config.web_seeds.enabled,
         // The routing table outlives the process in STATE_DIR/dht.dat (written at
         // shutdown and every 5 minutes), so a restart rejoins without the routers.

@@ -255,6 +255,11 @@ impl Torrent {
         self.config.max_peers = max_peers;
     }
 
+    /// The upload slots and peer cap in force (see [`Torrent::set_peer_limits`]).
+    pub fn peer_limits(&self) -> (usize, usize) {
+        (self.config.choker.upload_slots, self.config.max_peers)
+    }
+
     pub fn set_file_priorities(&mut self, priorities: &[Priority]) {
         self.picker.set_file_priorities(&self.layout, priorities);
         self.done_reported = self.picker.is_done();

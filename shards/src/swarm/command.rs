@@ -131,6 +131,10 @@ pub(crate) enum Command {
     Handoff(Handoff),
     /// For shard 0, which runs the DHT node (see `dht`).
     Dht(super::dht::DhtRequest),
+    /// Serve a hot, complete torrent of another shard's from this one too (see `replica`).
+    Replicate(Box<super::replica::ReplicaSpec>),
+    /// Its owner ended the replication: drop this shard's replica of it now.
+    Unreplicate { info_hash: InfoHash },
     /// Peers the DHT found for one of this shard's torrents.
     DhtPeers {
         info_hash: InfoHash,

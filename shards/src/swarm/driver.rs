@@ -20,7 +20,7 @@ use super::web_seed;
 use crate::mapped::path_under;
 
 /// How often a torrent with peers does its periodic work.
-const TICK: Duration = Duration::from_millis(100);
+pub(super) const TICK: Duration = Duration::from_millis(100);
 /// The longest an idle torrent (no peers, nothing to try) sleeps without being rung.
 const IDLE_NAP_MAX: Duration = Duration::from_secs(60);
 /// How often a torrent that wrote pieces syncs its files and reports them durable, when
@@ -60,6 +60,7 @@ pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
         rt.engine().borrow_mut().tick(now);
         rt.drive();
         rt.publish();
+        super::replica::keep_up(&rt);
         let done = rt.engine().borrow().is_done();
         if done && !was_done {
             was_done = true;
@@ -123,7 +124,7 @@ async fn report_durable(rt: &TorrentRt) {
         info_hash: rt.meta().info_hash,
         have,
         files: file_stamps(rt),
-        uploaded: stats.uploaded,
+        uploaded: rt.uploaded(stats.uploaded),
         downloaded: stats.downloaded,
     });
     if sent {
@@ -154,6 +155,8 @@ fn file_stamps(rt: &TorrentRt) -> Vec<Option<FileStamp>> {
 
 /// Syncs the files, says goodbye to the tracker and drops the peers.
 async fn wind_down(rt: &TorrentRt) {
+    // Replicas first: nothing may read the files once the torrent has stopped.
+    super::replica::end_all(rt).await;
     rt.publish();
     rt.shard().scraper.forget(&rt.meta().info_hash);
     let announcer = rt.announcer();
@@ -209,7 +212,10 @@ async fn wind_down(rt: &TorrentRt) {
 /// How long the run loop may sleep: a tick while there are peers or pieces in flight;
 /// an idle torrent sleeps until its next announce or connection retry, unless rung.
 fn nap(rt: &TorrentRt, now: Duration, announcer: &Announcer) -> Duration {
+    // A replicated owner keeps ticking: it adds up its replicas' figures and sees the
+    // torrent cool even when no peer of its own is left.
     let busy = !rt.peers().is_empty()
+        || rt.is_replicated()
         || rt.book().dialling() > 0
         || rt.pieces().filling()
         || rt.engine().borrow().peer_count() > 0;
@@ -242,7 +248,7 @@ fn announce_request(rt: &TorrentRt, event: Event) -> Announce {
         info_hash: rt.meta().info_hash,
         peer_id: rt.our_id().0,
         port: rt.shard().config.port,
-        uploaded: stats.uploaded,
+        uploaded: rt.uploaded(stats.uploaded),
         downloaded: stats.downloaded,
         left: layout.total_length() - have_bytes,
         event,

@@ -43,6 +43,7 @@ mod offload;
 mod peer;
 mod peer_table;
 mod piece_io;
+mod replica;
 mod resolver;
 mod scraper;
 mod send_batch;
@@ -143,6 +144,9 @@ pub struct SwarmConfig {
     pub web_seeds: bool,
     /// The DHT (BEP 5): one node per process, on shard 0, on UDP at `port`.
     pub dht: DhtConfig,
+    /// A complete torrent with at least this many peers is served from every shard, not
+    /// only its own (see `replica`); 0 keeps every torrent on its own shard.
+    pub hot_torrent_peers: usize,
 }
 
 /// Announce scheduling per shard (see `announce_gate` and the engine's `dispatch`).
@@ -188,6 +192,7 @@ impl Default for SwarmConfig {
             announce: AnnounceConfig::default(),
             web_seeds: true,
             dht: DhtConfig::default(),
+            hot_torrent_peers: 8,
         }
     }
 }

@@ -33,12 +33,14 @@ use super::handoff::Handoff;
 use super::inbox::{self, Inbox};
 use super::ip_guard::IpGuard;
 use super::magnet::Fetch;
+use super::replica::{self, Role};
 use super::resolver::DnsCache;
 use super::scraper::Scraper;
 use super::share::{self, Demand};
 use super::slot::Slot;
 use super::stats::{RefusedConnection, ShardStats};
 use super::throttle::{RateLimits, Throttle};
+use super::torrent::TorrentRt;
 use super::tracker::TrackerConnections;
 use super::PeerLimits;
 use super::{dial, peer, shard_for, SwarmConfig};
@@ -94,8 +96,12 @@ pub struct ShardCtx {
     pub checks: Semaphore,
     /// Shard 0's inbox, where DHT lookups are asked for (`None`: the DHT is off).
     pub dht: Option<inbox::Sender<Command>>,
+    /// Every shard's inbox, by shard id: where replicas are asked for (see `replica`).
+    pub inboxes: Vec<inbox::Sender<Command>>,
     /// The DHT node itself, on shard 0 only.
     dht_service: RefCell<Option<Rc<DhtService>>>,
+    /// Other shards' hot torrents this shard serves too, at most one replica each.
+    replicas: RefCell<HashMap<InfoHash, Rc<TorrentRt>>>,
     torrents: RefCell<HashMap<InfoHash, Rc<Slot>>>,
     /// Torrents added from magnet links whose metadata is being fetched (see `magnet`).
     fetching: RefCell<HashMap<InfoHash, Rc<Fetch>>>,
@@ -136,7 +142,31 @@ impl ShardCtx {
             || self.fetching.borrow().contains_key(info_hash)
     }
 
-    fn next_index(&self) -> u32 {
+    /// This shard's replica of another shard's torrent, while it serves.
+    pub fn replica(&self, info_hash: &InfoHash) -> Option<Rc<TorrentRt>> {
+        let rt = self.replicas.borrow().get(info_hash).cloned()?;
+        let serving = match rt.role() {
+            Role::Replica(cells) => !cells.is_stopped(),
+            Role::Owner(_) => false,
+        };
+        (serving && !rt.stop_signal().is_set()).then_some(rt)
+    }
+
+    /// Registers a replica; returns the one it replaces.
+    pub fn replace_replica(&self, info_hash: InfoHash, rt: Rc<TorrentRt>) -> Option<Rc<TorrentRt>> {
+        self.replicas.borrow_mut().insert(info_hash, rt)
+    }
+
+    /// Forgets `rt` if it is still the registered replica of its torrent.
+    pub fn forget_replica(&self, rt: &Rc<TorrentRt>) {
+        let mut replicas = self.replicas.borrow_mut();
+        let info_hash = rt.meta().info_hash;
+        if replicas.get(&info_hash).is_some_and(|r| Rc::ptr_eq(r, rt)) {
+            replicas.remove(&info_hash);
+        }
+    }
+
+    pub fn next_index(&self) -> u32 {
         let index = self.next_index.get();
         self.next_index.set(index.wrapping_add(1));
         index
@@ -220,6 +250,8 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         checks: Semaphore::new(1),
         dht: (config.dht.enabled && !shared.inboxes.is_empty()).then(|| shared.inboxes[0].clone()),
         dht_service: RefCell::default(),
+        inboxes: shared.inboxes.clone(),
+        replicas: RefCell::default(),
         torrents: RefCell::default(),
         fetching: RefCell::default(),
         next_index: Cell::new(0),
@@ -312,6 +344,9 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         .shutting_down(ctx.config.announce.shutdown_goodbyes_within);
     for fetch in ctx.fetching.borrow().values() {
         fetch.request_stop();
+    }
+    for replica in ctx.replicas.borrow().values() {
+        replica.request_stop();
     }
     let slots: Vec<Rc<Slot>> = ctx.torrents.borrow().values().cloned().collect();
     let endings: Vec<_> = slots.iter().map(|slot| slot.clone().pause()).collect();
@@ -420,6 +455,10 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             for slot in slots {
                 slot.set_peer_limits(limits);
             }
+            let (slots, peers) = replica::replica_limits(limits, ctx.inboxes.len());
+            for rt in ctx.replicas.borrow().values() {
+                rt.engine().borrow_mut().set_peer_limits(slots, peers);
+            }
             tracing::debug!(shard = ctx.id.0, ?limits, "peer limits set");
             let _ = reply.send(());
         }
@@ -437,6 +476,12 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             let _ = reply.send(());
         }
         Command::Handoff(h) => route_local(ctx, h),
+        Command::Replicate(spec) => replica::start(ctx, *spec),
+        Command::Unreplicate { info_hash } => {
+            if let Some(rt) = ctx.replicas.borrow().get(&info_hash) {
+                rt.request_stop();
+            }
+        }
         Command::Dht(request) => {
             if let Some(dht) = ctx.dht_service.borrow().as_ref() {
                 dht.request(request);
@@ -597,6 +642,16 @@ async fn handle_incoming(
         } else if let Some(fetch) = ctx.fetch(&hs.info_hash) {
             fetch.accept(stream, addr, buf).await;
         }
+        return;
+    }
+    // A hot torrent's replica here serves the peer where the kernel put it, while the
+    // torrent is under its peer cap (past it the owner decides, exactly).
+    if let Some(rt) = ctx
+        .replica(&hs.info_hash)
+        .filter(|rt| replica::has_room(rt))
+    {
+        ctx.stats.served_by_replica();
+        dial::accept(rt, stream, addr, buf).await;
         return;
     }
     // glommio streams cannot give up their fd: pass a duplicate and close ours. The owner

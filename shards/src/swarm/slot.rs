@@ -519,6 +519,7 @@ impl Slot {
             PeerId::generate(id_random),
             seed,
             self.throttle.clone(),
+            super::replica::Role::owner(),
         ));
         if self.recorded.get() {
             rt.assume_durable();

@@ -170,6 +170,9 @@ pub struct ShardStats {
     accept_errors: AtomicU64,
     /// Peer addresses the DHT found for this shard's torrents (see `dht`).
     dht_peers: AtomicU64,
+    /// Incoming connections a replica of another shard's hot torrent took here instead of
+    /// handing them to the owner (see `replica`).
+    replica_accepts: AtomicU64,
 }
 
 /// Bytes peers make the shard hold, beyond the cache and the pool's free buffers: gauges,
@@ -226,6 +229,7 @@ pub struct ShardStatsSnapshot {
     pub write_stalls: u64,
     pub accept_errors: u64,
     pub dht_peers: u64,
+    pub replica_accepts: u64,
 }
 
 impl ShardStats {
@@ -271,6 +275,10 @@ impl ShardStats {
 
     pub(crate) fn dht_peers(&self, peers: usize) {
         self.dht_peers.fetch_add(peers as u64, Relaxed);
+    }
+
+    pub(crate) fn served_by_replica(&self) {
+        self.replica_accepts.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn inbox_took(&self, messages: usize) {
@@ -346,6 +354,7 @@ impl ShardStats {
             write_stalls: self.write_stalls.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
             dht_peers: self.dht_peers.load(Relaxed),
+            replica_accepts: self.replica_accepts.load(Relaxed),
         }
     }
 }

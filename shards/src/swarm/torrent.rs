@@ -1,4 +1,4 @@
-//! A torrent on its owner shard: the engine's state machine composed with the parts that
+//! A torrent on its owner shard (or a replica serving it on another, see `replica`): the engine's state machine composed with the parts that
 //! do the I/O it asks for, and the glue between them.
 //!
 //! The parts, each with one job: [`PeerTable`] (live connections), [`AddressBook`]
@@ -29,6 +29,7 @@ use super::lazy_storage::LazyStorage;
 use super::offload;
 use super::peer_table::{PeerHandle, PeerTable};
 use super::piece_io::PieceIo;
+use super::replica::Role;
 use super::shard::ShardCtx;
 use super::stats::Held;
 use super::status::{TorrentFault, TorrentState, TorrentStatus};
@@ -61,6 +62,8 @@ pub struct TorrentRt {
     throttle: Rc<Throttle>,
     /// Outbox bytes this torrent last added to the shard's gauge ([`Held::Outboxes`]).
     outbox_reported: Cell<u64>,
+    /// The owner (and its replicas on other shards), or a replica (see `replica`).
+    role: Role,
 }
 
 impl TorrentRt {
@@ -77,6 +80,7 @@ impl TorrentRt {
         our_id: PeerId,
         seed: u64,
         throttle: Rc<Throttle>,
+        role: Role,
     ) -> Self {
         let done = engine.is_done();
         let pieces = Rc::new(PieceIo::new(
@@ -104,6 +108,7 @@ impl TorrentRt {
             durable: DurableMark::new(done),
             throttle,
             outbox_reported: Cell::new(0),
+            role,
         }
     }
 
@@ -159,6 +164,28 @@ impl TorrentRt {
 
     pub fn durable(&self) -> &DurableMark {
         &self.durable
+    }
+
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// The torrent's own rate limits (not the shard's).
+    pub fn own_limits(&self) -> super::throttle::RateLimits {
+        self.throttle.limits()
+    }
+
+    /// An owner whose torrent is served from other shards too.
+    pub fn is_replicated(&self) -> bool {
+        matches!(&self.role, Role::Owner(r) if r.borrow().is_replicated())
+    }
+
+    /// Bytes uploaded this run: the engine's count here plus, on an owner, its replicas'.
+    pub fn uploaded(&self, here: u64) -> u64 {
+        match &self.role {
+            Role::Owner(replicas) => here + replicas.borrow().figures().uploaded,
+            Role::Replica(_) => here,
+        }
     }
 
     /// A peer's meter on this torrent's and this shard's buckets for `direction`.
@@ -230,6 +257,12 @@ impl TorrentRt {
         }
         if self.peers.has_id(&peer_id) {
             return Err(DropReason::Duplicate);
+        }
+        // A hot torrent's cap counts its peers on every shard (see `replica`).
+        if !super::replica::has_room(self) {
+            let everywhere =
+                self.engine.borrow().peer_count() + super::replica::peers_elsewhere(self) as usize;
+            return Err(DropReason::TooManyPeers(everywhere));
         }
         self.engine.borrow_mut().add_peer(self.now(), addr, caps)
     }
@@ -363,28 +396,43 @@ impl TorrentRt {
         }
     }
 
-    /// Publishes figures for the front end.
+    /// Publishes figures for the front end; a replica reports its own to its owner.
     pub fn publish(&self) {
         let stats = self.engine.borrow().stats(self.now());
+        let gauge = &self.shard.stats;
+        let before = self.outbox_reported.replace(stats.outbox_bytes);
+        gauge.release(Held::Outboxes, before);
+        gauge.hold(Held::Outboxes, stats.outbox_bytes);
+        let replicas = match &self.role {
+            Role::Replica(cells) => {
+                let figures = super::replica::Figures {
+                    peers: stats.peers as u64,
+                    uploaded: stats.uploaded,
+                    upload_rate: stats.upload_rate,
+                };
+                cells.report(self.shard.id.0 as usize, figures);
+                return;
+            }
+            Role::Owner(replicas) => replicas.borrow().figures(),
+        };
         let s = &self.status;
-        s.peers.store(stats.peers as u64, Ordering::Relaxed);
+        s.peers
+            .store(stats.peers as u64 + replicas.peers, Ordering::Relaxed);
         s.have_pieces
             .store(u64::from(stats.have_pieces), Ordering::Relaxed);
         s.wanted_left
             .store(u64::from(stats.wanted_left), Ordering::Relaxed);
         s.downloaded.store(stats.downloaded, Ordering::Relaxed);
-        s.uploaded.store(stats.uploaded, Ordering::Relaxed);
+        s.uploaded
+            .store(stats.uploaded + replicas.uploaded, Ordering::Relaxed);
         s.download_rate
             .store(stats.download_rate, Ordering::Relaxed);
-        s.upload_rate.store(stats.upload_rate, Ordering::Relaxed);
+        s.upload_rate
+            .store(stats.upload_rate + replicas.upload_rate, Ordering::Relaxed);
         let (web_seeds, web_seeds_failing) = self.engine.borrow().web_seed_counts(self.now());
         s.web_seeds.store(web_seeds, Ordering::Relaxed);
         s.web_seeds_failing
             .store(web_seeds_failing, Ordering::Relaxed);
-        let gauge = &self.shard.stats;
-        let before = self.outbox_reported.replace(stats.outbox_bytes);
-        gauge.release(Held::Outboxes, before);
-        gauge.hold(Held::Outboxes, stats.outbox_bytes);
         let done = self.engine.borrow().is_done();
         s.done.store(done, Ordering::Release);
         s.set_state(if done {
@@ -407,7 +455,11 @@ impl TorrentRt {
     }
 
     /// Adds addresses (from trackers, the DHT, the user or peer exchange) to the book.
+    /// A replica never dials, so it keeps no addresses.
     pub fn learn(&self, peers: &[SocketAddr], source: PeerSource) {
+        if matches!(self.role, Role::Replica(_)) {
+            return;
+        }
         self.book.learn(peers, source);
         self.wake();
     }

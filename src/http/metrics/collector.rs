@@ -146,6 +146,12 @@ impl Collected {
             "dht_peers",
             "Peer addresses the DHT found for the shard's torrents",
             |s| s.dht_peers,
+        )?;
+        self.counter_pair(
+            enc,
+            "replica_accepts",
+            "Incoming connections a hot torrent's replica served on this shard instead of handing them to the torrent's own shard",
+            |s| s.replica_accepts,
         )
     }
 

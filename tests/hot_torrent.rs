@@ -1,0 +1,250 @@
+//! One hot, complete torrent served from every shard (`shards/src/swarm/replica.rs`): a
+//! daemon with two shards keeps the peers each shard accepted once the torrent has
+//! `hot_torrent_peers` peers, serves them correct bytes (every piece SHA-1 checked by the
+//! load generator's leechers), adds the replicas' peers and uploads into the torrent's
+//! status, counts its peer cap over both shards, and drops every peer, on both shards,
+//! when the torrent is paused.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ccbt_loadgen::{dataset, leecher, report::Progress, torrent};
+use ccbt_shards::pool::ShardConfig;
+use common::daemon::Daemon;
+use common::http::{http, sample};
+use common::swarm::free_port;
+use common::wire_peer::{closed_within, connect, message};
+use serde_json::json;
+
+const INTERESTED: u8 = 2;
+const SEEDING: Duration = Duration::from_secs(30);
+const STOP: Duration = Duration::from_secs(10);
+/// Long enough for the owner's tick (100 ms) to see the torrent hot and for the other
+/// shard to build its replica.
+const REPLICATED: Duration = Duration::from_millis(600);
+
+/// One torrent of `bytes` in 256 KiB pieces, written under `out`; its .torrent.
+fn one_torrent(out: &Path, bytes: u64) -> std::path::PathBuf {
+    dataset::write(
+        &dataset::Spec {
+            torrents: 1,
+            files: 1,
+            file_bytes: bytes,
+            piece_length: 256 << 10,
+            seed: 7,
+        },
+        out,
+    )
+    .unwrap();
+    out.join("torrents/t000000.torrent")
+}
+
+fn daemon_with(home: &Path, port: u16, limits: &str) -> Daemon {
+    let config = home.join("ccbt.toml");
+    std::fs::write(&config, format!("[limits]\n{limits}\n")).unwrap();
+    Daemon::start(
+        home,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--peer-port",
+            &port.to_string(),
+            "--shards",
+            "2",
+            "--no-pin",
+        ],
+    )
+}
+
+fn raw_hash(hash: &str) -> [u8; 20] {
+    <ccbt_engine::InfoHash as std::str::FromStr>::from_str(hash)
+        .unwrap()
+        .0
+}
+
+/// A peer that handshakes and says it is interested, then just holds the connection.
+fn interested_peer(addr: SocketAddr, hash: &[u8; 20], id: u8) -> TcpStream {
+    let mut s = connect(addr, hash, id);
+    s.write_all(&message(INTERESTED, &[])).unwrap();
+    s
+}
+
+fn replica_accepts(daemon: &Daemon) -> f64 {
+    let scrape = http(&daemon.api, "GET", "/metrics", &[]);
+    sample(&scrape.body, "ccbt_replica_accepts_total").unwrap_or_else(|| {
+        panic!(
+            "no ccbt_replica_accepts_total in the scrape:\n{}",
+            scrape.body
+        )
+    })
+}
+
+/// `peersConnected` and `uploadedEver` of the torrent, through the Transmission RPC.
+fn peers_and_uploaded(daemon: &Daemon, hash: &str) -> (u64, u64) {
+    let answer = daemon.rpc(json!({
+        "method": "torrent-get",
+        "arguments": {"ids": [hash], "fields": ["peersConnected", "uploadedEver"]}
+    }));
+    let t = &answer["arguments"]["torrents"][0];
+    (
+        t["peersConnected"].as_u64().unwrap(),
+        t["uploadedEver"].as_u64().unwrap(),
+    )
+}
+
+/// Polls `what` until `ok` holds, within `limit`; the last value either way.
+fn wait_until<T: std::fmt::Debug>(
+    limit: Duration,
+    mut what: impl FnMut() -> T,
+    ok: impl Fn(&T) -> bool,
+) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        let value = what();
+        if ok(&value) || Instant::now() > until {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_hot_torrent_is_served_from_every_shard_and_stops_with_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let set = dir.path().join("set");
+    let torrent_path = one_torrent(&set, 16 << 20);
+    let port = free_port();
+    let mut daemon = daemon_with(
+        &home,
+        port,
+        "hot_torrent_peers = 4\nmax_peers_per_torrent = 200",
+    );
+    let data = set.join("data");
+    let hash = daemon.add(&torrent_path, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    let raw = raw_hash(&hash);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    // Four peers make it hot; they are all the owner's (handed to it if need be).
+    let mut held: Vec<TcpStream> = (1..=4).map(|id| interested_peer(addr, &raw, id)).collect();
+    std::thread::sleep(REPLICATED);
+    assert_eq!(replica_accepts(&daemon), 0.0, "a replica before it was hot");
+
+    // 40 leechers, each checking every piece it takes against its SHA-1.
+    let torrents = torrent::load_all(std::slice::from_ref(&torrent_path)).unwrap();
+    let summary = leecher::run(leecher::Options {
+        torrents,
+        targets: vec![addr],
+        peers: 40,
+        duration: Duration::from_secs(4),
+        shards: ShardConfig {
+            pin: false,
+            ..ShardConfig::with_count(1)
+        },
+        pipeline: 16,
+        connect_concurrency: 8,
+        progress: Progress::Off,
+    })
+    .unwrap();
+    assert_eq!(summary.errors, 0, "{:?}", summary.error_messages);
+    assert!(summary.bytes > 0, "nothing was served: {summary:?}");
+    assert_eq!(summary.connections, 40, "{summary:?}");
+    let took = replica_accepts(&daemon);
+    assert!(
+        took > 0.0,
+        "no leecher was served by the other shard's replica\n{}",
+        daemon.running.log_tail()
+    );
+
+    // What the replica served is in the torrent's figures.
+    let (_, uploaded) = wait_until(
+        Duration::from_secs(5),
+        || peers_and_uploaded(&daemon, &hash),
+        |(_, up)| *up >= summary.bytes,
+    );
+    assert!(
+        uploaded >= summary.bytes,
+        "uploadedEver {uploaded} < the {} bytes the leechers took",
+        summary.bytes
+    );
+
+    // Twelve more held peers: both shards' peers are counted.
+    held.extend((5..=16).map(|id| {
+        std::thread::sleep(Duration::from_millis(30));
+        interested_peer(addr, &raw, id)
+    }));
+    let (peers, _) = wait_until(
+        Duration::from_secs(5),
+        || peers_and_uploaded(&daemon, &hash),
+        |(peers, _)| *peers == 16,
+    );
+    assert_eq!(peers, 16, "peersConnected over both shards");
+    assert!(
+        replica_accepts(&daemon) > took,
+        "no held peer is the replica's"
+    );
+
+    // Pausing drops every peer, the replica's too.
+    daemon.remote(&["pause", &hash]).ok();
+    for (i, s) in held.iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_secs(5)),
+            "peer {i} still connected after pause\n{}",
+            daemon.running.log_tail()
+        );
+    }
+    daemon.wait_state(&hash, "paused", SEEDING);
+    daemon.remote(&["resume", &hash]).ok();
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    daemon.remote(&["remove", &hash, "--delete-data"]).ok();
+    let file = std::fs::read_dir(&data).unwrap().count();
+    assert_eq!(file, 0, "the data was not deleted");
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}
+
+#[test]
+fn the_peer_cap_counts_the_peers_of_every_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let set = dir.path().join("set");
+    let torrent_path = one_torrent(&set, 2 << 20);
+    let port = free_port();
+    let mut daemon = daemon_with(
+        &home,
+        port,
+        "hot_torrent_peers = 4\nmax_peers_per_torrent = 10",
+    );
+    let data = set.join("data");
+    let hash = daemon.add(&torrent_path, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    let raw = raw_hash(&hash);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peers: Vec<TcpStream> = (1..=4).map(|id| interested_peer(addr, &raw, id)).collect();
+    std::thread::sleep(REPLICATED);
+    // One at a time, slower than the shards' 100 ms ticks, so the counts are fresh.
+    peers.extend((5..=20).map(|id| {
+        std::thread::sleep(Duration::from_millis(200));
+        interested_peer(addr, &raw, id)
+    }));
+    let mut open = 0;
+    for s in peers.iter_mut() {
+        if !closed_within(s, Duration::from_millis(300)) {
+            open += 1;
+        }
+    }
+    assert_eq!(open, 10, "peers kept with a cap of 10 over two shards");
+    assert!(
+        replica_accepts(&daemon) > 0.0,
+        "no peer landed on the replica: the test proves nothing"
+    );
+    let (connected, _) = peers_and_uploaded(&daemon, &hash);
+    assert_eq!(connected, 10);
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}
