@@ -248,3 +248,84 @@ fn the_peer_cap_counts_the_peers_of_every_shard() {
     assert_eq!(connected, 10);
     assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
 }
+
+/// A held peer whose reader thread follows what we last said: choked or unchoked.
+struct Watched {
+    _stream: TcpStream,
+    unchoked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn watched_peer(addr: SocketAddr, hash: &[u8; 20], id: u8) -> Watched {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stream = interested_peer(addr, hash, id);
+    let unchoked = std::sync::Arc::new(AtomicBool::new(false));
+    let (mut reader, flag) = (stream.try_clone().unwrap(), unchoked.clone());
+    reader.set_read_timeout(None).unwrap();
+    std::thread::spawn(move || {
+        while let Ok(message) = common::wire_peer::read_message(&mut reader) {
+            match message {
+                Some((0, _)) => flag.store(false, Ordering::Release),
+                Some((1, _)) => flag.store(true, Ordering::Release),
+                _ => {}
+            }
+        }
+        flag.store(false, Ordering::Release);
+    });
+    Watched {
+        _stream: stream,
+        unchoked,
+    }
+}
+
+#[test]
+fn upload_slots_are_shared_out_not_multiplied_by_the_shards() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let set = dir.path().join("set");
+    let torrent_path = one_torrent(&set, 2 << 20);
+    let port = free_port();
+    let mut daemon = daemon_with(
+        &home,
+        port,
+        "hot_torrent_peers = 4\nupload_slots = 4\nmax_peers_per_torrent = 100",
+    );
+    let data = set.join("data");
+    let hash = daemon.add(&torrent_path, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    let raw = raw_hash(&hash);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut peers: Vec<Watched> = (1..=4).map(|id| watched_peer(addr, &raw, id)).collect();
+    std::thread::sleep(REPLICATED);
+    peers.extend((5..=16).map(|id| {
+        std::thread::sleep(Duration::from_millis(30));
+        watched_peer(addr, &raw, id)
+    }));
+    let unchoked = || {
+        peers
+            .iter()
+            .filter(|p| p.unchoked.load(Ordering::Acquire))
+            .count()
+    };
+    // Let the choke messages of the owner's first rechoke (4 slots, then its share of
+    // 2) arrive; from then on the two shards together unchoke at most the 4 slots.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut most = 0;
+    let until = Instant::now() + Duration::from_secs(14);
+    while Instant::now() < until {
+        let now = unchoked();
+        assert!(
+            now <= 4,
+            "{now} peers unchoked with 4 upload slots over two shards"
+        );
+        most = most.max(now);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        replica_accepts(&daemon) > 0.0,
+        "no peer landed on the replica: the test proves nothing"
+    );
+    assert_eq!(most, 4, "the two shards never used all 4 slots");
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}

@@ -10,9 +10,10 @@
 //! - **A replica serves.** When the torrent is complete, has no upload limit of its own
 //!   (that limit is one bucket, on the owner) and has at least `hot_torrent_peers` peers,
 //!   the owner asks every other shard for a replica: the same metainfo, save directory and
-//!   peer id, with an engine session of its own (its own choker over its own peers, with
-//!   the torrent's upload slots divided between the shards), its own read cache entries
-//!   and file handles, and no trackers, dials, DHT, web seeds or writes.
+//!   peer id, with an engine session of its own (its own choker over its own peers), its
+//!   own read cache entries and file handles, and no trackers, dials, DHT, web seeds or
+//!   writes. The torrent's upload slots are divided between the shards, the owner's
+//!   choker taking its share too (0, every interested peer, stays 0 everywhere).
 //! - **Peers stay where the kernel put them.** A connection for the torrent accepted by a
 //!   shard with a replica stays there (SO_REUSEPORT spread it) instead of being handed to
 //!   the owner, while the torrent's peers everywhere are under its peer cap; past the cap,
@@ -51,7 +52,6 @@ use super::shard::ShardCtx;
 use super::status::{TorrentState, TorrentStatus};
 use super::throttle::{RateLimits, Throttle};
 use super::torrent::TorrentRt;
-use super::PeerLimits;
 
 /// A replicated torrent whose peers (everywhere) stay under half of `hot_torrent_peers`
 /// this long goes back to its owner alone.
@@ -194,6 +194,8 @@ pub struct Replicas {
     ended_uploaded: u64,
     /// Since when a replicated torrent has been cool.
     cool_since: Option<Duration>,
+    /// The torrent's upload slots while replicated (the owner's engine then has its share).
+    configured_slots: Option<usize>,
 }
 
 struct Replicating {
@@ -222,11 +224,24 @@ impl Replicas {
         self.current.is_some()
     }
 
+    /// Upload slots for the owner's engine when the torrent has `slots`: its share while
+    /// replicated (remembering `slots`), all of them otherwise.
+    pub fn owner_slots(&mut self, slots: usize, shards: usize) -> usize {
+        if self.current.is_some() {
+            self.configured_slots = Some(slots);
+            slots.div_ceil(shards.max(1))
+        } else {
+            slots
+        }
+    }
+
     /// Ends the current replication, if any: raises its stop flag and wakes its replicas.
-    fn end(&mut self, ctx: &ShardCtx, info_hash: ccbt_engine::InfoHash) {
+    /// Returns the torrent's upload slots, for the owner's engine to have all of them again.
+    fn end(&mut self, ctx: &ShardCtx, info_hash: ccbt_engine::InfoHash) -> Option<usize> {
         self.cool_since = None;
+        let slots = self.configured_slots.take();
         let Some(current) = self.current.take() else {
-            return;
+            return slots;
         };
         current.cells.stop();
         for (shard, asked) in current.asked.iter().enumerate() {
@@ -236,6 +251,7 @@ impl Replicas {
             }
         }
         self.ended.push(current.cells);
+        slots
     }
 
     /// Folds replications whose replicas have all ended into one total.
@@ -278,7 +294,7 @@ pub fn keep_up(rt: &TorrentRt) {
     replicas.tidy();
     let hot = ctx.config.hot_torrent_peers;
     if !may_replicate(rt) {
-        replicas.end(ctx, rt.meta().info_hash);
+        restore_slots(rt, replicas.end(ctx, rt.meta().info_hash));
         return;
     }
     let peers = rt.engine().borrow().peer_count() as u64 + replicas.figures().peers;
@@ -288,7 +304,7 @@ pub fn keep_up(rt: &TorrentRt) {
             let since = *replicas.cool_since.get_or_insert(now);
             if now.saturating_sub(since) >= COOL_OFF {
                 tracing::info!(torrent = %rt.meta().info_hash, peers, "cooled: served by its own shard again");
-                replicas.end(ctx, rt.meta().info_hash);
+                restore_slots(rt, replicas.end(ctx, rt.meta().info_hash));
                 return;
             }
         } else {
@@ -300,9 +316,14 @@ pub fn keep_up(rt: &TorrentRt) {
             cells: ReplicaCells::new(ctx.inboxes.len()),
             asked: vec![false; ctx.inboxes.len()],
         });
+        // The owner's choker now has its share of the slots, like each replica.
+        let (slots, max_peers) = rt.engine().borrow().peer_limits();
+        let share = replicas.owner_slots(slots, ctx.inboxes.len());
+        rt.engine().borrow_mut().set_peer_limits(share, max_peers);
     } else {
         return;
     }
+    let current_configured = replicas.configured_slots;
     let Some(current) = replicas.current.as_mut() else {
         return;
     };
@@ -315,9 +336,9 @@ pub fn keep_up(rt: &TorrentRt) {
         if *asked || shard == ctx.id.0 as usize {
             continue;
         }
-        let (upload_slots, max_peers) = rt.engine().borrow().peer_limits();
+        let (_, max_peers) = rt.engine().borrow().peer_limits();
         let spec = ReplicaSpec {
-            upload_slots,
+            upload_slots: current_slots(rt, current_configured),
             max_peers,
             meta: rt.meta().clone(),
             save_dir: rt.pieces().storage().save_dir().to_path_buf(),
@@ -332,27 +353,32 @@ pub fn keep_up(rt: &TorrentRt) {
     }
 }
 
+/// The torrent's upload slots: as remembered while replicated, else the engine's.
+fn current_slots(rt: &TorrentRt, configured: Option<usize>) -> usize {
+    configured.unwrap_or_else(|| rt.engine().borrow().peer_limits().0)
+}
+
+/// Gives the owner's engine all the torrent's upload slots again once replication ended.
+fn restore_slots(rt: &TorrentRt, slots: Option<usize>) {
+    if let Some(slots) = slots {
+        let max_peers = rt.engine().borrow().peer_limits().1;
+        rt.engine().borrow_mut().set_peer_limits(slots, max_peers);
+    }
+}
+
 /// The owner is stopping: ends its replicas and waits (bounded) until they have dropped
 /// their peers.
 pub async fn end_all(rt: &TorrentRt) {
     let Role::Owner(replicas) = rt.role() else {
         return;
     };
-    replicas.borrow_mut().end(rt.shard(), rt.meta().info_hash);
+    let slots = replicas.borrow_mut().end(rt.shard(), rt.meta().info_hash);
+    restore_slots(rt, slots);
     let began = rt.now();
     while replicas.borrow().still_live() && rt.now().saturating_sub(began) < GONE_WITHIN {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     replicas.borrow_mut().tidy();
-}
-
-/// A replica's upload slots (its share of the torrent's; 0 stays "every interested
-/// peer") and its own peer cap (the torrent's: [`has_room`] applies it over all shards).
-pub fn replica_limits(limits: PeerLimits, shards: usize) -> (usize, usize) {
-    (
-        limits.upload_slots.div_ceil(shards.max(1)),
-        limits.max_peers_per_torrent,
-    )
 }
 
 /// The torrent's peers on other shards (its replicas', or on a replica the owner's and
@@ -529,15 +555,17 @@ mod tests {
     }
 
     #[test]
-    fn replicas_share_slots_and_the_peer_cap() {
-        let limits = |upload_slots, max_peers_per_torrent| PeerLimits {
-            upload_slots,
-            max_peers_per_torrent,
-            max_connections_per_shard: 2000,
-            max_connections_per_ip: 8,
-        };
-        assert_eq!(replica_limits(limits(0, 1000), 2), (0, 1000));
-        assert_eq!(replica_limits(limits(8, 80), 3), (3, 80));
-        assert_eq!(replica_limits(limits(1, 1), 4), (1, 1));
+    fn the_owner_has_its_share_of_the_slots_only_while_replicated() {
+        let mut replicas = Replicas::default();
+        assert_eq!(replicas.owner_slots(8, 2), 8);
+        assert_eq!(replicas.configured_slots, None);
+        replicas.current = Some(Replicating {
+            cells: ReplicaCells::new(3),
+            asked: vec![false; 3],
+        });
+        assert_eq!(replicas.owner_slots(8, 3), 3);
+        // 0 is "every interested peer", on every shard.
+        assert_eq!(replicas.owner_slots(0, 3), 0);
+        assert_eq!(replicas.configured_slots, Some(0));
     }
 }

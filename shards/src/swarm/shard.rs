@@ -455,9 +455,8 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             for slot in slots {
                 slot.set_peer_limits(limits);
             }
-            let (slots, peers) = replica::replica_limits(limits, ctx.inboxes.len());
             for rt in ctx.replicas.borrow().values() {
-                rt.engine().borrow_mut().set_peer_limits(slots, peers);
+                rt.set_peer_limits(limits.upload_slots, limits.max_peers_per_torrent);
             }
             tracing::debug!(shard = ctx.id.0, ?limits, "peer limits set");
             let _ = reply.send(());

@@ -233,9 +233,7 @@ impl Slot {
     /// from the shard when it starts.
     pub fn set_peer_limits(&self, limits: super::PeerLimits) {
         if let Some(rt) = self.running() {
-            rt.engine()
-                .borrow_mut()
-                .set_peer_limits(limits.upload_slots, limits.max_peers_per_torrent);
+            rt.set_peer_limits(limits.upload_slots, limits.max_peers_per_torrent);
         }
     }
 

@@ -175,6 +175,18 @@ impl TorrentRt {
         self.throttle.limits()
     }
 
+    /// New upload slots and peer cap (a reload); while replicated the owner's engine takes
+    /// its share of the slots, as each replica does.
+    pub fn set_peer_limits(&self, upload_slots: usize, max_peers: usize) {
+        let slots = match &self.role {
+            Role::Owner(replicas) => replicas
+                .borrow_mut()
+                .owner_slots(upload_slots, self.shard.inboxes.len()),
+            Role::Replica(_) => upload_slots.div_ceil(self.shard.inboxes.len().max(1)),
+        };
+        self.engine.borrow_mut().set_peer_limits(slots, max_peers);
+    }
+
     /// An owner whose torrent is served from other shards too.
     pub fn is_replicated(&self) -> bool {
         matches!(&self.role, Role::Owner(r) if r.borrow().is_replicated())
