@@ -291,8 +291,13 @@ pub fn keep_up(rt: &TorrentRt) {
     };
     let ctx = rt.shard();
     let mut replicas = replicas.borrow_mut();
-    replicas.tidy();
     let hot = ctx.config.hot_torrent_peers;
+    // The common case, every tick of every torrent: not replicated, not hot.
+    let quiet = replicas.current.is_none() && replicas.ended.is_empty();
+    if quiet && (hot == 0 || rt.engine().borrow().peer_count() < hot) {
+        return;
+    }
+    replicas.tidy();
     if !may_replicate(rt) {
         restore_slots(rt, replicas.end(ctx, rt.meta().info_hash));
         return;
