@@ -7,6 +7,7 @@ mod daemon;
 mod failure;
 mod format;
 mod http;
+mod logging;
 mod native_api;
 mod output;
 mod progress;
@@ -18,7 +19,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // The daemon logs what it does by default; one-shot commands only what goes wrong.
-    init_logging(if matches!(cli.command, cli::Command::Daemon(_)) {
+    logging::init(if matches!(cli.command, cli::Command::Daemon(_)) {
         "info"
     } else {
         "warn"
@@ -41,15 +42,4 @@ fn main() -> ExitCode {
             failure.code.into()
         }
     }
-}
-
-/// Log lines go to stderr; `CCBT_LOG` sets the filter (`info`, `debug`, `ccbt_shards=debug`).
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CCBT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

@@ -341,6 +341,50 @@ fn a_config_edit_is_applied_live_and_a_bad_one_keeps_the_last_good() {
     assert!(show.stdout.contains("ccbt.toml:2"), "{}", show.stdout);
 }
 
+/// `[daemon] log` is the log filter from the start and follows a reload; one that does not
+/// parse is named and the filter in force stays. (`CCBT_LOG`, which the test harness sets,
+/// would win over the file: it is removed here.)
+#[test]
+fn the_log_filter_follows_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ccbt.toml");
+    let write = |filter: &str| {
+        let tmp = dir.path().join("ccbt.toml.new");
+        std::fs::write(&tmp, format!("[daemon]\nlog = {filter:?}\n")).unwrap();
+        std::fs::rename(&tmp, &config).unwrap();
+    };
+    write("warn");
+    let port = port_arg(free_port());
+    let mut daemon = Daemon::start_with_env(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--peer-port", &port],
+        &[("CCBT_LOG", Path::new(""))],
+    );
+    let data = dir.path().join("data");
+    let torrent = own_torrent(&data, "l", &[("l.bin", 50_000)], None);
+    let hash = daemon.add(&torrent, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    assert!(
+        !daemon.running.log().contains(" INFO "),
+        "info lines under log = \"warn\":\n{}",
+        daemon.running.log()
+    );
+    write("info");
+    daemon.wait_log("log filter applied", Duration::from_secs(5));
+    write("ccbt=loud");
+    daemon.wait_log("log filter not applied", Duration::from_secs(5));
+    // Still `info`: a pause is logged.
+    daemon.remote(&["pause", &hash]).ok();
+    daemon.wait_state(&hash, "paused", SEEDING);
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+    let log = daemon.running.log();
+    let after = &log[log.find("log filter not applied").unwrap()..];
+    assert!(
+        after.contains(" INFO "),
+        "no info line after the bad filter:\n{after}"
+    );
+}
+
 #[test]
 fn disk_full_fails_only_that_torrent_and_resume_completes_it() {
     if !interop_ready(&[]) {

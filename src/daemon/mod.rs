@@ -178,6 +178,7 @@ pub fn run(args: DaemonArgs) -> Outcome {
     let started = Instant::now();
     let loaded = load_config(args.config.clone(), overrides(&args))?;
     let config = loaded.config.clone();
+    apply_log_filter(&config.daemon.log);
     // Refuses a control address beyond loopback without credentials, before anything
     // else starts.
     let access = crate::http::Access::from_config(&config, config.daemon.control)
@@ -435,8 +436,8 @@ fn prepare(t: ccbt_state::StoredTorrent) -> (String, Result<Prepared, core::Daem
 }
 
 /// The keys a reload applies to the running daemon. The config marks more keys live
-/// than this daemon applies yet (the log filter, storage options): for those the log
-/// says a restart is needed, which is true today.
+/// than this daemon applies yet (storage options): for those the log says a restart is
+/// needed, which is true today.
 fn applied_live(key: &str) -> bool {
     const PREFIXES: &[&str] = &["queue.", "share.", "hooks."];
     const KEYS: &[&str] = &[
@@ -449,6 +450,7 @@ fn applied_live(key: &str) -> bool {
         "limits.max_connections_per_shard",
         "limits.max_connections_per_ip",
         "blocklist.path",
+        "daemon.log",
     ];
     KEYS.contains(&key) || PREFIXES.iter().any(|p| key.starts_with(p))
 }
@@ -481,6 +483,9 @@ fn reload_on_change(
                         tracing::warn!(key = %change.key, "this setting takes effect after a restart");
                     }
                 }
+                if in_force.daemon.log != live.daemon.log {
+                    apply_log_filter(&in_force.daemon.log);
+                }
                 daemon.set_download_dir(in_force.daemon.download_dir.clone());
                 daemon.set_hooks(in_force.hooks.clone());
                 if rate_limits(&live) != rate_limits(&in_force) {
@@ -506,6 +511,15 @@ fn reload_on_change(
             }
         },
     ))
+}
+
+/// Makes `daemon.log` (the file's, or `CCBT_LOG` over it) the log filter; one that does
+/// not parse is logged and the filter in force stays.
+fn apply_log_filter(spec: &str) {
+    match crate::logging::set_filter(spec) {
+        Ok(()) => tracing::info!(filter = spec, "log filter applied"),
+        Err(e) => tracing::error!(filter = spec, error = %e, "log filter not applied"),
+    }
 }
 
 struct StopFlags {

@@ -54,8 +54,15 @@ impl Daemon {
                 .env(
                     "CCBT_LOG",
                     std::env::var("CCBT_LOG").unwrap_or("info".into()),
-                )
-                .envs(env);
+                );
+            // An empty value removes the variable (CCBT_LOG, which is set above).
+            for (key, value) in &env {
+                if value.as_os_str().is_empty() {
+                    cmd.env_remove(key);
+                } else {
+                    cmd.env(key, value);
+                }
+            }
             cmd
         });
         let mut daemon = Daemon {
