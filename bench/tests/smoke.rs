@@ -157,6 +157,10 @@ fn seed_scenario_measures_every_seeder_and_both_shard_counts() {
             "1",
             "--pipeline",
             "8",
+            "--latency-leechers",
+            "3",
+            "--latency-pipeline",
+            "2",
         ],
     );
     for who in [
@@ -165,12 +169,24 @@ fn seed_scenario_measures_every_seeder_and_both_shard_counts() {
         "aria2c 1.36",
     ] {
         assert!(
-            row(&md, who).contains("| 1/1 |"),
-            "{who} has no valid window:\n{md}"
+            row(&md, &format!("{who} | 4")).contains("| 1/1 |"),
+            "{who} has no valid throughput window:\n{md}"
+        );
+        assert!(
+            row(&md, &format!("{who} | 3 | 2")).contains("| 1/1 |"),
+            "{who} has no valid latency window:\n{md}"
         );
     }
-    let scaling = row(&md, "4");
-    assert!(scaling.trim_end().ends_with("x |"), "no S5 ratio:\n{md}");
+    assert!(md.contains("MB per CPU s"), "{md}");
+    assert!(md.contains("- latency: p99 "), "no latency verdict:\n{md}");
+    // S5 twice: eight torrents and one hot torrent, each with a ratio and a verdict.
+    let ratios: Vec<&str> = md.lines().filter(|l| l.starts_with("| 4 |")).collect();
+    assert_eq!(ratios.len(), 2, "{md}");
+    for line in ratios {
+        assert!(line.trim_end().ends_with("x |"), "no S5 ratio:\n{md}");
+    }
+    assert!(md.contains("**One hot torrent**"), "{md}");
+    assert!(md.contains("target ≥ 1.6x on 2 cores"), "{md}");
 }
 
 #[test]
