@@ -131,6 +131,33 @@ fn download_scenario_measures_every_downloader() {
     assert!(md.contains("ccbt-loadgen sink"), "{md}");
 }
 
+#[test]
+fn download_scenario_downloads_from_libtorrent_seeders() {
+    let md = bench(
+        "download",
+        &[
+            "--source",
+            "libtorrent",
+            "--size-mib",
+            "8",
+            "--rounds",
+            "1",
+            "--timeout",
+            "60",
+            "--contenders",
+            "ccbt,aria2",
+        ],
+    );
+    assert!(md.contains("2 python3-libtorrent 2.0 seeders"), "{md}");
+    for who in ["ccbt-uring download", "aria2c 1.36"] {
+        assert!(
+            row(&md, who).contains("| 1/1 |"),
+            "{who} did not finish:\n{md}"
+        );
+    }
+    assert!(md.contains("2 seeders → ccbt-loadgen sink"), "{md}");
+}
+
 /// Whether `rqbit` is on PATH or where `cargo install` puts it.
 fn rqbit_installed() -> bool {
     Command::new("sh")
@@ -194,8 +221,25 @@ fn recheck_scenario_measures_warm_cold_and_the_limits() {
     let md = bench("verify", &["--size-mib", "16", "--rounds", "1"]);
     assert!(md.contains("ccbt-uring verify"), "{md}");
     assert!(md.contains("openssl"), "{md}");
-    assert!(md.contains("fio"), "{md}");
+    // Every disk ceiling was measured, and the best is named.
+    for limit in [
+        "| fio O_DIRECT read, 1 MiB blocks, 32 in flight |",
+        "| fio O_DIRECT read, 4 MiB blocks, 64 in flight |",
+        "| fio buffered read with read-ahead, 1 MiB blocks |",
+    ] {
+        assert!(md.contains(limit), "no {limit}:\n{md}");
+    }
+    assert!(md.contains("The ceiling is **fio "), "{md}");
+    // Timed by the bench's clock, every contender has a figure even at this size.
+    for who in [
+        "ccbt-uring verify",
+        "python3-libtorrent recheck",
+        "Transmission 3.00 verify",
+    ] {
+        row(&md, who);
+    }
     assert!(!md.contains("not measured"), "a limit is missing:\n{md}");
+    assert!(!md.contains("failed"), "a run failed:\n{md}");
 }
 
 #[test]

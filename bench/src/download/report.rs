@@ -151,6 +151,10 @@ impl Results {
             Source::Ccbt => "`ccbt-uring seed --shards 1` seeders on 127.0.0.1, data in the \
                              page cache"
                 .to_string(),
+            Source::Libtorrent => "python3-libtorrent 2.0 seeders (`lt_client.py seed`, its \
+                                   `high_performance_seed()` preset) on 127.0.0.1, sharing \
+                                   the data dir, data in the page cache"
+                .to_string(),
         };
         let mut out = format!(
             "Data: {:.2} GiB in one file, 1 MiB pieces; {} {seeders}. {rounds} rounds, \
