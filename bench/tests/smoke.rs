@@ -234,6 +234,7 @@ fn recheck_scenario_measures_warm_cold_and_the_limits() {
     for who in [
         "ccbt-uring verify",
         "python3-libtorrent recheck",
+        "python3-libtorrent recheck, hashing_threads 2",
         "Transmission 3.00 verify",
     ] {
         row(&md, who);
