@@ -211,6 +211,8 @@ fn seed_scenario_measures_every_seeder_and_both_shard_counts() {
     assert_eq!(ratios.len(), 2, "{md}");
     for line in ratios {
         assert!(line.trim_end().ends_with("x |"), "no S5 ratio:\n{md}");
+        // The shard threads' CPU split was read from /proc.
+        assert!(line.contains("% |"), "no busiest-shard share:\n{md}");
     }
     assert!(md.contains("**One hot torrent**"), "{md}");
     assert!(md.contains("target ≥ 1.6x on 2 cores"), "{md}");

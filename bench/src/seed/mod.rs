@@ -246,6 +246,20 @@ fn spread_target(args: &SeedArgs, loadgen: &Path) -> Result<Target> {
     Ok(target)
 }
 
+/// Whether a thread is one of ccbt-uring's shards, by the name glommio gives them: the
+/// shard's name and the executor's id (`shard-0-3`, `shard-1-4`; not their resolvers,
+/// `shard0-dns0`). The CPU split between them shows whether a torrent's serving is spread
+/// over the shards.
+fn is_shard_thread(name: &str) -> bool {
+    name.strip_prefix("shard-").is_some_and(|n| {
+        let mut parts = n.split('-');
+        let number = |p: Option<&str>| {
+            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        number(parts.next()) && number(parts.next()) && parts.next().is_none()
+    })
+}
+
 /// What every window shares.
 struct Bench<'a> {
     ccbt: &'a Path,
@@ -289,8 +303,15 @@ impl Bench<'_> {
         let mut running = seeder.start(self.ccbt, &target.torrent, &target.save_dir, port)?;
         procfs::reset_peak_rss(running.pid)?;
         let cpu_before = procfs::group_cpu_seconds(running.pid)?;
+        let shards_before = procfs::threads_cpu_seconds(running.pid, is_shard_thread)?;
         let measured = load::run(self.loadgen, &target.torrent, port, load)?;
         let seeder_cpu_s = procfs::group_cpu_seconds(running.pid)? - cpu_before;
+        let busiest_shard = if seeder.is_ours() {
+            let after = procfs::threads_cpu_seconds(running.pid, is_shard_thread)?;
+            procfs::busiest_share(&shards_before, &after)
+        } else {
+            None
+        };
         let peak_rss_kib = procfs::peak_rss_kib(running.pid)?;
         if let Some(status) = running.process.exit_status()? {
             eprintln!("{}", running.process.log_tail());
@@ -313,6 +334,7 @@ impl Bench<'_> {
             measured,
             seeder_cpu_s,
             peak_rss_kib,
+            busiest_shard,
         }))
     }
 }
@@ -324,4 +346,17 @@ fn first_line(e: &anyhow::Error) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_shard_threads_by_name() {
+        assert!(is_shard_thread("shard-0-3") && is_shard_thread("shard-12-15"));
+        assert!(!is_shard_thread("shard0-dns0") && !is_shard_thread("shard-0-dns0"));
+        assert!(!is_shard_thread("shard-0") && !is_shard_thread("shard-0-"));
+        assert!(!is_shard_thread("ccbt-uring") && !is_shard_thread("dht-dns0"));
+    }
 }

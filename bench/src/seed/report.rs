@@ -14,6 +14,9 @@ pub struct Sample {
     pub seeder_cpu_s: f64,
     /// The seeder's VmHWM over the window (reset as it opened), in KiB.
     pub peak_rss_kib: u64,
+    /// For ccbt-uring: the busiest shard thread's share of the CPU all shard threads used
+    /// over the window (1/N is an even spread over N shards, 1.0 one shard doing it all).
+    pub busiest_shard: Option<f64>,
 }
 
 impl Sample {
@@ -49,6 +52,8 @@ struct Medians {
     connections: f64,
     drops: f64,
     loadgen_cpu_s: f64,
+    /// NaN when no window measured it.
+    busiest_shard: f64,
 }
 
 impl Row {
@@ -76,6 +81,7 @@ impl Row {
             connections: m(&|s| s.measured.connections as f64),
             drops: m(&|s| s.measured.drops as f64),
             loadgen_cpu_s: m(&|s| s.measured.loadgen_cpu_s),
+            busiest_shard: median(self.valid.iter().filter_map(|s| s.busiest_shard).collect()),
         })
     }
 }
@@ -460,8 +466,12 @@ impl Results {
         let mut out = format!(
             "`ccbt-uring seed` with `--shards 1` and with one shard per core ({cores} here), \
              same windows and rounds (medians).\n\n\
-             | leechers | 1 shard MB/s | MB per CPU s | p99 ms | {cores} shards MB/s | MB per CPU s | p99 ms | all / one |\n\
-             |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             *Busiest shard* is the busiest shard thread's share of the CPU all {cores} \
+             shard threads used over the window (/proc/PID/task): {:.0}% is an even spread, \
+             100% one shard doing all the work.\n\n\
+             | leechers | 1 shard MB/s | MB per CPU s | p99 ms | {cores} shards MB/s | MB per CPU s | p99 ms | busiest shard | all / one |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            100.0 / cores as f64,
         );
         let mut last = None;
         for leechers in self.leecher_counts() {
@@ -477,8 +487,12 @@ impl Results {
                 }
                 _ => "–".to_string(),
             };
+            let busiest = all
+                .map(|m| m.busiest_shard)
+                .filter(|b| !b.is_nan())
+                .map_or("–".to_string(), |b| format!("{:.0}%", 100.0 * b));
             out += &format!(
-                "| {leechers} | {} | {} | {} | {} | {} | {} | {ratio} |\n",
+                "| {leechers} | {} | {} | {} | {} | {} | {} | {busiest} | {ratio} |\n",
                 cell(one, |m| m.mb_per_s, 0),
                 cell(one, |m| m.mb_per_cpu_s, 0),
                 cell(one, |m| m.p99_ms, 1),
@@ -532,6 +546,7 @@ mod tests {
             },
             seeder_cpu_s: cpu_s,
             peak_rss_kib: 20 * 1024,
+            busiest_shard: Some(0.55),
         }
     }
 
@@ -614,7 +629,7 @@ mod tests {
         assert!(s2.contains("Transmission 3.00: left out"), "{s2}");
         let s5 = r.scaling_markdown(TARGET_SPREAD_SCALING);
         assert!(
-            s5.contains("| 500 | 550 | 5500 | 30.0 | 1000 | 10000 | 15.0 | 1.82x |"),
+            s5.contains("| 500 | 550 | 5500 | 30.0 | 1000 | 10000 | 15.0 | 55% | 1.82x |"),
             "{s5}"
         );
         assert!(s5.contains("target ≥ 1.8x on 2 cores: met"), "{s5}");
