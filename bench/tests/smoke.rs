@@ -149,6 +149,10 @@ fn download_scenario_downloads_from_libtorrent_seeders() {
         ],
     );
     assert!(md.contains("2 python3-libtorrent 2.0 seeders"), "{md}");
+    assert!(
+        md.contains("Targets (issue 13), from libtorrent seeders: ccbt-uring download is"),
+        "{md}"
+    );
     for who in ["ccbt-uring download", "aria2c 1.36"] {
         assert!(
             row(&md, who).contains("| 1/1 |"),
