@@ -111,7 +111,7 @@ fn parse_openssl(text: &str) -> Result<f64> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FioRead {
     Direct { block_mib: u32, iodepth: u32 },
-    Buffered { block_mib: u32 },
+    Buffered { block_mib: u32, iodepth: u32 },
 }
 
 impl FioRead {
@@ -121,30 +121,29 @@ impl FioRead {
             FioRead::Direct { block_mib, iodepth } => {
                 format!("fio O_DIRECT read, {block_mib} MiB blocks, {iodepth} in flight")
             }
-            FioRead::Buffered { block_mib } => {
-                format!("fio buffered read with read-ahead, {block_mib} MiB blocks")
+            FioRead::Buffered { block_mib, iodepth } => {
+                format!("fio buffered read, {block_mib} MiB blocks, {iodepth} in flight")
             }
         }
     }
 
     /// fio's options for it, and the I/O engines to try in turn.
     fn options(self) -> (Vec<String>, &'static [&'static str]) {
-        match self {
-            FioRead::Direct { block_mib, iodepth } => (
-                vec![
-                    "--direct=1".into(),
-                    format!("--bs={block_mib}M"),
-                    format!("--iodepth={iodepth}"),
-                ],
-                &["io_uring", "libaio"],
-            ),
-            // One synchronous read at a time: the kernel's read-ahead is what keeps the
-            // device busy (fio drops the file's cached pages before it starts).
-            FioRead::Buffered { block_mib } => (
-                vec!["--direct=0".into(), format!("--bs={block_mib}M")],
-                &["psync"],
-            ),
-        }
+        let (direct, block_mib, iodepth) = match self {
+            FioRead::Direct { block_mib, iodepth } => (1, block_mib, iodepth),
+            // Through the page cache with the kernel's read-ahead (fio drops the file's
+            // cached pages before it starts). Many reads in flight: one synchronous read at
+            // a time (`psync`) made 0.13-0.19 GB/s here, where O_DIRECT made 0.7-1.1.
+            FioRead::Buffered { block_mib, iodepth } => (0, block_mib, iodepth),
+        };
+        (
+            vec![
+                format!("--direct={direct}"),
+                format!("--bs={block_mib}M"),
+                format!("--iodepth={iodepth}"),
+            ],
+            &["io_uring", "libaio"],
+        )
     }
 }
 

@@ -231,7 +231,7 @@ fn recheck_scenario_measures_warm_cold_and_the_limits() {
     for limit in [
         "| fio O_DIRECT read, 1 MiB blocks, 32 in flight |",
         "| fio O_DIRECT read, 4 MiB blocks, 64 in flight |",
-        "| fio buffered read with read-ahead, 1 MiB blocks |",
+        "| fio buffered read, 4 MiB blocks, 64 in flight |",
     ] {
         assert!(md.contains(limit), "no {limit}:\n{md}");
     }

@@ -72,7 +72,10 @@ const COLD_CEILINGS: [FioRead; 3] = [
         block_mib: 4,
         iodepth: 64,
     },
-    FioRead::Buffered { block_mib: 1 },
+    FioRead::Buffered {
+        block_mib: 4,
+        iodepth: 64,
+    },
 ];
 
 pub fn run(args: RecheckArgs) -> Result<String> {
