@@ -104,26 +104,75 @@ fn parse_openssl(text: &str) -> Result<f64> {
         .context("openssl +F: value")
 }
 
-/// Sequential O_DIRECT read of all of `file` in decimal GB/s: fio, 1 MiB blocks, 32 in
-/// flight, io_uring (libaio if io_uring is refused), read-only. O_DIRECT bypasses the page
-/// cache, so this is what the disk gives, whatever is cached.
+/// How fio reads a file sequentially, to find the disk's ceiling: with O_DIRECT at a block
+/// size and queue depth (what the device gives, whatever is cached), or buffered from a
+/// file dropped from the page cache (what the kernel's read-ahead gives, which is how
+/// `ccbt-uring verify` reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FioRead {
+    Direct { block_mib: u32, iodepth: u32 },
+    Buffered { block_mib: u32, iodepth: u32 },
+}
+
+impl FioRead {
+    /// What the table calls it.
+    pub fn name(self) -> String {
+        match self {
+            FioRead::Direct { block_mib, iodepth } => {
+                format!("fio O_DIRECT read, {block_mib} MiB blocks, {iodepth} in flight")
+            }
+            FioRead::Buffered { block_mib, iodepth } => {
+                format!("fio buffered read, {block_mib} MiB blocks, {iodepth} in flight")
+            }
+        }
+    }
+
+    /// fio's options for it, and the I/O engines to try in turn.
+    fn options(self) -> (Vec<String>, &'static [&'static str]) {
+        let (direct, block_mib, iodepth) = match self {
+            FioRead::Direct { block_mib, iodepth } => (1, block_mib, iodepth),
+            // Through the page cache with the kernel's read-ahead (fio drops the file's
+            // cached pages before it starts). Many reads in flight: one synchronous read at
+            // a time (`psync`) made 0.13-0.19 GB/s here, where O_DIRECT made 0.7-1.1.
+            FioRead::Buffered { block_mib, iodepth } => (0, block_mib, iodepth),
+        };
+        (
+            vec![
+                format!("--direct={direct}"),
+                format!("--bs={block_mib}M"),
+                format!("--iodepth={iodepth}"),
+            ],
+            &["io_uring", "libaio"],
+        )
+    }
+}
+
+/// Sequential O_DIRECT read of all of `file` in decimal GB/s, 1 MiB blocks, 32 in flight:
+/// what `ccbt-bench limits` shows.
 pub fn fio_direct_read(file: &Path) -> Result<Limit> {
+    fio_read(
+        file,
+        FioRead::Direct {
+            block_mib: 1,
+            iodepth: 32,
+        },
+    )
+}
+
+/// A sequential read of all of `file` by fio as `how` says, read-only, in decimal GB/s
+/// (io_uring, or libaio if io_uring is refused, for O_DIRECT).
+pub fn fio_read(file: &Path, how: FioRead) -> Result<Limit> {
     let size = std::fs::metadata(file)
         .with_context(|| format!("cannot stat {}", file.display()))?
         .len();
+    let (options, engines) = how.options();
     let mut failures = Vec::new();
-    for engine in ["io_uring", "libaio"] {
+    for engine in engines {
         let Some(out) = output(
             Command::new("fio")
-                .args([
-                    "--name=seqread",
-                    "--rw=read",
-                    "--direct=1",
-                    "--bs=1M",
-                    "--iodepth=32",
-                    "--readonly",
-                    "--output-format=json",
-                ])
+                .args(["--name=seqread", "--rw=read", "--readonly"])
+                .args(&options)
+                .arg("--output-format=json")
                 .arg(format!("--ioengine={engine}"))
                 .arg(format!("--size={size}"))
                 .arg(format!("--filename={}", file.display())),
@@ -142,7 +191,12 @@ pub fn fio_direct_read(file: &Path) -> Result<Limit> {
             )),
         }
     }
-    bail!("fio failed on {}: {}", file.display(), failures.join("; "))
+    bail!(
+        "{} failed on {}: {}",
+        how.name(),
+        file.display(),
+        failures.join("; ")
+    )
 }
 
 /// Read bandwidth in bytes per second from fio's `--output-format=json`.

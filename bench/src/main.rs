@@ -3,13 +3,18 @@
 //!
 //! Scenarios:
 //! - `download` (S1): a download over loopback from the load generator's synthetic seeders
-//!   by ccbt-uring, libtorrent, aria2 and Transmission: rate, CPU per GiB and peak memory.
+//!   (or, with `--source libtorrent`, from python3-libtorrent seeders) by ccbt-uring,
+//!   libtorrent, aria2, Transmission and rqbit: rate, CPU per GiB and peak memory.
 //! - `seed` (S2, S5): one torrent seeded to 50 and 500 load-generator leechers by
-//!   ccbt-uring, libtorrent and aria2; and ccbt-uring with one shard against all.
+//!   ccbt-uring, libtorrent, aria2 and rqbit, with MB per CPU second, and a shallow-pipeline
+//!   latency window each; and ccbt-uring with one shard against all, over eight torrents
+//!   and for one hot torrent.
 //! - `verify` (alias `recheck`, S3): a full recheck of a torrent by `ccbt-uring verify`,
-//!   python3-libtorrent and Transmission (`transmission-cli -v`), with the data in the page
-//!   cache (against `openssl speed -evp sha1` on all cores) and dropped from it (against
-//!   fio's O_DIRECT read of the same file). Runs are interleaved so noise hits all alike.
+//!   python3-libtorrent and Transmission (`transmission-cli -v`), each timed by the bench's
+//!   clock from its start, with the data in the page cache (against `openssl speed -evp
+//!   sha1` on all cores) and dropped from it (against the best of fio's O_DIRECT reads at
+//!   deep queues and its buffered read-ahead of the same file). Runs are interleaved so
+//!   noise hits all alike.
 //! - `many` (S4): 10,000 small torrents loaded and seeding: load time and RSS per torrent,
 //!   ccbt-uring vs python3-libtorrent.
 //! - `api` (S7): the control APIs at 100,000 torrents while seeding at full rate:

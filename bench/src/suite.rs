@@ -57,6 +57,16 @@ pub fn run(size: Size, args: SuiteArgs) -> Result<()> {
     s1.write = md.clone();
     section("S1: download", download::run(s1)?);
 
+    // The same downloads from a real client's seeders, so that our seeders' tuning is no
+    // part of our downloader's figure.
+    let mut s1_real = preset(size, &args, download::quick)?;
+    s1_real.source = download::Source::Libtorrent;
+    s1_real.write = md.clone();
+    section(
+        "S1: download from libtorrent seeders",
+        download::run(s1_real)?,
+    );
+
     let mut s2 = preset(size, &args, seed::quick)?;
     s2.write = md.clone();
     section("S2 and S5: seeding, and core scaling", seed::run(s2)?);
@@ -108,6 +118,7 @@ mod tests {
         };
         let s1: download::DownloadArgs = defaults(&args).unwrap();
         assert!(s1.write.is_none());
+        assert_eq!(s1.source, download::Source::Synthetic);
         let _: seed::SeedArgs = defaults(&args).unwrap();
         let _: recheck::RecheckArgs = defaults(&args).unwrap();
         let _: many::ManyArgs = defaults(&args).unwrap();

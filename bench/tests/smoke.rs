@@ -131,6 +131,37 @@ fn download_scenario_measures_every_downloader() {
     assert!(md.contains("ccbt-loadgen sink"), "{md}");
 }
 
+#[test]
+fn download_scenario_downloads_from_libtorrent_seeders() {
+    let md = bench(
+        "download",
+        &[
+            "--source",
+            "libtorrent",
+            "--size-mib",
+            "8",
+            "--rounds",
+            "1",
+            "--timeout",
+            "60",
+            "--contenders",
+            "ccbt,aria2",
+        ],
+    );
+    assert!(md.contains("2 python3-libtorrent 2.0 seeders"), "{md}");
+    assert!(
+        md.contains("Targets (issue 13), from libtorrent seeders: ccbt-uring download is"),
+        "{md}"
+    );
+    for who in ["ccbt-uring download", "aria2c 1.36"] {
+        assert!(
+            row(&md, who).contains("| 1/1 |"),
+            "{who} did not finish:\n{md}"
+        );
+    }
+    assert!(md.contains("2 seeders → ccbt-loadgen sink"), "{md}");
+}
+
 /// Whether `rqbit` is on PATH or where `cargo install` puts it.
 fn rqbit_installed() -> bool {
     Command::new("sh")
@@ -157,6 +188,10 @@ fn seed_scenario_measures_every_seeder_and_both_shard_counts() {
             "1",
             "--pipeline",
             "8",
+            "--latency-leechers",
+            "3",
+            "--latency-pipeline",
+            "2",
         ],
     );
     for who in [
@@ -165,12 +200,26 @@ fn seed_scenario_measures_every_seeder_and_both_shard_counts() {
         "aria2c 1.36",
     ] {
         assert!(
-            row(&md, who).contains("| 1/1 |"),
-            "{who} has no valid window:\n{md}"
+            row(&md, &format!("{who} | 4")).contains("| 1/1 |"),
+            "{who} has no valid throughput window:\n{md}"
+        );
+        assert!(
+            row(&md, &format!("{who} | 3 | 2")).contains("| 1/1 |"),
+            "{who} has no valid latency window:\n{md}"
         );
     }
-    let scaling = row(&md, "4");
-    assert!(scaling.trim_end().ends_with("x |"), "no S5 ratio:\n{md}");
+    assert!(md.contains("MB per CPU s"), "{md}");
+    assert!(md.contains("- latency: p99 "), "no latency verdict:\n{md}");
+    // S5 twice: eight torrents and one hot torrent, each with a ratio and a verdict.
+    let ratios: Vec<&str> = md.lines().filter(|l| l.starts_with("| 4 |")).collect();
+    assert_eq!(ratios.len(), 2, "{md}");
+    for line in ratios {
+        assert!(line.trim_end().ends_with("x |"), "no S5 ratio:\n{md}");
+        // The shard threads' CPU split was read from /proc.
+        assert!(line.contains("% |"), "no busiest-shard share:\n{md}");
+    }
+    assert!(md.contains("**One hot torrent**"), "{md}");
+    assert!(md.contains("target ≥ 1.6x on 2 cores"), "{md}");
 }
 
 #[test]
@@ -178,8 +227,26 @@ fn recheck_scenario_measures_warm_cold_and_the_limits() {
     let md = bench("verify", &["--size-mib", "16", "--rounds", "1"]);
     assert!(md.contains("ccbt-uring verify"), "{md}");
     assert!(md.contains("openssl"), "{md}");
-    assert!(md.contains("fio"), "{md}");
+    // Every disk ceiling was measured, and the best is named.
+    for limit in [
+        "| fio O_DIRECT read, 1 MiB blocks, 32 in flight |",
+        "| fio O_DIRECT read, 4 MiB blocks, 64 in flight |",
+        "| fio buffered read, 4 MiB blocks, 64 in flight |",
+    ] {
+        assert!(md.contains(limit), "no {limit}:\n{md}");
+    }
+    assert!(md.contains("The ceiling is **fio "), "{md}");
+    // Timed by the bench's clock, every contender has a figure even at this size.
+    for who in [
+        "ccbt-uring verify",
+        "python3-libtorrent recheck",
+        "python3-libtorrent recheck, hashing_threads 2",
+        "Transmission 3.00 verify",
+    ] {
+        row(&md, who);
+    }
     assert!(!md.contains("not measured"), "a limit is missing:\n{md}");
+    assert!(!md.contains("failed"), "a run failed:\n{md}");
 }
 
 #[test]

@@ -77,16 +77,18 @@ impl Contender {
         self != Contender::Transmission
     }
 
-    /// The line the process prints once the download is complete and verified, if it
-    /// prints one before shutting down (announcing `stopped`, tearing down). Without one,
-    /// the process's exit marks the end.
-    pub fn done_line(self) -> Option<&'static str> {
+    /// The line the process prints once the download is complete and verified, before it
+    /// shuts down (announcing `stopped`, tearing down): every downloader is timed to its
+    /// line, none to its exit, so no one's shutdown counts.
+    pub fn done_line(self) -> &'static str {
         match self {
-            Contender::Ccbt => Some("downloading: complete"),
-            Contender::Aria2 => None,
-            Contender::Rqbit => Some("All downloads completed"),
-            Contender::Libtorrent => Some("lt_client: download complete"),
-            Contender::Transmission => Some("transmission_client: download complete"),
+            Contender::Ccbt => "downloading: complete",
+            // At notice level, once its last piece is checked (then, with
+            // `--seed-time=0`, "Seeding is over." and the shutdown).
+            Contender::Aria2 => "Download complete: ",
+            Contender::Rqbit => "All downloads completed",
+            Contender::Libtorrent => "lt_client: download complete",
+            Contender::Transmission => "transmission_client: download complete",
         }
     }
 

@@ -24,7 +24,8 @@ use crate::harness::process::{self, wait_listening, Process};
 use crate::harness::tracker::Tracker;
 use contenders::Contender;
 use report::{Results, Sample};
-use seeders::{Seeders, Setup, Source};
+pub use seeders::Source;
+use seeders::{Seeders, Setup};
 
 #[derive(clap::Args)]
 pub struct DownloadArgs {
@@ -40,9 +41,10 @@ pub struct DownloadArgs {
     /// Seeders to download from.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     seeders: u16,
-    /// What seeds: the load generator's synthetic seeders, or ccbt-uring seeders.
+    /// What seeds: the load generator's synthetic seeders, ccbt-uring seeders, or
+    /// python3-libtorrent seeders. Each has its own table (`--write` section).
     #[arg(long, value_enum, default_value_t = Source::Synthetic)]
-    source: Source,
+    pub source: Source,
     /// The ccbt-uring binary (seeders, and the ccbt-uring downloader).
     #[arg(long, default_value = "target/release/ccbt-uring")]
     ccbt: PathBuf,
@@ -105,13 +107,17 @@ pub fn run(args: DownloadArgs) -> Result<String> {
     let tracker_port = ports.next()?;
     let announce_url = Tracker::url(tracker_port);
     let bytes = args.size_mib << 20;
-    let (set, torrent) = match args.source {
-        Source::Ccbt => {
-            let set = dataset::prepare(&args.dir, bytes, &ccbt)?;
-            let torrent = set.torrent_with_tracker(&ccbt, &announce_url)?;
-            (set, torrent)
+    if args.source == Source::Libtorrent {
+        if let Some(why) = ccbt_testkit::clients::Client::Libtorrent.missing() {
+            bail!("--source libtorrent needs python3-libtorrent: {why}");
         }
-        Source::Synthetic => dataset::synthetic(&args.dir, bytes, &loadgen, &announce_url)?,
+    }
+    let (set, torrent) = if args.source.reads_data() {
+        let set = dataset::prepare(&args.dir, bytes, &ccbt)?;
+        let torrent = set.torrent_with_tracker(&ccbt, &announce_url)?;
+        (set, torrent)
+    } else {
+        dataset::synthetic(&args.dir, bytes, &loadgen, &announce_url)?
     };
     let tracker = Tracker::start(tracker_port, &info_hash(&ccbt, &torrent)?)?;
     let evicted = dataset::evict_all_but(&args.dir, &set.data_file);
@@ -158,7 +164,7 @@ pub fn run(args: DownloadArgs) -> Result<String> {
     }
     let table = results.markdown();
     if let Some(path) = args.write {
-        crate::report::write_section(&path, "download", &table)?;
+        crate::report::write_section(&path, args.source.section(), &table)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(table)
@@ -223,9 +229,9 @@ impl<'a> Bench<'a> {
     /// One download by `contender` into a fresh dir, from fresh seeders, verified.
     ///
     /// The clock starts when the seeders are up (listening, listed by the tracker) and the
-    /// downloader is started, and stops at the downloader's exit or, for those that print
-    /// one, at its completion line (libtorrent and Transmission, whose wrappers then spend
-    /// up to seconds shutting down). Transmission is started before the seeders (it
+    /// downloader is started, and stops at the downloader's completion line, for every
+    /// downloader alike (aria2 included): what each spends shutting down afterwards
+    /// (announcing `stopped`, tearing down) is not counted for anyone. Transmission is started before the seeders (it
     /// accepts loopback peers but never dials them), so its clock starts when the seeders
     /// are up: its own start-up is not counted, the seeders' dialling it is.
     fn download(&mut self, contender: Contender) -> Result<Outcome> {
@@ -282,8 +288,18 @@ impl<'a> Bench<'a> {
         start: Instant,
     ) -> Result<std::result::Result<f64, String>> {
         let (mut percent, mut last_progress) = (0.0, start);
+        let line = contender.done_line();
         let done = loop {
-            if downloader.done(contender.done_line())? {
+            if downloader.done(Some(line))? {
+                if !downloader.log().contains(line) {
+                    eprintln!("{}", downloader.log_tail());
+                    return Ok(Err(format!(
+                        "exited ({}) without its completion line `{line}`",
+                        downloader
+                            .exit_status()?
+                            .map_or("?".to_string(), |s| s.to_string())
+                    )));
+                }
                 break Instant::now();
             }
             let now = Instant::now();

@@ -42,6 +42,10 @@ impl Series {
     }
 }
 
+/// Issue 13's S1 targets (goals judged in the table, not timed tests).
+const TARGET_VS_FASTEST: f64 = 1.5;
+const TARGET_CPU_S_PER_GIB: f64 = 1.0;
+
 fn median(h: &Histogram<u64>) -> f64 {
     h.value_at_quantile(0.5) as f64
 }
@@ -151,6 +155,10 @@ impl Results {
             Source::Ccbt => "`ccbt-uring seed --shards 1` seeders on 127.0.0.1, data in the \
                              page cache"
                 .to_string(),
+            Source::Libtorrent => "python3-libtorrent 2.0 seeders (`lt_client.py seed`, its \
+                                   `high_performance_seed()` preset) on 127.0.0.1, sharing \
+                                   the data dir, data in the page cache"
+                .to_string(),
         };
         let mut out = format!(
             "Data: {:.2} GiB in one file, 1 MiB pieces; {} {seeders}. {rounds} rounds, \
@@ -200,11 +208,49 @@ impl Results {
             );
         }
         out += &self.note();
+        out += &self.targets();
         out += &notes;
         for line in &self.skipped {
             out += &format!("\n{line}\n");
         }
         out
+    }
+
+    /// Issue 13's S1 targets for our downloader (the first ours with a finished download):
+    /// ≥ 1.5x the fastest other downloader, and CPU per GiB ≤ 1.0.
+    fn targets(&self) -> String {
+        let Some((who, _, ours)) = self
+            .downloads
+            .iter()
+            .find(|(_, ours, s)| *ours && s.finished() > 0)
+        else {
+            return "\nNo ccbt-uring download finished: no target can be judged.\n".to_string();
+        };
+        let met = |ok: bool| if ok { "met" } else { "**not met**" };
+        let rate = median(&ours.mb_per_s) / 1000.0;
+        let cpu = median(&ours.cpu_ms_per_gib) / 1000.0;
+        let speed = match self.baseline() {
+            Some((other, base)) => format!(
+                "**{:.2}x** the fastest other downloader ({other}); target ≥ {TARGET_VS_FASTEST}x: {}",
+                rate / base,
+                met(rate / base >= TARGET_VS_FASTEST)
+            ),
+            None => "no other downloader finished, so no ratio".to_string(),
+        };
+        format!(
+            "\nTargets (issue 13), from {}: {who} is {speed}; CPU **{cpu:.2} s/GiB**, target ≤ \
+             {TARGET_CPU_S_PER_GIB}: {}.\n",
+            self.seeders_short(),
+            met(cpu <= TARGET_CPU_S_PER_GIB)
+        )
+    }
+
+    fn seeders_short(&self) -> &'static str {
+        match self.source {
+            Source::Synthetic => "synthetic seeders",
+            Source::Ccbt => "ccbt-uring seeders",
+            Source::Libtorrent => "libtorrent seeders",
+        }
     }
 
     /// Whether the seeders kept up with the fastest downloader.
@@ -265,6 +311,10 @@ mod tests {
         assert!(table.contains("/ theirs |"), "{table}");
         assert!(table.contains("| *sink* | 3 | 4002 |"), "{table}");
         assert!(table.contains("not what limits"), "{table}");
+        assert!(
+            table.contains("from ccbt-uring seeders: ours is **2.00x** the fastest other downloader (theirs); target ≥ 1.5x: met; CPU **1.50 s/GiB**, target ≤ 1: **not met**."),
+            "{table}"
+        );
 
         let mut slow = Results::new(gib, 2, Source::Ccbt);
         slow.record(
@@ -285,6 +335,7 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("probably limited"), "{table}");
+        assert!(table.contains("No ccbt-uring download finished"), "{table}");
         assert!(table.contains("| stuck | 0/1 | – |"), "{table}");
         assert!(
             table.contains("stuck did not finish 1 of 1 downloads: stalled."),

@@ -1,8 +1,9 @@
 //! The seeders every contender downloads from, and the load generator that measures what
 //! they can serve at most. Either synthetic seeders (`ccbt-loadgen seed`: content made on
-//! the fly, no disk, little CPU; the default, so the seeders are not what is measured) or
-//! `ccbt-uring seed --shards 1` processes on their own ports, all serving the same
-//! page-cached data dir.
+//! the fly, no disk, little CPU; the default, so the seeders are not what is measured),
+//! `ccbt-uring seed --shards 1` processes, or python3-libtorrent seeders (a real client's
+//! seeding, so that our own seeders' tuning is no part of our downloader's figure), each on
+//! its own port, all serving the same page-cached data dir.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::harness::bins;
 use crate::harness::ports::Ports;
-use crate::harness::process::{wait_listening, Process};
+use crate::harness::process::{wait_listening, Process, POLL};
 use crate::harness::tracker::Tracker;
+use ccbt_testkit::clients::DEBIAN_PYTHON;
 
 /// Time a seeder gets to check its data and start listening.
 const START_LIMIT: Duration = Duration::from_secs(120);
@@ -35,7 +38,29 @@ pub enum Source {
     Synthetic,
     /// `ccbt-uring seed --shards 1` processes reading the data set from the page cache.
     Ccbt,
+    /// python3-libtorrent 2.0 seeders (`lt_client.py seed` with its seedbox preset) sharing
+    /// the data set read-only.
+    Libtorrent,
 }
+
+impl Source {
+    /// The Markdown section its table goes to: each source has a table of its own.
+    pub fn section(self) -> &'static str {
+        match self {
+            Source::Synthetic => "download",
+            Source::Ccbt => "download-ccbt",
+            Source::Libtorrent => "download-libtorrent",
+        }
+    }
+
+    /// Whether it seeds a data set on disk (and so needs one made and a real torrent).
+    pub fn reads_data(self) -> bool {
+        self != Source::Synthetic
+    }
+}
+
+/// What `lt_client.py` prints each second once libtorrent has checked the data.
+const LT_SEEDING: &str = "state=seeding";
 
 /// What the data set and the programs are, for starting seeders.
 pub struct Setup<'a> {
@@ -79,6 +104,7 @@ impl<'t> Seeders<'t> {
     ) -> Result<Seeders<'t>> {
         match setup.source {
             Source::Ccbt => Self::start_ccbt(setup, ports, tracker),
+            Source::Libtorrent => Self::start_libtorrent(setup, ports, tracker),
             Source::Synthetic => Self::start_synthetic(setup, ports, tracker, dial),
         }
     }
@@ -147,6 +173,60 @@ impl<'t> Seeders<'t> {
                 cmd,
             )?);
             seeder_ports.push(port);
+        }
+        for (process, &port) in processes.iter_mut().zip(&seeder_ports) {
+            wait_listening(port, process, START_LIMIT)?;
+        }
+        tracker.wait_listed(&seeder_ports, ANNOUNCE_LIMIT)?;
+        Ok(Seeders {
+            ports: seeder_ports,
+            _processes: processes,
+            announced_to: None,
+        })
+    }
+
+    /// `lt_client.py seed` processes with `LT_SEEDBOX=1` (libtorrent's own
+    /// `high_performance_seed()` preset, several connections per IP allowed), unpinned (it
+    /// runs threads of its own), all on the same data dir, read-only. Returns once each has
+    /// checked the data, listens, and the tracker lists it (it announces itself, and dials
+    /// the peers the tracker names, as a seed does by default).
+    fn start_libtorrent(
+        setup: &Setup,
+        ports: &mut Ports,
+        tracker: &'t Tracker,
+    ) -> Result<Seeders<'t>> {
+        let mut processes = Vec::new();
+        let mut seeder_ports = Vec::new();
+        for _ in 0..setup.count {
+            let port = ports.next()?;
+            let mut cmd = Command::new(DEBIAN_PYTHON);
+            cmd.arg("-u")
+                .arg(bins::client_scripts().join("lt_client.py"))
+                .arg("seed")
+                .arg(setup.torrent)
+                .arg(setup.data_dir)
+                .arg(port.to_string())
+                .env("LT_SEEDBOX", "1");
+            processes.push(Process::start(
+                &format!("python3-libtorrent seed :{port}"),
+                cmd,
+            )?);
+            seeder_ports.push(port);
+        }
+        let deadline = Instant::now() + START_LIMIT;
+        for process in &mut processes {
+            while !process.done(Some(LT_SEEDING))? {
+                if Instant::now() > deadline {
+                    bail!(
+                        "a libtorrent seeder did not finish checking\n{}",
+                        process.log_tail()
+                    );
+                }
+                std::thread::sleep(POLL);
+            }
+            if process.exit_status()?.is_some() {
+                bail!("a libtorrent seeder exited\n{}", process.log_tail());
+            }
         }
         for (process, &port) in processes.iter_mut().zip(&seeder_ports) {
             wait_listening(port, process, START_LIMIT)?;

@@ -1,11 +1,12 @@
 //! `seed` (scenarios S2 and S5). S2: one torrent seeded to 50 and to 500 `ccbt-loadgen
-//! leech` leechers by ccbt-uring, libtorrent and aria2, each tuned as a seedbox: upload
-//! rate and block latency as the load generator measured them, the seeder's CPU per GiB
-//! over the load window alone, its peak RSS, and iperf3 over loopback as the machine's
-//! limit. S5: the same load spread over several torrents of the same total size, seeded by
-//! ccbt-uring with one shard and with one per core. A torrent lives on one shard (its
-//! peers, pieces and files are that core's alone), so cores scale across torrents, which is
-//! what a seedbox has many of.
+//! leech` leechers by ccbt-uring, libtorrent, aria2 and rqbit, each tuned as a seedbox:
+//! upload rate and block latency as the load generator measured them, the seeder's CPU
+//! per GiB (and MB per CPU second) over the load window alone, its peak RSS, and iperf3
+//! over loopback as the machine's limit; then, in windows of their own, every seeder at
+//! the largest leecher count with a shallow request pipeline (4), so that the latency is a
+//! service time rather than the queue a 64-deep pipeline makes. S5: ccbt-uring with one
+//! shard against one per core, twice: the S2 load spread over eight torrents of the same
+//! total size, and the S2 torrent alone (one hot torrent, served from every shard).
 //!
 //! Every window gets a freshly started seeder on the same page-cached data, started and
 //! checked before the window opens; seeders take turns, and each round starts with the
@@ -45,9 +46,17 @@ pub struct SeedArgs {
     /// Rounds; every round runs each seeder once per leecher count.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Requests each leecher keeps outstanding (ccbt-loadgen's default).
+    /// Requests each leecher keeps outstanding in the throughput windows (ccbt-loadgen's
+    /// default).
     #[arg(long, default_value_t = 64)]
     pipeline: u32,
+    /// Leechers of the latency windows (every seeder, S2's torrent); 0 leaves them out.
+    #[arg(long, default_value_t = 500)]
+    latency_leechers: u32,
+    /// Requests each leecher keeps outstanding in the latency windows: few, so a block's
+    /// latency is its service time, not its wait behind the leecher's own queue.
+    #[arg(long, default_value_t = 4)]
+    latency_pipeline: u32,
     /// The ccbt-uring binary to measure.
     #[arg(long, default_value = "target/release/ccbt-uring")]
     ccbt: PathBuf,
@@ -63,7 +72,8 @@ pub struct SeedArgs {
     pub write: Option<PathBuf>,
 }
 
-/// A run that takes about a minute: 256 MiB, 50 and 500 leechers, one round of 5 s windows.
+/// A run that takes about two minutes: 256 MiB, 50 and 500 leechers, one round of 5 s
+/// windows, the latency windows at 500 leechers.
 pub fn quick(ccbt: PathBuf, dir: PathBuf) -> SeedArgs {
     SeedArgs {
         size_mib: 256,
@@ -72,6 +82,8 @@ pub fn quick(ccbt: PathBuf, dir: PathBuf) -> SeedArgs {
         seconds: 5,
         rounds: 1,
         pipeline: 64,
+        latency_leechers: 500,
+        latency_pipeline: 4,
         ccbt,
         loadgen: None,
         only_ours: false,
@@ -93,6 +105,14 @@ pub fn run(args: SeedArgs) -> Result<String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut results = Results::new(set.bytes, args.seconds, args.pipeline, args.rounds, cores);
     let mut scaling = Results::new(set.bytes, args.seconds, args.pipeline, args.rounds, cores);
+    let mut hot = Results::new(set.bytes, args.seconds, args.pipeline, args.rounds, cores);
+    let mut latency = Results::new(
+        set.bytes,
+        args.seconds,
+        args.latency_pipeline,
+        args.rounds,
+        cores,
+    );
     let mut ports = Ports::default();
 
     eprintln!("iperf3 over loopback ...");
@@ -115,30 +135,52 @@ pub fn run(args: SeedArgs) -> Result<String> {
     let bench = Bench {
         ccbt: &ccbt,
         loadgen: &loadgen,
-        seconds: args.seconds,
-        pipeline: args.pipeline,
     };
     let shards = [Seeder::CcbtOneShard, Seeder::CcbtAllShards];
     for round in 0..args.rounds {
         eprintln!("round {}/{}", round + 1, args.rounds);
         for &leechers in &args.leechers {
-            for i in 0..seeders.len() {
-                let seeder = seeders[(round + i) % seeders.len()];
-                bench.record(&mut results, seeder, &one, leechers, &mut ports);
+            let load = |pipeline| Load {
+                leechers,
+                seconds: args.seconds,
+                pipeline,
+            };
+            for seeder in in_turn(&seeders, round) {
+                bench.record(&mut results, seeder, &one, load(args.pipeline), &mut ports);
             }
-            for i in 0..shards.len() {
-                let seeder = shards[(round + i) % shards.len()];
-                bench.record(&mut scaling, seeder, &spread, leechers, &mut ports);
+            for seeder in in_turn(&shards, round) {
+                bench.record(
+                    &mut scaling,
+                    seeder,
+                    &spread,
+                    load(args.pipeline),
+                    &mut ports,
+                );
+            }
+            for seeder in in_turn(&shards, round) {
+                bench.record(&mut hot, seeder, &one, load(args.pipeline), &mut ports);
+            }
+        }
+        if args.latency_leechers > 0 {
+            let load = Load {
+                leechers: args.latency_leechers,
+                seconds: args.seconds,
+                pipeline: args.latency_pipeline,
+            };
+            for seeder in in_turn(&seeders, round) {
+                bench.record(&mut latency, seeder, &one, load, &mut ports);
             }
         }
     }
 
-    let s2 = results.seed_markdown();
+    let s2 = results.seed_markdown(&latency);
     let s5 = format!(
-        "{SPREAD_TORRENTS} torrents of {} MiB each (the S2 total), the leechers spread evenly \
-         over them.\n\n{}",
+        "**Eight torrents**: {SPREAD_TORRENTS} torrents of {} MiB each (the S2 total), the \
+         leechers spread evenly over them. {}\n\
+         **One hot torrent**: the S2 torrent alone, every leecher on it. {}",
         args.size_mib / u64::from(SPREAD_TORRENTS),
-        scaling.scaling_markdown()
+        scaling.scaling_markdown(report::TARGET_SPREAD_SCALING),
+        hot.scaling_markdown(report::TARGET_HOT_SCALING),
     );
     if let Some(path) = &args.write {
         crate::report::write_section(path, "seed", &s2)?;
@@ -148,6 +190,11 @@ pub fn run(args: SeedArgs) -> Result<String> {
     Ok(format!(
         "### S2: seeding to many leechers\n\n{s2}\n### S5: core scaling\n\n{s5}"
     ))
+}
+
+/// `items`, starting with a different one each round, so none always goes first.
+fn in_turn<T: Copy>(items: &[T], round: usize) -> impl Iterator<Item = T> + '_ {
+    (0..items.len()).map(move |i| items[(round + i) % items.len()])
 }
 
 /// Torrents S5 spreads the load over: enough that hashing them onto two shards is close
@@ -199,12 +246,24 @@ fn spread_target(args: &SeedArgs, loadgen: &Path) -> Result<Target> {
     Ok(target)
 }
 
+/// Whether a thread is one of ccbt-uring's shards, by the name glommio gives them: the
+/// shard's name and the executor's id (`shard-0-3`, `shard-1-4`; not their resolvers,
+/// `shard0-dns0`). The CPU split between them shows whether a torrent's serving is spread
+/// over the shards.
+fn is_shard_thread(name: &str) -> bool {
+    name.strip_prefix("shard-").is_some_and(|n| {
+        let mut parts = n.split('-');
+        let number = |p: Option<&str>| {
+            p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        number(parts.next()) && number(parts.next()) && parts.next().is_none()
+    })
+}
+
 /// What every window shares.
 struct Bench<'a> {
     ccbt: &'a Path,
     loadgen: &'a Path,
-    seconds: u64,
-    pipeline: u32,
 }
 
 impl Bench<'_> {
@@ -214,10 +273,11 @@ impl Bench<'_> {
         results: &mut Results,
         seeder: Seeder,
         target: &Target,
-        leechers: u32,
+        load: Load,
         ports: &mut Ports,
     ) {
-        match self.window(seeder, target, leechers, ports) {
+        let leechers = load.leechers;
+        match self.window(seeder, target, load, ports) {
             Ok(Ok(sample)) => results.record(seeder, leechers, sample),
             Ok(Err(why)) => results.record_invalid(seeder, leechers, why),
             Err(e) => {
@@ -233,7 +293,7 @@ impl Bench<'_> {
         &self,
         seeder: Seeder,
         target: &Target,
-        leechers: u32,
+        load: Load,
         ports: &mut Ports,
     ) -> Result<std::result::Result<Sample, String>> {
         for file in &target.files {
@@ -241,15 +301,17 @@ impl Bench<'_> {
         }
         let port = ports.next()?;
         let mut running = seeder.start(self.ccbt, &target.torrent, &target.save_dir, port)?;
-        let load = Load {
-            leechers,
-            seconds: self.seconds,
-            pipeline: self.pipeline,
-        };
         procfs::reset_peak_rss(running.pid)?;
         let cpu_before = procfs::group_cpu_seconds(running.pid)?;
+        let shards_before = procfs::threads_cpu_seconds(running.pid, is_shard_thread)?;
         let measured = load::run(self.loadgen, &target.torrent, port, load)?;
         let seeder_cpu_s = procfs::group_cpu_seconds(running.pid)? - cpu_before;
+        let busiest_shard = if seeder.is_ours() {
+            let after = procfs::threads_cpu_seconds(running.pid, is_shard_thread)?;
+            procfs::busiest_share(&shards_before, &after)
+        } else {
+            None
+        };
         let peak_rss_kib = procfs::peak_rss_kib(running.pid)?;
         if let Some(status) = running.process.exit_status()? {
             eprintln!("{}", running.process.log_tail());
@@ -272,6 +334,7 @@ impl Bench<'_> {
             measured,
             seeder_cpu_s,
             peak_rss_kib,
+            busiest_shard,
         }))
     }
 }
@@ -283,4 +346,17 @@ fn first_line(e: &anyhow::Error) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_shard_threads_by_name() {
+        assert!(is_shard_thread("shard-0-3") && is_shard_thread("shard-12-15"));
+        assert!(!is_shard_thread("shard0-dns0") && !is_shard_thread("shard-0-dns0"));
+        assert!(!is_shard_thread("shard-0") && !is_shard_thread("shard-0-"));
+        assert!(!is_shard_thread("ccbt-uring") && !is_shard_thread("dht-dns0"));
+    }
 }

@@ -104,6 +104,52 @@ pub fn group_cpu_seconds(pgrp: u32) -> Result<f64> {
     Ok(ticks as f64 / clock_ticks_per_second())
 }
 
+/// CPU seconds used so far by each thread of `pid` whose name (the one the program gave
+/// it, `/proc/PID/task/TID/stat`) `wanted` accepts, by thread name. A thread that exits
+/// between the listing and the read is left out; threads of the same name are summed.
+pub fn threads_cpu_seconds(pid: u32, wanted: fn(&str) -> bool) -> Result<Vec<(String, f64)>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("process {pid} is gone"))?;
+    let per_second = clock_ticks_per_second();
+    let mut threads = Vec::new();
+    for task in tasks {
+        let path = task?.path().join("stat");
+        let Some(stat) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|l| parse_stat(&l))
+        else {
+            continue;
+        };
+        if !wanted(&stat.comm) {
+            continue;
+        }
+        // A thread's cutime and cstime are 0: its ticks are its own. Threads of one name
+        // (a shard's executor and its helper) count as one.
+        let cpu = stat.cpu_ticks as f64 / per_second;
+        match threads.iter_mut().find(|(name, _)| *name == stat.comm) {
+            Some((_, total)) => *total += cpu,
+            None => threads.push((stat.comm, cpu)),
+        }
+    }
+    threads.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(threads)
+}
+
+/// The busiest thread's share of the CPU the threads used between `before` and `after`
+/// (as [`threads_cpu_seconds`] gives them): 1/N when N threads shared the work evenly,
+/// 1.0 when one did it all; `None` when they used none.
+pub fn busiest_share(before: &[(String, f64)], after: &[(String, f64)]) -> Option<f64> {
+    let used: Vec<f64> = after
+        .iter()
+        .map(|(name, cpu)| {
+            let start = before.iter().find(|(n, _)| n == name).map_or(0.0, |b| b.1);
+            (cpu - start).max(0.0)
+        })
+        .collect();
+    let total: f64 = used.iter().sum();
+    (total > 0.0).then(|| used.iter().copied().fold(0.0, f64::max) / total)
+}
+
 /// Restarts `pid`'s peak resident set from its current one (`5` to /proc/PID/clear_refs),
 /// so the peak read after a window is the window's own: start-up checks map the whole
 /// file for a moment (ccbt-uring's recheck through mmap, libtorrent's mmap storage), and
@@ -165,6 +211,22 @@ mod tests {
             comm_of(Path::new("/x/a-very-long-program-name")),
             "a-very-long-pro"
         );
+    }
+
+    #[test]
+    fn busiest_thread_share() {
+        let t = |v: &[(&str, f64)]| -> Vec<(String, f64)> {
+            v.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+        };
+        let before = t(&[("shard-0", 1.0), ("shard-1", 1.0)]);
+        let even = t(&[("shard-0", 3.0), ("shard-1", 3.0)]);
+        assert_eq!(busiest_share(&before, &even), Some(0.5));
+        // A thread that started during the window counts from zero.
+        let one = t(&[("shard-0", 4.0), ("shard-1", 1.0), ("shard-2", 1.0)]);
+        assert_eq!(busiest_share(&before, &one), Some(0.75));
+        assert_eq!(busiest_share(&before, &before), None);
+        let mine = threads_cpu_seconds(std::process::id(), |_| true).unwrap();
+        assert!(!mine.is_empty());
     }
 
     #[test]
