@@ -1348,3 +1348,61 @@ fn arguments_of_every_wrong_shape_get_answers_and_the_daemon_keeps_running() {
         daemon.running.log()
     );
 }
+
+/// `transmission-remote --find DIR` (torrent-set-location without a move): the data is
+/// looked for where the user says it is now and every piece is checked there; nothing
+/// is moved. A place without the data leaves it at 0%.
+#[test]
+fn find_looks_for_the_data_where_it_is_now_and_checks_it() {
+    require("transmission-remote", "transmission-cli");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let port = free_port().to_string();
+    let mut daemon = Daemon::start(&home, &["--peer-port", &port]);
+    let torrent = own_torrent(dir.path(), "found", &[("f.bin", 700_000)]);
+    let data = dir.path().join("data");
+    remote_ok(
+        &daemon,
+        &[
+            "-a",
+            torrent.to_str().unwrap(),
+            "-w",
+            data.to_str().unwrap(),
+        ],
+    );
+    wait_listed(&daemon, "found", SEEDING, |t| t.done == "100%");
+    let id = listed(&daemon, "found").unwrap().id.to_string();
+
+    // The data, copied elsewhere by the user.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("found")).unwrap();
+    std::fs::copy(data.join("found/f.bin"), elsewhere.join("found/f.bin")).unwrap();
+    remote_ok(&daemon, &["-t", &id, "--find", elsewhere.to_str().unwrap()]);
+    let info = remote_ok(&daemon, &["-t", &id, "-i"]);
+    assert_eq!(
+        info_value(&info, "Location").as_deref(),
+        Some(elsewhere.to_str().unwrap())
+    );
+    // Checked there: a second check of it finishes (the first was the add's).
+    let checks = || daemon.running.log().matches("check finished").count();
+    let until = Instant::now() + SEEDING;
+    while checks() < 2 {
+        assert!(Instant::now() < until, "{}", daemon.running.log_tail());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_listed(&daemon, "found", SEEDING, |t| {
+        t.done == "100%" && t.status != "Verifying"
+    });
+    assert!(
+        data.join("found/f.bin").is_file(),
+        "the old copy was moved or deleted"
+    );
+
+    // A place without it: checked, nothing there.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    remote_ok(&daemon, &["-t", &id, "--find", empty.to_str().unwrap()]);
+    wait_listed(&daemon, "found", SEEDING, |t| t.done == "0%");
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}

@@ -1006,6 +1006,17 @@ impl Daemon {
         })
     }
 
+    /// The torrent's data is under `to` already: it is looked for and checked there
+    /// (nothing is moved); the record follows.
+    pub fn set_location(&self, info_hash: InfoHash, to: PathBuf) -> Result<(), DaemonError> {
+        self.op(info_hash, TorrentOp::SetLocation(to.clone()))?;
+        self.set_flags(&info_hash, |e| e.save_dir = to.clone());
+        self.record(Write::SetSavePath {
+            info_hash: info_hash.0,
+            save_path: to.display().to_string(),
+        })
+    }
+
     /// Stops and forgets the torrent (its record too); deletes its data if asked.
     pub fn remove(&self, info_hash: InfoHash, delete_data: bool) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::Remove { delete_data })?;

@@ -62,6 +62,9 @@ pub enum TorrentOp {
     SetTrackers(Vec<Vec<String>>),
     /// Move its files under another save directory, then go on as before.
     MoveStorage(PathBuf),
+    /// Its data is under another save directory already (nothing is moved): look there,
+    /// checking every piece, then go on as before.
+    SetLocation(PathBuf),
     /// Its own limits on piece payload, 0 = unlimited (kept while paused). Running
     /// transfers follow within 100 ms.
     SetLimits {

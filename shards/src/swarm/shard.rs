@@ -550,6 +550,10 @@ async fn apply(slot: Rc<Slot>, op: TorrentOp) -> Result<(), CommandError> {
             Ok(())
         }
         TorrentOp::MoveStorage(to) => slot.move_storage(to).await,
+        TorrentOp::SetLocation(to) => {
+            slot.set_location(to).await;
+            Ok(())
+        }
         TorrentOp::SetLimits {
             upload_bytes_per_s,
             download_bytes_per_s,

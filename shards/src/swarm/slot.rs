@@ -282,6 +282,19 @@ impl Slot {
         moved.map_err(CommandError::Fault)
     }
 
+    /// Looks for the torrent's data under `to` instead (moving nothing): every piece is
+    /// checked there, then it goes on as before (downloading what is not there).
+    pub async fn set_location(self: &Rc<Self>, to: PathBuf) {
+        let was_running = self.want_running.get();
+        self.pause().await;
+        self.settings.borrow_mut().save_dir = to;
+        *self.verify.borrow_mut() = Verify::Full;
+        self.recorded.set(false);
+        self.want_running.set(was_running);
+        self.status.set_fault(None);
+        self.spawn_life();
+    }
+
     fn spawn_life(self: &Rc<Self>) {
         if self.active.replace(true) {
             // The running task starts again by itself when it sees it should.

@@ -58,24 +58,23 @@ pub async fn remove(api: &Arc<Api>, args: &Args) -> Answer {
     each(api, args, move |d, h| d.remove(h, delete_data)).await
 }
 
-/// torrent-set-location with `move: true` moves the data; without a move (telling where
-/// the data already is) it is refused: ccbt-uring has no "find" yet.
+/// torrent-set-location: with `move: true` the data moves there; without (the data is
+/// there already, as transmission-remote's `--find` says) it is looked for and checked
+/// there.
 pub async fn set_location(api: &Arc<Api>, args: &Args) -> Answer {
     let location = args
         .str("location")?
         .ok_or("torrent-set-location needs \"location\"")?;
-    if !args.bool("move")?.unwrap_or(false) {
-        return Err(
-            "torrent-set-location without \"move\": true is not supported: \
-                    ccbt-uring moves the data there, it cannot look for it there"
-                .into(),
-        );
-    }
+    let moving = args.bool("move")?.unwrap_or(false);
     let to = api
         .access
         .save_dir(location, &api.blocking(|d| d.download_dir()).await)
         .map_err(|e| format!("location: {e}"))?;
-    each(api, args, move |d, h| d.move_storage(h, to.clone())).await
+    if moving {
+        each(api, args, move |d, h| d.move_storage(h, to.clone())).await
+    } else {
+        each(api, args, move |d, h| d.set_location(h, to.clone())).await
+    }
 }
 
 /// queue-move-top/up/down/bottom.

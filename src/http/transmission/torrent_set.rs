@@ -23,7 +23,7 @@ pub const KBPS_MAX: i64 = u32::MAX as i64;
 
 /// Keys named in the error rather than applied, with why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("location", "use torrent-set-location with move: true"),
+    ("location", "use torrent-set-location"),
     ("bandwidthPriority", "torrents have no bandwidth priority"),
     (
         "peer-limit",
