@@ -337,6 +337,18 @@ sections! {
         bootstrap: Vec<String>, Restart, host_ports;
     }
 
+    /// `[trackers]`: how announces are paced, per shard (each shard has its own line).
+    [trackers] Trackers {
+        /// Announces in flight to one tracker host at once. Default 4.
+        announces_per_host: u32, Restart, at_least_one;
+        /// Announces in flight at once, all hosts together. Default 64.
+        announces_at_once: u32, Restart, at_least_one;
+        /// Least milliseconds between two announces to one host: 20 ms sends 100,000
+        /// `started` announces to one tracker over about 17 minutes with two shards; a
+        /// tracker on the same machine can take 0. Default 20.
+        host_gap_ms: u32, Restart, any;
+    }
+
     /// `[hooks]`: programs run on torrent events.
     [hooks] Hooks {
         /// Program run when a torrent completes, with its info hash, name and
@@ -482,6 +494,11 @@ impl Config {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            },
+            trackers: Trackers {
+                announces_per_host: 4,
+                announces_at_once: 64,
+                host_gap_ms: 20,
             },
             hooks: Hooks {
                 on_complete: None,

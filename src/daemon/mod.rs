@@ -118,6 +118,10 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
         open_files_per_shard: config.limits.open_files_per_shard as usize,
         hot_torrent_peers: config.limits.hot_torrent_peers as usize,
         web_seeds: config.web_seeds.enabled,
+        announce: ccbt_shards::swarm::AnnounceConfig {
+            limits: announce_limits(config),
+            ..ccbt_shards::swarm::AnnounceConfig::default()
+        },
         // The routing table outlives the process in STATE_DIR/dht.dat (written at
         // shutdown and every 5 minutes), so a restart rejoins without the routers.
         dht: ccbt_shards::swarm::DhtConfig {
@@ -126,6 +130,16 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
             state_file: Some(config.daemon.state_dir.join("dht.dat")),
         },
         ..SwarmConfig::default()
+    }
+}
+
+/// How each shard paces its announces (`[trackers]`).
+fn announce_limits(config: &Config) -> ccbt_shards::swarm::DispatchLimits {
+    ccbt_shards::swarm::DispatchLimits {
+        per_host: config.trackers.announces_per_host as usize,
+        per_shard: config.trackers.announces_at_once as usize,
+        host_gap: Duration::from_millis(u64::from(config.trackers.host_gap_ms)),
+        ..ccbt_shards::swarm::DispatchLimits::default()
     }
 }
 
@@ -582,5 +596,26 @@ fn raise_open_files_limit() {
                 Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trackers_section_paces_every_shards_announces() {
+        let mut config = Config::default();
+        config.trackers.announces_per_host = 2;
+        config.trackers.announces_at_once = 10;
+        config.trackers.host_gap_ms = 0;
+        let limits = swarm_config(&config, false).announce.limits;
+        assert_eq!(limits.per_host, 2);
+        assert_eq!(limits.per_shard, 10);
+        assert_eq!(limits.host_gap, Duration::ZERO);
+        assert_eq!(
+            limits.queue_max,
+            ccbt_shards::swarm::DispatchLimits::default().queue_max
+        );
     }
 }
