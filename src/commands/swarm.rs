@@ -52,6 +52,7 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         } else {
             Preallocate::Sparse
         },
+        serve_reads: args.serve_reads.into(),
         dht: dht_config(args),
         ..SwarmConfig::default()
     }

@@ -765,6 +765,15 @@ impl Torrent {
         Some(front)
     }
 
+    /// The requests `key` has queued, in order (now and then a cancelled one among them):
+    /// what a writer may read from disk in one go with the block it serves next.
+    pub fn queued_requests(&self, key: PeerKey) -> impl Iterator<Item = BlockRef> + '_ {
+        self.peers
+            .get(&key)
+            .into_iter()
+            .flat_map(|peer| peer.queued.iter().copied())
+    }
+
     /// Pieces `key` has asked for most of, among its next queued requests: worth reading
     /// from disk whole, ahead of serving them. A peer that spreads a few requests over many
     /// pieces gets no read-ahead, which would only read pieces it takes one block of.

@@ -86,7 +86,7 @@ pub use stats::{
 pub use status::{
     FaultKind, MetadataFailure, SwarmCounts, TorrentFault, TorrentState, TorrentStatus,
 };
-pub use storage::{Preallocate, StorageError};
+pub use storage::{Preallocate, ServeReads, StorageError};
 pub use throttle::RateLimits;
 
 use command::{reply_channel, Command};
@@ -119,6 +119,8 @@ pub struct SwarmConfig {
     /// Read cache per shard, for seeding.
     pub cache_bytes: usize,
     pub preallocate: Preallocate,
+    /// How seeding reads the disk (see [`ServeReads`]).
+    pub serve_reads: ServeReads,
     /// Whether symlinks inside a torrent's tree are followed (see `crate::beneath`).
     pub symlinks: Symlinks,
     /// Connections per shard, counting handshakes in progress.
@@ -179,6 +181,7 @@ impl Default for SwarmConfig {
             session: SessionConfig::default(),
             cache_bytes: 64 << 20,
             preallocate: Preallocate::Sparse,
+            serve_reads: ServeReads::default(),
             symlinks: Symlinks::Refused,
             max_connections_per_shard: 2000,
             limits: RateLimits::default(),

@@ -17,7 +17,8 @@ use glommio::net::TcpStream;
 use glommio::timer::timeout;
 
 use super::peer_table::PeerHandle;
-use super::send_batch::{SendBatch, WRITE_STALL_TIMEOUT};
+use super::piece_io::{read_window, Served};
+use super::send_batch::{self, SendBatch, WRITE_STALL_TIMEOUT};
 use super::throttle::Direction;
 use super::torrent::TorrentRt;
 
@@ -33,6 +34,12 @@ const FIRST_READ: usize = 16 * 1024;
 const READ_AHEAD_PIECES: usize = 2;
 /// Serve blocks in batches of about this many bytes per `sendmsg`.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Most bytes of windows (pieces read in part, for this batch alone) one send batch
+/// holds: a window is read no larger than the room left under this, but always holds the
+/// block it was read for. With [`WRITE_BATCH`] it bounds what a busy peer costs the shard's
+/// memory when its pieces are not cached: under 512 KiB and a block, plus 4 KiB of page
+/// rounding per window.
+const WINDOWS_HELD_MAX: usize = 2 * WRITE_BATCH;
 /// The least a download-limited reader reads at a time: one block and its header.
 const THROTTLED_READ_MIN: usize = 16 * 1024 + 13;
 
@@ -256,10 +263,14 @@ async fn write_loop(
     rings: LocalReceiver<()>,
 ) {
     let mut batch = SendBatch::new(rt.shard().stats.clone());
+    // What the batch's blocks are served from: cached pieces and windows read for it. Each
+    // is also held by the batch's parts, so this holds nothing more, and empties with it.
+    let mut windows: Vec<Served> = Vec::with_capacity(send_batch::MAX_PIECES * 2);
     let mut meter = rt.meter(Direction::Upload);
     while rings.recv().await.is_some() {
         loop {
             batch.clear();
+            windows.clear();
             batch.push_head(|out| rt.engine().borrow_mut().take_outbox(key, out));
             // Set when the upload buckets could not pay for the next block: the bytes it
             // needs.
@@ -280,18 +291,44 @@ async fn write_loop(
                 };
                 let upcoming = rt.engine().borrow().upcoming_pieces(key, READ_AHEAD_PIECES);
                 rt.pieces().read_ahead(upcoming);
-                let piece = match rt.pieces().piece_data(block.piece).await {
-                    Ok(piece) => piece,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read a piece to serve");
-                        rt.fail(super::status::TorrentFault::from(&e));
-                        return;
+                let held = windows
+                    .iter()
+                    .find_map(|w: &Served| Some((w.clone(), w.range_of(block)?)));
+                let (served, range) = match held {
+                    Some(found) => found,
+                    None => {
+                        let Some(piece_len) = rt.pieces().piece_len(block.piece) else {
+                            continue;
+                        };
+                        let read: usize = windows
+                            .iter()
+                            .filter(|w| w.base > 0 || w.bytes.len() < piece_len as usize)
+                            .map(|w| w.bytes.len())
+                            .sum();
+                        let budget = (WRITE_BATCH - batch.block_bytes())
+                            .min(WINDOWS_HELD_MAX.saturating_sub(read))
+                            as u32;
+                        let window = read_window(
+                            block,
+                            rt.engine().borrow().queued_requests(key),
+                            budget,
+                            piece_len,
+                        );
+                        let served = match rt.pieces().serve_data(block.piece, window, key).await {
+                            Ok(served) => served,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot read a piece to serve");
+                                rt.fail(super::status::TorrentFault::from(&e));
+                                return;
+                            }
+                        };
+                        let Some(range) = served.range_of(block) else {
+                            continue;
+                        };
+                        windows.push(served.clone());
+                        (served, range)
                     }
                 };
-                let range = block.offset as usize..(block.offset + block.len) as usize;
-                if range.end > piece.len() {
-                    continue;
-                }
                 batch.push_head(|out| {
                     out.extend_from_slice(&wire::encode_piece_header(
                         block.piece,
@@ -299,7 +336,7 @@ async fn write_loop(
                         block.len,
                     ))
                 });
-                batch.push_block(block.piece, piece, range);
+                batch.push_block(block.piece, served.bytes, range);
             }
             if batch.is_empty() && throttled.is_none() {
                 break;
@@ -333,6 +370,7 @@ async fn write_loop(
                 // What was ready went out; wait (on a timer) until the next block is paid
                 // for, then look again at what the peer wants.
                 batch.clear();
+                windows.clear();
                 if !meter.fill(want, || rt.has_peer(key)).await {
                     return;
                 }

@@ -114,12 +114,20 @@ impl SendBatch {
         }
     }
 
-    /// Appends `bytes[range]`, block data of piece `index`, as it lies in the piece;
-    /// `range` must be within it.
+    /// Appends `bytes[range]`, block data of piece `index`, as it lies in `bytes` (the
+    /// whole piece, or a window of it); `range` must be within it.
     pub fn push_block(&mut self, index: u32, bytes: Rc<PieceBytes>, range: Range<usize>) {
         debug_assert!(range.end <= bytes.len());
         if !self.pieces.contains(&index) {
             self.pieces.push(index);
+        }
+        // Each buffer counts once, however many blocks point into it (a piece may be held
+        // as two windows).
+        let held = self.parts.iter().any(|part| match part {
+            Part::Block(other, _) => Rc::ptr_eq(other, &bytes),
+            Part::Head(_) => false,
+        });
+        if !held {
             self.hold(bytes.len());
         }
         self.block_bytes += range.len();
@@ -230,8 +238,16 @@ mod tests {
         let slices = batch.slices();
         assert_eq!(slices, [&b"abc"[..], &[10, 11, 12], b"d"]);
         assert_eq!(Rc::strong_count(&piece), 3);
-        // "abcd", and piece 7's bytes once (piece 8 is the same buffer, counted again).
-        assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 4 + 2 * 256);
+        // "abcd", and the buffer's bytes once: piece 8's block points into the same one.
+        assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 4 + 256);
+        let other = Rc::new(PieceBytes::Heap(vec![1; 100]));
+        batch.push_block(8, other.clone(), 0..10);
+        assert_eq!(
+            stats.snapshot(0, 0, 1).send_batch_bytes,
+            4 + 256 + 100,
+            "a second buffer of a piece (another window of it) counts too"
+        );
+        drop(other);
         batch.clear();
         assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 0);
         assert!(batch.is_empty());
