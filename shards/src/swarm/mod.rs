@@ -80,8 +80,8 @@ pub use ip_guard::Refusal;
 pub use magnet::MagnetSpec;
 pub use resolver::{Resolve, ResolveError, Resolver};
 pub use stats::{
-    AnnounceFailure, HistogramSnapshot, LatencyHistogram, RefusedConnection, ShardStats,
-    ShardStatsSnapshot, LATENCY_BOUNDS_US,
+    AnnounceFailure, HistogramSnapshot, LatencyHistogram, RefusedConnection, ServiceLatency,
+    ServiceSnapshot, ShardStats, ShardStatsSnapshot, LATENCY_BOUNDS_US,
 };
 pub use status::{
     FaultKind, MetadataFailure, SwarmCounts, TorrentFault, TorrentState, TorrentStatus,

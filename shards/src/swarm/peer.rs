@@ -38,7 +38,10 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// holds: a window is read no larger than the room left under this, but always holds the
 /// block it was read for. With [`WRITE_BATCH`] it bounds what a busy peer costs the shard's
 /// memory when its pieces are not cached: under 512 KiB and a block, plus 4 KiB of page
-/// rounding per window.
+/// rounding per window; a shard's peers hold at most that many times this (500 busy
+/// peers: about 260 MiB at worst, 130 MiB when each batch's window is its blocks, where a
+/// whole piece per batch cost 500 MiB), counted in the shard's send-batch gauge. A window
+/// is let go when its batch is sent or its peer dropped.
 const WINDOWS_HELD_MAX: usize = 2 * WRITE_BATCH;
 /// The least a download-limited reader reads at a time: one block and its header.
 const THROTTLED_READ_MIN: usize = 16 * 1024 + 13;
@@ -266,11 +269,14 @@ async fn write_loop(
     // What the batch's blocks are served from: cached pieces and windows read for it. Each
     // is also held by the batch's parts, so this holds nothing more, and empties with it.
     let mut windows: Vec<Served> = Vec::with_capacity(send_batch::MAX_PIECES * 2);
+    // When each of the batch's blocks was asked for (one per block, emptied with it).
+    let mut arrivals: Vec<std::time::Duration> = Vec::new();
     let mut meter = rt.meter(Direction::Upload);
     while rings.recv().await.is_some() {
         loop {
             batch.clear();
             windows.clear();
+            arrivals.clear();
             batch.push_head(|out| rt.engine().borrow_mut().take_outbox(key, out));
             // Set when the upload buckets could not pay for the next block: the bytes it
             // needs.
@@ -286,7 +292,7 @@ async fn write_loop(
                     }
                     _ => break,
                 }
-                let Some(block) = rt.engine().borrow_mut().next_serve(key) else {
+                let Some((block, asked_at)) = rt.engine().borrow_mut().next_serve_timed(key) else {
                     break;
                 };
                 let upcoming = rt.engine().borrow().upcoming_pieces(key, READ_AHEAD_PIECES);
@@ -337,6 +343,7 @@ async fn write_loop(
                     ))
                 });
                 batch.push_block(block.piece, served.bytes, range);
+                arrivals.push(asked_at);
             }
             if batch.is_empty() && throttled.is_none() {
                 break;
@@ -358,6 +365,11 @@ async fn write_loop(
                     }
                     Err(_) => return,
                 }
+                let now = rt.now();
+                rt.shard()
+                    .stats
+                    .service
+                    .record(arrivals.iter().map(|at| now.saturating_sub(*at)));
                 let served = batch.block_bytes() as u32;
                 if served > 0 {
                     rt.shard().stats.uploaded(u64::from(served));
@@ -371,6 +383,7 @@ async fn write_loop(
                 // for, then look again at what the peer wants.
                 batch.clear();
                 windows.clear();
+                arrivals.clear();
                 if !meter.fill(want, || rt.has_peer(key)).await {
                     return;
                 }
