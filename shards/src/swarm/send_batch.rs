@@ -4,7 +4,9 @@
 //! a peer's writer keeps no send buffer of its own: 500 leechers used to hold 320 KiB each.
 //!
 //! A batch keeps the pieces it points into alive until it is sent, beyond the piece cache's
-//! bound; [`MAX_PIECES`] bounds that to two pieces per peer, whatever order it asks in,
+//! bound: cached pieces, or the windows of uncached ones read for it alone (the writer
+//! bounds those to `WINDOWS_HELD_MAX` in `peer.rs`); [`MAX_PIECES`] bounds that to two
+//! pieces per peer, whatever order it asks in,
 //! and [`WRITE_STALL_TIMEOUT`] bounds how long: a peer whose socket takes no byte for that
 //! long has stopped reading, and its batch (and the peer) is dropped. What batches hold is
 //! counted in the shard's stats ([`Held::SendBatches`]), and a piece the cache evicted
