@@ -274,6 +274,11 @@ pub struct SwarmArgs {
     /// Reserve every file's blocks before downloading instead of growing sparse files.
     #[arg(long)]
     pub preallocate: bool,
+    /// How seeding reads the disk: `direct` (O_DIRECT into the read cache above),
+    /// `buffered` (through the kernel's page cache, as other clients do) or `auto` (from
+    /// the page cache when it already holds the blocks, O_DIRECT otherwise).
+    #[arg(long, value_name = "HOW", value_enum, default_value_t = ServeReadsArg::Auto)]
+    pub serve_reads: ServeReadsArg,
     /// Also connect to this peer (repeatable), besides those the trackers name.
     #[arg(long = "peer", value_name = "IP:PORT")]
     pub peers: Vec<std::net::SocketAddr>,
@@ -289,6 +294,24 @@ pub struct SwarmArgs {
     pub dht_bootstrap: Vec<String>,
     #[command(flatten)]
     pub shards: ShardArgs,
+}
+
+/// `--serve-reads`: see [`ccbt_shards::swarm::ServeReads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeReadsArg {
+    Direct,
+    Buffered,
+    Auto,
+}
+
+impl From<ServeReadsArg> for ccbt_shards::swarm::ServeReads {
+    fn from(arg: ServeReadsArg) -> Self {
+        match arg {
+            ServeReadsArg::Direct => ccbt_shards::swarm::ServeReads::Direct,
+            ServeReadsArg::Buffered => ccbt_shards::swarm::ServeReads::Buffered,
+            ServeReadsArg::Auto => ccbt_shards::swarm::ServeReads::Auto,
+        }
+    }
 }
 
 /// `HOST:PORT`, checked for shape only: the name is resolved when the DHT joins.

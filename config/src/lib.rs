@@ -30,7 +30,7 @@ pub use paths::process_env;
 pub use reload::Reloader;
 pub use schema::{
     is_live, Blocklist, ByteRate, Config, Daemon, Dht, Hooks, Limits, Live, Pex, Preallocate,
-    Queue, Share, ShareAction, ShareLimits, Storage, WebSeeds,
+    Queue, ServeReads, Share, ShareAction, ShareLimits, Storage, WebSeeds,
 };
 pub use show::{diff, show, value_of, Change};
 pub use torrent::{Effective, TorrentSettings};

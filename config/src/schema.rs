@@ -71,6 +71,18 @@ pub enum Preallocate {
     Full,
 }
 
+/// How seeding reads piece data from disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ServeReads {
+    /// O_DIRECT into the shard's own read cache (the page cache is left alone).
+    Direct,
+    /// Through the kernel's page cache, as other clients read.
+    Buffered,
+    /// From the page cache when it holds the blocks already, O_DIRECT otherwise.
+    #[default]
+    Auto,
+}
+
 /// The share limits that apply to one torrent, from [share], its category
 /// or the torrent itself.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -368,6 +380,10 @@ sections! {
         preallocate: Preallocate, Live, any;
         /// Follow symlinks that stay inside the download directory. Default false.
         allow_symlinks_inside: bool, Live, any;
+        /// How seeding reads: "direct" (O_DIRECT into our cache), "buffered" (the page
+        /// cache) or "auto" (the page cache when it holds the blocks, else direct).
+        /// Default "auto".
+        serve_reads: ServeReads, Restart, any;
     }
 }
 
@@ -509,6 +525,7 @@ impl Config {
             storage: Storage {
                 preallocate: Preallocate::Sparse,
                 allow_symlinks_inside: false,
+                serve_reads: ServeReads::Auto,
             },
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml_edit::Value;
 
 use crate::paths::Home;
-use crate::schema::{ByteRate, Preallocate, ShareAction};
+use crate::schema::{ByteRate, Preallocate, ServeReads, ShareAction};
 use crate::units;
 
 /// A value as one layer supplies it.
@@ -366,3 +366,8 @@ macro_rules! word_setting {
 
 word_setting!(ShareAction { "pause" => ShareAction::Pause, "remove" => ShareAction::Remove });
 word_setting!(Preallocate { "sparse" => Preallocate::Sparse, "full" => Preallocate::Full });
+word_setting!(ServeReads {
+    "direct" => ServeReads::Direct,
+    "buffered" => ServeReads::Buffered,
+    "auto" => ServeReads::Auto
+});

@@ -53,6 +53,7 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         } else {
             Preallocate::Sparse
         },
+        serve_reads: args.serve_reads.into(),
         dht: dht_config(args),
         ..SwarmConfig::default()
     }
@@ -134,6 +135,21 @@ pub fn run_magnet(
     follow(swarm, status, &metainfo, verb, &stop_signal)
 }
 
+/// Each shard's service time for the blocks it served (request in to last byte handed to
+/// the socket), one line per shard that served any.
+fn print_service_times(verb: &str, shards: &[ccbt_shards::swarm::ShardStatsSnapshot]) {
+    for s in shards.iter().filter(|s| s.service.count > 0) {
+        println!(
+            "{verb}: shard {} service time p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} blocks",
+            s.shard,
+            s.service.p50.as_secs_f64() * 1e3,
+            s.service.p99.as_secs_f64() * 1e3,
+            s.service.max.as_secs_f64() * 1e3,
+            s.service.count
+        );
+    }
+}
+
 /// Shows the torrent's progress until it ends or a signal comes, then stops the swarm.
 fn follow(
     swarm: Swarm,
@@ -167,9 +183,12 @@ fn follow(
             break;
         }
     }
+    // Read before the shards stop: they take their counters with them.
+    let shards = swarm.shard_stats();
     // Stops the torrent if it still runs: the tracker hears `stopped`.
     swarm.shutdown()?;
     view.finish(&status);
+    print_service_times(verb, &shards);
     let ended = if status.done.load(Ordering::Acquire) {
         Ended::Complete
     } else {

@@ -29,7 +29,7 @@ use ccbt_config::{Config, Loaded, Sources};
 use ccbt_engine::blocklist::{Blocklist, Limits as BlocklistLimits};
 use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::session::SessionConfig;
-use ccbt_shards::swarm::{EventSink, Preallocate, RateLimits, Swarm, SwarmConfig};
+use ccbt_shards::swarm::{EventSink, Preallocate, RateLimits, ServeReads, Swarm, SwarmConfig};
 use ccbt_shards::ShardConfig;
 use ccbt_state::StateDb;
 use crossbeam::channel::RecvTimeoutError;
@@ -106,6 +106,11 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
         preallocate: match config.storage.preallocate {
             ccbt_config::Preallocate::Sparse => Preallocate::Sparse,
             ccbt_config::Preallocate::Full => Preallocate::Full,
+        },
+        serve_reads: match config.storage.serve_reads {
+            ccbt_config::ServeReads::Direct => ServeReads::Direct,
+            ccbt_config::ServeReads::Buffered => ServeReads::Buffered,
+            ccbt_config::ServeReads::Auto => ServeReads::Auto,
         },
         symlinks: if config.storage.allow_symlinks_inside {
             ccbt_shards::swarm::Symlinks::Allowed

@@ -494,7 +494,7 @@ impl Torrent {
             Message::NotInterested => {
                 peer.peer_interested = false;
             }
-            Message::Request(block) => self.on_request(key, block)?,
+            Message::Request(block) => self.on_request(now, key, block)?,
             Message::Cancel(block) => {
                 self.steps += peer.queued.cancel(block);
             }
@@ -568,7 +568,12 @@ impl Torrent {
         }
     }
 
-    fn on_request(&mut self, key: PeerKey, block: BlockRef) -> Result<(), DropReason> {
+    fn on_request(
+        &mut self,
+        now: Duration,
+        key: PeerKey,
+        block: BlockRef,
+    ) -> Result<(), DropReason> {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
@@ -598,7 +603,7 @@ impl Torrent {
                     * u64::from(self.layout.piece_length());
         if allowed_while_choked && !full {
             peer.fast_sets.choked_bytes += u64::from(block.len);
-            peer.queued.push_back(block);
+            peer.queued.push_back(block, now);
             self.actions.push_back(Action::Wake(key));
             return Ok(());
         }
@@ -615,7 +620,7 @@ impl Torrent {
             }
             return Ok(());
         }
-        peer.queued.push_back(block);
+        peer.queued.push_back(block, now);
         self.actions.push_back(Action::Wake(key));
         Ok(())
     }
@@ -750,13 +755,19 @@ impl Torrent {
 
     /// The next block to send to `key`, if it still wants one.
     pub fn next_serve(&mut self, key: PeerKey) -> Option<BlockRef> {
+        self.next_serve_timed(key).map(|(block, _)| block)
+    }
+
+    /// [`Torrent::next_serve`], with the time (as given to [`Torrent::on_message`]) its
+    /// request arrived: a writer measures service time from it.
+    pub fn next_serve_timed(&mut self, key: PeerKey) -> Option<(BlockRef, Duration)> {
         let peer = self.peers.get_mut(&key)?;
         // While choked, only requests under its allowed-fast set are queued.
         let front = peer.queued.front()?;
         if peer.am_choking && !peer.fast_sets.allows_out(front.piece) {
             return None;
         }
-        peer.queued.pop_front()
+        peer.queued.pop_front_timed()
     }
 
     /// The block [`Torrent::next_serve`] would give, left queued: a writer that must end
@@ -768,6 +779,15 @@ impl Torrent {
             return None;
         }
         Some(front)
+    }
+
+    /// The requests `key` has queued, in order (now and then a cancelled one among them):
+    /// what a writer may read from disk in one go with the block it serves next.
+    pub fn queued_requests(&self, key: PeerKey) -> impl Iterator<Item = BlockRef> + '_ {
+        self.peers
+            .get(&key)
+            .into_iter()
+            .flat_map(|peer| peer.queued.iter().copied())
     }
 
     /// Pieces `key` has asked for most of, among its next queued requests: worth reading
@@ -1046,15 +1066,15 @@ impl Torrent {
                 Message::Choke.encode(&mut peer.outbox);
                 // Requests under its allowed-fast set stay (BEP 6); the rest are refused.
                 let sets = &peer.fast_sets;
-                for block in peer.queued.drain() {
+                for (block, at) in peer.queued.drain() {
                     if sets.allows_out(block.piece) {
-                        kept.push(block);
+                        kept.push((block, at));
                     } else if peer.fast {
                         Message::RejectRequest(block).encode(&mut peer.outbox);
                     }
                 }
-                for block in kept.drain(..) {
-                    peer.queued.push_back(block);
+                for (block, at) in kept.drain(..) {
+                    peer.queued.push_back(block, at);
                 }
             } else {
                 continue;

@@ -5,8 +5,12 @@
 //! and cancel spam cannot grow the queue past its bound) and are swept out, in one pass,
 //! once they outnumber the live entries: each sweep costs no more than the cancels that
 //! made it necessary.
+//!
+//! Each entry keeps the time its request arrived (the caller's clock, as given to the
+//! torrent), so a writer can tell how long a block waited to be served.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use crate::BlockRef;
 
@@ -15,8 +19,8 @@ const SWEEP_MIN: usize = 64;
 
 #[derive(Debug, Default)]
 pub(super) struct ServeQueue {
-    /// Requests in arrival order, tombstones included.
-    order: VecDeque<BlockRef>,
+    /// Requests in arrival order, with their arrival times, tombstones included.
+    order: VecDeque<(BlockRef, Duration)>,
     /// Copies of each block still wanted (a peer may ask twice).
     live: HashMap<BlockRef, u32>,
     live_total: usize,
@@ -34,8 +38,9 @@ impl ServeQueue {
         self.live_total
     }
 
-    pub fn push_back(&mut self, block: BlockRef) {
-        self.order.push_back(block);
+    /// Queues `block`, which arrived at `at`.
+    pub fn push_back(&mut self, block: BlockRef, at: Duration) {
+        self.order.push_back((block, at));
         *self.live.entry(block).or_default() += 1;
         self.live_total += 1;
     }
@@ -76,26 +81,32 @@ impl ServeQueue {
     }
 
     pub fn front(&self) -> Option<BlockRef> {
-        self.order.front().copied()
+        self.order.front().map(|(block, _)| *block)
     }
 
+    #[cfg(test)]
     pub fn pop_front(&mut self) -> Option<BlockRef> {
-        let block = self.order.pop_front()?;
+        self.pop_front_timed().map(|(block, _)| block)
+    }
+
+    /// The front request and when it arrived.
+    pub fn pop_front_timed(&mut self) -> Option<(BlockRef, Duration)> {
+        let (block, at) = self.order.pop_front()?;
         self.take_live(block);
         self.skip_tombstones();
-        Some(block)
+        Some((block, at))
     }
 
     /// Entries in order (a tombstone among them now and then): for read-ahead guesses.
     pub fn iter(&self) -> impl Iterator<Item = &BlockRef> {
-        self.order.iter()
+        self.order.iter().map(|(block, _)| block)
     }
 
-    /// Every live request, in order, leaving the queue empty.
-    pub fn drain(&mut self) -> Vec<BlockRef> {
+    /// Every live request with its arrival time, in order, leaving the queue empty.
+    pub fn drain(&mut self) -> Vec<(BlockRef, Duration)> {
         let mut out = Vec::with_capacity(self.live_total);
-        while let Some(block) = self.pop_front() {
-            out.push(block);
+        while let Some(entry) = self.pop_front_timed() {
+            out.push(entry);
         }
         self.order.clear();
         out
@@ -113,7 +124,7 @@ impl ServeQueue {
 
     /// Keeps the invariant that the front entry, if any, is live.
     fn skip_tombstones(&mut self) {
-        while let Some(front) = self.order.front() {
+        while let Some((front, _)) = self.order.front() {
             if self.live.contains_key(front) {
                 break;
             }
@@ -125,7 +136,7 @@ impl ServeQueue {
     /// re-requested keeps its first copies' places.
     fn sweep(&mut self) {
         let mut left = self.live.clone();
-        self.order.retain(|b| match left.get_mut(b) {
+        self.order.retain(|(b, _)| match left.get_mut(b) {
             Some(n) if *n > 0 => {
                 *n -= 1;
                 true
@@ -151,12 +162,12 @@ mod tests {
     fn a_pieces_requests_go_at_once_copies_included() {
         let mut q = ServeQueue::default();
         for p in [1, 2, 1, 3, 1] {
-            q.push_back(b(p));
+            q.push_back(b(p), Duration::ZERO);
         }
         assert_eq!(q.cancel_piece(1), vec![b(1); 3]);
         assert!(q.cancel_piece(1).is_empty());
         assert_eq!(q.len(), 2);
-        let served: Vec<u32> = q.drain().iter().map(|b| b.piece).collect();
+        let served: Vec<u32> = q.drain().iter().map(|(b, _)| b.piece).collect();
         assert_eq!(served, vec![2, 3]);
     }
 
@@ -164,29 +175,45 @@ mod tests {
     fn cancelled_requests_are_skipped_and_swept() {
         let mut q = ServeQueue::default();
         for p in 0..100 {
-            q.push_back(b(p));
+            q.push_back(b(p), Duration::ZERO);
         }
         for p in (0..100).filter(|p| p % 3 != 0) {
             q.cancel(b(p));
         }
         assert_eq!(q.len(), 34);
         assert!(q.slots() < 100, "the tombstones were swept");
-        let served: Vec<u32> = q.drain().iter().map(|b| b.piece).collect();
+        let served: Vec<u32> = q.drain().iter().map(|(b, _)| b.piece).collect();
         assert_eq!(served, (0..100).filter(|p| p % 3 == 0).collect::<Vec<_>>());
         assert_eq!((q.len(), q.slots()), (0, 0));
     }
 
     #[test]
+    fn each_request_keeps_its_arrival_time_through_cancels_and_drains() {
+        let mut q = ServeQueue::default();
+        let ms = Duration::from_millis;
+        for p in 0..80 {
+            q.push_back(b(p), ms(u64::from(p)));
+        }
+        for p in (0..80).filter(|p| p % 4 != 0) {
+            q.cancel(b(p));
+        }
+        assert_eq!(q.pop_front_timed(), Some((b(0), ms(0))));
+        let rest = q.drain();
+        assert_eq!(rest.len(), 19);
+        assert!(rest.iter().all(|(b, at)| *at == ms(u64::from(b.piece))));
+    }
+
+    #[test]
     fn a_block_asked_twice_is_served_twice_unless_cancelled() {
         let mut q = ServeQueue::default();
-        q.push_back(b(1));
-        q.push_back(b(2));
-        q.push_back(b(1));
+        q.push_back(b(1), Duration::ZERO);
+        q.push_back(b(2), Duration::ZERO);
+        q.push_back(b(1), Duration::ZERO);
         assert_eq!(q.pop_front(), Some(b(1)));
         assert_eq!(q.pop_front(), Some(b(2)));
         assert_eq!(q.pop_front(), Some(b(1)));
-        q.push_back(b(1));
-        q.push_back(b(1));
+        q.push_back(b(1), Duration::ZERO);
+        q.push_back(b(1), Duration::ZERO);
         q.cancel(b(1));
         assert_eq!((q.front(), q.len(), q.slots()), (None, 0, 0));
     }

@@ -402,6 +402,20 @@ fn an_interested_peer_is_unchoked_and_served() {
     assert_eq!(t.next_serve(key), Some(block));
     assert_eq!(t.peek_serve(key), None);
     assert_eq!(t.next_serve(key), None);
+    // A request's arrival time (the clock given with it) comes out with it, for the
+    // writer's service-time figure.
+    let later = BlockRef { offset: 0, ..block };
+    t.on_message(Duration::from_millis(1500), key, &Message::Request(later))
+        .unwrap();
+    assert_eq!(
+        t.queued_requests(key).collect::<Vec<_>>(),
+        [later],
+        "queued_requests shows it"
+    );
+    assert_eq!(
+        t.next_serve_timed(key),
+        Some((later, Duration::from_millis(1500)))
+    );
 }
 
 #[test]

@@ -81,13 +81,13 @@ pub use ip_guard::Refusal;
 pub use magnet::MagnetSpec;
 pub use resolver::{Resolve, ResolveError, Resolver};
 pub use stats::{
-    AnnounceFailure, HistogramSnapshot, LatencyHistogram, RefusedConnection, ShardStats,
-    ShardStatsSnapshot, LATENCY_BOUNDS_US,
+    AnnounceFailure, HistogramSnapshot, LatencyHistogram, RefusedConnection, ServiceLatency,
+    ServiceSnapshot, ShardStats, ShardStatsSnapshot, LATENCY_BOUNDS_US,
 };
 pub use status::{
     FaultKind, MetadataFailure, SwarmCounts, TorrentFault, TorrentState, TorrentStatus,
 };
-pub use storage::{Preallocate, StorageError};
+pub use storage::{Preallocate, ServeReads, StorageError};
 pub use throttle::RateLimits;
 
 use command::{reply_channel, Command};
@@ -120,6 +120,8 @@ pub struct SwarmConfig {
     /// Read cache per shard, for seeding.
     pub cache_bytes: usize,
     pub preallocate: Preallocate,
+    /// How seeding reads the disk (see [`ServeReads`]).
+    pub serve_reads: ServeReads,
     /// Whether symlinks inside a torrent's tree are followed (see `crate::beneath`).
     pub symlinks: Symlinks,
     /// Connections per shard, counting handshakes in progress.
@@ -183,6 +185,7 @@ impl Default for SwarmConfig {
             session: SessionConfig::default(),
             cache_bytes: 64 << 20,
             preallocate: Preallocate::Sparse,
+            serve_reads: ServeReads::default(),
             symlinks: Symlinks::Refused,
             max_connections_per_shard: 2000,
             limits: RateLimits::default(),

@@ -17,7 +17,8 @@ use glommio::net::TcpStream;
 use glommio::timer::timeout;
 
 use super::peer_table::PeerHandle;
-use super::send_batch::{SendBatch, WRITE_STALL_TIMEOUT};
+use super::piece_io::{read_window, Served};
+use super::send_batch::{self, SendBatch, WRITE_STALL_TIMEOUT};
 use super::throttle::Direction;
 use super::torrent::TorrentRt;
 
@@ -33,6 +34,15 @@ const FIRST_READ: usize = 16 * 1024;
 const READ_AHEAD_PIECES: usize = 2;
 /// Serve blocks in batches of about this many bytes per `sendmsg`.
 const WRITE_BATCH: usize = 256 * 1024;
+/// Most bytes of windows (pieces read in part, for this batch alone) one send batch
+/// holds: a window is read no larger than the room left under this, but always holds the
+/// block it was read for. With [`WRITE_BATCH`] it bounds what a busy peer costs the shard's
+/// memory when its pieces are not cached: under 512 KiB and a block, plus 4 KiB of page
+/// rounding per window; a shard's peers hold at most that many times this (500 busy
+/// peers: about 260 MiB at worst, 130 MiB when each batch's window is its blocks, where a
+/// whole piece per batch cost 500 MiB), counted in the shard's send-batch gauge. A window
+/// is let go when its batch is sent or its peer dropped.
+const WINDOWS_HELD_MAX: usize = 2 * WRITE_BATCH;
 /// The least a download-limited reader reads at a time: one block and its header.
 const THROTTLED_READ_MIN: usize = 16 * 1024 + 13;
 
@@ -256,10 +266,17 @@ async fn write_loop(
     rings: LocalReceiver<()>,
 ) {
     let mut batch = SendBatch::new(rt.shard().stats.clone());
+    // What the batch's blocks are served from: cached pieces and windows read for it. Each
+    // is also held by the batch's parts, so this holds nothing more, and empties with it.
+    let mut windows: Vec<Served> = Vec::with_capacity(send_batch::MAX_PIECES * 2);
+    // When each of the batch's blocks was asked for (one per block, emptied with it).
+    let mut arrivals: Vec<std::time::Duration> = Vec::new();
     let mut meter = rt.meter(Direction::Upload);
     while rings.recv().await.is_some() {
         loop {
             batch.clear();
+            windows.clear();
+            arrivals.clear();
             batch.push_head(|out| rt.engine().borrow_mut().take_outbox(key, out));
             // Set when the upload buckets could not pay for the next block: the bytes it
             // needs.
@@ -275,23 +292,49 @@ async fn write_loop(
                     }
                     _ => break,
                 }
-                let Some(block) = rt.engine().borrow_mut().next_serve(key) else {
+                let Some((block, asked_at)) = rt.engine().borrow_mut().next_serve_timed(key) else {
                     break;
                 };
                 let upcoming = rt.engine().borrow().upcoming_pieces(key, READ_AHEAD_PIECES);
                 rt.pieces().read_ahead(upcoming);
-                let piece = match rt.pieces().piece_data(block.piece).await {
-                    Ok(piece) => piece,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read a piece to serve");
-                        rt.fail(super::status::TorrentFault::from(&e));
-                        return;
+                let held = windows
+                    .iter()
+                    .find_map(|w: &Served| Some((w.clone(), w.range_of(block)?)));
+                let (served, range) = match held {
+                    Some(found) => found,
+                    None => {
+                        let Some(piece_len) = rt.pieces().piece_len(block.piece) else {
+                            continue;
+                        };
+                        let read: usize = windows
+                            .iter()
+                            .filter(|w| w.base > 0 || w.bytes.len() < piece_len as usize)
+                            .map(|w| w.bytes.len())
+                            .sum();
+                        let budget = (WRITE_BATCH - batch.block_bytes())
+                            .min(WINDOWS_HELD_MAX.saturating_sub(read))
+                            as u32;
+                        let window = read_window(
+                            block,
+                            rt.engine().borrow().queued_requests(key),
+                            budget,
+                            piece_len,
+                        );
+                        let served = match rt.pieces().serve_data(block.piece, window, key).await {
+                            Ok(served) => served,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot read a piece to serve");
+                                rt.fail(super::status::TorrentFault::from(&e));
+                                return;
+                            }
+                        };
+                        let Some(range) = served.range_of(block) else {
+                            continue;
+                        };
+                        windows.push(served.clone());
+                        (served, range)
                     }
                 };
-                let range = block.offset as usize..(block.offset + block.len) as usize;
-                if range.end > piece.len() {
-                    continue;
-                }
                 batch.push_head(|out| {
                     out.extend_from_slice(&wire::encode_piece_header(
                         block.piece,
@@ -299,7 +342,8 @@ async fn write_loop(
                         block.len,
                     ))
                 });
-                batch.push_block(block.piece, piece, range);
+                batch.push_block(block.piece, served.bytes, range);
+                arrivals.push(asked_at);
             }
             if batch.is_empty() && throttled.is_none() {
                 break;
@@ -321,6 +365,11 @@ async fn write_loop(
                     }
                     Err(_) => return,
                 }
+                let now = rt.now();
+                rt.shard()
+                    .stats
+                    .service
+                    .record(arrivals.iter().map(|at| now.saturating_sub(*at)));
                 let served = batch.block_bytes() as u32;
                 if served > 0 {
                     rt.shard().stats.uploaded(u64::from(served));
@@ -333,6 +382,8 @@ async fn write_loop(
                 // What was ready went out; wait (on a timer) until the next block is paid
                 // for, then look again at what the peer wants.
                 batch.clear();
+                windows.clear();
+                arrivals.clear();
                 if !meter.fill(want, || rt.has_peer(key)).await {
                     return;
                 }

@@ -4,7 +4,9 @@
 //! a peer's writer keeps no send buffer of its own: 500 leechers used to hold 320 KiB each.
 //!
 //! A batch keeps the pieces it points into alive until it is sent, beyond the piece cache's
-//! bound; [`MAX_PIECES`] bounds that to two pieces per peer, whatever order it asks in,
+//! bound: cached pieces, or the windows of uncached ones read for it alone (the writer
+//! bounds those to `WINDOWS_HELD_MAX` in `peer.rs`); [`MAX_PIECES`] bounds that to two
+//! pieces per peer, whatever order it asks in,
 //! and [`WRITE_STALL_TIMEOUT`] bounds how long: a peer whose socket takes no byte for that
 //! long has stopped reading, and its batch (and the peer) is dropped. What batches hold is
 //! counted in the shard's stats ([`Held::SendBatches`]), and a piece the cache evicted
@@ -114,12 +116,20 @@ impl SendBatch {
         }
     }
 
-    /// Appends `bytes[range]`, block data of piece `index`, as it lies in the piece;
-    /// `range` must be within it.
+    /// Appends `bytes[range]`, block data of piece `index`, as it lies in `bytes` (the
+    /// whole piece, or a window of it); `range` must be within it.
     pub fn push_block(&mut self, index: u32, bytes: Rc<PieceBytes>, range: Range<usize>) {
         debug_assert!(range.end <= bytes.len());
         if !self.pieces.contains(&index) {
             self.pieces.push(index);
+        }
+        // Each buffer counts once, however many blocks point into it (a piece may be held
+        // as two windows).
+        let held = self.parts.iter().any(|part| match part {
+            Part::Block(other, _) => Rc::ptr_eq(other, &bytes),
+            Part::Head(_) => false,
+        });
+        if !held {
             self.hold(bytes.len());
         }
         self.block_bytes += range.len();
@@ -230,8 +240,16 @@ mod tests {
         let slices = batch.slices();
         assert_eq!(slices, [&b"abc"[..], &[10, 11, 12], b"d"]);
         assert_eq!(Rc::strong_count(&piece), 3);
-        // "abcd", and piece 7's bytes once (piece 8 is the same buffer, counted again).
-        assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 4 + 2 * 256);
+        // "abcd", and the buffer's bytes once: piece 8's block points into the same one.
+        assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 4 + 256);
+        let other = Rc::new(PieceBytes::Heap(vec![1; 100]));
+        batch.push_block(8, other.clone(), 0..10);
+        assert_eq!(
+            stats.snapshot(0, 0, 1).send_batch_bytes,
+            4 + 256 + 100,
+            "a second buffer of a piece (another window of it) counts too"
+        );
+        drop(other);
         batch.clear();
         assert_eq!(stats.snapshot(0, 0, 1).send_batch_bytes, 0);
         assert!(batch.is_empty());

@@ -8,10 +8,16 @@
 //! one add (two or three for a latency). Readers may see one figure a moment ahead of
 //! another; each is monotonic, which is what Prometheus needs.
 //!
+//! The one exception is [`ServiceLatency`], an HDR histogram behind a mutex that only the
+//! shard ever tries to take without waiting (see there).
+//!
 //! Bound: the block is a fixed size (no maps, no per-peer or per-torrent entries).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use hdrhistogram::Histogram;
 
 /// Upper bounds of the latency buckets, in microseconds (a last, unbounded bucket follows):
 /// from a page-cache hit (100 µs) to a tracker at its timeout (30 s).
@@ -61,6 +67,86 @@ impl LatencyHistogram {
             buckets,
             count: below,
             sum_seconds: self.sum_us.load(Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+/// Highest service time the histogram tells apart, in microseconds (a minute); longer ones
+/// are recorded as this.
+const SERVICE_MAX_US: u64 = 60_000_000;
+
+/// Service time of served blocks: from a request's arrival (decoded by the peer's reader)
+/// to the end of the `sendmsg` that handed its block's last byte to the socket. An HDR
+/// histogram in microseconds, 1 µs to a minute, two significant figures (about 20 KiB per
+/// shard, whatever the number of blocks).
+///
+/// The shard records a whole send batch at once with `try_lock`, so it never waits on a
+/// reader: if a scrape holds the lock at that moment, the batch's blocks are counted in
+/// [`ServiceLatency::skipped`] instead. Readers take a copy under the lock.
+#[derive(Debug)]
+pub struct ServiceLatency {
+    histogram: Mutex<Histogram<u64>>,
+    skipped: AtomicU64,
+}
+
+impl Default for ServiceLatency {
+    fn default() -> Self {
+        ServiceLatency {
+            histogram: Mutex::new(
+                Histogram::new_with_bounds(1, SERVICE_MAX_US, 2).expect("valid bounds"),
+            ),
+            skipped: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A service-time histogram as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSnapshot {
+    /// Blocks recorded.
+    pub count: u64,
+    /// Blocks not recorded because a reader held the histogram.
+    pub skipped: u64,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub max: Duration,
+}
+
+impl ServiceLatency {
+    /// Records the service times of one send batch's blocks, without ever waiting.
+    pub fn record(&self, times: impl ExactSizeIterator<Item = Duration>) {
+        let n = times.len() as u64;
+        let Ok(mut h) = self.histogram.try_lock() else {
+            self.skipped.fetch_add(n, Relaxed);
+            return;
+        };
+        for took in times {
+            let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            h.saturating_record(us.clamp(1, SERVICE_MAX_US));
+        }
+    }
+
+    /// A copy of the histogram, for exporters that want every bucket.
+    pub fn histogram(&self) -> Histogram<u64> {
+        match self.histogram.lock() {
+            Ok(h) => h.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn snapshot(&self) -> ServiceSnapshot {
+        let h = self.histogram();
+        let at = |q: f64| Duration::from_micros(h.value_at_quantile(q));
+        ServiceSnapshot {
+            count: h.len(),
+            skipped: self.skipped.load(Relaxed),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: Duration::from_micros(h.max()),
         }
     }
 }
@@ -144,14 +230,17 @@ pub struct ShardStats {
     hash_failures: AtomicU64,
     pub disk_read: LatencyHistogram,
     pub disk_write: LatencyHistogram,
+    /// How long served blocks took, request to socket.
+    pub service: ServiceLatency,
     /// Piece reads and writes that failed (the torrent stops with a fault).
     disk_errors: AtomicU64,
     /// Announces that got an answer, from the request to the answer.
     pub announce: LatencyHistogram,
     announce_failures: [AtomicU64; AnnounceFailure::ALL.len()],
-    /// Lookups of a piece to serve (one per block sent, and one per read-ahead) that the
-    /// shard's read cache answered, and pieces read from disk instead: hits over both is
-    /// the cache's hit rate by request.
+    /// Lookups of a piece to serve (one per block not covered by what its send batch holds
+    /// already, and one per read-ahead) that the shard's read cache answered, and reads
+    /// from disk instead (whole pieces, or the window a batch needs): hits over both is the
+    /// cache's hit rate by lookup.
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     refused: [AtomicU64; RefusedConnection::ALL.len()],
@@ -207,6 +296,8 @@ pub struct ShardStatsSnapshot {
     pub hash_failures: u64,
     pub disk_read: HistogramSnapshot,
     pub disk_write: HistogramSnapshot,
+    /// See [`ServiceLatency`].
+    pub service: ServiceSnapshot,
     pub disk_errors: u64,
     pub announce: HistogramSnapshot,
     /// By [`AnnounceFailure::ALL`] order.
@@ -332,6 +423,7 @@ impl ShardStats {
             hash_failures: self.hash_failures.load(Relaxed),
             disk_read: self.disk_read.snapshot(),
             disk_write: self.disk_write.snapshot(),
+            service: self.service.snapshot(),
             disk_errors: self.disk_errors.load(Relaxed),
             announce: self.announce.snapshot(),
             announce_failures: AnnounceFailure::ALL
@@ -433,6 +525,34 @@ mod tests {
         let s = stats.snapshot(0, 0, 1);
         assert_eq!(s.disk_write.count, 40_000);
         assert_eq!(s.uploaded_bytes, 40_000 * 16_384);
+    }
+
+    #[test]
+    fn service_times_land_in_their_quantiles_and_a_held_lock_skips_not_waits() {
+        let s = ServiceLatency::default();
+        // 98 quick blocks, one slow, one very slow (past the histogram's top).
+        s.record((0..98).map(|_| Duration::from_micros(800)));
+        s.record([ms(40)].into_iter());
+        s.record([Duration::from_secs(120)].into_iter());
+        let snap = s.snapshot();
+        assert_eq!((snap.count, snap.skipped), (100, 0));
+        let near =
+            |d: Duration, us: u64| d.as_micros().abs_diff(u128::from(us)) * 100 <= u128::from(us);
+        assert!(near(snap.p50, 800), "{snap:?}");
+        assert!(near(snap.p90, 800), "{snap:?}");
+        assert!(near(snap.p99, 40_000), "{snap:?}");
+        assert!(
+            near(snap.max, SERVICE_MAX_US),
+            "clamped to the top: {snap:?}"
+        );
+        // A zero time counts (as the lowest value), it does not vanish.
+        s.record([Duration::ZERO].into_iter());
+        assert_eq!(s.snapshot().count, 101);
+        let held = s.histogram.lock().unwrap();
+        s.record((0..5).map(|_| ms(1)));
+        drop(held);
+        let snap = s.snapshot();
+        assert_eq!((snap.count, snap.skipped), (101, 5));
     }
 
     #[test]

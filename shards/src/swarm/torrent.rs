@@ -90,6 +90,7 @@ impl TorrentRt {
             shard.cache.clone(),
             shard.pool.clone(),
             shard.stats.clone(),
+            shard.config.serve_reads,
         ));
         TorrentRt {
             book: AddressBook::new(shard.config.port),

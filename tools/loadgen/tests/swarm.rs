@@ -386,3 +386,51 @@ fn a_dialling_seeder_handshakes_first_and_serves() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A shallow pipeline at seedbox scale: 500 leechers keeping 4 requests each in flight
+/// all connect, check every piece, and time every block they receive once (so the
+/// latency figure is per block served, a service time at this depth, not a queue's).
+#[test]
+fn five_hundred_leechers_with_a_pipeline_of_four() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(dir.path(), 32 << 20, 1 << 20, 11);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let seed = spawn(&[
+        "seed",
+        "--torrent",
+        &torrent,
+        "--listen",
+        &listen,
+        "--duration",
+        "4",
+        "--json",
+    ]);
+    let leech = run(&[
+        "leech",
+        "--torrent",
+        &torrent,
+        "--target",
+        &listen,
+        "--peers",
+        "500",
+        "--pipeline",
+        "4",
+        "--duration",
+        "3",
+        "--json",
+    ]);
+    let leech = summary(&leech);
+    let seed = summary(&seed.wait_with_output().unwrap());
+    assert_eq!(leech["errors"], 0, "{leech}");
+    assert_eq!(seed["errors"], 0, "{seed}");
+    assert_eq!(leech["connections"], 500, "{leech}");
+    assert_eq!(leech["disconnects"], 0, "{leech}");
+    let bytes = leech["bytes"].as_u64().unwrap();
+    let samples = leech["latency_us"]["samples"].as_u64().unwrap();
+    assert!(bytes > 0, "{leech}");
+    // 16 KiB blocks (the pieces are whole blocks): one sample per block received.
+    assert_eq!(samples, bytes / 16_384, "{leech}");
+    let p50 = leech["latency_us"]["p50"].as_u64().unwrap();
+    let p99 = leech["latency_us"]["p99"].as_u64().unwrap();
+    assert!(p50 > 0 && p50 <= p99, "{leech}");
+}
