@@ -79,9 +79,10 @@ impl Seeder {
             }
             Seeder::CcbtLargeCache => {
                 "the same with `--cache-mib 1024`: a 1 GiB read cache per shard, as a \
-                 seedbox with memory to spare would run it. The others read through the \
-                 kernel's page cache, which holds the whole data set here and is not in \
-                 their RSS; ccbt-uring reads with O_DIRECT into its own cache, which is."
+                 seedbox with memory to spare would run it. With the default `serve_reads = \
+                 \"auto\"` a read takes what the kernel's page cache holds (the whole \
+                 data set here, as for the others) and only the rest with O_DIRECT \
+                 into the cache, so the larger cache matters only for data not cached."
             }
             Seeder::Libtorrent => {
                 "`LT_SEEDBOX=1 lt_client.py seed`: libtorrent's own `high_performance_seed()` \
