@@ -156,6 +156,17 @@ fn a_hot_torrent_is_served_from_every_shard_and_stops_with_its_owner() {
     assert!(summary.bytes > 0, "nothing was served: {summary:?}");
     assert_eq!(summary.connections, 40, "{summary:?}");
     let took = replica_accepts(&daemon);
+    // The blocks' service times are on /metrics, on both shards.
+    let scrape = http(&daemon.api, "GET", "/metrics", &[]).body;
+    let served = sample(&scrape, "ccbt_service_seconds_count").unwrap_or(0.0);
+    assert!(served > 0.0, "no service times on /metrics:\n{scrape}");
+    for shard in 0..2 {
+        let name = format!("ccbt_shard_service_seconds_count{{shard=\"{shard}\"}}");
+        assert!(
+            sample(&scrape, &name).is_some_and(|n| n > 0.0),
+            "shard {shard} served no block"
+        );
+    }
     assert!(
         took > 0.0,
         "no leecher was served by the other shard's replica\n{}",

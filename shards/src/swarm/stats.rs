@@ -87,6 +87,9 @@ const SERVICE_MAX_US: u64 = 60_000_000;
 pub struct ServiceLatency {
     histogram: Mutex<Histogram<u64>>,
     skipped: AtomicU64,
+    /// The same times in fixed buckets of atomics, every one recorded (no lock), for
+    /// `/metrics`.
+    buckets: LatencyHistogram,
 }
 
 impl Default for ServiceLatency {
@@ -96,6 +99,7 @@ impl Default for ServiceLatency {
                 Histogram::new_with_bounds(1, SERVICE_MAX_US, 2).expect("valid bounds"),
             ),
             skipped: AtomicU64::new(0),
+            buckets: LatencyHistogram::default(),
         }
     }
 }
@@ -120,12 +124,21 @@ impl ServiceLatency {
         let n = times.len() as u64;
         let Ok(mut h) = self.histogram.try_lock() else {
             self.skipped.fetch_add(n, Relaxed);
+            for took in times {
+                self.buckets.observe(took);
+            }
             return;
         };
         for took in times {
+            self.buckets.observe(took);
             let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
             h.saturating_record(us.clamp(1, SERVICE_MAX_US));
         }
+    }
+
+    /// The fixed buckets, as Prometheus wants them.
+    pub fn buckets(&self) -> HistogramSnapshot {
+        self.buckets.snapshot()
     }
 
     /// A copy of the histogram, for exporters that want every bucket.
@@ -298,6 +311,8 @@ pub struct ShardStatsSnapshot {
     pub disk_write: HistogramSnapshot,
     /// See [`ServiceLatency`].
     pub service: ServiceSnapshot,
+    /// The same service times in the fixed latency buckets.
+    pub service_buckets: HistogramSnapshot,
     pub disk_errors: u64,
     pub announce: HistogramSnapshot,
     /// By [`AnnounceFailure::ALL`] order.
@@ -424,6 +439,7 @@ impl ShardStats {
             disk_read: self.disk_read.snapshot(),
             disk_write: self.disk_write.snapshot(),
             service: self.service.snapshot(),
+            service_buckets: self.service.buckets(),
             disk_errors: self.disk_errors.load(Relaxed),
             announce: self.announce.snapshot(),
             announce_failures: AnnounceFailure::ALL

@@ -206,6 +206,12 @@ impl Collected {
         )?;
         self.histogram_pair(
             enc,
+            "service_seconds",
+            "Time from a block request's arrival to its block's last byte handed to the socket",
+            |s| &s.service_buckets,
+        )?;
+        self.histogram_pair(
+            enc,
             "announce_seconds",
             "Time from an announce's request to the tracker's answer (answered ones)",
             |s| &s.announce,
