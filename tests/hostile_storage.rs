@@ -20,23 +20,6 @@ const FILES: &[(&str, usize)] = &[("pack/a.bin", 100_000), ("pack/b.bin", 200_00
 const VICTIM: &[u8] = &[0x5a; 300_000];
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The roots each case runs under: a disk file system and, where the machine has one,
-/// tmpfs.
-fn roots() -> Vec<PathBuf> {
-    let mut roots = vec![PathBuf::from("/var/tmp")];
-    let shm = Path::new("/dev/shm");
-    match nix::sys::statfs::statfs(shm) {
-        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => {
-            roots.push(shm.to_path_buf())
-        }
-        _ if std::env::var_os("CCBT_REQUIRE_INTEROP").is_some() => {
-            panic!("/dev/shm is not a tmpfs here: the tmpfs half of this test cannot run")
-        }
-        _ => eprintln!("/dev/shm is not a tmpfs: only the disk half runs"),
-    }
-    roots
-}
-
 /// A torrent of [`FILES`] in `dir/t.torrent`, its data under `dir/data`.
 fn make_torrent(dir: &Path) -> PathBuf {
     write_tree(&dir.join("data"), FILES);
@@ -98,7 +81,7 @@ fn download(torrent: &Path, out: &Path, peer: &str) -> Running {
 
 #[test]
 fn download_writes_nothing_through_a_symlink_to_a_file_outside() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         let torrent = make_torrent(dir.path());
         let victim = victim(dir.path());
@@ -126,7 +109,7 @@ fn download_writes_nothing_through_a_symlink_to_a_file_outside() {
 
 #[test]
 fn download_writes_nothing_through_a_symlinked_directory_inside_the_tree() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         let torrent = make_torrent(dir.path());
         let victim = victim(dir.path());
@@ -155,7 +138,7 @@ fn download_writes_nothing_through_a_symlinked_directory_inside_the_tree() {
 
 #[test]
 fn a_symlinked_save_directory_is_followed_as_users_expect() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         let torrent = make_torrent(dir.path());
         let real = dir.path().join("real-out");
@@ -171,7 +154,7 @@ fn a_symlinked_save_directory_is_followed_as_users_expect() {
 
 #[test]
 fn seed_serves_nothing_read_through_a_symlink() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         let torrent = make_torrent(dir.path());
         // The symlink points at the right bytes: only where they are is wrong.
@@ -192,7 +175,7 @@ fn seed_serves_nothing_read_through_a_symlink() {
 
 #[test]
 fn daemon_writes_nothing_through_a_symlink_and_says_why() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         let torrent = make_torrent(dir.path());
         let victim = victim(dir.path());
@@ -216,7 +199,7 @@ fn daemon_writes_nothing_through_a_symlink_and_says_why() {
 
 #[test]
 fn a_file_longer_than_the_torrent_says_keeps_its_extra_bytes() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         let torrent = make_torrent(dir.path());
         let out = dir.path().join("out");
@@ -251,7 +234,7 @@ fn a_file_longer_than_the_torrent_says_keeps_its_extra_bytes() {
 
 #[test]
 fn removing_with_its_data_deletes_nothing_through_a_symlinked_directory() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         let torrent = make_torrent(dir.path());
         // The torrent's whole tree, valid, but outside: the save dir links to it.

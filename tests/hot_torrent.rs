@@ -9,7 +9,7 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ccbt_loadgen::{dataset, leecher, report::Progress, torrent};
@@ -43,11 +43,29 @@ fn one_torrent(out: &Path, bytes: u64) -> std::path::PathBuf {
     out.join("torrents/t000000.torrent")
 }
 
-fn daemon_with(home: &Path, port: u16, limits: &str) -> Daemon {
+/// A daemon with two shards and `limits` (lines of `[limits]`), seeding one torrent of
+/// `bytes`.
+struct Seeding {
+    _dir: tempfile::TempDir,
+    daemon: Daemon,
+    torrent_path: PathBuf,
+    data: PathBuf,
+    hash: String,
+    raw: [u8; 20],
+    addr: SocketAddr,
+}
+
+fn seeding(bytes: u64, limits: &str) -> Seeding {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let set = dir.path().join("set");
+    let torrent_path = one_torrent(&set, bytes);
     let config = home.join("ccbt.toml");
     std::fs::write(&config, format!("[limits]\n{limits}\n")).unwrap();
-    Daemon::start(
-        home,
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        &home,
         &[
             "--config",
             config.to_str().unwrap(),
@@ -57,7 +75,19 @@ fn daemon_with(home: &Path, port: u16, limits: &str) -> Daemon {
             "2",
             "--no-pin",
         ],
-    )
+    );
+    let data = set.join("data");
+    let hash = daemon.add(&torrent_path, &["--save-dir", data.to_str().unwrap()]);
+    daemon.wait_state(&hash, "seeding", SEEDING);
+    Seeding {
+        _dir: dir,
+        daemon,
+        torrent_path,
+        raw: raw_hash(&hash),
+        hash,
+        data,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
 }
 
 fn raw_hash(hash: &str) -> [u8; 20] {
@@ -114,22 +144,18 @@ fn wait_until<T: std::fmt::Debug>(
 
 #[test]
 fn a_hot_torrent_is_served_from_every_shard_and_stops_with_its_owner() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let set = dir.path().join("set");
-    let torrent_path = one_torrent(&set, 16 << 20);
-    let port = free_port();
-    let mut daemon = daemon_with(
-        &home,
-        port,
+    let Seeding {
+        _dir,
+        mut daemon,
+        torrent_path,
+        data,
+        hash,
+        raw,
+        addr,
+    } = seeding(
+        16 << 20,
         "hot_torrent_peers = 4\nmax_peers_per_torrent = 200",
     );
-    let data = set.join("data");
-    let hash = daemon.add(&torrent_path, &["--save-dir", data.to_str().unwrap()]);
-    daemon.wait_state(&hash, "seeding", SEEDING);
-    let raw = raw_hash(&hash);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // Four peers make it hot; they are all the owner's (handed to it if need be).
     let mut held: Vec<TcpStream> = (1..=4).map(|id| interested_peer(addr, &raw, id)).collect();
@@ -221,22 +247,14 @@ fn a_hot_torrent_is_served_from_every_shard_and_stops_with_its_owner() {
 
 #[test]
 fn the_peer_cap_counts_the_peers_of_every_shard() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let set = dir.path().join("set");
-    let torrent_path = one_torrent(&set, 2 << 20);
-    let port = free_port();
-    let mut daemon = daemon_with(
-        &home,
-        port,
-        "hot_torrent_peers = 4\nmax_peers_per_torrent = 10",
-    );
-    let data = set.join("data");
-    let hash = daemon.add(&torrent_path, &["--save-dir", data.to_str().unwrap()]);
-    daemon.wait_state(&hash, "seeding", SEEDING);
-    let raw = raw_hash(&hash);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Seeding {
+        _dir,
+        mut daemon,
+        hash,
+        raw,
+        addr,
+        ..
+    } = seeding(2 << 20, "hot_torrent_peers = 4\nmax_peers_per_torrent = 10");
     let mut peers: Vec<TcpStream> = (1..=4).map(|id| interested_peer(addr, &raw, id)).collect();
     std::thread::sleep(REPLICATED);
     // One at a time, slower than the shards' 100 ms ticks, so the counts are fresh.
@@ -291,22 +309,16 @@ fn watched_peer(addr: SocketAddr, hash: &[u8; 20], id: u8) -> Watched {
 #[test]
 fn upload_slots_are_shared_out_not_multiplied_by_the_shards() {
     use std::sync::atomic::Ordering;
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let set = dir.path().join("set");
-    let torrent_path = one_torrent(&set, 2 << 20);
-    let port = free_port();
-    let mut daemon = daemon_with(
-        &home,
-        port,
+    let Seeding {
+        _dir,
+        mut daemon,
+        raw,
+        addr,
+        ..
+    } = seeding(
+        2 << 20,
         "hot_torrent_peers = 4\nupload_slots = 4\nmax_peers_per_torrent = 100",
     );
-    let data = set.join("data");
-    let hash = daemon.add(&torrent_path, &["--save-dir", data.to_str().unwrap()]);
-    daemon.wait_state(&hash, "seeding", SEEDING);
-    let raw = raw_hash(&hash);
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut peers: Vec<Watched> = (1..=4).map(|id| watched_peer(addr, &raw, id)).collect();
     std::thread::sleep(REPLICATED);
     peers.extend((5..=16).map(|id| {

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::swarm::{self, free_port, wait_listening, Running};
@@ -25,21 +25,6 @@ const FILES: &[(&str, usize)] = &[
 ];
 const PIECE: u32 = 256 * 1024;
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn roots() -> Vec<PathBuf> {
-    let mut roots = vec![PathBuf::from("/var/tmp")];
-    let shm = Path::new("/dev/shm");
-    match nix::sys::statfs::statfs(shm) {
-        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => {
-            roots.push(shm.to_path_buf())
-        }
-        _ if std::env::var_os("CCBT_REQUIRE_INTEROP").is_some() => {
-            panic!("/dev/shm is not a tmpfs here: the tmpfs half of this test cannot run")
-        }
-        _ => eprintln!("/dev/shm is not a tmpfs: only the disk half runs"),
-    }
-    roots
-}
 
 /// The torrent's byte stream, as `common::write_tree` writes its files.
 fn content() -> Vec<u8> {
@@ -124,7 +109,7 @@ fn fetch_and_check(seed: &Running, port: u16, hash: &[u8; 20], id: u8, what: &st
 
 #[test]
 fn blocks_read_in_part_are_the_torrents_bytes_in_every_mode_and_file_system() {
-    for root in roots() {
+    for root in common::storage_roots() {
         let dir = tempfile::tempdir_in(&root).unwrap();
         common::write_tree(&dir.path().join("data"), FILES);
         let torrent = dir.path().join("t.torrent");

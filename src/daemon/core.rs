@@ -999,21 +999,23 @@ impl Daemon {
 
     pub fn move_storage(&self, info_hash: InfoHash, to: PathBuf) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::MoveStorage(to.clone()))?;
-        self.set_flags(&info_hash, |e| e.save_dir = to.clone());
-        self.record(Write::SetSavePath {
-            info_hash: info_hash.0,
-            save_path: to.display().to_string(),
-        })
+        self.save_dir_is(info_hash, to)
     }
 
     /// The torrent's data is under `to` already: it is looked for and checked there
     /// (nothing is moved); the record follows.
     pub fn set_location(&self, info_hash: InfoHash, to: PathBuf) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::SetLocation(to.clone()))?;
-        self.set_flags(&info_hash, |e| e.save_dir = to.clone());
+        self.save_dir_is(info_hash, to)
+    }
+
+    /// The torrent's save directory is `to` now: the registry and the record follow.
+    fn save_dir_is(&self, info_hash: InfoHash, to: PathBuf) -> Result<(), DaemonError> {
+        let save_path = to.display().to_string();
+        self.set_flags(&info_hash, |e| e.save_dir = to);
         self.record(Write::SetSavePath {
             info_hash: info_hash.0,
-            save_path: to.display().to_string(),
+            save_path,
         })
     }
 

@@ -121,6 +121,24 @@ pub fn own_torrent(content: &Path, files: &[(&str, usize)], torrent: &Path) -> P
     torrent.to_path_buf()
 }
 
+/// The roots storage tests run under: a disk file system (/var/tmp, where O_DIRECT works)
+/// and, where the machine has one, tmpfs (/dev/shm, where storage falls back). Without a
+/// tmpfs the test fails under `CCBT_REQUIRE_INTEROP`, else runs the disk half alone.
+pub fn storage_roots() -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from("/var/tmp")];
+    let shm = Path::new("/dev/shm");
+    match nix::sys::statfs::statfs(shm) {
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC => {
+            roots.push(shm.to_path_buf())
+        }
+        _ if std::env::var_os("CCBT_REQUIRE_INTEROP").is_some() => {
+            panic!("/dev/shm is not a tmpfs here: the tmpfs half of this test cannot run")
+        }
+        _ => eprintln!("/dev/shm is not a tmpfs: only the disk half runs"),
+    }
+    roots
+}
+
 /// Writes `files` (relative path, length) under `root` with deterministic contents.
 pub fn write_tree(root: &Path, files: &[(&str, usize)]) {
     for (i, (path, len)) in files.iter().enumerate() {

@@ -174,15 +174,7 @@ impl<'t> Seeders<'t> {
             )?);
             seeder_ports.push(port);
         }
-        for (process, &port) in processes.iter_mut().zip(&seeder_ports) {
-            wait_listening(port, process, START_LIMIT)?;
-        }
-        tracker.wait_listed(&seeder_ports, ANNOUNCE_LIMIT)?;
-        Ok(Seeders {
-            ports: seeder_ports,
-            _processes: processes,
-            announced_to: None,
-        })
+        Seeders::listed(processes, seeder_ports, tracker)
     }
 
     /// `lt_client.py seed` processes with `LT_SEEDBOX=1` (libtorrent's own
@@ -228,12 +220,21 @@ impl<'t> Seeders<'t> {
                 bail!("a libtorrent seeder exited\n{}", process.log_tail());
             }
         }
-        for (process, &port) in processes.iter_mut().zip(&seeder_ports) {
+        Seeders::listed(processes, seeder_ports, tracker)
+    }
+
+    /// Seeders started on `ports`, once each listens and the tracker lists it.
+    fn listed(
+        mut processes: Vec<Process>,
+        ports: Vec<u16>,
+        tracker: &'t Tracker,
+    ) -> Result<Seeders<'t>> {
+        for (process, &port) in processes.iter_mut().zip(&ports) {
             wait_listening(port, process, START_LIMIT)?;
         }
-        tracker.wait_listed(&seeder_ports, ANNOUNCE_LIMIT)?;
+        tracker.wait_listed(&ports, ANNOUNCE_LIMIT)?;
         Ok(Seeders {
-            ports: seeder_ports,
+            ports,
             _processes: processes,
             announced_to: None,
         })
