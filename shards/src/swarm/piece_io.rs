@@ -104,8 +104,9 @@ pub struct PieceIo {
     /// How serving reads the disk.
     serve_reads: ServeReads,
     /// Pieces of which a window was read lately, and for whom (bounded LRU,
-    /// [`RECENT_WINDOWS`]).
-    recent_windows: RefCell<LruCache<u32, PeerKey>>,
+    /// [`RECENT_WINDOWS`]). Made at the first such read: `LruCache::new` allocates its
+    /// whole table (about 8 KiB), which every idle torrent would otherwise hold.
+    recent_windows: RefCell<Option<LruCache<u32, PeerKey>>>,
 }
 
 impl PieceIo {
@@ -128,9 +129,7 @@ impl PieceIo {
             reads: RefCell::new(HashMap::new()),
             stats,
             serve_reads,
-            recent_windows: RefCell::new(LruCache::new(
-                NonZeroUsize::new(RECENT_WINDOWS).expect("not zero"),
-            )),
+            recent_windows: RefCell::new(None),
         }
     }
 
@@ -171,6 +170,9 @@ impl PieceIo {
         };
         let shared = via == ReadVia::Direct && {
             let mut recent = self.recent_windows.borrow_mut();
+            let recent = recent.get_or_insert_with(|| {
+                LruCache::new(NonZeroUsize::new(RECENT_WINDOWS).expect("not zero"))
+            });
             match recent.put(piece, peer) {
                 Some(other) => other != peer,
                 None => false,

@@ -18,8 +18,8 @@
 //!   shard with a replica stays there (SO_REUSEPORT spread it) instead of being handed to
 //!   the owner, while the torrent's peers everywhere are under its peer cap; past the cap,
 //!   or without a replica, it is handed to the owner as before, which applies the cap
-//!   exactly. The counts a replica adds up are up to a tick (100 ms) old, so a burst of
-//!   accepts on several shards at once can pass the cap by the accepts of that tick.
+//!   exactly. Each shard publishes its count as a peer comes or goes, so only accepts on
+//!   several shards at the same moment can pass the cap, by those accepts.
 //! - **Figures travel one way, in cells with one writer each.** A replica writes its peer
 //!   count, bytes uploaded and upload rate into its shard's [`ReplicaCells`] entry (atomics,
 //!   no locks); the owner adds them up into the torrent's status and its announces.
@@ -117,6 +117,13 @@ impl ReplicaCells {
             cell.uploaded.store(figures.uploaded, Ordering::Relaxed);
             cell.upload_rate
                 .store(figures.upload_rate, Ordering::Relaxed);
+        }
+    }
+
+    /// A replica's peer count alone, as it changes (see [`peers_changed`]).
+    fn report_peers(&self, shard: usize, peers: u64) {
+        if let Some(cell) = self.shards.get(shard) {
+            cell.peers.store(peers, Ordering::Relaxed);
         }
     }
 
@@ -384,6 +391,20 @@ pub async fn end_all(rt: &TorrentRt) {
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     replicas.borrow_mut().tidy();
+}
+
+/// A peer came or went: the shards that check the torrent's cap see the new count at
+/// once, not at the next tick (only while replicated; a cheap no-op otherwise).
+pub fn peers_changed(rt: &TorrentRt) {
+    let here = rt.engine().borrow().peer_count() as u64;
+    match rt.role() {
+        Role::Owner(replicas) => {
+            if let Some(current) = &replicas.borrow().current {
+                current.cells.owner_peers.store(here, Ordering::Relaxed);
+            }
+        }
+        Role::Replica(cells) => cells.report_peers(rt.shard().id.0 as usize, here),
+    }
 }
 
 /// The torrent's peers on other shards (its replicas', or on a replica the owner's and

@@ -271,13 +271,21 @@ impl TorrentRt {
         if self.peers.has_id(&peer_id) {
             return Err(DropReason::Duplicate);
         }
-        // A hot torrent's cap counts its peers on every shard (see `replica`).
-        if !super::replica::has_room(self) {
-            let everywhere =
-                self.engine.borrow().peer_count() + super::replica::peers_elsewhere(self) as usize;
-            return Err(DropReason::TooManyPeers(everywhere));
+        // A hot torrent's cap counts its peers on every shard (see `replica`); the
+        // engine applies it to the peers here.
+        let elsewhere = super::replica::peers_elsewhere(self) as usize;
+        if elsewhere > 0 {
+            let engine = self.engine.borrow();
+            let everywhere = engine.peer_count() + elsewhere;
+            if everywhere >= engine.peer_limits().1 {
+                return Err(DropReason::TooManyPeers(everywhere));
+            }
         }
-        self.engine.borrow_mut().add_peer(self.now(), addr, caps)
+        let added = self.engine.borrow_mut().add_peer(self.now(), addr, caps);
+        if added.is_ok() {
+            super::replica::peers_changed(self);
+        }
+        added
     }
 
     pub fn register(&self, key: PeerKey, handle: PeerHandle, peer_id: [u8; 20]) {
@@ -299,6 +307,7 @@ impl TorrentRt {
     /// The connection is gone: forget it everywhere.
     pub fn forget_peer(&self, key: PeerKey) {
         self.engine.borrow_mut().remove_peer(key);
+        super::replica::peers_changed(self);
         if let Some(handle) = self.peers.remove(key) {
             handle.close();
         }
@@ -381,6 +390,7 @@ impl TorrentRt {
             match action {
                 Action::Wake(key) => self.peers.wake(key),
                 Action::Disconnect(key, reason) => {
+                    super::replica::peers_changed(self);
                     if let Some(h) = self.peers.remove(key) {
                         tracing::info!(peer = %h.addr, %reason, "dropping a peer");
                         if matches!(reason, DropReason::HashFailures(_) | DropReason::BadData) {
