@@ -140,6 +140,7 @@ fn qbittorrent_api_drives_the_daemon_as_sonarr_does() {
         "categories-edit",
         "tags-edit",
         "queue-force-sequential",
+        "renames",
         "recheck-and-transfer",
         "sync-quiet",
         "sync-increment",
@@ -852,6 +853,8 @@ const ENDPOINTS: &[&str] = &[
     "torrents/files",
     "torrents/trackers",
     "torrents/pieceStates",
+    "torrents/renameFile",
+    "torrents/renameFolder",
     "torrents/add",
     "torrents/delete",
     "torrents/stop",
@@ -919,7 +922,17 @@ fn hostile_parameters_on_every_endpoint_get_an_answer_never_a_crash() {
         ],
     );
     assert_eq!(post_multipart(&api, &cookie, &add, None).body.trim(), "Ok.");
+    let listed = request(
+        &api,
+        &format!("GET /api/v2/torrents/info HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"),
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed.body).unwrap();
+    let hash = listed[0]["hash"].as_str().unwrap().to_string();
     let hostile = [
+        format!("hash={hash}&oldPath=Clip%2Fclip.mkv&newPath=..%2F..%2Fescaped.mkv"),
+        format!("hash={hash}&oldPath=Clip&newPath=%2F%2F%00"),
+        format!("hash={hash}&oldPath=%2F&newPath={}", "x%2F".repeat(3000)),
+        format!("hash={hash}&oldPath=Clip%2Fclip.mkv&newPath=Clip"),
         String::new(),
         "hashes=all&hash=zz&category=&tags=,,,&limit=-99999999999999999999&offset=-9223372036854775808&rid=-1".into(),
         "hashes=all&ratioLimit=NaN&seedingTimeLimit=1e300&inactiveSeedingTimeLimit=-3&limit=9223372036854775807".into(),
@@ -968,6 +981,7 @@ fn hostile_parameters_on_every_endpoint_get_an_answer_never_a_crash() {
         );
     }
     assert!(daemon.running.is_running(), "{}", daemon.running.log());
+    assert!(!root.join("escaped.mkv").exists() && !media.join("escaped.mkv").exists());
     assert!(
         !daemon.running.log().contains("panicked"),
         "{}",

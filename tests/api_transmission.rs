@@ -2,7 +2,8 @@
 //! `transmission-remote` 3.00 (Debian transmission-cli) and by raw HTTP: a download it
 //! started, its list/info/files output, stop/start/verify, a ratio limit, removal with and
 //! without data; credentials, the session-id dance, the Host check, bans, and bad bodies
-//! answered with reasons while the daemon keeps answering.
+//! answered with reasons while the daemon keeps answering; renames on disk and after a
+//! restart.
 
 mod common;
 
@@ -1405,4 +1406,156 @@ fn find_looks_for_the_data_where_it_is_now_and_checks_it() {
     remote_ok(&daemon, &["-t", &id, "--find", empty.to_str().unwrap()]);
     wait_listed(&daemon, "found", SEEDING, |t| t.done == "0%");
     assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}
+
+/// torrent-rename-path, on disk (O_DIRECT and tmpfs) and in listings: a file, a folder
+/// and the torrent's top folder (which renames the torrent); the refusals; and after a
+/// restart the files are found where they were put, with nothing to download.
+#[test]
+fn renames_move_files_on_disk_and_stay_after_a_restart() {
+    for root in common::storage_roots() {
+        let dir = tempfile::tempdir_in(&root).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let data = dir.path().join("data");
+        let torrent = own_torrent(
+            dir.path(),
+            "show",
+            &[("a.mkv", 300_000), ("a.nfo", 1_000), ("subs/en.srt", 9_000)],
+        );
+        let original = std::fs::read(data.join("show/a.mkv")).unwrap();
+        let args = ["--peer-port", "0", "--download-dir", data.to_str().unwrap()];
+        let mut daemon = Daemon::start(&home, &args);
+        let api = daemon.api.clone();
+        let sid = session_id(&api);
+        let rpc = |method: &str, arguments: Value| {
+            call_open(
+                &api,
+                &sid,
+                json!({"method": method, "arguments": arguments}),
+            )
+        };
+        let v = rpc(
+            "torrent-add",
+            json!({"filename": torrent.to_str().unwrap()}),
+        );
+        let id = v["arguments"]["torrent-added"]["id"].as_u64().unwrap();
+        let listing = || {
+            let v = rpc(
+                "torrent-get",
+                json!({"ids": [id], "fields": ["name", "files", "percentDone", "status"]}),
+            );
+            v["arguments"]["torrents"][0].clone()
+        };
+        let names = |t: &Value| -> Vec<String> {
+            t["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let seeding = || {
+            let until = Instant::now() + SEEDING;
+            loop {
+                let t = listing();
+                if t["percentDone"] == 1.0 && t["status"] == 6 {
+                    return t;
+                }
+                assert!(Instant::now() < until, "{t}\n{}", daemon.running.log_tail());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        seeding();
+
+        let v = rpc(
+            "torrent-rename-path",
+            json!({"ids": [id], "path": "show/a.nfo", "name": "episode.nfo"}),
+        );
+        assert_eq!(v["result"], "success", "{v}");
+        assert_eq!(
+            v["arguments"],
+            json!({"path": "show/a.nfo", "name": "episode.nfo", "id": id})
+        );
+        let v = rpc(
+            "torrent-rename-path",
+            json!({"ids": [id], "path": "show/subs", "name": "Subtitles"}),
+        );
+        assert_eq!(v["result"], "success", "{v}");
+        let v = rpc(
+            "torrent-rename-path",
+            json!({"ids": [id], "path": "show", "name": "Show (2026)"}),
+        );
+        assert_eq!(v["result"], "success", "{v}");
+        let t = seeding();
+        let renamed = [
+            "Show (2026)/a.mkv",
+            "Show (2026)/episode.nfo",
+            "Show (2026)/Subtitles/en.srt",
+        ];
+        assert_eq!(t["name"], "Show (2026)", "{t}");
+        assert_eq!(names(&t), renamed, "{t}");
+        for path in renamed {
+            assert!(data.join(path).is_file(), "{path} is not on disk");
+        }
+        assert!(!data.join("show").exists(), "the old folder stayed");
+        assert_eq!(
+            std::fs::read(data.join("Show (2026)/a.mkv")).unwrap(),
+            original
+        );
+
+        // Refusals leave everything as it was.
+        std::fs::write(data.join("Show (2026)/stray.txt"), b"not ours").unwrap();
+        for (path, name, words) in [
+            ("Show (2026)/a.mkv", "episode.nfo", "taken"),
+            ("Show (2026)/nothing", "x", "no file or folder"),
+            ("Show (2026)/a.mkv", "../a.mkv", "name"),
+            ("Show (2026)/a.mkv", "sub/a.mkv", "name"),
+            ("Show (2026)/a.mkv", "stray.txt", "exists"),
+        ] {
+            let v = rpc(
+                "torrent-rename-path",
+                json!({"ids": [id], "path": path, "name": name}),
+            );
+            let result = v["result"].as_str().unwrap();
+            assert!(result.contains(words), "{path} -> {name}: {v}");
+        }
+        let v = rpc(
+            "torrent-rename-path",
+            json!({"ids": [], "path": "Show (2026)/a.mkv", "name": "b.mkv"}),
+        );
+        assert!(v["result"].as_str().unwrap().contains("exactly one"), "{v}");
+        assert_eq!(
+            std::fs::read(data.join("Show (2026)/stray.txt")).unwrap(),
+            b"not ours"
+        );
+        assert_eq!(names(&seeding()), renamed);
+
+        // After a restart: the same names, the data found where it was put.
+        assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+        let mut daemon = Daemon::start(&home, &args);
+        let api = daemon.api.clone();
+        let sid = session_id(&api);
+        let until = Instant::now() + SEEDING;
+        let t = loop {
+            let v = call_open(
+                &api,
+                &sid,
+                json!({"method": "torrent-get", "arguments": {"fields": ["name", "files", "percentDone", "status"]}}),
+            );
+            let t = v["arguments"]["torrents"][0].clone();
+            if t["percentDone"] == 1.0 && t["status"] == 6 {
+                break t;
+            }
+            assert!(Instant::now() < until, "{t}\n{}", daemon.running.log_tail());
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(t["name"], "Show (2026)", "{t}");
+        assert_eq!(names(&t), renamed, "{t}");
+        assert!(
+            !data.join("show").exists(),
+            "files were made at the old paths"
+        );
+        assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+    }
 }

@@ -172,6 +172,13 @@ impl SaveDir {
                 return Err(e);
             }
         }
+        self.remove_empty_dirs(dirs);
+        Ok(())
+    }
+
+    /// Removes each of `dirs`' directories left empty, deepest first, up to (not
+    /// including) this one.
+    fn remove_empty_dirs(&self, dirs: &[CString]) {
         // Each parent is opened afresh (one descriptor at a time, however deep the tree).
         for n in (1..=dirs.len()).rev() {
             let Ok(above) = self.dir_at(&dirs[..n - 1]) else {
@@ -185,7 +192,41 @@ impl SaveDir {
                 break;
             }
         }
-        Ok(())
+    }
+
+    /// Renames the file at `from` to `to`, both beneath this directory, making `to`'s
+    /// directories and removing the ones `from` leaves empty. Never replaces what is at
+    /// `to` (`AlreadyExists`). Both ends resolve as [`SaveDir::open_file`] does. False if
+    /// there was nothing to rename.
+    pub fn rename_file(&self, from: &TorrentPath, to: &TorrentPath) -> io::Result<bool> {
+        let from_parts = components(from)?;
+        let to_parts = components(to)?;
+        let (Some((from_name, from_dirs)), Some((to_name, to_dirs))) =
+            (from_parts.split_last(), to_parts.split_last())
+        else {
+            return Err(invalid("an empty path"));
+        };
+        let from_dir = match self.dir_at(from_dirs) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let source = match open_one(
+            from_dir.as_raw_fd(),
+            from_name,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if !source.metadata()?.is_file() {
+            return Err(invalid("not a regular file"));
+        }
+        let to_dir = self.made_dir(to_dirs)?;
+        rename_no_replace(&from_dir, from_name, &to_dir, to_name)?;
+        self.remove_empty_dirs(from_dirs);
+        Ok(true)
     }
 
     /// Moves the file at `path` beneath this directory to the same path beneath `to`
@@ -292,6 +333,53 @@ impl SaveDir {
         }
         Ok(at)
     }
+}
+
+/// `renameat2(RENAME_NOREPLACE)`; where the file system cannot (EINVAL), a check for the
+/// target and a plain `renameat`, which only a concurrent writer in the same tree could
+/// race.
+fn rename_no_replace(
+    from_dir: &OwnedFd,
+    from: &CString,
+    to_dir: &OwnedFd,
+    to: &CString,
+) -> io::Result<()> {
+    let (from_fd, to_fd) = (from_dir.as_raw_fd(), to_dir.as_raw_fd());
+    // SAFETY: open directories and NUL-terminated names.
+    let rc = unsafe {
+        libc::renameat2(
+            from_fd,
+            from.as_ptr(),
+            to_fd,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(e);
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: as above; `st` is written by the call.
+    let exists = unsafe {
+        libc::fstatat(
+            to_fd,
+            to.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } == 0;
+    if exists {
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::renameat(from_fd, from.as_ptr(), to_fd, to.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `mkdirat`, a directory already there being fine.
@@ -505,6 +593,37 @@ mod tests {
             assert!(save.move_file(&path("t/a"), &other).unwrap());
             assert!(other_root.join("t/a").is_file() && !root.join("t/a").exists());
             assert!(!save.move_file(&path("t/a"), &other).unwrap());
+        });
+    }
+
+    #[test]
+    fn a_rename_stays_beneath_never_replaces_and_tidies_up() {
+        each_way(|save, root| {
+            std::fs::create_dir_all(root.join("outside")).unwrap();
+            std::fs::create_dir_all(root.join("t/sub")).unwrap();
+            std::fs::write(root.join("t/sub/a"), b"a").unwrap();
+            std::fs::write(root.join("t/b"), b"b").unwrap();
+            // Never over another file.
+            let e = save
+                .rename_file(&path("t/sub/a"), &path("t/b"))
+                .unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+            assert_eq!(std::fs::read(root.join("t/b")).unwrap(), b"b");
+            // Never out through a symlink.
+            symlink("../outside", root.join("t/out")).unwrap();
+            let e = save
+                .rename_file(&path("t/sub/a"), &path("t/out/a"))
+                .unwrap_err();
+            assert_eq!(e.to_string(), SYMLINK_REFUSED);
+            assert!(!root.join("outside/a").exists());
+            // Into new directories; the one it left, empty, goes.
+            assert!(save
+                .rename_file(&path("t/sub/a"), &path("t/new/dir/a"))
+                .unwrap());
+            assert_eq!(std::fs::read(root.join("t/new/dir/a")).unwrap(), b"a");
+            assert!(!root.join("t/sub").exists());
+            // Nothing there: nothing done.
+            assert!(!save.rename_file(&path("t/sub/a"), &path("t/c")).unwrap());
         });
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ccbt_engine::blocklist::Blocklist;
-use ccbt_engine::metainfo::{Metainfo, MetainfoError};
+use ccbt_engine::metainfo::{Metainfo, MetainfoError, RenameError, RenameTarget};
 use ccbt_engine::picker::Priority;
 use ccbt_engine::InfoHash;
 use ccbt_shards::swarm::{
@@ -62,6 +62,8 @@ pub enum DaemonError {
     Label(#[from] super::labels::LabelError),
     #[error(transparent)]
     Trackers(#[from] super::trackers::TrackerEditError),
+    #[error(transparent)]
+    Rename(#[from] RenameError),
 }
 
 impl DaemonError {
@@ -79,6 +81,7 @@ impl DaemonError {
             DaemonError::State(_) | DaemonError::Flush(_) => "state",
             DaemonError::Label(_) => "label",
             DaemonError::Trackers(_) => "bad-trackers",
+            DaemonError::Rename(_) => "bad-rename",
         }
     }
 }
@@ -195,6 +198,9 @@ pub struct TorrentSettings {
     /// Tracker tiers set through an API, in place of the metainfo's (see `trackers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trackers: Option<Vec<Vec<String>>>,
+    /// Files and folders renamed through an API (see `renames`).
+    #[serde(default, skip_serializing_if = "super::renames::Renames::is_empty")]
+    pub renames: super::renames::Renames,
 }
 
 impl TorrentSettings {
@@ -282,6 +288,9 @@ pub struct Daemon {
     next_id: std::sync::atomic::AtomicU32,
     /// Categories and tags as lists of their own (the qBittorrent API's).
     pub labels: super::labels::Labels,
+    /// Held while a rename computes from the registry's metainfo and puts the result
+    /// back, so two renames of one torrent cannot lose either.
+    renaming: Mutex<()>,
 }
 
 impl Daemon {
@@ -305,6 +314,7 @@ impl Daemon {
             active_downloads: std::sync::atomic::AtomicUsize::new(0),
             next_position: std::sync::atomic::AtomicU32::new(0),
             next_id: std::sync::atomic::AtomicU32::new(1),
+            renaming: Mutex::default(),
             labels,
         }
     }
@@ -886,6 +896,55 @@ impl Daemon {
         }
         tracing::info!(torrent = %info_hash, trackers = ?tiers, "trackers changed");
         self.update_settings(info_hash, |s| s.trackers = Some(tiers))
+    }
+
+    /// Renames the file or folder at `from` (a path as the torrent lists its files) to
+    /// `to`, on disk and in every listing; kept across restarts. Refused while a magnet
+    /// link's metadata is fetched (there are no files yet). Returns the torrent's name
+    /// now (renaming its top entry renames it).
+    pub fn rename_path(
+        &self,
+        info_hash: InfoHash,
+        from: &str,
+        to: &str,
+        target: RenameTarget,
+    ) -> Result<String, DaemonError> {
+        let from = super::renames::parse_path(from)?;
+        let to = super::renames::parse_path(to)?;
+        let _one_at_a_time = self.renaming.lock().expect("rename lock");
+        self.known(info_hash)?;
+        if self.adopt(info_hash) {
+            return Err(CommandError::FetchingMetadata(info_hash).into());
+        }
+        let meta = self
+            .with_entry(&info_hash, |e| e.meta.clone())
+            .ok_or(DaemonError::Unknown(info_hash))?;
+        let renaming = meta.renamed(&from, &to, target)?;
+        let name = renaming.metainfo.info.name.display();
+        if renaming.moves.is_empty() && renaming.metainfo.info.name == meta.info.name {
+            return Ok(name);
+        }
+        let renamed = Arc::new(renaming.metainfo.clone());
+        let moves = renaming
+            .moves
+            .iter()
+            .map(|(_, from, to)| (from.clone(), to.clone()))
+            .collect();
+        self.swarm
+            .command(
+                info_hash,
+                TorrentOp::Rename {
+                    metainfo: renamed.clone(),
+                    moves,
+                },
+            )
+            .wait()?;
+        if let Some(e) = self.registry().get_mut(&info_hash) {
+            e.meta = renamed;
+        }
+        tracing::info!(torrent = %info_hash, from = %from, to = %to, "renamed");
+        self.update_settings(info_hash, |s| s.renames.record(&renaming))?;
+        Ok(name)
     }
 
     pub fn set_sequential(&self, info_hash: InfoHash, on: bool) -> Result<(), DaemonError> {

@@ -15,6 +15,7 @@ pub mod labels;
 pub mod magnets;
 pub mod policy;
 pub mod queue_moves;
+pub mod renames;
 pub mod resume;
 pub mod trackers;
 pub mod watch;
@@ -416,6 +417,16 @@ fn prepare(t: ccbt_state::StoredTorrent) -> (String, Result<Prepared, core::Daem
     let meta = match &settings.trackers {
         Some(tiers) => Arc::new(trackers::with_tiers(&meta, tiers)),
         None => meta,
+    };
+    let meta = match settings.renames.apply(&meta) {
+        _ if settings.renames.is_empty() => meta,
+        Ok(renamed) => Arc::new(renamed),
+        // Only a hand-edited record gets here: its files are looked for where the
+        // `.torrent` puts them (and checked there).
+        Err(e) => {
+            tracing::warn!(torrent = %meta.info_hash, error = %e, "stored renames ignored");
+            meta
+        }
     };
     let (verify, how) = if magnet.is_some() {
         (

@@ -36,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
+use ccbt_engine::metainfo::RenameError;
 use ccbt_engine::InfoHash;
 use ccbt_shards::swarm::CommandError;
 
@@ -128,6 +129,9 @@ impl From<DaemonError> for Refusal {
                 StatusCode::NOT_FOUND
             }
             DaemonError::Command(CommandError::BadFileIndex { .. }) => StatusCode::BAD_REQUEST,
+            DaemonError::Rename(RenameError::NotFound(_)) => StatusCode::NOT_FOUND,
+            DaemonError::Rename(RenameError::BadPath(_)) => StatusCode::BAD_REQUEST,
+            DaemonError::Rename(_) => StatusCode::CONFLICT,
             DaemonError::Command(CommandError::FetchingMetadata(_)) => StatusCode::CONFLICT,
             DaemonError::Command(CommandError::Fault(_)) => StatusCode::CONFLICT,
             DaemonError::Command(CommandError::Busy(_) | CommandError::ShardGone)

@@ -139,6 +139,39 @@ def more_endpoints(client, show, other, show_dir, wait_for, seeding):
     assert client.torrents_info(torrent_hashes=other)[0]["seq_dl"] is False
     ok("queue-force-sequential")
 
+    # Renames, as qBittorrent's web UI sends them: a file into a new folder, a folder,
+    # and the refusals (a taken path, a missing one, one leaving the torrent).
+    name = client.torrents_info(torrent_hashes=show)[0]["name"]
+    client.torrents_rename_file(torrent_hash=show, old_path=f"{name}/episode.nfo",
+                                new_path=f"{name}/Extras/episode.nfo")
+    client.torrents_rename_folder(torrent_hash=show, old_path=f"{name}/Subs",
+                                  new_path=f"{name}/Subtitles")
+    renamed = sorted([f"{name}/episode.mkv", f"{name}/Extras/episode.nfo",
+                      f"{name}/Subtitles/en.srt"])
+    listed = sorted(f["name"] for f in client.torrents_files(torrent_hash=show))
+    assert listed == renamed, listed
+    for path in renamed:
+        assert os.path.isfile(os.path.join(show_dir, path)), path
+    for gone in (f"{name}/episode.nfo", f"{name}/Subs"):
+        assert not os.path.exists(os.path.join(show_dir, gone)), gone
+    for old, new in ((f"{name}/episode.mkv", f"{name}/Extras/episode.nfo"),
+                     (f"{name}/nothing.mkv", f"{name}/x.mkv"),
+                     (f"{name}/episode.mkv", "../escaped.mkv")):
+        try:
+            client.torrents_rename_file(torrent_hash=show, old_path=old, new_path=new)
+            raise AssertionError(f"renaming {old} to {new} was accepted")
+        except qbittorrentapi.Conflict409Error:
+            pass
+    try:
+        client.torrents_rename_folder(torrent_hash=show, old_path=f"{name}/episode.mkv",
+                                      new_path=f"{name}/folder")
+        raise AssertionError("a file was renamed as a folder")
+    except qbittorrentapi.Conflict409Error:
+        pass
+    assert not os.path.exists(os.path.join(show_dir, "..", "escaped.mkv"))
+    wait_for("the show seeding again after its renames", lambda: seeding(show))
+    ok("renames")
+
     client.torrents_reannounce(torrent_hashes=other)
     client.torrents_recheck(torrent_hashes=other)
     wait_for("the other torrent seeding after its recheck", lambda: seeding(other))

@@ -9,12 +9,14 @@ mod build;
 mod layout;
 mod parse;
 mod path;
+mod rename;
 mod sanitize;
 
 pub use build::{auto_piece_length, NewFile, NewTorrent};
 pub use layout::{FileSpan, Layout, LayoutError, LayoutFile, PieceIndex};
 pub use parse::MetainfoError;
 pub use path::{check_component, PathError, TorrentPath, COMPONENT_LEN_MAX};
+pub use rename::{RenameError, RenameTarget, Renaming};
 pub use sanitize::Renamed;
 
 use crate::hash::{InfoHash, Sha1Digest};

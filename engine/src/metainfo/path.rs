@@ -71,6 +71,44 @@ impl TorrentPath {
         self.to_string()
     }
 
+    /// How many components it has (at least one).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether `prefix` is this path or one of its parent directories, component-wise.
+    pub fn starts_with(&self, prefix: &TorrentPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+
+    /// The components after `prefix`, if it starts with it (empty when they are equal).
+    pub fn strip_prefix(&self, prefix: &TorrentPath) -> Option<&[Box<[u8]>]> {
+        self.0.strip_prefix(&prefix.0[..])
+    }
+
+    /// This path with `rest` (checked components, from [`Self::strip_prefix`]) appended.
+    pub fn joined(&self, rest: &[Box<[u8]>]) -> TorrentPath {
+        let mut parts = self.0.clone();
+        parts.extend_from_slice(rest);
+        TorrentPath(parts)
+    }
+
+    /// `rest` beneath this path.
+    pub fn join(&self, rest: &TorrentPath) -> TorrentPath {
+        self.joined(&rest.0)
+    }
+
+    /// The folder it is in, if it is not a top entry.
+    pub fn parent(&self) -> Option<TorrentPath> {
+        (self.0.len() > 1).then(|| TorrentPath(self.0[..self.0.len() - 1].to_vec()))
+    }
+
+    /// Its last component, as a path of its own.
+    pub fn last(&self) -> TorrentPath {
+        TorrentPath(vec![self.0[self.0.len() - 1].clone()])
+    }
+
     /// Every proper prefix of this path (its parent directories), shortest first.
     pub(crate) fn parents(&self) -> impl Iterator<Item = TorrentPath> + '_ {
         (1..self.0.len()).map(|n| TorrentPath(self.0[..n].to_vec()))

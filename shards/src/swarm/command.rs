@@ -62,6 +62,16 @@ pub enum TorrentOp {
     SetTrackers(Vec<Vec<String>>),
     /// Move its files under another save directory, then go on as before.
     MoveStorage(PathBuf),
+    /// Its files at new paths: `metainfo` is the same torrent with them, and each stored
+    /// file that moves is in `moves` as (old path, new path). It stops, renames what
+    /// exists, and goes on as before.
+    Rename {
+        metainfo: Arc<ccbt_engine::metainfo::Metainfo>,
+        moves: Vec<(
+            ccbt_engine::metainfo::TorrentPath,
+            ccbt_engine::metainfo::TorrentPath,
+        )>,
+    },
     /// Its data is under another save directory already (nothing is moved): look there,
     /// checking every piece, then go on as before.
     SetLocation(PathBuf),

@@ -550,6 +550,7 @@ async fn apply(slot: Rc<Slot>, op: TorrentOp) -> Result<(), CommandError> {
             Ok(())
         }
         TorrentOp::MoveStorage(to) => slot.move_storage(to).await,
+        TorrentOp::Rename { metainfo, moves } => slot.rename(metainfo, moves).await,
         TorrentOp::SetLocation(to) => {
             slot.set_location(to).await;
             Ok(())

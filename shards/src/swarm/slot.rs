@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use ccbt_engine::metainfo::{Layout, Metainfo};
+use ccbt_engine::metainfo::{Layout, Metainfo, TorrentPath};
 use ccbt_engine::picker::Priority;
 use ccbt_engine::session::Torrent;
 use ccbt_engine::wire::PeerId;
@@ -56,7 +56,8 @@ pub struct Slot {
     ctx: Rc<ShardCtx>,
     /// Shard-local number, for the piece cache's keys.
     index: u32,
-    meta: Arc<Metainfo>,
+    /// Replaced only by a rename (same info dict, files at new paths).
+    meta: RefCell<Arc<Metainfo>>,
     status: Arc<TorrentStatus>,
     settings: RefCell<Settings>,
     /// The torrent's own rate limits; kept here so they outlive a pause.
@@ -91,7 +92,7 @@ impl Slot {
             throttle: Rc::new(Throttle::new(ctx.clock.now(), limits)),
             ctx,
             index,
-            meta: spec.metainfo,
+            meta: RefCell::new(spec.metainfo),
             status,
             settings: RefCell::new(Settings {
                 save_dir: spec.save_dir,
@@ -108,6 +109,11 @@ impl Slot {
             active: Cell::new(false),
             waiting: RefCell::default(),
         }
+    }
+
+    /// Its metainfo as it stands (a rename replaces it).
+    fn meta(&self) -> Arc<Metainfo> {
+        self.meta.borrow().clone()
     }
 
     /// Starts the torrent as added: checks first if its data is unknown, and runs it
@@ -145,7 +151,7 @@ impl Slot {
 
     pub fn snapshot(&self) -> TorrentSnapshot {
         TorrentSnapshot {
-            info_hash: self.meta.info_hash,
+            info_hash: self.meta().info_hash,
             save_dir: self.settings.borrow().save_dir.clone(),
             status: self.status.clone(),
         }
@@ -199,7 +205,7 @@ impl Slot {
     }
 
     pub fn set_priorities(&self, priorities: Vec<Priority>) -> Result<(), CommandError> {
-        let files = self.meta.info.layout.files().len();
+        let files = self.meta().info.layout.files().len();
         if priorities.len() != files {
             return Err(CommandError::BadFileIndex {
                 what: "one priority per file",
@@ -246,13 +252,13 @@ impl Slot {
     /// leave empty) if asked.
     pub async fn remove(self: &Rc<Self>, delete_data: bool) -> Result<(), CommandError> {
         self.pause().await;
-        self.ctx.forget(&self.meta.info_hash);
+        self.ctx.forget(&self.meta().info_hash);
         self.status.set_state(TorrentState::Stopped);
         if !delete_data {
             return Ok(());
         }
         let save_dir = self.settings.borrow().save_dir.clone();
-        let meta = self.meta.clone();
+        let meta = self.meta();
         let symlinks = self.ctx.config.symlinks;
         glommio::executor()
             .spawn_blocking(move || delete_files(&save_dir, symlinks, &meta.info.layout))
@@ -266,7 +272,7 @@ impl Slot {
         let was_running = self.want_running.get();
         self.pause().await;
         let from = self.settings.borrow().save_dir.clone();
-        let meta = self.meta.clone();
+        let meta = self.meta();
         let target = to.clone();
         let symlinks = self.ctx.config.symlinks;
         let moved = glommio::executor()
@@ -280,6 +286,41 @@ impl Slot {
             self.spawn_life();
         }
         moved.map_err(CommandError::Fault)
+    }
+
+    /// Puts the torrent's files where `renamed` (the same torrent, some files at new
+    /// paths) has them: stops it, renames each file in `moves` that exists on disk, and
+    /// goes on from there. On failure the files that moved go back and the torrent goes
+    /// on as it was.
+    pub async fn rename(
+        self: &Rc<Self>,
+        renamed: Arc<Metainfo>,
+        moves: Vec<(TorrentPath, TorrentPath)>,
+    ) -> Result<(), CommandError> {
+        let files = self.meta().info.layout.files().len();
+        if renamed.info_hash != self.meta().info_hash || renamed.info.layout.files().len() != files
+        {
+            return Err(CommandError::BadFileIndex {
+                what: "a rename for another layout",
+                files,
+            });
+        }
+        let was_running = self.want_running.get();
+        self.pause().await;
+        let save_dir = self.settings.borrow().save_dir.clone();
+        let symlinks = self.ctx.config.symlinks;
+        let done = glommio::executor()
+            .spawn_blocking(move || rename_files(&save_dir, symlinks, moves))
+            .await;
+        if done.is_ok() {
+            *self.meta.borrow_mut() = renamed.clone();
+            self.status.set_metainfo(renamed);
+        }
+        self.want_running.set(was_running);
+        if was_running {
+            self.spawn_life();
+        }
+        done.map_err(CommandError::Fault)
     }
 
     /// Looks for the torrent's data under `to` instead (moving nothing): every piece is
@@ -376,7 +417,7 @@ impl Slot {
             None
         } else {
             check(
-                self.meta.clone(),
+                self.meta(),
                 save_dir,
                 self.ctx.config.symlinks,
                 None,
@@ -399,7 +440,8 @@ impl Slot {
         let wanted_all = match &self.settings.borrow().priorities {
             None => have.is_full(),
             Some(p) => {
-                let layout = &self.meta.info.layout;
+                let meta = self.meta();
+                let layout = &meta.info.layout;
                 (0..p.len())
                     .filter(|&f| p[f] != Priority::Skip)
                     .all(|f| layout.file_pieces(f).all(|piece| have.get(piece)))
@@ -410,7 +452,7 @@ impl Slot {
             .store(wanted_all, std::sync::atomic::Ordering::Release);
         if let Some(events) = &self.ctx.events {
             events.send(SwarmEvent::Checked {
-                info_hash: self.meta.info_hash,
+                info_hash: self.meta().info_hash,
                 have: have.count(),
             });
         }
@@ -429,7 +471,7 @@ impl Slot {
         let done = Rc::new(Cell::new(false));
         let (rt, meta, status, ctx) = (
             rt.clone(),
-            self.meta.clone(),
+            self.meta(),
             self.status.clone(),
             self.ctx.clone(),
         );
@@ -467,9 +509,9 @@ impl Slot {
         };
         let have = match &*self.verify.borrow() {
             Verify::Trusted(have) | Verify::Partly { have, .. } => have.clone(),
-            Verify::Full => Bitfield::empty(self.meta.info.layout.piece_count()),
+            Verify::Full => Bitfield::empty(self.meta().info.layout.piece_count()),
         };
-        let layout = Rc::new(self.meta.info.layout.clone());
+        let layout = Rc::new(self.meta().info.layout.clone());
         let wants_more = !have.is_full();
         let storage = if !wants_more {
             LazyStorage::on_demand(
@@ -490,7 +532,7 @@ impl Slot {
             .await
             .map_err(|e| TorrentFault::from(&e))?;
             tracing::info!(
-                torrent = %self.meta.info_hash,
+                torrent = %self.meta().info_hash,
                 direct_io = storage.is_direct(),
                 "opened the torrent's files"
             );
@@ -508,11 +550,11 @@ impl Slot {
         let limits = self.ctx.peer_limits.get();
         session.choker.upload_slots = limits.upload_slots;
         session.max_peers = limits.max_peers_per_torrent;
-        let mut engine = Torrent::new(self.meta.info.layout.clone(), &have, session, seed);
-        engine.set_info_dict(self.meta.info_bytes.clone());
-        engine.set_private(self.meta.info.private);
+        let mut engine = Torrent::new(self.meta().info.layout.clone(), &have, session, seed);
+        engine.set_info_dict(self.meta().info_bytes.clone());
+        engine.set_private(self.meta().info.private);
         engine.set_sequential(sequential);
-        engine.set_info_hash(self.meta.info_hash);
+        engine.set_info_hash(self.meta().info_hash);
         if let Some(p) = &priorities {
             engine.set_file_priorities(p);
         }
@@ -522,7 +564,7 @@ impl Slot {
         let rt = Rc::new(TorrentRt::new(
             self.ctx.clone(),
             self.index,
-            self.meta.clone(),
+            self.meta(),
             trackers,
             engine,
             storage,
@@ -540,12 +582,12 @@ impl Slot {
     }
 
     fn fault(&self, fault: TorrentFault) {
-        tracing::error!(torrent = %self.meta.info_hash, error = %fault, "torrent stopped");
+        tracing::error!(torrent = %self.meta().info_hash, error = %fault, "torrent stopped");
         self.status.set_state(TorrentState::Failed);
         self.status.set_fault(Some(fault.clone()));
         if let Some(events) = &self.ctx.events {
             events.send(SwarmEvent::Fault {
-                info_hash: self.meta.info_hash,
+                info_hash: self.meta().info_hash,
                 fault,
             });
         }
@@ -572,6 +614,44 @@ fn delete_files(save_dir: &Path, symlinks: Symlinks, layout: &Layout) -> Result<
 /// Moves each file of the torrent from beneath `from` to beneath `to` (see
 /// [`SaveDir::move_file`]: no symlink at either end takes a file outside). On failure,
 /// moves back what had moved.
+/// Renames each file of `moves` that exists beneath `save_dir`, undoing them all if one
+/// fails. A file's new path may be another's old one (a folder renamed into or out of
+/// itself), so they go in the order that frees each target first: deepest first when the
+/// paths grow, shallowest first when they shrink.
+fn rename_files(
+    save_dir: &Path,
+    symlinks: Symlinks,
+    mut moves: Vec<(TorrentPath, TorrentPath)>,
+) -> Result<(), TorrentFault> {
+    let fault = |p: &Path, e: &std::io::Error| TorrentFault::io(Some(p.to_path_buf()), e);
+    let dir = match SaveDir::open(save_dir, symlinks) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(fault(save_dir, &e)),
+    };
+    let grows = moves
+        .first()
+        .is_some_and(|(from, to)| to.len() > from.len());
+    moves.sort_by_key(|(from, _)| from.len());
+    if grows {
+        moves.reverse();
+    }
+    let mut done = Vec::new();
+    for (from, to) in &moves {
+        match dir.rename_file(from, to) {
+            Ok(true) => done.push((from, to)),
+            Ok(false) => {}
+            Err(e) => {
+                for (from, to) in done.into_iter().rev() {
+                    let _ = dir.rename_file(to, from);
+                }
+                return Err(fault(&path_under(save_dir, to), &e));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn move_files(
     from: &Path,
     to: &Path,

@@ -10,7 +10,8 @@
 //! Modules: [`session`] (SID store), [`guard`], [`auth`], [`app`] (identity and
 //! preferences), [`serialize`] (a torrent as qBittorrent shows it), [`info`] (listing),
 //! [`details`] (properties, files, trackers, piece states), [`add`], [`actions`],
-//! [`labels`] (categories and tags), [`sync`] (maindata increments), [`transfer`].
+//! [`labels`] (categories and tags), [`tracker_edits`], [`renames`] (files and folders),
+//! [`sync`] (maindata increments), [`transfer`].
 
 pub mod actions;
 pub mod add;
@@ -21,6 +22,7 @@ pub mod guard;
 pub mod info;
 pub mod labels;
 pub mod params;
+pub mod renames;
 pub mod serialize;
 pub mod session;
 pub mod sync;
@@ -176,6 +178,8 @@ pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
         .route("/torrents/recheck", command(actions::recheck))
         .route("/torrents/reannounce", command(actions::reannounce))
         .route("/torrents/setLocation", command(actions::set_location))
+        .route("/torrents/renameFile", command(renames::rename_file))
+        .route("/torrents/renameFolder", command(renames::rename_folder))
         .route(
             "/torrents/setShareLimits",
             command(actions::set_share_limits),

@@ -1,14 +1,16 @@
-//! The per-torrent commands: start, stop, verify, reannounce, remove, set-location and
-//! the queue moves. Each runs for every torrent named, on the blocking pool (a command
+//! The per-torrent commands: start, stop, verify, reannounce, remove, set-location,
+//! rename-path and the queue moves. Each runs for every torrent named, on the blocking pool (a command
 //! may wait for its shard or the state database), and the catalog is refreshed after so
 //! the next torrent-get shows the change.
 
 use std::sync::Arc;
 
+use ccbt_engine::metainfo::RenameTarget;
 use ccbt_engine::InfoHash;
 
 use crate::daemon::core::{Daemon, DaemonError};
 use crate::daemon::queue_moves::{reordered, Move};
+use crate::daemon::renames::{parse_name, parse_path};
 
 use super::super::Api;
 use super::dispatch::{Answer, Args};
@@ -75,6 +77,44 @@ pub async fn set_location(api: &Arc<Api>, args: &Args) -> Answer {
     } else {
         each(api, args, move |d, h| d.set_location(h, to.clone())).await
     }
+}
+
+/// torrent-rename-path: the file or folder at `path` (as `files` lists it) takes the name
+/// `name` (one component; its folder stays). Exactly one torrent, as Transmission wants;
+/// the answer echoes `path` and `name` with the torrent's `id`.
+pub async fn rename_path(api: &Arc<Api>, args: &Args) -> Answer {
+    let rows = ids::select(&api.catalog, args)?.rows;
+    let [row] = &rows[..] else {
+        return Err(format!(
+            "torrent-rename-path needs exactly one torrent; {} given",
+            rows.len()
+        ));
+    };
+    let path = args
+        .str("path")?
+        .ok_or("torrent-rename-path needs \"path\"")?
+        .to_string();
+    let name = args
+        .str("name")?
+        .ok_or("torrent-rename-path needs \"name\"")?
+        .to_string();
+    let new_name = parse_name(&name).map_err(|e| format!("name: {e}"))?;
+    let from = parse_path(&path).map_err(|e| format!("path: {e}"))?;
+    let to = match from.parent() {
+        Some(parent) => parent.join(&new_name),
+        None => new_name,
+    };
+    let (info_hash, id) = (row.info_hash, row.id);
+    let (from, to) = (from.display(), to.display());
+    api.blocking(move |d| d.rename_path(info_hash, &from, &to, RenameTarget::Either))
+        .await
+        .map_err(|e| e.to_string())?;
+    api.refreshed().await;
+    let mut answer = serde_json::Map::new();
+    answer.insert("path".into(), path.into());
+    answer.insert("name".into(), name.into());
+    answer.insert("id".into(), id.into());
+    Ok(answer)
 }
 
 /// queue-move-top/up/down/bottom.

@@ -47,11 +47,7 @@ pub async fn call(
         "torrent-reannounce" => actions::reannounce(api, &args).await,
         "torrent-remove" => actions::remove(api, &args).await,
         "torrent-set-location" => actions::set_location(api, &args).await,
-        "torrent-rename-path" => Err(
-            "torrent-rename-path is not supported: ccbt-uring keeps the file names the \
-             torrent gives"
-                .into(),
-        ),
+        "torrent-rename-path" => actions::rename_path(api, &args).await,
         "queue-move-top" | "queue-move-up" | "queue-move-down" | "queue-move-bottom" => {
             actions::queue_move(api, method, &args).await
         }

@@ -2,9 +2,8 @@
 //! 4.0 speaks it) and Transmission's web UI, for Sonarr/Radarr, `transmission-remote` and
 //! the 3.00 web UI.
 //!
-//! What it does not do: JSON-RPC 2.0 (Transmission 4.1's new protocol), magnet links (the
-//! engine cannot fetch metadata yet), tracker edits, renames and port tests; those methods
-//! answer with an error that says so.
+//! What it does not do: JSON-RPC 2.0 (Transmission 4.1's new protocol) and port tests
+//! (port-test answers with an error that says so).
 //!
 //! Layout: [`transport`] (the HTTP side: access checks, the session-id dance, the JSON
 //! envelope), [`dispatch`] (method names to handlers), [`ids`] (which torrents a call
