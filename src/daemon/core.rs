@@ -291,6 +291,9 @@ pub struct Daemon {
     /// Held while a rename computes from the registry's metainfo and puts the result
     /// back, so two renames of one torrent cannot lose either.
     renaming: Mutex<()>,
+    /// Magnet links in the registry still waiting for their metadata (at most one entry
+    /// per torrent, so bounded by the registry). Lock order: the registry first.
+    fetching: Mutex<std::collections::HashSet<InfoHash>>,
 }
 
 impl Daemon {
@@ -315,6 +318,7 @@ impl Daemon {
             next_position: std::sync::atomic::AtomicU32::new(0),
             next_id: std::sync::atomic::AtomicU32::new(1),
             renaming: Mutex::default(),
+            fetching: Mutex::default(),
             labels,
         }
     }
@@ -528,6 +532,9 @@ impl Daemon {
                             entry.queue_position.saturating_add(1),
                             std::sync::atomic::Ordering::Relaxed,
                         );
+                        if entry.magnet.is_some() {
+                            self.fetching().insert(entry.meta.info_hash);
+                        }
                         self.registry().insert(entry.meta.info_hash, entry);
                         Ok(())
                     }
@@ -577,16 +584,18 @@ impl Daemon {
 
     /// Takes in every magnet link whose metadata its shard has fetched since the last
     /// call (the policy calls it every round; commands before they act).
+    /// Looks at the magnet links still fetching only, not every torrent: a round costs
+    /// what the fetches in flight cost.
     pub fn adopt_fetched(&self) {
-        let ready: Vec<InfoHash> = self
-            .registry()
-            .values()
-            .filter(|e| e.magnet.is_some() && e.status.metainfo().is_some())
-            .map(|e| e.meta.info_hash)
-            .collect();
-        for info_hash in ready {
+        let fetching: Vec<InfoHash> = self.fetching().iter().copied().collect();
+        for info_hash in fetching {
             self.adopt(info_hash);
         }
+    }
+
+    /// The magnet links whose metadata has not been adopted yet.
+    fn fetching(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<InfoHash>> {
+        self.fetching.lock().expect("fetching lock")
     }
 
     /// The registry takes the fetched metainfo and the state database its `.torrent`.
@@ -598,11 +607,13 @@ impl Daemon {
                 return false;
             };
             let Some(magnet) = e.magnet.clone() else {
+                self.fetching().remove(&info_hash);
                 return false;
             };
             let Some(meta) = e.status.metainfo() else {
                 return true;
             };
+            self.fetching().remove(&info_hash);
             crate::changed_paths::log(&meta);
             e.meta = meta;
             e.magnet = None;
@@ -1082,6 +1093,7 @@ impl Daemon {
     pub fn remove(&self, info_hash: InfoHash, delete_data: bool) -> Result<(), DaemonError> {
         self.op(info_hash, TorrentOp::Remove { delete_data })?;
         self.registry().remove(&info_hash);
+        self.fetching().remove(&info_hash);
         tracing::info!(torrent = %info_hash, delete_data, "removed");
         self.event(EventKind::Removed, &info_hash, None);
         self.record(Write::Remove(info_hash.0))?;
