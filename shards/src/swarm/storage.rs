@@ -183,14 +183,28 @@ impl Storage {
             // once, with a read at offset 0, and an empty file answers that read at once,
             // which it takes as support; every later direct read on that device then
             // fails with EOPNOTSUPP (seen with a torrent whose first file was empty).
-            let direct_file = if direct && size >= ALIGN {
+            // The same probe answers wrongly for a file whose first block is a hole (a
+            // new download's, sparse): the kernel fills a hole with zeros without asking
+            // the device. Such a file is not opened directly until the device has been
+            // probed on a file with data there (glommio's answer is kept per thread).
+            let probe_ok = || {
+                let dev = buffered_dev(&buffered);
+                dev.is_some_and(|dev| PROBED.with(|p| p.borrow().contains(&dev)))
+                    || data_at_start(&buffered)
+            };
+            let direct_file = if direct && size >= ALIGN && probe_ok() {
                 // The same open file, again with O_DIRECT: through its /proc magic link,
                 // which names the inode already opened, not a path to resolve again.
                 let same = PathBuf::from(format!("/proc/self/fd/{}", buffered.as_raw_fd()));
                 let mut opts = OpenOptions::new();
                 opts.read(true).write(create);
                 match opts.dma_open(&same).await {
-                    Ok(f) if f.alignment() <= ALIGN && has_o_direct(&f) => Some(f),
+                    Ok(f) if f.alignment() <= ALIGN && has_o_direct(&f) => {
+                        if let Some(dev) = buffered_dev(&buffered) {
+                            PROBED.with(|p| p.borrow_mut().insert(dev));
+                        }
+                        Some(f)
+                    }
                     Ok(_) | Err(_) => {
                         tracing::info!(
                             path = %path.display(),
@@ -398,6 +412,28 @@ impl Storage {
     }
 }
 
+thread_local! {
+    /// Devices this thread has opened a file directly on, so glommio has probed them for
+    /// polled I/O (one entry per device: bounded by the machine's block devices).
+    static PROBED: std::cell::RefCell<std::collections::HashSet<u64>> =
+        std::cell::RefCell::default();
+}
+
+/// The device that holds `file`.
+fn buffered_dev(file: &BufferedFile) -> Option<u64> {
+    nix::sys::stat::fstat(file.as_raw_fd())
+        .ok()
+        .map(|st| st.st_dev)
+}
+
+/// Whether the file's first byte is data, not a hole (`SEEK_DATA` from 0 lands on 0).
+fn data_at_start(file: &BufferedFile) -> bool {
+    matches!(
+        nix::unistd::lseek(file.as_raw_fd(), 0, nix::unistd::Whence::SeekData),
+        Ok(0)
+    )
+}
+
 /// Whether the file really bypasses the page cache: glommio opens a "DMA" file on tmpfs
 /// without O_DIRECT (tmpfs has no such thing), and such a file is buffered I/O under
 /// another name, so the torrent takes the buffered path and says so.
@@ -498,6 +534,62 @@ mod tests {
 
     fn tuples(spans: Vec<FileSpan>) -> Vec<(usize, u64, u32)> {
         spans.iter().map(|s| (s.file, s.offset, s.len)).collect()
+    }
+
+    /// A daemon whose first torrent is a new download (sparse files) must still read
+    /// another torrent's data directly afterwards: glommio's polled-I/O probe of the sparse
+    /// file would answer "supported" on a device that is not, and every later direct read
+    /// on it failed with EOPNOTSUPP. On disk (/var/tmp), where O_DIRECT works.
+    #[test]
+    fn a_sparse_download_opened_first_leaves_direct_reads_working() {
+        use ccbt_engine::metainfo::{LayoutFile, TorrentPath};
+        let root = tempfile::tempdir_in("/var/tmp").unwrap();
+        let layout = |name: &str| {
+            Rc::new(
+                Layout::new(
+                    1 << 16,
+                    [LayoutFile {
+                        path: TorrentPath::new([name]).unwrap(),
+                        length: 1 << 20,
+                        pad: false,
+                    }],
+                )
+                .unwrap(),
+            )
+        };
+        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(root.path().join("seeded.bin"), &data).unwrap();
+        let dir = root.path().to_path_buf();
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let fresh = Storage::open(
+                    &dir,
+                    Symlinks::Refused,
+                    layout("fresh.bin"),
+                    true,
+                    Preallocate::Sparse,
+                )
+                .await
+                .unwrap();
+                let seeded = Storage::open(
+                    &dir,
+                    Symlinks::Refused,
+                    layout("seeded.bin"),
+                    false,
+                    Preallocate::Sparse,
+                )
+                .await
+                .unwrap();
+                for piece in [0, 7, 15] {
+                    let got = seeded.read_piece(piece).await.unwrap();
+                    let at = piece as usize * (1 << 16);
+                    assert_eq!(&got[..], &data[at..at + (1 << 16)], "piece {piece}");
+                }
+                drop(fresh);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]
