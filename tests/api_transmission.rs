@@ -1559,3 +1559,99 @@ fn renames_move_files_on_disk_and_stay_after_a_restart() {
         assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
     }
 }
+
+/// torrent-get's `peersFrom`: a peer the daemon dialled from a tracker's answer counts
+/// `fromTracker`, one that connected to it `fromIncoming`, and neither outlives its
+/// connection.
+#[test]
+fn peers_from_says_where_each_connected_peer_came_from() {
+    if !interop_ready(&[]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::start();
+    // The seeder announces first, so it never hears of the daemon: the daemon dials it.
+    let from_tracker = tracker.torrent(dir.path(), Announce::Http);
+    let _seeder = swarm::ccbt_seed(&from_tracker.path, &from_tracker.data_dir, free_port(), 1);
+    tracker.wait_for_seeders(&from_tracker.info_hash, 1, SEEDING);
+    // A torrent with no tracker, seeded by the daemon to a peer that dials in.
+    let incoming = own_torrent(dir.path(), "incoming", &[("f.bin", 2_000_000)]);
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let downloads = dir.path().join("downloads");
+    let port = free_port();
+    let mut daemon = Daemon::start(&home, &["--peer-port", &port.to_string()]);
+    let api = daemon.api.clone();
+    let sid = session_id(&api);
+    let rpc = |method: &str, arguments: Value| {
+        call_open(
+            &api,
+            &sid,
+            json!({"method": method, "arguments": arguments}),
+        )
+    };
+    let add = |torrent: &Path, to: &Path| {
+        let v = rpc(
+            "torrent-add",
+            json!({"filename": torrent.to_str().unwrap(), "download-dir": to.to_str().unwrap()}),
+        );
+        let id = v["arguments"]["torrent-added"]["id"].as_u64().unwrap();
+        // Slow, so each peer stays connected while we look.
+        let v = rpc(
+            "torrent-set",
+            json!({"ids": [id], "downloadLimit": 20, "downloadLimited": true,
+                   "uploadLimit": 20, "uploadLimited": true}),
+        );
+        assert_eq!(v["result"], "success", "{v}");
+        id
+    };
+    let peers_from = |id: u64| {
+        let v = rpc(
+            "torrent-get",
+            json!({"ids": [id], "fields": ["peersFrom", "peersConnected", "status"]}),
+        );
+        v["arguments"]["torrents"][0].clone()
+    };
+    let wait = |id: u64, what: &str, want: fn(&Value) -> bool| {
+        let until = Instant::now() + SEEDING;
+        loop {
+            let t = peers_from(id);
+            if want(&t) {
+                return t;
+            }
+            assert!(Instant::now() < until, "{what}: {t}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let dialled = add(&from_tracker.path, &downloads);
+    let t = wait(dialled, "the seeder, from the tracker", |t| {
+        t["peersFrom"]["fromTracker"] == 1
+    });
+    assert_eq!(t["peersFrom"]["fromIncoming"], 0, "{t}");
+    assert_eq!(t["peersConnected"], 1, "{t}");
+
+    let seeded = add(&incoming, &dir.path().join("data"));
+    wait(seeded, "seeding (checked)", |t| t["status"] == 6);
+    let _leecher = swarm::ccbt_swarm(
+        "download",
+        &incoming,
+        &dir.path().join("leecher"),
+        free_port(),
+        1,
+        &["--peer", &format!("127.0.0.1:{port}"), "--no-dht"],
+    );
+    let t = wait(seeded, "the leecher, dialling in", |t| {
+        t["peersFrom"]["fromIncoming"] == 1
+    });
+    assert_eq!(t["peersFrom"]["fromTracker"], 0, "{t}");
+    for key in ["fromCache", "fromDht", "fromLpd", "fromLtep", "fromPex"] {
+        assert_eq!(t["peersFrom"][key], 0, "{key}: {t}");
+    }
+    // Stopped, it has no peers from anywhere.
+    let v = rpc("torrent-stop", json!({"ids": [seeded]}));
+    assert_eq!(v["result"], "success", "{v}");
+    wait(seeded, "no peers once stopped", |t| {
+        t["peersFrom"]["fromIncoming"] == 0 && t["peersConnected"] == 0
+    });
+    assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
+}

@@ -89,6 +89,8 @@ pub struct Fixed {
 pub struct Live {
     pub state: TorrentState,
     pub peers: u64,
+    /// Connected peers by `PeerOrigin` index.
+    pub peers_from: [u32; 5],
     pub have_pieces: u64,
     pub checked_pieces: u64,
     /// Wanted pieces still missing: a count of pieces, not bytes (as the shard publishes it).
@@ -447,6 +449,7 @@ fn build(e: &Entry, old: Option<&Arc<Row>>, now: Instant, now_unix: i64) -> Opti
     let live = Live {
         state,
         peers: s.peers.load(Relaxed),
+        peers_from: std::array::from_fn(|i| s.peers_from[i].load(Relaxed)),
         have_pieces: s.have_pieces.load(Relaxed),
         checked_pieces: s.checked_pieces.load(Relaxed),
         wanted_left: s.wanted_left.load(Relaxed),

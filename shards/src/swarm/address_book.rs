@@ -43,6 +43,18 @@ pub enum PeerSource {
     Manual,
 }
 
+impl From<PeerSource> for super::status::PeerOrigin {
+    fn from(source: PeerSource) -> Self {
+        use super::status::PeerOrigin;
+        match source {
+            PeerSource::Tracker => PeerOrigin::Tracker,
+            PeerSource::Pex => PeerOrigin::Pex,
+            PeerSource::Dht => PeerOrigin::Dht,
+            PeerSource::Manual => PeerOrigin::Manual,
+        }
+    }
+}
+
 /// What we know of an address we learned.
 struct BookEntry {
     source: PeerSource,
@@ -177,6 +189,11 @@ impl AddressBook {
             };
             e.next_try = now + Duration::from_secs(wait);
         }
+    }
+
+    /// Where the address `addr` came from, if it is in the book.
+    pub fn source_of(&self, addr: &SocketAddr) -> Option<PeerSource> {
+        self.entries.borrow().get(addr).map(|e| e.source)
     }
 
     /// How many addresses in the book came from `source`.

@@ -207,6 +207,8 @@ async fn wind_down(rt: &TorrentRt) {
     for key in rt.peers().keys() {
         rt.forget_peer(key);
     }
+    // A stopped torrent lists no peers (the last figures were taken with them).
+    rt.publish();
 }
 
 /// How long the run loop may sleep: a tick while there are peers or pieces in flight;

@@ -85,7 +85,7 @@ pub use stats::{
     ServiceSnapshot, ShardStats, ShardStatsSnapshot, LATENCY_BOUNDS_US,
 };
 pub use status::{
-    FaultKind, MetadataFailure, SwarmCounts, TorrentFault, TorrentState, TorrentStatus,
+    FaultKind, MetadataFailure, PeerOrigin, SwarmCounts, TorrentFault, TorrentState, TorrentStatus,
 };
 pub use storage::{Preallocate, ServeReads, StorageError};
 pub use throttle::RateLimits;

@@ -119,6 +119,7 @@ pub async fn run(
     let (doorbell, rings) = local_channel::new_bounded(1);
     rt.register(key, PeerHandle::new(doorbell, fd, addr), theirs.peer_id.0);
     let _counted = rt.shard().stats.peer_connected();
+    rt.count_origin(key, addr, outgoing);
     let writer = glommio::spawn_local(write_loop(rt.clone(), key, addr, writer_stream, rings));
     rt.drive();
     let mut stream = stream;

@@ -5,7 +5,7 @@
 //! bad data, and say which torrent and file it was.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use thiserror::Error;
@@ -171,6 +171,31 @@ pub struct SwarmCounts {
     pub downloaded: Option<u64>,
 }
 
+/// Where a connected peer came from: it connected to us, or we dialled an address that
+/// a tracker, the DHT, PEX or the user gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerOrigin {
+    Incoming,
+    Tracker,
+    Dht,
+    Pex,
+    Manual,
+}
+
+impl PeerOrigin {
+    pub const ALL: [PeerOrigin; 5] = [
+        PeerOrigin::Incoming,
+        PeerOrigin::Tracker,
+        PeerOrigin::Dht,
+        PeerOrigin::Pex,
+        PeerOrigin::Manual,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Live figures of one torrent, written by its shard and read by front ends.
 #[derive(Debug, Default)]
 pub struct TorrentStatus {
@@ -186,6 +211,9 @@ pub struct TorrentStatus {
     pub web_seeds: AtomicU64,
     /// Of those, how many are backing off after a failure.
     pub web_seeds_failing: AtomicU64,
+    /// Connected peers by [`PeerOrigin`] (its `index`); a hot torrent's peers on other
+    /// shards all came in, and count as incoming.
+    pub peers_from: [AtomicU32; 5],
     /// Pieces hashed so far by the running check (with [`TorrentState::Checking`]).
     pub checked_pieces: AtomicU64,
     /// Every wanted piece is verified and written.

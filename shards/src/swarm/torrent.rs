@@ -10,6 +10,7 @@
 //! `driver` → `dial` → `peer` → `torrent` → the parts.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -32,7 +33,7 @@ use super::piece_io::PieceIo;
 use super::replica::Role;
 use super::shard::ShardCtx;
 use super::stats::Held;
-use super::status::{TorrentFault, TorrentState, TorrentStatus};
+use super::status::{PeerOrigin, TorrentFault, TorrentState, TorrentStatus};
 use super::stop::StopSignal;
 use super::throttle::{Direction, Meter, Throttle};
 
@@ -64,6 +65,10 @@ pub struct TorrentRt {
     outbox_reported: Cell<u64>,
     /// The owner (and its replicas on other shards), or a replica (see `replica`).
     role: Role,
+    /// Connected peers here by [`PeerOrigin`] index, published with the other figures;
+    /// and each peer's, so its count goes when it does (one entry per connected peer).
+    peers_from: Cell<[u32; 5]>,
+    peer_origins: RefCell<HashMap<PeerKey, PeerOrigin>>,
 }
 
 impl TorrentRt {
@@ -110,6 +115,8 @@ impl TorrentRt {
             throttle,
             outbox_reported: Cell::new(0),
             role,
+            peers_from: Cell::new([0; 5]),
+            peer_origins: RefCell::default(),
         }
     }
 
@@ -288,6 +295,28 @@ impl TorrentRt {
         added
     }
 
+    /// Notes where the peer `key`, just admitted, came from: it came in, or the book
+    /// says who gave us the address we dialled. Counted until [`Self::forget_peer`].
+    pub fn count_origin(&self, key: PeerKey, addr: SocketAddr, outgoing: bool) {
+        let origin = if outgoing {
+            self.book
+                .source_of(&addr)
+                .map_or(PeerOrigin::Manual, PeerOrigin::from)
+        } else {
+            PeerOrigin::Incoming
+        };
+        if self.peer_origins.borrow_mut().insert(key, origin).is_none() {
+            self.bump_origin(origin, true);
+        }
+    }
+
+    fn bump_origin(&self, origin: PeerOrigin, up: bool) {
+        let mut counts = self.peers_from.get();
+        let n = &mut counts[origin.index()];
+        *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        self.peers_from.set(counts);
+    }
+
     pub fn register(&self, key: PeerKey, handle: PeerHandle, peer_id: [u8; 20]) {
         self.peers.register(key, handle, peer_id);
         // An idle torrent sleeps: it must tick (choke, keep alive) now that it has a peer.
@@ -307,6 +336,10 @@ impl TorrentRt {
     /// The connection is gone: forget it everywhere.
     pub fn forget_peer(&self, key: PeerKey) {
         self.engine.borrow_mut().remove_peer(key);
+        let origin = self.peer_origins.borrow_mut().remove(&key);
+        if let Some(origin) = origin {
+            self.bump_origin(origin, false);
+        }
         super::replica::peers_changed(self);
         if let Some(handle) = self.peers.remove(key) {
             handle.close();
@@ -454,6 +487,11 @@ impl TorrentRt {
             .store(stats.upload_rate + replicas.upload_rate, Ordering::Relaxed);
         let (web_seeds, web_seeds_failing) = self.engine.borrow().web_seed_counts(self.now());
         s.web_seeds.store(web_seeds, Ordering::Relaxed);
+        let mut from = self.peers_from.get();
+        from[PeerOrigin::Incoming.index()] += replicas.peers as u32;
+        for (cell, n) in s.peers_from.iter().zip(from) {
+            cell.store(n, Ordering::Relaxed);
+        }
         s.web_seeds_failing
             .store(web_seeds_failing, Ordering::Relaxed);
         let done = self.engine.borrow().is_done();

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ccbt_config::Config;
 use ccbt_engine::Bitfield;
-use ccbt_shards::swarm::TorrentState;
+use ccbt_shards::swarm::{PeerOrigin, TorrentState};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
@@ -461,10 +461,17 @@ pub fn value<'a>(ctx: &Context, t: &Torrent<'a>, field: Field) -> Out<'a> {
         }),
         PeerLimit => Out::U(ctx.config.limits.max_peers_per_torrent as u64),
         Peers => Out::Json(json!([])),
-        PeersFrom => Out::Json(json!({
-            "fromCache": 0, "fromDht": 0, "fromIncoming": 0, "fromLpd": 0,
-            "fromLtep": 0, "fromPex": 0, "fromTracker": 0
-        })),
+        // Transmission's categories; a peer the user named (`--peer`, a magnet link's
+        // `x.pe`) is in none of them. We keep no peer cache, find no peers by LPD, and
+        // take none from an LTEP handshake.
+        PeersFrom => {
+            let from = |o: PeerOrigin| live.peers_from[o.index()];
+            Out::Json(json!({
+                "fromCache": 0, "fromDht": from(PeerOrigin::Dht),
+                "fromIncoming": from(PeerOrigin::Incoming), "fromLpd": 0, "fromLtep": 0,
+                "fromPex": from(PeerOrigin::Pex), "fromTracker": from(PeerOrigin::Tracker)
+            }))
+        }
         SecondsSeeding => Out::U(live.seeding.seconds(ctx.now)),
         SecondsDownloading => Out::U(live.downloading.seconds(ctx.now)),
         AddedDate | StartDate => Out::I(fixed.added_at),
@@ -623,6 +630,7 @@ pub(super) mod tests {
         let mut live = Live {
             state,
             peers: 0,
+            peers_from: [0; 5],
             have_pieces: have,
             checked_pieces: 0,
             wanted_left: 10 - have,
