@@ -186,11 +186,14 @@ impl Storage {
             // The same probe answers wrongly for a file whose first block is a hole (a
             // new download's, sparse): the kernel fills a hole with zeros without asking
             // the device. Such a file is not opened directly until the device has been
-            // probed on a file with data there (glommio's answer is kept per thread).
+            // probed on a file with data there (glommio's answer is kept per thread); a
+            // file we may write gets its first block written with the zeros the hole
+            // reads as, so the probe asks the device.
             let probe_ok = || {
                 let dev = buffered_dev(&buffered);
                 dev.is_some_and(|dev| PROBED.with(|p| p.borrow().contains(&dev)))
                     || data_at_start(&buffered)
+                    || (create && fill_first_block(&buffered))
             };
             let direct_file = if direct && size >= ALIGN && probe_ok() {
                 // The same open file, again with O_DIRECT: through its /proc magic link,
@@ -426,6 +429,21 @@ fn buffered_dev(file: &BufferedFile) -> Option<u64> {
         .map(|st| st.st_dev)
 }
 
+/// Writes the zeros a hole at the file's start reads as, making it data; false if that
+/// failed (the file then stays buffered for this open).
+fn fill_first_block(file: &BufferedFile) -> bool {
+    let zeros = [0u8; ALIGN as usize];
+    matches!(
+        nix::sys::uio::pwrite(
+            // SAFETY: the descriptor stays open for the call (`file` is borrowed).
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) },
+            &zeros,
+            0
+        ),
+        Ok(n) if n == zeros.len()
+    ) && data_at_start(file)
+}
+
 /// Whether the file's first byte is data, not a hole (`SEEK_DATA` from 0 lands on 0).
 fn data_at_start(file: &BufferedFile) -> bool {
     matches!(
@@ -585,6 +603,16 @@ mod tests {
                     let at = piece as usize * (1 << 16);
                     assert_eq!(&got[..], &data[at..at + (1 << 16)], "piece {piece}");
                 }
+                // The new file's first block was made data (zeros, as the hole read),
+                // so the download is written directly too.
+                assert!(
+                    fresh.descriptors() == 2,
+                    "the new file is not open O_DIRECT"
+                );
+                assert_eq!(
+                    std::fs::read(dir.join("fresh.bin")).unwrap(),
+                    vec![0; 1 << 20]
+                );
                 drop(fresh);
             })
             .unwrap()
