@@ -7,7 +7,8 @@
 //!   never the private one.
 //!
 //! - libtorrent downloads a magnet link from a ccbt-uring seeder it found through the DHT;
-//! - the daemon keeps its routing table in `dht.dat` and rejoins from it after a restart.
+//! - the daemon keeps its routing table in `dht.dat` and rejoins from it after a restart;
+//! - a peer's `port` message gets its DHT node one ping (none for a private torrent).
 //!
 //! libtorrent comes from Debian's python3-libtorrent (`tools/install-deps.sh`); without it
 //! the first test skips unless `CCBT_REQUIRE_INTEROP` is set.
@@ -253,4 +254,88 @@ fn the_daemon_keeps_its_routing_table_across_a_restart() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(daemon.stop(Duration::from_secs(15)).success());
+}
+
+/// BEP 5's `port` message: a peer that names its DHT node gets one ping there (once per
+/// connection, however often it says so); a port of 0 names nothing; a private torrent's
+/// peers are never pinged (BEP 27: no DHT for it).
+#[test]
+fn a_peers_port_message_gets_its_dht_node_pinged_once() {
+    use common::wire_peer::{self, message};
+    use std::io::Write;
+    use std::net::{SocketAddr, UdpSocket};
+
+    let dir = tempfile::tempdir().unwrap();
+    let public = make_torrent(dir.path(), "public", &[("p.bin", 100_000)], false);
+    let private = make_torrent(dir.path(), "private", &[("q.bin", 100_000)], true);
+    let port = free_port();
+    let seeder = ccbt_pair(&public, &private, dir.path(), port);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let pings = |info_hash: &str, ports: &[u16]| -> usize {
+        let node = UdpSocket::bind("127.0.0.1:0").unwrap();
+        node.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut hash = [0u8; 20];
+        for (i, b) in hash.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&info_hash[2 * i..2 * i + 2], 16).unwrap();
+        }
+        let mut peer = wire_peer::connect(addr, &hash, 9);
+        for &p in ports {
+            let p = if p == 1 {
+                node.local_addr().unwrap().port()
+            } else {
+                p
+            };
+            peer.write_all(&message(9, &p.to_be_bytes())).unwrap();
+        }
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut seen = 0;
+        let mut buf = [0u8; 1500];
+        while Instant::now() < until {
+            if let Ok((n, _)) = node.recv_from(&mut buf) {
+                let datagram = &buf[..n];
+                let has = |s: &[u8]| datagram.windows(s.len()).any(|w| w == s);
+                assert!(has(b"1:y1:q") && has(b"4:ping"), "{datagram:?}");
+                seen += 1;
+            }
+        }
+        seen
+    };
+    let public_hash = our_info_hash(&public);
+    // 1 stands for the node's own port; it is said three times.
+    assert_eq!(
+        pings(&public_hash, &[1, 1, 1]),
+        1,
+        "{}",
+        seeder.running.log_tail()
+    );
+    assert_eq!(pings(&public_hash, &[0]), 0);
+    assert_eq!(pings(&our_info_hash(&private), &[1]), 0);
+}
+
+/// A daemon on `port` seeding both torrents (their data is under `root`), once both run.
+fn ccbt_pair(public: &Path, private: &Path, root: &Path, port: u16) -> Daemon {
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let daemon = Daemon::start(&home, &["--peer-port", &port.to_string()]);
+    for t in [public, private] {
+        daemon
+            .remote(&[
+                "add",
+                t.to_str().unwrap(),
+                "--save-dir",
+                root.to_str().unwrap(),
+            ])
+            .ok();
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = daemon.remote(&["list"]).ok().json();
+        let torrents = list["torrents"].as_array().cloned().unwrap_or_default();
+        if torrents.len() == 2 && torrents.iter().all(|t| t["state"] == "seeding") {
+            return daemon;
+        }
+        assert!(Instant::now() < until, "{list}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
