@@ -307,3 +307,85 @@ fn web_seeds_can_be_turned_off() {
     d.stop(Duration::from_secs(15));
     assert_eq!(server.log().matches("GET ").count(), 0, "{}", server.log());
 }
+
+/// An https web seed: refused while its certificate is not trusted (the download names
+/// the reason and gets nothing from it), used once `SSL_CERT_FILE` trusts it, with keep-alive
+/// range requests over TLS; bytes compared.
+#[test]
+fn an_https_web_seed_is_used_once_its_certificate_is_trusted() {
+    let root = tempfile::tempdir().unwrap();
+    let (cert, key) = common::https::self_signed(root.path());
+    let served = root.path().join("www");
+    let content = served.join("My Album");
+    write_tree(&content, FILES);
+    let port = free_port();
+    let server = Running::start("web_seed_server.py range (https)", |_| {
+        let mut cmd = Command::new(DEBIAN_PYTHON);
+        cmd.arg("-u")
+            .arg(script())
+            .args(["range", &port.to_string()])
+            .arg(&served)
+            .env("WEB_SEED_TLS_CERT", &cert)
+            .env("WEB_SEED_TLS_KEY", &key);
+        cmd
+    });
+    wait_listening(port, &server);
+    let torrent = create(
+        &content,
+        &root.path().join("t.torrent"),
+        &format!("https://127.0.0.1:{port}"),
+    );
+    let start = |out: &Path, trust: Option<&Path>| {
+        let args: Vec<String> = [
+            "download",
+            torrent.to_str().unwrap(),
+            "--data",
+            out.to_str().unwrap(),
+            "--shards",
+            "1",
+            "--port",
+            &free_port().to_string(),
+            "--listen",
+            "127.0.0.1",
+            "--no-dht",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Running::start("ccbt-uring download (https web seed)", move |_| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
+            cmd.args(&args).env("CCBT_LOG", "info");
+            match trust {
+                Some(cert) => cmd.env("SSL_CERT_FILE", cert),
+                // A CA bundle of nothing: the system's CAs do not vouch for 127.0.0.1.
+                None => cmd.env("SSL_CERT_FILE", "/dev/null"),
+            };
+            cmd
+        })
+    };
+
+    let untrusted = root.path().join("untrusted");
+    let mut d = start(&untrusted, None);
+    let until = Instant::now() + Duration::from_secs(20);
+    while !d.log().contains("certificate verify failed") {
+        assert!(Instant::now() < until, "{}", d.log());
+        assert!(d.is_running(), "{}", d.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.stop(Duration::from_secs(5));
+    assert!(
+        !server.log().contains("GET "),
+        "a request went over an unverified connection:\n{}",
+        server.log()
+    );
+
+    let out = root.path().join("out");
+    let mut d = start(&out, Some(&cert));
+    d.wait_success(LIMIT);
+    assert_same_tree(&content, &out.join("My Album"));
+    let log = server.log();
+    assert!(
+        log.contains("\" 206 "),
+        "range requests answered 206:\n{log}"
+    );
+}

@@ -11,6 +11,7 @@
   lie       like range, but names another range in Content-Range
 
 Usage: web_seed_server.py MODE PORT [DIR | URL]. Logs one line per request to stdout.
+With WEB_SEED_TLS_CERT and WEB_SEED_TLS_KEY (PEM files) in the environment it serves HTTPS.
 """
 
 import os
@@ -79,4 +80,12 @@ class Handler(BaseHTTPRequestHandler):
                 left -= len(chunk)
 
 
-ThreadingHTTPServer(("127.0.0.1", PORT), Handler).serve_forever()
+server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+if os.environ.get("WEB_SEED_TLS_CERT"):
+    # HTTPS, with the certificate and key the environment names.
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["WEB_SEED_TLS_CERT"], os.environ["WEB_SEED_TLS_KEY"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

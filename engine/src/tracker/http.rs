@@ -198,8 +198,7 @@ fn http_url(base: &str) -> Result<Url, TrackerError> {
         reason: e.to_string(),
     })?;
     match url.scheme() {
-        "http" => {}
-        "https" => return Err(TrackerError::HttpsUnsupported),
+        "http" | "https" => {}
         other => return Err(TrackerError::UnsupportedScheme(other.to_string())),
     }
     if url.host_str().is_none_or(str::is_empty) {
@@ -357,12 +356,11 @@ mod tests {
     }
 
     #[test]
-    fn announce_url_rejects_other_schemes() {
+    fn announce_url_takes_http_and_https_only() {
         let a = announce();
-        assert_eq!(
-            announce_url("https://t.example/announce", &a),
-            Err(TrackerError::HttpsUnsupported)
-        );
+        assert!(announce_url("https://t.example/announce", &a)
+            .unwrap()
+            .starts_with("https://t.example/announce?"));
         assert_eq!(
             announce_url("udp://t.example:80", &a),
             Err(TrackerError::UnsupportedScheme("udp".into()))

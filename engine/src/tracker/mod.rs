@@ -52,10 +52,8 @@ pub enum TrackerError {
     Truncated,
     #[error("`{url}` is not a valid tracker URL: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("tracker URL scheme `{0}` is not supported here (expected http)")]
+    #[error("tracker URL scheme `{0}` is not supported here (expected http or https)")]
     UnsupportedScheme(String),
-    #[error("HTTPS trackers are not supported yet (this build has no TLS); use an http:// or udp:// tracker")]
-    HttpsUnsupported,
     #[error("the UDP tracker broke the protocol: {0}")]
     UdpProtocol(String),
     #[error("the tracker did not answer after {tries} tries")]

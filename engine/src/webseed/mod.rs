@@ -37,8 +37,6 @@ pub use segments::{segments, Segment};
 pub enum WebSeedError {
     #[error("`{0}` is not an http:// or https:// URL")]
     BadUrl(String),
-    #[error("https web seeds are not supported by this build (no TLS on the shards)")]
-    HttpsUnsupported,
     #[error("the server answered HTTP {status}")]
     Status {
         status: u16,

@@ -55,6 +55,7 @@ mod status;
 mod stop;
 mod storage;
 mod throttle;
+mod tls;
 mod torrent;
 mod tracker;
 mod web_seed;

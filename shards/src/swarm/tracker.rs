@@ -18,7 +18,9 @@ use ccbt_engine::tracker::{
 };
 use ccbt_engine::InfoHash;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::{TcpStream, UdpSocket};
+use glommio::net::UdpSocket;
+
+use super::tls::{self, Stream};
 use glommio::timer::timeout;
 use thiserror::Error;
 
@@ -74,12 +76,16 @@ const IDLE_FRESH: Duration = Duration::from_secs(20);
 /// UDP trackers remembered per shard, at most.
 const UDP_IDS_MAX: usize = 1024;
 
+/// Where a kept connection goes: the address and, for https, the host its TLS session
+/// verified.
+type Server = (SocketAddr, Option<String>);
+
 /// A shard's connections to trackers, shared by its torrents: idle HTTP keep-alive streams,
 /// UDP connection ids (BEP 15 lets one be reused for a minute), and the tracker names
 /// resolved. A seedbox with thousands of torrents on one tracker should not open a
 /// connection, connect, or look the name up for each.
 pub struct TrackerConnections {
-    idle: RefCell<HashMap<SocketAddr, Vec<(TcpStream, Instant)>>>,
+    idle: RefCell<HashMap<Server, Vec<(Stream, Instant)>>>,
     udp_ids: RefCell<HashMap<SocketAddr, (u64, Duration)>>,
     dns: Rc<DnsCache>,
 }
@@ -93,9 +99,9 @@ impl TrackerConnections {
         }
     }
 
-    fn take(&self, addr: SocketAddr) -> Option<TcpStream> {
+    fn take(&self, to: &Server) -> Option<Stream> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(to)?;
         while let Some((stream, since)) = list.pop() {
             if since.elapsed() < IDLE_FRESH {
                 return Some(stream);
@@ -104,10 +110,10 @@ impl TrackerConnections {
         None
     }
 
-    fn put(&self, addr: SocketAddr, stream: TcpStream) {
+    fn put(&self, to: Server, stream: Stream) {
         let mut idle = self.idle.borrow_mut();
         let total: usize = idle.values().map(Vec::len).sum();
-        let list = idle.entry(addr).or_default();
+        let list = idle.entry(to).or_default();
         if list.len() < IDLE_PER_TRACKER && total < IDLE_MAX {
             list.push((stream, Instant::now()));
         }
@@ -168,15 +174,16 @@ async fn http_get(
 ) -> Result<HttpResponse, AnnounceError> {
     let parsed = url::Url::parse(full).map_err(|e| bad(base, &e.to_string()))?;
     let addr = endpoint(base, connections).await?;
+    let to = (addr, tls::tls_host(&parsed));
     let request_bytes = get_request(&parsed, USER_AGENT);
     // A kept connection the tracker has meanwhile closed fails at once: retry on a new one.
-    if let Some(stream) = connections.take(addr) {
-        if let Ok(response) = exchange(stream, addr, &request_bytes, connections).await {
+    if let Some(stream) = connections.take(&to) {
+        if let Ok(response) = exchange(stream, to.clone(), &request_bytes, connections).await {
             return Ok(response);
         }
     }
-    let stream = TcpStream::connect_timeout(addr, HTTP_TIMEOUT).await?;
-    exchange(stream, addr, &request_bytes, connections).await
+    let stream = tls::connect(addr, to.1.as_deref(), HTTP_TIMEOUT).await?;
+    exchange(stream, to, &request_bytes, connections).await
 }
 
 /// Scrapes `hashes` at the tracker of announce URL `url`: HTTP (BEP 48, the first
@@ -218,8 +225,8 @@ pub fn scrape_batch_max(url: &str) -> usize {
 /// One request and its response on `stream`, which goes back to the pool if the tracker
 /// keeps it alive.
 async fn exchange(
-    mut stream: TcpStream,
-    addr: SocketAddr,
+    mut stream: Stream,
+    to: Server,
     request: &[u8],
     connections: &TrackerConnections,
 ) -> Result<HttpResponse, AnnounceError> {
@@ -243,7 +250,7 @@ async fn exchange(
         .await
         .map_err(|_| AnnounceError::Timeout(HTTP_TIMEOUT))??;
     if response.keep_alive {
-        connections.put(addr, stream);
+        connections.put(to, stream);
     }
     Ok(response)
 }

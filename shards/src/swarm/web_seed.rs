@@ -1,12 +1,11 @@
 //! A torrent's web seeds (BEP 19) on its shard: one task per web seed, which asks the
 //! engine what to fetch (`Torrent::web_seed_next`), sends range requests over one
-//! kept-alive plain-HTTP connection with up to [`PIPELINE`] requests in flight, and feeds
+//! kept-alive HTTP or HTTPS connection (`tls`) with up to [`PIPELINE`] requests in flight, and feeds
 //! the bodies back (`Torrent::web_seed_data`) into the same piece buffers, hashing and
 //! writing path (`PieceIo`, `TorrentRt::finish_piece`) as peers' blocks. Bytes count in
 //! the torrent's and shard's download counters and pass its download rate limits.
 //!
-//! https:// web seeds are refused with a clear error (the shards have no TLS); the web
-//! seed then backs off like any failing one. A server that closes after each response
+//! A server that closes after each response
 //! (HTTP/1.0) gets one request per connection; requests sent ahead on it are sent again.
 //! On any failure the engine frees the web seed's pieces for peers and says when to try
 //! again; the task sleeps until then, in short naps so it ends soon after its torrent.
@@ -20,10 +19,10 @@ use ccbt_engine::http::{get_request, Part, ResponseStream};
 use ccbt_engine::session::WebSeedId;
 use ccbt_engine::webseed::{check_head, Fetch, Verdict, WebSeedError};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::TcpStream;
 use glommio::timer::{sleep, timeout};
 
 use super::throttle::{Direction, Meter};
+use super::tls::{self, Stream};
 use super::torrent::TorrentRt;
 use super::tracker::{endpoint, USER_AGENT};
 
@@ -116,8 +115,10 @@ async fn run(rt: Rc<TorrentRt>, id: WebSeedId, url: String) {
 
 /// A connection to one server.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     to: SocketAddr,
+    /// The host its TLS session verified (an https URL's), or none for plain HTTP.
+    tls_host: Option<String>,
     http: ResponseStream,
     /// Requests of `queue`'s front sent on it and not yet answered.
     sent: usize,
@@ -160,11 +161,15 @@ async fn fetch_all(
             continue;
         };
         let to = resolve(rt, &url).await?;
-        if conn.as_ref().is_some_and(|c| c.to != to) {
+        let tls_host = url::Url::parse(&url).ok().and_then(|u| tls::tls_host(&u));
+        if conn
+            .as_ref()
+            .is_some_and(|c| c.to != to || c.tls_host != tls_host)
+        {
             *conn = None;
         }
         if conn.is_none() {
-            let stream = TcpStream::connect_timeout(to, IO_TIMEOUT)
+            let stream = tls::connect(to, tls_host.as_deref(), IO_TIMEOUT)
                 .await
                 .map_err(|e| WebSeedError::Io(e.to_string()))?;
             let max_body = rt
@@ -177,6 +182,7 @@ async fn fetch_all(
             *conn = Some(Conn {
                 stream,
                 to,
+                tls_host,
                 http: ResponseStream::new(max_body),
                 sent: 0,
                 pipelines: false,
@@ -203,14 +209,8 @@ async fn fetch_all(
     }
 }
 
-/// Where `url` points; https is refused.
+/// Where `url` points (http or https).
 async fn resolve(rt: &TorrentRt, url: &str) -> Result<SocketAddr, WebSeedError> {
-    if url
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-    {
-        return Err(WebSeedError::HttpsUnsupported);
-    }
     endpoint(url, &rt.shard().trackers)
         .await
         .map_err(|e| WebSeedError::Io(e.to_string()))
@@ -227,7 +227,8 @@ async fn send_ahead(
     while c.sent < depth.min(queue.len()) {
         let fetch = &queue[c.sent];
         let Some(url) = &fetch.url else { break };
-        if c.sent > 0 && resolve(rt, url).await? != c.to {
+        let same_tls = url::Url::parse(url).ok().and_then(|u| tls::tls_host(&u)) == c.tls_host;
+        if c.sent > 0 && (!same_tls || resolve(rt, url).await? != c.to) {
             break;
         }
         let parsed = url::Url::parse(url).map_err(|_| WebSeedError::BadUrl(url.clone()))?;
