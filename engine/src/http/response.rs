@@ -337,6 +337,11 @@ impl ResponseStream {
         let bytes = &self.buf[self.start..];
         match *chunk {
             Chunk::Size => match httparse::parse_chunk_size(bytes) {
+                // The same limit however the line arrives: on its content, not counting
+                // the CRLF (or a CR still waiting for its LF).
+                Ok(httparse::Status::Complete((used, _))) if used - 2 > CHUNK_LINE_MAX => {
+                    return Err(HttpError::Malformed("bad chunk size line".into()))
+                }
                 Ok(httparse::Status::Complete((used, size))) => {
                     if seen.saturating_add(size) > max_body {
                         return Err(HttpError::BodyTooLarge { max: max_body });
@@ -348,7 +353,9 @@ impl ResponseStream {
                         Chunk::Data(size)
                     };
                 }
-                Ok(httparse::Status::Partial) if bytes.len() <= CHUNK_LINE_MAX => return Ok(false),
+                Ok(httparse::Status::Partial) if line_so_far(bytes) <= CHUNK_LINE_MAX => {
+                    return Ok(false)
+                }
                 Ok(httparse::Status::Partial) | Err(_) => {
                     return Err(HttpError::Malformed("bad chunk size line".into()))
                 }
@@ -368,11 +375,14 @@ impl ResponseStream {
             },
             Chunk::Trailer(seen_trailer) => {
                 let Some(line_end) = bytes.windows(2).position(|w| w == b"\r\n") else {
-                    if bytes.len() > CHUNK_LINE_MAX {
+                    if line_so_far(bytes) > CHUNK_LINE_MAX {
                         return Err(HttpError::HeadersTooLarge { max: HEAD_LEN_MAX });
                     }
                     return Ok(false);
                 };
+                if line_end > CHUNK_LINE_MAX {
+                    return Err(HttpError::HeadersTooLarge { max: HEAD_LEN_MAX });
+                }
                 self.start += line_end + 2;
                 if line_end == 0 {
                     *chunk = Chunk::Trailer(usize::MAX);
@@ -389,10 +399,52 @@ impl ResponseStream {
     }
 }
 
+/// How much of a line has come, not counting a last CR (which may start its CRLF): what
+/// the line limits apply to, so they hold the same however the line is cut.
+fn line_so_far(bytes: &[u8]) -> usize {
+    bytes.len() - usize::from(bytes.last() == Some(&b'\r'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A fuzz finding: a chunk-size line over the limit was taken when it came whole and
+    /// refused when it came in pieces, so the whole response handed out more body first.
+    /// Lines at the limit and just past it, every way they can be cut.
+    #[test]
+    fn chunk_lines_meet_their_limit_the_same_way_however_they_are_cut() {
+        for (extension, trailer) in [(0, 0), (1, 0), (0, 1)] {
+            for len in [CHUNK_LINE_MAX - 1, CHUNK_LINE_MAX, CHUNK_LINE_MAX + 1] {
+                let mut wire =
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n".to_vec();
+                let mut line = if extension == 1 {
+                    b"2;".to_vec()
+                } else {
+                    b"2".to_vec()
+                };
+                if extension == 1 {
+                    line.resize(len, b'x');
+                }
+                wire.extend_from_slice(&line);
+                wire.extend_from_slice(b"\r\nde\r\n0\r\n");
+                if trailer == 1 {
+                    wire.extend_from_slice(&vec![b't'; len]);
+                    wire.extend_from_slice(b"\r\n");
+                }
+                wire.extend_from_slice(b"\r\n");
+                let whole = collect(&wire, wire.len(), 1000).map(joined);
+                for split in 1..40 {
+                    assert_eq!(
+                        collect(&wire, split, 1000).map(joined),
+                        whole,
+                        "line of {len}, extension {extension}, trailer {trailer}, split {split}"
+                    );
+                }
+            }
+        }
+    }
 
     /// Everything one feed of `bytes` (in `split`-byte chunks) yields: heads' statuses,
     /// body bytes, ends.
