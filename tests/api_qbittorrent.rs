@@ -887,6 +887,7 @@ const ENDPOINTS: &[&str] = &[
     "torrents/createTags",
     "torrents/deleteTags",
     "sync/maindata",
+    "sync/torrentPeers",
     "transfer/info",
     "transfer/uploadLimit",
     "transfer/downloadLimit",

@@ -1560,9 +1560,9 @@ fn renames_move_files_on_disk_and_stay_after_a_restart() {
     }
 }
 
-/// torrent-get's `peersFrom`: a peer the daemon dialled from a tracker's answer counts
-/// `fromTracker`, one that connected to it `fromIncoming`, and neither outlives its
-/// connection.
+/// torrent-get's `peersFrom` and `peers`: a peer the daemon dialled from a tracker's
+/// answer counts `fromTracker`, one that connected to it `fromIncoming`; each is listed
+/// with its address, client and what flows; none outlives its connection.
 #[test]
 fn peers_from_says_where_each_connected_peer_came_from() {
     if !interop_ready(&[]) {
@@ -1608,7 +1608,7 @@ fn peers_from_says_where_each_connected_peer_came_from() {
     let peers_from = |id: u64| {
         let v = rpc(
             "torrent-get",
-            json!({"ids": [id], "fields": ["peersFrom", "peersConnected", "status"]}),
+            json!({"ids": [id], "fields": ["peersFrom", "peersConnected", "status", "peers"]}),
         );
         v["arguments"]["torrents"][0].clone()
     };
@@ -1624,11 +1624,17 @@ fn peers_from_says_where_each_connected_peer_came_from() {
         }
     };
     let dialled = add(&from_tracker.path, &downloads);
-    let t = wait(dialled, "the seeder, from the tracker", |t| {
-        t["peersFrom"]["fromTracker"] == 1
+    let t = wait(dialled, "the seeder, from the tracker, sending", |t| {
+        t["peersFrom"]["fromTracker"] == 1 && t["peers"][0]["isDownloadingFrom"] == true
     });
     assert_eq!(t["peersFrom"]["fromIncoming"], 0, "{t}");
     assert_eq!(t["peersConnected"], 1, "{t}");
+    let seeder = &t["peers"][0];
+    assert_eq!(seeder["address"], "127.0.0.1", "{t}");
+    assert_eq!(seeder["clientName"], "ccbt-uring 0.1", "{t}");
+    assert_eq!(seeder["isIncoming"], false, "{t}");
+    assert_eq!(seeder["progress"], 1.0, "{t}");
+    assert!(seeder["flagStr"].as_str().unwrap().contains('D'), "{t}");
 
     let seeded = add(&incoming, &dir.path().join("data"));
     wait(seeded, "seeding (checked)", |t| t["status"] == 6);
@@ -1640,9 +1646,47 @@ fn peers_from_says_where_each_connected_peer_came_from() {
         1,
         &["--peer", &format!("127.0.0.1:{port}"), "--no-dht"],
     );
-    let t = wait(seeded, "the leecher, dialling in", |t| {
-        t["peersFrom"]["fromIncoming"] == 1
+    let t = wait(seeded, "the leecher, dialling in, served", |t| {
+        t["peersFrom"]["fromIncoming"] == 1 && t["peers"][0]["isUploadingTo"] == true
     });
+    let leecher = &t["peers"][0];
+    assert_eq!(leecher["isIncoming"], true, "{t}");
+    assert!(leecher["flagStr"].as_str().unwrap().contains("UI"), "{t}");
+    assert_eq!(t["peers"].as_array().unwrap().len(), 1, "{t}");
+    // The same peer through qBittorrent's sync/torrentPeers (loopback: no login).
+    let v = rpc(
+        "torrent-get",
+        json!({"ids": [seeded], "fields": ["hashString"]}),
+    );
+    let hash = v["arguments"]["torrents"][0]["hashString"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let answer = send(
+        &api,
+        "GET",
+        &format!("/api/v2/sync/torrentPeers?hash={hash}&rid=3"),
+        &[],
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let peers: Value = answer.json();
+    assert_eq!(peers["full_update"], true, "{peers}");
+    assert_eq!(peers["rid"], 4, "{peers}");
+    let listed = peers["peers"].as_object().unwrap();
+    assert_eq!(listed.len(), 1, "{peers}");
+    let (key, peer) = listed.iter().next().unwrap();
+    assert!(key.starts_with("127.0.0.1:"), "{peers}");
+    assert_eq!(peer["client"], "ccbt-uring 0.1", "{peers}");
+    assert!(peer["flags"].as_str().unwrap().contains('I'), "{peers}");
+    let unknown = send(
+        &api,
+        "GET",
+        &format!("/api/v2/sync/torrentPeers?hash={}", "ab".repeat(20)),
+        &[],
+        b"",
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
     assert_eq!(t["peersFrom"]["fromTracker"], 0, "{t}");
     for key in ["fromCache", "fromDht", "fromLpd", "fromLtep", "fromPex"] {
         assert_eq!(t["peersFrom"][key], 0, "{key}: {t}");
@@ -1651,7 +1695,7 @@ fn peers_from_says_where_each_connected_peer_came_from() {
     let v = rpc("torrent-stop", json!({"ids": [seeded]}));
     assert_eq!(v["result"], "success", "{v}");
     wait(seeded, "no peers once stopped", |t| {
-        t["peersFrom"]["fromIncoming"] == 0 && t["peersConnected"] == 0
+        t["peersFrom"]["fromIncoming"] == 0 && t["peersConnected"] == 0 && t["peers"] == json!([])
     });
     assert!(daemon.stop(STOP).success(), "{}", daemon.running.log());
 }

@@ -1027,6 +1027,14 @@ impl Daemon {
     }
 
     /// Which pieces the torrent has, asked of its shard (answered from memory).
+    /// The torrent's connected peers, from its shard.
+    pub fn peers(
+        &self,
+        info_hash: InfoHash,
+    ) -> ccbt_shards::swarm::Pending<Vec<ccbt_shards::swarm::PeerInfo>> {
+        self.swarm.peers(info_hash)
+    }
+
     pub fn pieces(
         &self,
         info_hash: InfoHash,

@@ -138,6 +138,26 @@ pub enum Incoming {
     Block { piece_complete: bool },
 }
 
+/// A connected peer as a peer list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerView {
+    pub key: PeerKey,
+    pub addr: SocketAddr,
+    /// We dialled it (else it connected to us).
+    pub outgoing: bool,
+    /// Its share of the torrent's pieces, 0.0 to 1.0.
+    pub progress: f64,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    /// Payload bytes per second from it and to it.
+    pub download_rate: u64,
+    pub upload_rate: u64,
+    pub downloaded: u64,
+    pub uploaded: u64,
+}
+
 /// Figures for progress lines and the dashboard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TorrentStats {
@@ -918,6 +938,29 @@ impl Torrent {
             wasted: self.wasted,
             outbox_bytes: self.peers.values().map(|p| p.outbox.len() as u64).sum(),
         }
+    }
+
+    /// One line per connected peer, for front ends' peer lists (as many as there are
+    /// peers: bounded by the peer limit).
+    pub fn peer_views(&self, now: Duration) -> Vec<PeerView> {
+        let pieces = self.layout.piece_count().max(1);
+        self.peers
+            .iter()
+            .map(|(&key, p)| PeerView {
+                key,
+                addr: p.addr,
+                outgoing: p.outgoing,
+                progress: f64::from(p.has.count()) / f64::from(pieces),
+                am_choking: p.am_choking,
+                am_interested: p.am_interested,
+                peer_choking: p.peer_choking,
+                peer_interested: p.peer_interested,
+                download_rate: p.download.rate(now),
+                upload_rate: p.upload.rate(now),
+                downloaded: p.download.total(),
+                uploaded: p.upload.total(),
+            })
+            .collect()
     }
 
     /// Bans convicted peers and those out of strikes, dropping them if connected.

@@ -9,10 +9,12 @@
 //! Every length a peer sends is checked against a per-torrent limit before anything waits
 //! for or copies the body, so a peer can make us hold at most [`max_message_len`] bytes.
 
+mod client_name;
 mod error;
 mod handshake;
 mod message;
 
+pub use client_name::client_name;
 pub use error::WireError;
 pub use handshake::{Handshake, PeerId, Reserved, HANDSHAKE_LEN, PROTOCOL};
 pub use message::{decode_message, encode_piece_header, max_message_len, Message};

@@ -115,6 +115,11 @@ pub(crate) enum Command {
         op: TorrentOp,
         reply: ReplyTo<Result<(), CommandError>>,
     },
+    /// A torrent's connected peers now.
+    Peers {
+        info_hash: InfoHash,
+        reply: ReplyTo<Result<Vec<super::status::PeerInfo>, CommandError>>,
+    },
     /// Which pieces a torrent has now (`None`: not known yet, before its first check).
     Pieces {
         info_hash: InfoHash,

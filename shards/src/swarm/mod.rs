@@ -86,7 +86,8 @@ pub use stats::{
     ServiceSnapshot, ShardStats, ShardStatsSnapshot, LATENCY_BOUNDS_US,
 };
 pub use status::{
-    FaultKind, MetadataFailure, PeerOrigin, SwarmCounts, TorrentFault, TorrentState, TorrentStatus,
+    FaultKind, MetadataFailure, PeerInfo, PeerOrigin, SwarmCounts, TorrentFault, TorrentState,
+    TorrentStatus,
 };
 pub use storage::{Preallocate, ServeReads, StorageError};
 pub use throttle::RateLimits;
@@ -394,6 +395,15 @@ impl Swarm {
 
     /// Which pieces the torrent has now; `None` before its first check has told. Answered
     /// from the shard's inbox without touching the disk.
+    /// The torrent's connected peers.
+    pub fn peers(&self, info_hash: InfoHash) -> Pending<Vec<PeerInfo>> {
+        let shard = shard_for(&info_hash, self.shard_count());
+        match self.send(shard, move |reply| Command::Peers { info_hash, reply }) {
+            Ok(rx) => Pending::flat(rx),
+            Err(e) => Pending::refused(e),
+        }
+    }
+
     pub fn pieces(&self, info_hash: InfoHash) -> Pending<Option<ccbt_engine::Bitfield>> {
         let shard = shard_for(&info_hash, self.shard_count());
         match self.send(shard, move |reply| Command::Pieces { info_hash, reply }) {

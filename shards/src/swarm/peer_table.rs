@@ -61,6 +61,11 @@ impl PeerTable {
     }
 
     /// Whether the connection `key` is still in the table.
+    /// The peer id connection `key` gave in its handshake.
+    pub fn id_of(&self, key: PeerKey) -> Option<[u8; 20]> {
+        self.ids.borrow().get(&key).copied()
+    }
+
     pub fn contains(&self, key: PeerKey) -> bool {
         self.handles.borrow().contains_key(&key)
     }

@@ -413,6 +413,14 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             })
             .detach();
         }
+        Command::Peers { info_hash, reply } => {
+            let peers = ctx
+                .torrent(&info_hash)
+                .map(|slot| slot.peers())
+                .or_else(|| ctx.fetch(&info_hash).map(|_| Vec::new()))
+                .ok_or(CommandError::UnknownTorrent(info_hash));
+            let _ = reply.send(peers);
+        }
         Command::Pieces { info_hash, reply } => {
             let pieces = ctx
                 .torrent(&info_hash)

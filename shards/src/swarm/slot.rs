@@ -149,6 +149,11 @@ impl Slot {
         }
     }
 
+    /// Its connected peers (none unless it runs).
+    pub fn peers(&self) -> Vec<super::status::PeerInfo> {
+        self.running().map(|rt| rt.peer_infos()).unwrap_or_default()
+    }
+
     pub fn snapshot(&self) -> TorrentSnapshot {
         TorrentSnapshot {
             info_hash: self.meta().info_hash,

@@ -196,6 +196,15 @@ impl PeerOrigin {
     }
 }
 
+/// One connected peer of a torrent, for front ends' peer lists.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub view: ccbt_engine::session::PeerView,
+    /// From its handshake: its client's name is in it (Azureus style, `-TR3000-`).
+    pub peer_id: [u8; 20],
+    pub origin: PeerOrigin,
+}
+
 /// Live figures of one torrent, written by its shard and read by front ends.
 #[derive(Debug, Default)]
 pub struct TorrentStatus {

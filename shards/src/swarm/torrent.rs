@@ -33,7 +33,7 @@ use super::piece_io::PieceIo;
 use super::replica::Role;
 use super::shard::ShardCtx;
 use super::stats::Held;
-use super::status::{PeerOrigin, TorrentFault, TorrentState, TorrentStatus};
+use super::status::{PeerInfo, PeerOrigin, TorrentFault, TorrentState, TorrentStatus};
 use super::stop::StopSignal;
 use super::throttle::{Direction, Meter, Throttle};
 
@@ -308,6 +308,24 @@ impl TorrentRt {
         if self.peer_origins.borrow_mut().insert(key, origin).is_none() {
             self.bump_origin(origin, true);
         }
+    }
+
+    /// Its connected peers on this shard (a hot torrent's replicas list theirs nowhere).
+    pub fn peer_infos(&self) -> Vec<PeerInfo> {
+        let views = self.engine.borrow().peer_views(self.now());
+        let origins = self.peer_origins.borrow();
+        views
+            .into_iter()
+            .map(|view| PeerInfo {
+                peer_id: self.peers.id_of(view.key).unwrap_or([0; 20]),
+                origin: origins.get(&view.key).copied().unwrap_or(if view.outgoing {
+                    PeerOrigin::Manual
+                } else {
+                    PeerOrigin::Incoming
+                }),
+                view,
+            })
+            .collect()
     }
 
     fn bump_origin(&self, origin: PeerOrigin, up: bool) {

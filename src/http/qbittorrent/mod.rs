@@ -11,7 +11,7 @@
 //! preferences), [`serialize`] (a torrent as qBittorrent shows it), [`info`] (listing),
 //! [`details`] (properties, files, trackers, piece states), [`add`], [`actions`],
 //! [`labels`] (categories and tags), [`tracker_edits`], [`renames`] (files and folders),
-//! [`sync`] (maindata increments), [`transfer`].
+//! [`sync`] (maindata increments), [`peers`] (a torrent's peers), [`transfer`].
 
 pub mod actions;
 pub mod add;
@@ -22,6 +22,7 @@ pub mod guard;
 pub mod info;
 pub mod labels;
 pub mod params;
+pub mod peers;
 pub mod renames;
 pub mod serialize;
 pub mod session;
@@ -218,6 +219,7 @@ pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
         .route("/torrents/createTags", command(labels::create_tags))
         .route("/torrents/deleteTags", command(labels::delete_tags))
         .route("/sync/maindata", read(sync::maindata))
+        .route("/sync/torrentPeers", read(peers::torrent_peers))
         .route("/transfer/info", read(transfer::info))
         .route("/transfer/uploadLimit", read(transfer::upload_limit))
         .route("/transfer/downloadLimit", read(transfer::download_limit))

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ccbt_config::Config;
 use ccbt_engine::Bitfield;
-use ccbt_shards::swarm::{PeerOrigin, TorrentState};
+use ccbt_shards::swarm::{PeerInfo, PeerOrigin, TorrentState};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 
@@ -40,6 +40,8 @@ pub struct Context<'a> {
 pub struct Torrent<'a> {
     pub row: &'a Row,
     pub have: Option<&'a Bitfield>,
+    /// Its connected peers, when `peers` was asked for and its shard answered in time.
+    pub peers: Option<&'a [PeerInfo]>,
 }
 
 /// Transmission's status numbers, which Sonarr/Radarr map.
@@ -460,7 +462,9 @@ pub fn value<'a>(ctx: &Context, t: &Torrent<'a>, field: Field) -> Out<'a> {
             0
         }),
         PeerLimit => Out::U(ctx.config.limits.max_peers_per_torrent as u64),
-        Peers => Out::Json(json!([])),
+        Peers => Out::Json(Value::Array(
+            t.peers.unwrap_or_default().iter().map(peer_json).collect(),
+        )),
         // Transmission's categories; a peer the user named (`--peer`, a magnet link's
         // `x.pe`) is in none of them. We keep no peer cache, find no peers by LPD, and
         // take none from an LTEP handshake.
@@ -590,6 +594,50 @@ pub fn value<'a>(ctx: &Context, t: &Torrent<'a>, field: Field) -> Out<'a> {
 }
 
 /// Transmission's file priority: -1 low, 0 normal, 1 high (a skipped file keeps normal).
+/// One peer as Transmission's `peers` lists it. We neither encrypt nor speak uTP.
+fn peer_json(p: &PeerInfo) -> Value {
+    let v = &p.view;
+    let downloading = v.am_interested && !v.peer_choking;
+    let uploading = v.peer_interested && !v.am_choking;
+    // Transmission's flag letters, in its order.
+    let mut flags = String::new();
+    for (on, c) in [
+        (downloading, 'D'),
+        (v.am_interested && v.peer_choking, 'd'),
+        (uploading, 'U'),
+        (v.peer_interested && v.am_choking, 'u'),
+        (!v.peer_choking && !v.am_interested, 'K'),
+        (!v.am_choking && !v.peer_interested, '?'),
+        (p.origin == PeerOrigin::Pex, 'X'),
+        (p.origin == PeerOrigin::Dht, 'H'),
+        (p.origin == PeerOrigin::Incoming, 'I'),
+    ] {
+        if on {
+            flags.push(c);
+        }
+    }
+    json!({
+        "address": v.addr.ip().to_string(),
+        "port": v.addr.port(),
+        "clientName": ccbt_engine::wire::client_name(&p.peer_id),
+        "clientIsChoked": v.peer_choking,
+        "clientIsInterested": v.am_interested,
+        "peerIsChoked": v.am_choking,
+        "peerIsInterested": v.peer_interested,
+        "isDownloadingFrom": downloading,
+        "isUploadingTo": uploading,
+        "isIncoming": p.origin == PeerOrigin::Incoming,
+        "isEncrypted": false,
+        "isUTP": false,
+        "flagStr": flags,
+        "progress": v.progress,
+        "rateToClient": v.download_rate,
+        "rateToPeer": v.upload_rate,
+        "bytesToClient": v.downloaded,
+        "bytesToPeer": v.uploaded,
+    })
+}
+
 fn priority_of(code: Option<i8>) -> i64 {
     match code {
         Some(0) => -1,

@@ -19,6 +19,7 @@ use super::super::Api;
 use super::dispatch::Args;
 use super::fields::{self, Context, Field, Out, Torrent};
 use super::ids;
+use ccbt_shards::swarm::PeerInfo;
 
 pub const MAX_PIECE_QUERIES: usize = 64;
 pub const PIECES_WAIT: Duration = Duration::from_millis(500);
@@ -44,6 +45,11 @@ pub async fn get(api: &Arc<Api>, args: &Args) -> Result<Vec<u8>, String> {
     } else {
         HashMap::new()
     };
+    let peers = if columns.contains(&Some(Field::Peers)) {
+        peers(api, &selection).await
+    } else {
+        HashMap::new()
+    };
     let config = api.config();
     // A listing of 100,000 torrents takes a core for a few hundred milliseconds: off the
     // workers that answer other requests.
@@ -55,6 +61,7 @@ pub async fn get(api: &Arc<Api>, args: &Args) -> Result<Vec<u8>, String> {
             },
             selection: &selection,
             have: &have,
+            peers: &peers,
             names: &names,
             columns: &columns,
             table,
@@ -70,6 +77,7 @@ struct Listing<'a> {
     ctx: Context<'a>,
     selection: &'a ids::Selection,
     have: &'a HashMap<u32, Bitfield>,
+    peers: &'a HashMap<u32, Vec<PeerInfo>>,
     names: &'a [String],
     /// Each name's field, resolved once for the whole answer.
     columns: &'a [Option<Field>],
@@ -109,6 +117,7 @@ impl Listing<'_> {
             let t = Torrent {
                 row,
                 have: self.have.get(&row.id),
+                peers: self.peers.get(&row.id).map(Vec::as_slice),
             };
             if self.table {
                 out.push(b'[');
@@ -173,6 +182,26 @@ async fn pieces(api: &Arc<Api>, selection: &ids::Selection) -> HashMap<u32, Bitf
     have
 }
 
+/// The connected peers of (up to [`MAX_PIECE_QUERIES`] of) the selected torrents, by id;
+/// those not answered within [`PIECES_WAIT`] are left out (and list no peers).
+async fn peers(api: &Arc<Api>, selection: &ids::Selection) -> HashMap<u32, Vec<PeerInfo>> {
+    let mut asked = tokio::task::JoinSet::new();
+    for row in selection.rows.iter().take(MAX_PIECE_QUERIES) {
+        let pending = api.daemon.peers(row.info_hash);
+        let id = row.id;
+        asked.spawn(async move { (id, pending.await) });
+    }
+    let mut peers = HashMap::new();
+    let deadline = tokio::time::Instant::now() + PIECES_WAIT;
+    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, asked.join_next()).await {
+        if let Ok((id, Ok(list))) = joined {
+            peers.insert(id, list);
+        }
+    }
+    asked.abort_all();
+    peers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +242,7 @@ mod tests {
             removed: None,
         };
         let have = HashMap::new();
+        let peers = HashMap::new();
         let listing = Listing {
             ctx: Context {
                 now: Instant::now(),
@@ -220,6 +250,7 @@ mod tests {
             },
             selection: &selection,
             have: &have,
+            peers: &peers,
             names: &names,
             columns: &columns,
             table,
