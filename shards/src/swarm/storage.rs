@@ -192,6 +192,8 @@ impl Storage {
             let probe_ok = || {
                 let dev = buffered_dev(&buffered);
                 dev.is_some_and(|dev| PROBED.with(|p| p.borrow().contains(&dev)))
+                    // glommio does not probe tmpfs (it has no O_DIRECT to poll).
+                    || on_tmpfs(&buffered)
                     || data_at_start(&buffered)
                     || (create && fill_first_block(&buffered))
             };
@@ -442,6 +444,13 @@ fn fill_first_block(file: &BufferedFile) -> bool {
         ),
         Ok(n) if n == zeros.len()
     ) && data_at_start(file)
+}
+
+fn on_tmpfs(file: &BufferedFile) -> bool {
+    // SAFETY: the descriptor stays open for the call (`file` is borrowed).
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(file.as_raw_fd()) };
+    nix::sys::statfs::fstatfs(fd)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
 }
 
 /// Whether the file's first byte is data, not a hole (`SEEK_DATA` from 0 lands on 0).
