@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::https::tls_proxy;
 use common::run;
-use common::swarm::{
-    assert_same_tree, ccbt_seed, free_port, interop_ready, Announce, Running, Tracker,
-};
+use common::swarm::{assert_same_tree, ccbt_seed, free_port, interop_ready, Announce, Tracker};
 
 #[test]
 fn a_download_announces_to_an_https_tracker_once_its_certificate_is_trusted() {
@@ -38,30 +36,7 @@ fn a_download_announces_to_an_https_tracker_once_its_certificate_is_trusted() {
         .arg(torrent.content()))
     .ok();
     let download = |out: &std::path::Path, trust: &std::path::Path| {
-        let args: Vec<String> = [
-            "download",
-            https.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--shards",
-            "1",
-            "--port",
-            &free_port().to_string(),
-            "--listen",
-            "127.0.0.1",
-            "--no-dht",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let trust = trust.to_path_buf();
-        Running::start("ccbt-uring download (https tracker)", move |_| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
-            cmd.args(&args)
-                .env("CCBT_LOG", "info")
-                .env("SSL_CERT_FILE", &trust);
-            cmd
-        })
+        common::https::download_trusting(&https, out, trust)
     };
 
     // A CA bundle of nothing: the system's CAs do not vouch for 127.0.0.1.

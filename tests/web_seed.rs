@@ -335,33 +335,9 @@ fn an_https_web_seed_is_used_once_its_certificate_is_trusted() {
         &root.path().join("t.torrent"),
         &format!("https://127.0.0.1:{port}"),
     );
+    // A CA bundle of nothing (/dev/null): the system's CAs do not vouch for 127.0.0.1.
     let start = |out: &Path, trust: Option<&Path>| {
-        let args: Vec<String> = [
-            "download",
-            torrent.to_str().unwrap(),
-            "--data",
-            out.to_str().unwrap(),
-            "--shards",
-            "1",
-            "--port",
-            &free_port().to_string(),
-            "--listen",
-            "127.0.0.1",
-            "--no-dht",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        Running::start("ccbt-uring download (https web seed)", move |_| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
-            cmd.args(&args).env("CCBT_LOG", "info");
-            match trust {
-                Some(cert) => cmd.env("SSL_CERT_FILE", cert),
-                // A CA bundle of nothing: the system's CAs do not vouch for 127.0.0.1.
-                None => cmd.env("SSL_CERT_FILE", "/dev/null"),
-            };
-            cmd
-        })
+        common::https::download_trusting(&torrent, out, trust.unwrap_or(Path::new("/dev/null")))
     };
 
     let untrusted = root.path().join("untrusted");

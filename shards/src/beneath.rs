@@ -206,23 +206,9 @@ impl SaveDir {
         else {
             return Err(invalid("an empty path"));
         };
-        let from_dir = match self.dir_at(from_dirs) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
+        let Some((from_dir, _)) = self.regular_file(from_dirs, from_name)? else {
+            return Ok(false);
         };
-        let source = match open_one(
-            from_dir.as_raw_fd(),
-            from_name,
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-        ) {
-            Ok(fd) => File::from(fd),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if !source.metadata()?.is_file() {
-            return Err(invalid("not a regular file"));
-        }
         let to_dir = self.made_dir(to_dirs)?;
         rename_no_replace(&from_dir, from_name, &to_dir, to_name)?;
         self.remove_empty_dirs(from_dirs);
@@ -239,23 +225,9 @@ impl SaveDir {
         let Some((name, dirs)) = parts.split_last() else {
             return Err(invalid("an empty path"));
         };
-        let from_dir = match self.dir_at(dirs) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
+        let Some((from_dir, source)) = self.regular_file(dirs, name)? else {
+            return Ok(false);
         };
-        let source = match open_one(
-            from_dir.as_raw_fd(),
-            name,
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-        ) {
-            Ok(fd) => File::from(fd),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if !source.metadata()?.is_file() {
-            return Err(invalid("not a regular file"));
-        }
         let to_dir = to.made_dir(dirs)?;
         // SAFETY: open directories and NUL-terminated names.
         let renamed = unsafe {
@@ -282,6 +254,35 @@ impl SaveDir {
             return Err(io::Error::last_os_error());
         }
         Ok(true)
+    }
+
+    /// The regular file `name` in the directory `dirs` names (resolved as
+    /// [`SaveDir::open_file`] does), opened for reading, with that directory: what a move
+    /// or a rename starts from. `None` if either is missing; anything else there (a FIFO,
+    /// a directory) is refused.
+    fn regular_file(
+        &self,
+        dirs: &[CString],
+        name: &CString,
+    ) -> io::Result<Option<(OwnedFd, File)>> {
+        let dir = match self.dir_at(dirs) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let file = match open_one(
+            dir.as_raw_fd(),
+            name,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !file.metadata()?.is_file() {
+            return Err(invalid("not a regular file"));
+        }
+        Ok(Some((dir, file)))
     }
 
     /// The directory `dirs` names beneath this one, made if missing.

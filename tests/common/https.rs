@@ -21,13 +21,22 @@ impl HttpsServer {
     /// Serves `dir` over HTTPS, with the key and certificate written under `keys`.
     #[track_caller]
     pub fn start(keys: &Path, dir: &Path) -> HttpsServer {
+        HttpsServer::script("https server", "https_server.py", keys, dir.as_os_str())
+    }
+
+    /// `tests/scripts/SCRIPT CERT KEY ARG`, with a certificate made under `keys`, on the
+    /// port it announces.
+    #[track_caller]
+    fn script(name: &str, script: &str, keys: &Path, arg: &std::ffi::OsStr) -> HttpsServer {
         require("python3", "python3");
         let (cert, key) = self_signed(keys);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/https_server.py");
-        let (c, k, d) = (cert.clone(), key, dir.to_path_buf());
-        let mut running = Running::start("https server", move |_| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/scripts")
+            .join(script);
+        let (c, a) = (cert.clone(), arg.to_owned());
+        let mut running = Running::start(name, move |_| {
             let mut cmd = Command::new("python3");
-            cmd.arg("-u").arg(&script).arg(&c).arg(&k).arg(&d);
+            cmd.arg("-u").arg(&script).arg(&c).arg(&key).arg(&a);
             cmd
         });
         let port = announced_port(&mut running);
@@ -48,25 +57,45 @@ impl HttpsServer {
 /// (opentracker, which speaks plain HTTP), with a certificate made under `keys`.
 #[track_caller]
 pub fn tls_proxy(keys: &Path, upstream: u16) -> HttpsServer {
-    require("python3", "python3");
-    let (cert, key) = self_signed(keys);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/tls_proxy.py");
-    let (c, k) = (cert.clone(), key);
-    let mut running = Running::start("tls proxy", move |_| {
-        let mut cmd = Command::new("python3");
-        cmd.arg("-u")
-            .arg(&script)
-            .arg(&c)
-            .arg(&k)
-            .arg(upstream.to_string());
-        cmd
-    });
-    let port = announced_port(&mut running);
-    HttpsServer {
-        running,
-        port,
-        cert,
-    }
+    HttpsServer::script(
+        "tls proxy",
+        "tls_proxy.py",
+        keys,
+        std::ffi::OsStr::new(&upstream.to_string()),
+    )
+}
+
+/// `ccbt-uring download TORRENT --data OUT` on one shard, listening on 127.0.0.1 without a
+/// DHT, trusting only the certificates in `trust` (`SSL_CERT_FILE`; /dev/null trusts none).
+#[track_caller]
+pub fn download_trusting(torrent: &Path, out: &Path, trust: &Path) -> Running {
+    let args: Vec<std::ffi::OsString> = [
+        "download".as_ref(),
+        torrent.as_os_str(),
+        "--data".as_ref(),
+        out.as_os_str(),
+        "--shards".as_ref(),
+        "1".as_ref(),
+        "--port".as_ref(),
+        std::ffi::OsStr::new(&super::swarm::free_port().to_string()),
+        "--listen".as_ref(),
+        "127.0.0.1".as_ref(),
+        "--no-dht".as_ref(),
+    ]
+    .iter()
+    .map(|a| a.to_os_string())
+    .collect();
+    let trust = trust.to_path_buf();
+    Running::start(
+        "ccbt-uring download (trusting one certificate)",
+        move |_| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
+            cmd.args(&args)
+                .env("CCBT_LOG", "info")
+                .env("SSL_CERT_FILE", &trust);
+            cmd
+        },
+    )
 }
 
 /// A certificate for 127.0.0.1 and its key, made by `openssl req` under `keys`, as

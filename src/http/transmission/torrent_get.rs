@@ -19,7 +19,7 @@ use super::super::Api;
 use super::dispatch::Args;
 use super::fields::{self, Context, Field, Out, Torrent};
 use super::ids;
-use ccbt_shards::swarm::PeerInfo;
+use ccbt_shards::swarm::{PeerInfo, Pending};
 
 pub const MAX_PIECE_QUERIES: usize = 64;
 pub const PIECES_WAIT: Duration = Duration::from_millis(500);
@@ -163,43 +163,42 @@ impl Listing<'_> {
 }
 
 /// The have-bitfields of (up to [`MAX_PIECE_QUERIES`] of) the selected torrents, by id;
-/// those not answered within [`PIECES_WAIT`] are left out.
+/// those not answered within [`PIECES_WAIT`] (or not known yet) are left out.
 async fn pieces(api: &Arc<Api>, selection: &ids::Selection) -> HashMap<u32, Bitfield> {
-    let mut asked = tokio::task::JoinSet::new();
-    for row in selection.rows.iter().take(MAX_PIECE_QUERIES) {
-        let pending = api.daemon.pieces(row.info_hash);
-        let id = row.id;
-        asked.spawn(async move { (id, pending.await) });
-    }
-    let mut have = HashMap::new();
-    let deadline = tokio::time::Instant::now() + PIECES_WAIT;
-    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, asked.join_next()).await {
-        if let Ok((id, Ok(Some(bits)))) = joined {
-            have.insert(id, bits);
-        }
-    }
-    asked.abort_all();
-    have
+    ask_shards(selection, |h| api.daemon.pieces(h))
+        .await
+        .into_iter()
+        .filter_map(|(id, bits)| Some((id, bits?)))
+        .collect()
 }
 
 /// The connected peers of (up to [`MAX_PIECE_QUERIES`] of) the selected torrents, by id;
 /// those not answered within [`PIECES_WAIT`] are left out (and list no peers).
 async fn peers(api: &Arc<Api>, selection: &ids::Selection) -> HashMap<u32, Vec<PeerInfo>> {
+    ask_shards(selection, |h| api.daemon.peers(h)).await
+}
+
+/// Asks the shards about (up to [`MAX_PIECE_QUERIES`] of) the selected torrents at once,
+/// and keeps the answers that come within [`PIECES_WAIT`], by torrent id.
+async fn ask_shards<T: Send + 'static>(
+    selection: &ids::Selection,
+    ask: impl Fn(ccbt_engine::InfoHash) -> Pending<T>,
+) -> HashMap<u32, T> {
     let mut asked = tokio::task::JoinSet::new();
     for row in selection.rows.iter().take(MAX_PIECE_QUERIES) {
-        let pending = api.daemon.peers(row.info_hash);
+        let pending = ask(row.info_hash);
         let id = row.id;
         asked.spawn(async move { (id, pending.await) });
     }
-    let mut peers = HashMap::new();
+    let mut answers = HashMap::new();
     let deadline = tokio::time::Instant::now() + PIECES_WAIT;
     while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, asked.join_next()).await {
-        if let Ok((id, Ok(list))) = joined {
-            peers.insert(id, list);
+        if let Ok((id, Ok(answer))) = joined {
+            answers.insert(id, answer);
         }
     }
     asked.abort_all();
-    peers
+    answers
 }
 
 #[cfg(test)]
