@@ -133,7 +133,7 @@ impl BucketList {
     }
 
     /// Panics unless positions and buckets agree with `avail`.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "invariants"))]
     pub(super) fn check(&self, pos: &[u32], avail: &[u32]) {
         assert_eq!(
             self.ends.last().map_or(0, |&e| e as usize),

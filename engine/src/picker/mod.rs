@@ -718,6 +718,12 @@ impl Picker {
         self.priority[piece as usize].class()
     }
 
+    /// The blocks (piece, block index) the picker has on record as requested from `peer`.
+    #[cfg(any(test, feature = "invariants"))]
+    pub(crate) fn requested_from(&self, peer: PeerKey) -> BTreeSet<(u32, u32)> {
+        self.requests.get(&peer).cloned().unwrap_or_default()
+    }
+
     fn piece_len(&self, piece: u32) -> u32 {
         if piece + 1 == self.piece_count {
             self.last_piece_len
@@ -727,8 +733,8 @@ impl Picker {
     }
 
     /// Panics unless every index and counter agrees with the state it summarises.
-    #[cfg(test)]
-    fn check_invariants(&self) {
+    #[cfg(any(test, feature = "invariants"))]
+    pub(crate) fn check_invariants(&self) {
         let mut listed = 0;
         for list in &self.classes {
             list.check(&self.pos, &self.avail);

@@ -60,6 +60,18 @@ pub(super) struct Blame {
 }
 
 impl Blame {
+    /// Panics unless every table is within its bound and the strike order lists each
+    /// struck host once.
+    #[cfg(any(test, feature = "invariants"))]
+    pub fn check_invariants(&self) {
+        assert!(
+            self.suspects.len() <= SUSPECT_PIECES_MAX,
+            "suspect pieces over bound"
+        );
+        assert!(self.strikes.len() <= STRIKES_MAX, "strike table over bound");
+        assert_eq!(self.strikes.len(), self.strike_order.len(), "strike order");
+    }
+
     pub fn on_block(&mut self, piece: u32, offset: u32, from: SocketAddr) {
         self.senders.entry(piece).or_default().push((offset, from));
     }

@@ -46,9 +46,12 @@ fn block(piece: u32) -> BlockRef {
     }
 }
 
+/// Hands the torrent one hostile message, then requires every bound and index to hold.
 #[track_caller]
 fn send(t: &mut Torrent, key: PeerKey, msg: Message<'_>) -> Result<Incoming, DropReason> {
-    t.on_message(Duration::ZERO, key, &msg)
+    let incoming = t.on_message(Duration::ZERO, key, &msg);
+    t.check_invariants();
+    incoming
 }
 
 /// Under Fast, every request past a full queue is refused with a reject: a peer that

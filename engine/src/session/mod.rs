@@ -364,6 +364,55 @@ impl Torrent {
         }
     }
 
+    /// Panics unless the torrent's parts agree and every bound holds: the picker's
+    /// indexes, each peer's requests against the picker's record of them, the unchoke
+    /// count, the per-peer queues and outbox, and the ban and blame tables. For tests and
+    /// the swarm simulator (feature `invariants`), which call it after every step.
+    #[cfg(any(test, feature = "invariants"))]
+    pub fn check_invariants(&self) {
+        self.picker.check_invariants();
+        self.blame.check_invariants();
+        assert!(self.banned.len() <= BANNED_MAX, "ban table over bound");
+        let slots = self.config.choker.upload_slots;
+        let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
+        assert!(
+            slots == 0 || unchoked <= slots,
+            "{unchoked} peers unchoked with {slots} slots"
+        );
+        for (&key, peer) in &self.peers {
+            assert!(
+                !self.is_banned(peer.addr),
+                "banned {} still connected",
+                peer.addr
+            );
+            assert!(
+                peer.queued.slots() <= self.config.max_queued_requests,
+                "peer {key} holds {} request slots",
+                peer.queued.slots()
+            );
+            assert!(
+                peer.outbox.len() <= self.outbox_max(),
+                "peer {key} outbox holds {} bytes",
+                peer.outbox.len()
+            );
+            let sent: std::collections::BTreeSet<(u32, u32)> = peer
+                .sent_requests
+                .iter()
+                .map(|(b, _)| (b.piece, b.offset / BLOCK_LEN))
+                .collect();
+            assert_eq!(
+                sent.len(),
+                peer.sent_requests.len(),
+                "peer {key}: a block requested twice"
+            );
+            assert_eq!(
+                sent,
+                self.picker.requested_from(key),
+                "peer {key}: requests sent and the picker's record differ"
+            );
+        }
+    }
+
     /// Handles one message from a peer. On `Err` the peer is already forgotten and a
     /// [`Action::Disconnect`] is queued; the caller closes the connection.
     pub fn on_message(

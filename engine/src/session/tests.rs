@@ -145,6 +145,8 @@ impl Swarm {
                 busy = true;
                 let bytes = std::mem::take(&mut self.links[l].inbox[side]);
                 self.deliver(l, side, &bytes);
+                let (n, _) = self.links[l].ends[side];
+                self.nodes[n].torrent.check_invariants();
             }
         }
         busy
@@ -231,6 +233,7 @@ impl Swarm {
             let now = self.now;
             for node in &mut self.nodes {
                 node.torrent.tick(now);
+                node.torrent.check_invariants();
             }
         }
         false
