@@ -19,6 +19,11 @@ pub struct SessionConfig {
     pub hash_failures_to_ban: u32,
     /// A request unanswered this long goes back to the picker and the peer counts as snubbed.
     pub request_timeout: Duration,
+    /// Drop a peer we want pieces from that has delivered no block for this long since a
+    /// request of ours timed out: a peer that claims pieces and never serves them would
+    /// otherwise hold its slot for ever with keep-alives (libtorrent's `peer_timeout` is
+    /// of the same order). Slow peers deliver something well within it.
+    pub snubbed_timeout: Duration,
     /// Send a keep-alive after this long without sending anything.
     pub keepalive_interval: Duration,
     /// Drop a peer silent for this long.
@@ -43,6 +48,7 @@ impl Default for SessionConfig {
             choked_request_allowance: 32,
             hash_failures_to_ban: 2,
             request_timeout: Duration::from_secs(20),
+            snubbed_timeout: Duration::from_secs(120),
             keepalive_interval: Duration::from_secs(90),
             idle_timeout: Duration::from_secs(180),
             uninterested_timeout: Duration::from_secs(600),

@@ -228,3 +228,79 @@ fn a_peer_that_only_sends_keep_alives_is_dropped() {
     );
     assert_eq!(t.peer_count(), 1);
 }
+
+/// The requests the torrent wrote to `key` since the last call.
+fn requests_in_outbox(t: &mut Torrent, key: PeerKey) -> Vec<BlockRef> {
+    let mut out = Vec::new();
+    t.take_outbox(key, &mut out);
+    let max = crate::wire::max_message_len(t.layout().piece_count());
+    let mut rest = &out[..];
+    let mut found = Vec::new();
+    while let Ok(Some((msg, used))) = crate::wire::decode_message(rest, max) {
+        if let Message::Request(block) = msg {
+            found.push(block);
+        }
+        rest = &rest[used..];
+    }
+    found
+}
+
+/// A peer that claims every piece, unchokes us and never answers a request would hold
+/// its slot for ever with keep-alives (the swarm simulator found leechers stuck beside
+/// one). It is dropped once it has delivered nothing for `snubbed_timeout`; a slow peer
+/// that lets requests time out but delivers now and then stays.
+#[test]
+fn a_peer_that_claims_pieces_and_never_serves_them_is_dropped() {
+    let config = SessionConfig::default();
+    let limit = config.snubbed_timeout;
+    let mut t = torrent(64, false, config);
+    let liar = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let slow = t.add_peer(Duration::ZERO, addr(2), FAST).unwrap();
+    for key in [liar, slow] {
+        send(&mut t, key, Message::HaveAll).unwrap();
+        send(&mut t, key, Message::Unchoke).unwrap();
+    }
+    let mut now = Duration::ZERO;
+    let mut asked = Vec::new();
+    let mut liar_dropped_at = None;
+    while now < limit * 4 {
+        now += Duration::from_secs(5);
+        for key in [liar, slow] {
+            t.on_message(now, key, &Message::KeepAlive).ok();
+        }
+        requests_in_outbox(&mut t, liar);
+        asked.extend(requests_in_outbox(&mut t, slow));
+        // The slow peer answers its oldest request once a minute: every request of it
+        // times out (20 s), but it delivers.
+        if now.as_secs() % 60 == 0 && !asked.is_empty() {
+            let block = asked.remove(0);
+            let data = vec![0u8; block.len as usize];
+            let msg = Message::Piece {
+                piece: block.piece,
+                offset: block.offset,
+                data: &data,
+            };
+            if let Ok(Incoming::Block { piece_complete }) = t.on_message(now, slow, &msg) {
+                if piece_complete {
+                    t.piece_checked(now, block.piece, true, &[]);
+                }
+            }
+        }
+        t.tick(now);
+        t.check_invariants();
+        while let Some(action) = t.poll_action() {
+            if let Action::Disconnect(key, why) = action {
+                assert_eq!(key, liar, "only the liar goes, not the slow peer ({why})");
+                assert!(matches!(why, DropReason::Snubbing(d) if d > limit), "{why}");
+                liar_dropped_at.get_or_insert(now);
+            }
+        }
+    }
+    let at = liar_dropped_at.expect("the peer that never serves was dropped");
+    assert!(
+        at <= limit + Duration::from_secs(60),
+        "dropped at {at:?}: its first request timed out after 20 s, then {limit:?}"
+    );
+    assert_eq!(t.peer_count(), 1);
+    assert!(t.stats(now).downloaded > 0, "the slow peer delivered");
+}

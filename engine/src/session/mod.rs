@@ -118,6 +118,8 @@ pub enum DropReason {
     Duplicate,
     #[error("the torrent has {0} peers already")]
     TooManyPeers(usize),
+    #[error("delivered no requested block for {0:?}")]
+    Snubbing(Duration),
     #[error("neither side interested for {0:?}")]
     Uninterested(Duration),
     #[error("stopped reading: {0} bytes wait to be sent to it")]
@@ -719,7 +721,7 @@ impl Torrent {
             return Ok(Incoming::Nothing);
         };
         peer.download.record(now, len as u64);
-        peer.snubbed = false;
+        peer.snubbed_since = None;
         self.download.record(now, len as u64);
         if let Some(i) = peer.sent_requests.iter().position(|(b, _)| *b == block) {
             let (_, sent) = peer.sent_requests.remove(i).unwrap_or((block, now));
@@ -923,6 +925,15 @@ impl Torrent {
                 ));
                 continue;
             }
+            if let Some(since) = peer.snubbed_since {
+                // It claims pieces we want and delivers none of them: its slot is worth
+                // more to a peer that serves (it could be lying about its pieces).
+                let snubbing = now.saturating_sub(since);
+                if peer.am_interested && snubbing > self.config.snubbed_timeout {
+                    idle.push((key, DropReason::Snubbing(snubbing)));
+                    continue;
+                }
+            }
             if let Some(&(_, sent)) = peer.sent_requests.front() {
                 if now.saturating_sub(sent) > self.config.request_timeout {
                     stalled.push(key);
@@ -954,7 +965,7 @@ impl Torrent {
             // A snubbing peer's requests go back to the picker for others to take.
             if let Some(peer) = self.peers.get_mut(&key) {
                 peer.sent_requests.clear();
-                peer.snubbed = true;
+                peer.snubbed_since.get_or_insert(now);
             }
             self.picker.on_peer_gone(key);
         }
@@ -1070,7 +1081,7 @@ impl Torrent {
         if !peer.am_interested || (peer.peer_choking && peer.fast_sets.allowed_in.is_empty()) {
             return;
         }
-        let depth = if peer.snubbed {
+        let depth = if peer.snubbed_since.is_some() {
             1
         } else {
             request_queue_depth(peer.download.rate(now), peer.rtt)

@@ -31,8 +31,10 @@ pub(super) struct Peer {
     pub queued: ServeQueue,
     /// Requests received while we choke it, since the last choke.
     pub choked_requests: u32,
-    /// It let a request time out: it gets one request at a time until it delivers again.
-    pub snubbed: bool,
+    /// Since when it has let requests time out without delivering a block: it gets one
+    /// request at a time until it delivers again, and is dropped after
+    /// `SessionConfig::snubbed_timeout`.
+    pub snubbed_since: Option<Duration>,
     pub download: RateMeter,
     pub upload: RateMeter,
     /// Its extension handshake (BEP 10), once it sent one: `reqq`, its extension ids.
@@ -72,7 +74,7 @@ impl Peer {
             sent_requests: VecDeque::new(),
             queued: ServeQueue::default(),
             choked_requests: 0,
-            snubbed: false,
+            snubbed_since: None,
             download: RateMeter::new(),
             upload: RateMeter::new(),
             extensions: None,
