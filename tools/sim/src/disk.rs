@@ -22,6 +22,9 @@ pub struct Disk {
     pieces: BTreeMap<u32, PieceBuf>,
     /// Verified and written: survives a pause, as the data on a real disk does.
     pub verified: Bitfield,
+    /// Bytes in `pieces`, and the most there ever were.
+    buffered: u64,
+    pub buffered_max: u64,
 }
 
 impl Disk {
@@ -29,6 +32,8 @@ impl Disk {
         Disk {
             pieces: BTreeMap::new(),
             verified,
+            buffered: 0,
+            buffered_max: 0,
         }
     }
 
@@ -46,10 +51,14 @@ impl Disk {
             !self.verified.get(piece),
             "the engine accepted a block of verified piece {piece}"
         );
-        let buf = self.pieces.entry(piece).or_insert_with(|| PieceBuf {
-            data: vec![0; piece_len as usize],
-            senders: vec![None; piece_len.div_ceil(BLOCK_LEN) as usize],
-            hashing: false,
+        let buf = self.pieces.entry(piece).or_insert_with(|| {
+            self.buffered += u64::from(piece_len);
+            self.buffered_max = self.buffered_max.max(self.buffered);
+            PieceBuf {
+                data: vec![0; piece_len as usize],
+                senders: vec![None; piece_len.div_ceil(BLOCK_LEN) as usize],
+                hashing: false,
+            }
         });
         assert!(
             !buf.hashing,
@@ -77,16 +86,13 @@ impl Disk {
             buf.hashing,
             "piece {piece} was hashed before it was complete"
         );
+        self.buffered -= buf.data.len() as u64;
         buf
     }
 
     /// A paused torrent drops its pieces under way.
     pub fn drop_partial(&mut self) {
         self.pieces.clear();
-    }
-
-    /// Bytes held in buffers of pieces under way.
-    pub fn buffered(&self) -> u64 {
-        self.pieces.values().map(|p| p.data.len() as u64).sum()
+        self.buffered = 0;
     }
 }

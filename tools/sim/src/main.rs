@@ -3,6 +3,8 @@
 
 use std::ops::Range;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -30,6 +32,17 @@ struct Args {
     /// Print a line for every run, not only for failures.
     #[arg(long, short)]
     verbose: bool,
+    /// Runs at once (threads); each run is single-threaded and depends only on its seed.
+    #[arg(long, short, default_value_t = 1)]
+    jobs: usize,
+}
+
+/// Totals over the runs.
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    simulated: Duration,
 }
 
 fn seeds(text: &str) -> anyhow::Result<Range<u64>> {
@@ -46,47 +59,68 @@ fn seeds(text: &str) -> anyhow::Result<Range<u64>> {
     Ok(range)
 }
 
+fn scenario(args: &Args, seed: u64) -> Scenario {
+    let mut scenario = match args.large {
+        Some(peers) => {
+            let liars = (peers as f64 * args.liars).round() as usize;
+            Scenario::large(seed, peers, liars, args.loss)
+        }
+        None => Scenario::random(seed),
+    };
+    scenario.check_every_event = !args.no_invariants;
+    scenario
+}
+
+fn run_one(args: &Args, seed: u64, tally: &Mutex<Tally>) {
+    let outcome = ccbt_sim::run(scenario(args, seed));
+    let mut tally = tally.lock().expect("no run panics outside catch_unwind");
+    match outcome {
+        Ok(report) => {
+            tally.passed += 1;
+            tally.simulated += report.simulated;
+            if args.verbose {
+                println!("{report}");
+            }
+        }
+        Err(e) => {
+            tally.failed += 1;
+            let large = args
+                .large
+                .map(|p| format!(" --large {p} --liars {} --loss {}", args.liars, args.loss))
+                .unwrap_or_default();
+            println!("FAILED {e}\n  replay: ccbt-sim --seeds {seed}{large} --verbose");
+        }
+    }
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let range = seeds(&args.seeds)?;
     let wall = Instant::now();
-    let (mut passed, mut failed) = (0u64, 0u64);
-    let mut simulated = Duration::ZERO;
-    for seed in range {
-        let mut scenario = match args.large {
-            Some(peers) => {
-                let liars = (peers as f64 * args.liars).round() as usize;
-                Scenario::large(seed, peers, liars, args.loss)
-            }
-            None => Scenario::random(seed),
-        };
-        scenario.check_every_event = !args.no_invariants;
-        match ccbt_sim::run(scenario) {
-            Ok(report) => {
-                passed += 1;
-                simulated += report.simulated;
-                if args.verbose {
-                    println!("{report}");
+    let next = AtomicU64::new(range.start);
+    let tally = Mutex::new(Tally::default());
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= range.end {
+                    break;
                 }
-            }
-            Err(e) => {
-                failed += 1;
-                let large = args
-                    .large
-                    .map(|p| format!(" --large {p} --liars {} --loss {}", args.liars, args.loss))
-                    .unwrap_or_default();
-                println!("FAILED {e}\n  replay: ccbt-sim --seeds {seed}{large} --verbose");
-            }
+                run_one(&args, seed, &tally);
+            });
         }
-    }
+    });
+    let tally = tally.into_inner().expect("no run panics outside catch_unwind");
     let wall = wall.elapsed();
     println!(
-        "{passed} passed, {failed} failed; {:.0} s simulated in {:.1} s ({:.0} simulated s per wall s)",
-        simulated.as_secs_f64(),
+        "{} passed, {} failed; {:.0} s simulated in {:.1} s ({:.0} simulated s per wall s)",
+        tally.passed,
+        tally.failed,
+        tally.simulated.as_secs_f64(),
         wall.as_secs_f64(),
-        simulated.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+        tally.simulated.as_secs_f64() / wall.as_secs_f64().max(1e-9)
     );
-    Ok(if failed == 0 {
+    Ok(if tally.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -40,7 +40,7 @@ pub struct Report {
     pub stalled_never_readers: u64,
     /// Most bytes one connection held for a never-reader when it was dropped.
     pub never_reader_held_max: u64,
-    /// Most bytes of pieces under way one node held at the end.
+    /// Most bytes of pieces under way one node ever held.
     pub buffered_max: u64,
 }
 
@@ -91,7 +91,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {}: {} nodes, {} pieces, done at {:.1} s simulated in {:.2} s ({:.0}x); {} events, {} connections, {} cuts, {} losses, {} failed pieces, {} bans, {} disk-full pauses, {} read errors, {} stalled writers",
+            "seed {}: {} nodes, {} pieces, done at {:.1} s simulated in {:.2} s ({:.0}x); {} events, {} connections, {} cuts, {} losses, {} failed pieces, {} bans, {} disk-full pauses, {} read errors, {} stalled writers; at most {} KiB of pieces under way at a node",
             self.seed,
             self.nodes,
             self.pieces,
@@ -107,6 +107,7 @@ impl fmt::Display for Report {
             self.disk_full,
             self.read_errors,
             self.stalled,
+            self.buffered_max / 1024,
         )
     }
 }

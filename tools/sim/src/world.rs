@@ -937,7 +937,7 @@ impl World {
             if role.must_complete() && !engine.disk.verified.is_full() {
                 problems.push(format!("{role:?} node {n} did not complete"));
             }
-            self.report.buffered_max = self.report.buffered_max.max(engine.disk.buffered());
+            self.report.buffered_max = self.report.buffered_max.max(engine.disk.buffered_max);
         }
         for a in 0..self.nodes.len() {
             if !self.nodes[a].role.must_complete() && self.nodes[a].role != Role::Seeder {
