@@ -24,6 +24,11 @@ pub struct SessionConfig {
     /// otherwise hold its slot for ever with keep-alives (libtorrent's `peer_timeout` is
     /// of the same order). Slow peers deliver something well within it.
     pub snubbed_timeout: Duration,
+    /// When the torrent is full, a new peer replaces the one that has moved no block
+    /// either way for longest, if that is at least this long (libtorrent also makes room
+    /// this way). Without it, peers that take every slot and then only wait (choked, or
+    /// never reading) lock every newcomer out for as long as they stay.
+    pub replace_idle_after: Duration,
     /// Send a keep-alive after this long without sending anything.
     pub keepalive_interval: Duration,
     /// Drop a peer silent for this long.
@@ -49,6 +54,7 @@ impl Default for SessionConfig {
             hash_failures_to_ban: 2,
             request_timeout: Duration::from_secs(20),
             snubbed_timeout: Duration::from_secs(120),
+            replace_idle_after: Duration::from_secs(30),
             keepalive_interval: Duration::from_secs(90),
             idle_timeout: Duration::from_secs(180),
             uninterested_timeout: Duration::from_secs(600),

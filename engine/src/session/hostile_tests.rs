@@ -304,3 +304,57 @@ fn a_peer_that_claims_pieces_and_never_serves_them_is_dropped() {
     assert_eq!(t.peer_count(), 1);
     assert!(t.stats(now).downloaded > 0, "the slow peer delivered");
 }
+
+/// Peers that fill a torrent and then only wait would lock every newcomer out (the flood
+/// mode of the load generator found a seeder whose 80 slots were held by peers that never
+/// read, while real leechers were refused for as long as it ran). A newcomer replaces the
+/// peer idle longest once that one has moved nothing for `replace_idle_after`; a peer
+/// moving blocks is never replaced, and before the idle time nobody is.
+#[test]
+fn a_full_torrent_replaces_its_longest_idle_peer_with_a_newcomer() {
+    let config = SessionConfig {
+        max_peers: 3,
+        ..SessionConfig::default()
+    };
+    let after = config.replace_idle_after;
+    let mut t = torrent(64, true, config);
+    let waiting = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let busy = t.add_peer(Duration::ZERO, addr(2), FAST).unwrap();
+    let later = t.add_peer(Duration::from_secs(5), addr(3), FAST).unwrap();
+    for key in [waiting, busy, later] {
+        send(&mut t, key, Message::HaveNone).unwrap();
+        send(&mut t, key, Message::Interested).unwrap();
+    }
+    assert!(matches!(
+        t.add_peer(after / 2, addr(4), FAST),
+        Err(DropReason::TooManyPeers(3))
+    ));
+    // `busy` takes blocks all along.
+    let mut now = Duration::ZERO;
+    while now < after + Duration::from_secs(10) {
+        now += Duration::from_secs(1);
+        t.on_block_sent(now, busy, BLOCK_LEN);
+    }
+    let newcomer = t.add_peer(now, addr(4), FAST).unwrap();
+    t.check_invariants();
+    let mut dropped = Vec::new();
+    while let Some(action) = t.poll_action() {
+        if let Action::Disconnect(key, why) = action {
+            dropped.push((key, why));
+        }
+    }
+    assert_eq!(dropped, vec![(waiting, DropReason::Replaced(now))]);
+    // The next newcomer takes the slot of `later`, idle since 5 s; never `busy`'s.
+    t.add_peer(now, addr(5), FAST).unwrap();
+    assert!(matches!(
+        t.poll_action(),
+        Some(Action::Disconnect(k, DropReason::Replaced(_))) if k == later
+    ));
+    // The newcomers have moved nothing for less than the idle time: the torrent is full.
+    assert!(matches!(
+        t.add_peer(now, addr(6), FAST),
+        Err(DropReason::TooManyPeers(3))
+    ));
+    assert_eq!(t.peer_count(), 3);
+    let _ = newcomer;
+}

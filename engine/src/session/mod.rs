@@ -120,6 +120,8 @@ pub enum DropReason {
     TooManyPeers(usize),
     #[error("delivered no requested block for {0:?}")]
     Snubbing(Duration),
+    #[error("replaced by a new peer: the torrent was full and it moved no data for {0:?}")]
+    Replaced(Duration),
     #[error("neither side interested for {0:?}")]
     Uninterested(Duration),
     #[error("stopped reading: {0} bytes wait to be sent to it")]
@@ -317,7 +319,7 @@ impl Torrent {
         if self.is_banned(addr) {
             return Err(DropReason::Banned);
         }
-        if self.peers.len() >= self.config.max_peers {
+        if self.peers.len() >= self.config.max_peers && !self.make_room(now) {
             return Err(DropReason::TooManyPeers(self.peers.len()));
         }
         // Keys wrap after 2^32 connections: skip any still in use (at most `max_peers`).
@@ -356,6 +358,34 @@ impl Torrent {
         self.peers.insert(key, peer);
         self.actions.push_back(Action::Wake(key));
         Ok(key)
+    }
+
+    /// Drops the peer a newcomer may replace (see [`SessionConfig::replace_idle_after`]),
+    /// if there is one: for a caller whose own cap is full (a hot torrent counts its peers
+    /// on every shard). [`Torrent::add_peer`] does this itself when the torrent is full.
+    pub fn make_room(&mut self, now: Duration) -> bool {
+        match self.replaceable_peer(now) {
+            Some((victim, idle)) => {
+                self.drop_peer(victim, DropReason::Replaced(idle));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The peer a newcomer may replace in a full torrent: of those that moved no block
+    /// for `replace_idle_after`, one that neither side is interested in, else the one idle
+    /// longest (lowest key on a tie, so the choice repeats). With how long it was idle.
+    fn replaceable_peer(&self, now: Duration) -> Option<(PeerKey, Duration)> {
+        self.peers
+            .iter()
+            .map(|(&key, p)| (key, p, now.saturating_sub(p.last_payload)))
+            .filter(|&(_, _, idle)| idle >= self.config.replace_idle_after)
+            .min_by_key(|&(key, p, idle)| {
+                let useful = p.am_interested || p.peer_interested;
+                (useful, std::cmp::Reverse(idle), key)
+            })
+            .map(|(key, _, idle)| (key, idle))
     }
 
     /// The connection closed, or the caller is closing it.
@@ -722,6 +752,7 @@ impl Torrent {
         };
         peer.download.record(now, len as u64);
         peer.snubbed_since = None;
+        peer.last_payload = now;
         self.download.record(now, len as u64);
         if let Some(i) = peer.sent_requests.iter().position(|(b, _)| *b == block) {
             let (_, sent) = peer.sent_requests.remove(i).unwrap_or((block, now));
@@ -895,6 +926,7 @@ impl Torrent {
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.upload.record(now, u64::from(len));
             peer.last_sent = now;
+            peer.last_payload = now;
         }
         self.upload.record(now, u64::from(len));
     }

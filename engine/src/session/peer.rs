@@ -46,6 +46,9 @@ pub(super) struct Peer {
     pub connected_at: Duration,
     pub last_received: Duration,
     pub last_sent: Duration,
+    /// When a block last moved either way (or when it connected): a full torrent replaces
+    /// the peer idle longest (see `Torrent::add_peer`).
+    pub last_payload: Duration,
     /// The last tick at which either side was interested (or when it connected).
     pub last_interest: Duration,
     /// Encoded messages waiting for the connection's writer. Bounded by
@@ -83,6 +86,7 @@ impl Peer {
             connected_at: now,
             last_received: now,
             last_sent: now,
+            last_payload: now,
             last_interest: now,
             outbox: Vec::new(),
             fast_sets: FastSets::default(),

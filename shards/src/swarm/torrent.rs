@@ -280,11 +280,12 @@ impl TorrentRt {
         }
         // A hot torrent's cap counts its peers on every shard (see `replica`); the
         // engine applies it to the peers here.
+        // A newcomer may replace a peer here that has long moved nothing.
         let elsewhere = super::replica::peers_elsewhere(self) as usize;
         if elsewhere > 0 {
-            let engine = self.engine.borrow();
+            let mut engine = self.engine.borrow_mut();
             let everywhere = engine.peer_count() + elsewhere;
-            if everywhere >= engine.peer_limits().1 {
+            if everywhere >= engine.peer_limits().1 && !engine.make_room(self.now()) {
                 return Err(DropReason::TooManyPeers(everywhere));
             }
         }
