@@ -9,7 +9,7 @@ use ccbt_shards::pool::ShardConfig;
 use clap::{Args, Parser, Subcommand};
 
 use crate::report::{Progress, Summary};
-use crate::{dataset, leecher, net, seeder, torrent};
+use crate::{dataset, flood, leecher, net, seeder, torrent};
 
 /// Longest run accepted.
 const DURATION_MAX: u64 = 24 * 3600;
@@ -84,6 +84,27 @@ enum Command {
         /// Most connections served at once.
         #[arg(long, default_value_t = 20_000)]
         max_connections: usize,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Hostile connections against a target: half-open, garbage handshakes, slowloris,
+    /// never-readers, request and HAVE floods; reports what the target did with each kind.
+    Flood {
+        /// The .torrent whose info hash the handshakes name.
+        #[arg(long)]
+        torrent: PathBuf,
+        /// Peer to flood.
+        #[arg(long)]
+        target: SocketAddr,
+        /// Hostile connections kept.
+        #[arg(long, default_value_t = 1000)]
+        connections: u32,
+        /// Kinds to mix, comma-separated (default: all).
+        #[arg(long = "kind", value_enum, value_delimiter = ',')]
+        kinds: Vec<flood::Kind>,
+        /// Connections being opened at once.
+        #[arg(long, default_value_t = 256)]
+        connect_concurrency: u32,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -234,6 +255,39 @@ pub fn main() -> Result<()> {
                 progress: run.progress(),
             })?;
             run.print(&summary)?;
+        }
+        Command::Flood {
+            torrent,
+            target,
+            connections,
+            kinds,
+            connect_concurrency,
+            run,
+        } => {
+            net::check_loopback(&target, run.allow_remote)?;
+            net::raise_fd_limit();
+            let torrent = torrent::load_all(std::slice::from_ref(&torrent))?
+                .into_iter()
+                .next()
+                .context("no torrent loaded")?;
+            let summary = flood::run(flood::Options {
+                torrent,
+                target,
+                connections,
+                kinds: if kinds.is_empty() {
+                    flood::ALL_KINDS.to_vec()
+                } else {
+                    kinds
+                },
+                duration: run.duration()?,
+                shards: run.shards(),
+                connect_concurrency: connect_concurrency.max(1),
+            })?;
+            if run.json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print!("{}", summary.table());
+            }
         }
         Command::Leech {
             torrents,

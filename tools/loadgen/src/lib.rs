@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod content;
 pub mod dataset;
+pub mod flood;
 pub mod leecher;
 pub mod net;
 pub mod report;

@@ -110,7 +110,9 @@ fn main() -> anyhow::Result<ExitCode> {
             });
         }
     });
-    let tally = tally.into_inner().expect("no run panics outside catch_unwind");
+    let tally = tally
+        .into_inner()
+        .expect("no run panics outside catch_unwind");
     let wall = wall.elapsed();
     println!(
         "{} passed, {} failed; {:.0} s simulated in {:.1} s ({:.0} simulated s per wall s)",
