@@ -10,8 +10,9 @@
 //! Bounds: what a peer tells us is kept up to [`ALLOWED_IN_MAX`] allowed pieces and
 //! [`SUGGESTED_MAX`] suggestions (further allowed pieces are ignored; a further suggestion
 //! pushes out the oldest). What we serve a choked peer under its allowed set is capped at
-//! [`CHOKED_PIECES_BUDGET`] times the set's pieces in bytes until it is unchoked; past that
-//! its requests are refused like any other while choked.
+//! [`CHOKED_PIECES_BUDGET`] times the set's pieces in bytes until it is unchoked, counted
+//! per host (/24) across its connections ([`ChokedBudgets`]); past that its requests are
+//! refused like any other while choked.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -60,6 +61,67 @@ pub fn allowed_fast_set(ip: IpAddr, info_hash: &InfoHash, pieces: u32, k: usize)
     set
 }
 
+/// Hosts whose choked allowed-fast spending is remembered, at most; past it the oldest is
+/// forgotten (an attacker rotating through more /24s than this gets a fresh budget for
+/// each, as it would get a fresh allowed set).
+pub const CHOKED_BUDGET_HOSTS_MAX: usize = 4096;
+
+/// Bytes served under allowed fast to choked peers, per IPv4 /24 (what the allowed set is
+/// computed for): a host that reconnects carries on with what it spent instead of fetching
+/// its set again on every connection. Spending starts again when one of its peers is
+/// unchoked. IPv6 peers get no allowed set, so no entry.
+#[derive(Debug, Default)]
+pub(super) struct ChokedBudgets {
+    spent: std::collections::HashMap<u32, u64>,
+    /// `spent`'s keys, oldest first.
+    order: VecDeque<u32>,
+}
+
+impl ChokedBudgets {
+    fn host(ip: IpAddr) -> Option<u32> {
+        match ip {
+            IpAddr::V4(v4) => Some(u32::from(v4) & 0xffff_ff00),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    pub fn spent(&self, ip: IpAddr) -> u64 {
+        Self::host(ip)
+            .and_then(|h| self.spent.get(&h).copied())
+            .unwrap_or(0)
+    }
+
+    pub fn spend(&mut self, ip: IpAddr, bytes: u64) {
+        let Some(host) = Self::host(ip) else { return };
+        if !self.spent.contains_key(&host) {
+            if self.order.len() >= CHOKED_BUDGET_HOSTS_MAX {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.spent.remove(&oldest);
+                }
+            }
+            self.order.push_back(host);
+        }
+        *self.spent.entry(host).or_default() += bytes;
+    }
+
+    pub fn reset(&mut self, ip: IpAddr) {
+        if let Some(host) = Self::host(ip) {
+            if self.spent.remove(&host).is_some() {
+                self.order.retain(|&h| h != host);
+            }
+        }
+    }
+
+    #[cfg(any(test, feature = "invariants"))]
+    pub fn check_invariants(&self) {
+        assert!(
+            self.spent.len() <= CHOKED_BUDGET_HOSTS_MAX,
+            "choked budgets over bound"
+        );
+        assert_eq!(self.spent.len(), self.order.len(), "choked budget order");
+    }
+}
+
 /// One peer's Fast-extension sets.
 #[derive(Debug, Default)]
 pub(super) struct FastSets {
@@ -67,9 +129,6 @@ pub(super) struct FastSets {
     pub allowed_out: Vec<u32>,
     /// Whether `allowed_out` was computed (once, after its first piece list).
     pub offered: bool,
-    /// Bytes of requests taken from it under `allowed_out` while choked since its last
-    /// unchoke.
-    pub choked_bytes: u64,
     /// Pieces it lets us fetch while it chokes us.
     pub allowed_in: Vec<u32>,
     /// Pieces it suggests, oldest first.

@@ -120,6 +120,48 @@ fn a_choked_peer_fetches_its_set_only_up_to_the_budget() {
     );
 }
 
+/// The budget belongs to the host, not the connection: reconnecting (the load
+/// generator's request flood did, tens of thousands of times) does not buy it a fresh one.
+/// Unchoking one of its peers starts it again.
+#[test]
+fn a_host_that_reconnects_carries_on_with_its_spent_budget() {
+    let mut t = torrent(true);
+    let piece = the_set()[0];
+    let budget = CHOKED_PIECES_BUDGET as usize * ALLOWED_FAST_SET_SIZE;
+    let mut served = 0;
+    for port in 0..budget as u16 {
+        // Another connection from the same /24 each time.
+        let addr = SocketAddr::from(([10, 1, 2, (port % 250) as u8], 40_000 + port));
+        let key = t.add_peer(Duration::ZERO, addr, FAST).unwrap();
+        send(&mut t, key, Message::HaveNone);
+        for _ in 0..2 {
+            send(&mut t, key, Message::Request(block(piece)));
+        }
+        while t.next_serve(key).is_some() {
+            served += 1;
+        }
+        t.check_invariants();
+        t.remove_peer(key);
+    }
+    assert_eq!(
+        served, budget,
+        "blocks served to one host's connections while choked"
+    );
+    // Another /24 has its own.
+    let key = t
+        .add_peer(Duration::ZERO, SocketAddr::from(([10, 1, 3, 1], 1)), FAST)
+        .unwrap();
+    send(&mut t, key, Message::HaveNone);
+    let theirs = allowed_fast_set(
+        [10, 1, 3, 1].into(),
+        &HASH,
+        PIECES as u32,
+        ALLOWED_FAST_SET_SIZE,
+    );
+    send(&mut t, key, Message::Request(block(theirs[0])));
+    assert_eq!(t.next_serve(key), Some(block(theirs[0])));
+}
+
 #[test]
 fn a_peer_with_pieces_or_without_fast_gets_no_set() {
     let mut t = torrent(true);

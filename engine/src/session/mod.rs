@@ -12,7 +12,7 @@ mod extension;
 mod fast;
 #[cfg(test)]
 mod fast_tests;
-use fast::FastSets;
+use fast::{ChokedBudgets, FastSets};
 #[cfg(test)]
 mod hostile_tests;
 mod peer;
@@ -189,6 +189,8 @@ pub struct Torrent {
     next_key: PeerKey,
     banned: HashSet<BanKey>,
     blame: Blame,
+    /// What choked peers fetched under allowed fast, per host (see `fast`).
+    choked_budgets: ChokedBudgets,
     actions: VecDeque<Action>,
     download: RateMeter,
     upload: RateMeter,
@@ -223,6 +225,7 @@ impl Torrent {
             next_key: 0,
             banned: HashSet::new(),
             blame: Blame::default(),
+            choked_budgets: ChokedBudgets::default(),
             actions: VecDeque::new(),
             download: RateMeter::new(),
             upload: RateMeter::new(),
@@ -404,6 +407,7 @@ impl Torrent {
     pub fn check_invariants(&self) {
         self.picker.check_invariants();
         self.blame.check_invariants();
+        self.choked_budgets.check_invariants();
         assert!(self.banned.len() <= BANNED_MAX, "ban table over bound");
         let slots = self.config.choker.upload_slots;
         let unchoked = self.peers.values().filter(|p| !p.am_choking).count();
@@ -698,12 +702,13 @@ impl Torrent {
         let allowed_while_choked = peer.am_choking
             && have
             && peer.fast_sets.allows_out(block.piece)
-            && peer.fast_sets.choked_bytes + u64::from(block.len)
+            && self.choked_budgets.spent(peer.addr.ip()) + u64::from(block.len)
                 <= fast::CHOKED_PIECES_BUDGET
                     * peer.fast_sets.allowed_out.len() as u64
                     * u64::from(self.layout.piece_length());
         if allowed_while_choked && !full {
-            peer.fast_sets.choked_bytes += u64::from(block.len);
+            self.choked_budgets
+                .spend(peer.addr.ip(), u64::from(block.len));
             peer.queued.push_back(block, now);
             self.actions.push_back(Action::Wake(key));
             return Ok(());
@@ -1194,7 +1199,7 @@ impl Torrent {
             if should && peer.am_choking {
                 peer.am_choking = false;
                 peer.choked_requests = 0;
-                peer.fast_sets.choked_bytes = 0;
+                self.choked_budgets.reset(peer.addr.ip());
                 Message::Unchoke.encode(&mut peer.outbox);
             } else if !should && !peer.am_choking {
                 peer.am_choking = true;
