@@ -358,3 +358,30 @@ fn a_full_torrent_replaces_its_longest_idle_peer_with_a_newcomer() {
     assert_eq!(t.peer_count(), 3);
     let _ = newcomer;
 }
+
+/// Blocks nobody asked for do not keep a squatter from being replaced.
+#[test]
+fn unrequested_blocks_do_not_keep_a_peer_from_being_replaced() {
+    let config = SessionConfig {
+        max_peers: 1,
+        ..SessionConfig::default()
+    };
+    let after = config.replace_idle_after;
+    let mut t = torrent(64, true, config);
+    let squatter = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    send(&mut t, squatter, Message::HaveNone).unwrap();
+    let data = vec![0u8; BLOCK_LEN as usize];
+    let now = after + Duration::from_secs(1);
+    let unasked = Message::Piece {
+        piece: 0,
+        offset: 0,
+        data: &data,
+    };
+    t.on_message(now, squatter, &unasked).unwrap();
+    while t.poll_action().is_some() {}
+    t.add_peer(now, addr(2), FAST).unwrap();
+    assert!(matches!(
+        t.poll_action(),
+        Some(Action::Disconnect(k, DropReason::Replaced(_))) if k == squatter
+    ));
+}

@@ -757,7 +757,6 @@ impl Torrent {
         };
         peer.download.record(now, len as u64);
         peer.snubbed_since = None;
-        peer.last_payload = now;
         self.download.record(now, len as u64);
         if let Some(i) = peer.sent_requests.iter().position(|(b, _)| *b == block) {
             let (_, sent) = peer.sent_requests.remove(i).unwrap_or((block, now));
@@ -769,6 +768,11 @@ impl Torrent {
             self.wasted += len as u64;
             self.fill_requests(now, key);
             return Ok(Incoming::Nothing);
+        }
+        // Only a block we wanted keeps a peer from being replaced: unrequested ones would
+        // cost a squatter 16 KiB a slot every `replace_idle_after`.
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.last_payload = now;
         }
         self.blame.on_block(piece, offset, from);
         for other in outcome.cancel {
