@@ -38,6 +38,16 @@ pub struct End {
 }
 
 impl End {
+    /// Marks this end gone and frees its buffer; `false` if it already was.
+    pub fn close(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.closed = true;
+        self.partial = Vec::new();
+        true
+    }
+
     pub fn new(node: NodeId, key: Option<PeerKey>) -> End {
         End {
             node,

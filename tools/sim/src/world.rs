@@ -632,11 +632,9 @@ impl World {
     /// sees it after everything written before.
     fn close_end(&mut self, conn: ConnId, side: Side) {
         let end = &mut self.conns[conn].ends[side];
-        if end.closed {
+        if !end.close() {
             return;
         }
-        end.closed = true;
-        end.partial = Vec::new();
         let n = end.node;
         let key = end.key;
         let at = end.last_arrival.max(self.q.now() + self.conns[conn].delay);
@@ -662,11 +660,9 @@ impl World {
     /// The other end closed; this one sees the connection end.
     fn closed_by_other(&mut self, conn: ConnId, to: Side) {
         let end = &mut self.conns[conn].ends[to];
-        if end.closed {
+        if !end.close() {
             return;
         }
-        end.closed = true;
-        end.partial = Vec::new();
         let (n, key) = (end.node, end.key);
         if let (Some(key), Some(t)) = (key, self.nodes[n].torrent()) {
             t.remove_peer(key);
