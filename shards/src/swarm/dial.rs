@@ -49,7 +49,7 @@ pub fn connect_more(rt: &Rc<TorrentRt>) {
                 continue;
             }
         };
-        let Some(slot) = rt.shard().budget.try_take() else {
+        let Some(slot) = rt.shard().connection_slot() else {
             book.unclaim(addr);
             break;
         };

@@ -451,7 +451,7 @@ impl Fetch {
                     continue;
                 }
             };
-            let Some(budget) = self.ctx.budget.try_take() else {
+            let Some(budget) = self.ctx.connection_slot() else {
                 self.book.unclaim(addr);
                 break;
             };

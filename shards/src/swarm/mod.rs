@@ -35,6 +35,7 @@ mod events;
 mod file_pool;
 mod goodbye;
 mod handoff;
+mod handshakes;
 mod inbox;
 mod ip_guard;
 mod lazy_storage;

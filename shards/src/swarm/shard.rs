@@ -20,7 +20,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::sync::Semaphore;
 
 use super::announce_gate::AnnounceGate;
-use super::budget::ConnectionBudget;
+use super::budget::{ConnectionBudget, Slot as ConnectionSlot};
 use super::buffers::BufferPool;
 use super::cache::PieceCache;
 use super::clock::Clock;
@@ -30,6 +30,7 @@ use super::events::EventSink;
 use super::file_pool::FilePool;
 use super::goodbye::Goodbyes;
 use super::handoff::Handoff;
+use super::handshakes::{Handshakes, Pending};
 use super::inbox::{self, Inbox};
 use super::ip_guard::IpGuard;
 use super::magnet::Fetch;
@@ -80,6 +81,8 @@ pub struct ShardCtx {
     /// Scrapes the shard's torrents in batches per tracker.
     pub scraper: Rc<Scraper>,
     pub budget: ConnectionBudget,
+    /// Incoming connections that owe their handshake, whose slots newcomers may take.
+    pub handshakes: Handshakes,
     /// This shard's share of the global rate limits, which every transfer here takes from.
     pub throttle: Rc<Throttle>,
     /// The global limits themselves, which `share` splits between the shards.
@@ -111,6 +114,17 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
+    /// A connection slot: a free one, else the slot of the incoming connection that has
+    /// owed its handshake longest (see `handshakes`). `None`: the shard is at its limit.
+    pub fn connection_slot(&self) -> Option<ConnectionSlot> {
+        if let Some(slot) = self.budget.try_take() {
+            return Some(slot);
+        }
+        let slot = self.handshakes.evict_oldest(self.clock.now())?;
+        self.stats.handshake_evicted();
+        Some(slot)
+    }
+
     pub fn torrent(&self, info_hash: &InfoHash) -> Option<Rc<Slot>> {
         self.torrents.borrow().get(info_hash).cloned()
     }
@@ -229,6 +243,7 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         announces,
         goodbyes: Goodbyes::new(config.announce.goodbyes_concurrent, shared.clock),
         budget: ConnectionBudget::new(config.max_connections_per_shard),
+        handshakes: Handshakes::default(),
         throttle: Rc::new(Throttle::new(
             shared.clock.now(),
             shard_limits(config.limits, config.shards.count, id),
@@ -618,15 +633,16 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ShardCtx>, shared: Arc<Share
         let Ok(ip_slot) = ctx.guard.admit(addr.ip()) else {
             continue;
         };
-        let Some(slot) = ctx.budget.try_take() else {
+        let Some(slot) = ctx.connection_slot() else {
             ctx.stats.refused(RefusedConnection::ShardLimit);
             tracing::debug!("connection refused: the shard is at its connection limit");
             continue;
         };
+        let pending = ctx.handshakes.enter(slot, ctx.clock.now());
         let (ctx, shared) = (ctx.clone(), shared.clone());
         glommio::spawn_local(async move {
-            handle_incoming(stream, addr, &ctx, &shared).await;
-            drop((slot, ip_slot));
+            handle_incoming(stream, addr, pending, &ctx, &shared).await;
+            drop(ip_slot);
         })
         .detach();
     }
@@ -635,17 +651,33 @@ async fn accept_loop(listener: TcpListener, ctx: Rc<ShardCtx>, shared: Arc<Share
 async fn handle_incoming(
     mut stream: TcpStream,
     addr: std::net::SocketAddr,
+    mut pending: Pending,
     ctx: &ShardCtx,
     shared: &Shared,
 ) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
-    let hs = match peer::read_handshake(&mut stream, &mut buf).await {
-        Ok(hs) => hs,
-        Err(why) => {
+    let read = futures_lite::future::or(
+        async { Some(peer::read_handshake(&mut stream, &mut buf).await) },
+        async {
+            pending.evicted().await;
+            None
+        },
+    );
+    let hs = match read.await {
+        Some(Ok(hs)) => hs,
+        Some(Err(why)) => {
             tracing::debug!(%addr, why, "incoming connection dropped");
             return;
         }
+        None => {
+            tracing::debug!(%addr, "incoming connection closed: a newcomer took its slot");
+            return;
+        }
+    };
+    // Held for as long as this connection runs here (a handoff's new shard takes its own).
+    let Some(_slot) = pending.admitted() else {
+        return;
     };
     let owner = shard_for(&hs.info_hash, ctx.config.shards.count);
     if owner == ctx.id {
@@ -705,7 +737,7 @@ fn route_local(ctx: &ShardCtx, h: Handoff) {
     let Ok(ip_slot) = ctx.guard.admit(h.addr.ip()) else {
         return;
     };
-    let Some(budget) = ctx.budget.try_take() else {
+    let Some(budget) = ctx.connection_slot() else {
         ctx.stats.refused(RefusedConnection::ShardLimit);
         return;
     };

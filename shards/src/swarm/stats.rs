@@ -270,6 +270,9 @@ pub struct ShardStats {
     /// `accept(2)` calls that failed (EMFILE, ENFILE, ENOMEM...): each is followed by a
     /// back-off, so a process out of descriptors does not spin on its listener.
     accept_errors: AtomicU64,
+    /// Incoming connections closed before their handshake because a newcomer took their
+    /// slot of a full shard (see `handshakes`).
+    handshake_evictions: AtomicU64,
     /// Peer addresses the DHT found for this shard's torrents (see `dht`).
     dht_peers: AtomicU64,
     /// Incoming connections a replica of another shard's hot torrent took here instead of
@@ -334,6 +337,7 @@ pub struct ShardStatsSnapshot {
     pub outbox_bytes: u64,
     pub write_stalls: u64,
     pub accept_errors: u64,
+    pub handshake_evictions: u64,
     pub dht_peers: u64,
     pub replica_accepts: u64,
 }
@@ -413,6 +417,10 @@ impl ShardStats {
         self.accept_errors.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn handshake_evicted(&self) {
+        self.handshake_evictions.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn write_stalled(&self) {
         self.write_stalls.fetch_add(1, Relaxed);
     }
@@ -461,6 +469,7 @@ impl ShardStats {
             outbox_bytes: self.held.outboxes.load(Relaxed),
             write_stalls: self.write_stalls.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
+            handshake_evictions: self.handshake_evictions.load(Relaxed),
             dht_peers: self.dht_peers.load(Relaxed),
             replica_accepts: self.replica_accepts.load(Relaxed),
         }

@@ -137,6 +137,12 @@ impl Collected {
         )?;
         self.counter_pair(
             enc,
+            "handshake_evictions",
+            "Incoming connections closed before their handshake so a newcomer could have their slot of a full shard",
+            |s| s.handshake_evictions,
+        )?;
+        self.counter_pair(
+            enc,
             "accept_errors",
             "Incoming connections accept(2) failed on (out of descriptors, most often)",
             |s| s.accept_errors,
