@@ -128,14 +128,26 @@ impl Line {
     /// the rate it kept from its last turn cannot carry it past them.
     fn seeding_key(&self, c: &Candidate, first_waiting: u64) -> RankKey {
         let Some(s) = self.standings.get(&c.peer) else {
-            return (true, Reverse(c.upload_rate), false, u64::MAX);
+            return (
+                c.left_unchoke_unused,
+                true,
+                Reverse(c.upload_rate),
+                false,
+                u64::MAX,
+            );
         };
         let spent = if s.holding {
             s.rounds >= SEEDING_QUOTA_ROUNDS
         } else {
             s.requeued && first_waiting < s.ticket
         };
-        (spent, Reverse(c.upload_rate), false, s.ticket)
+        (
+            c.left_unchoke_unused,
+            spent,
+            Reverse(c.upload_rate),
+            false,
+            s.ticket,
+        )
     }
 
     fn take_ticket(&mut self) -> u64 {
@@ -145,14 +157,15 @@ impl Line {
     }
 }
 
-/// Sorts ascending: lower is a better claim to a slot. Fields: out of quota, rate, not yet
-/// unchoked, tie-break (line position or a random draw).
-type RankKey = (bool, Reverse<u64>, bool, u64);
+/// Sorts ascending: lower is a better claim to a slot. Fields: left an unchoke unused, out
+/// of quota, rate, not yet unchoked, tie-break (line position or a random draw).
+type RankKey = (bool, bool, Reverse<u64>, bool, u64);
 
 /// Leeching: tit-for-tat on what they give us; on a tie, keep whoever is already unchoked
 /// (no needless CHOKE/UNCHOKE churn), then a random order.
 fn leeching_key(c: &Candidate, draw: &Draw) -> RankKey {
     (
+        c.left_unchoke_unused,
         false,
         Reverse(c.download_rate),
         !c.unchoked,

@@ -68,6 +68,10 @@ pub struct Candidate {
     pub connected_at: Duration,
     /// We currently have them unchoked.
     pub unchoked: bool,
+    /// They left an unchoke unused (asked for nothing while unchoked): they rank behind
+    /// every other peer, and the optimistic slot passes them over while anyone else waits.
+    /// A peer holding a slot it does not use keeps it from a peer that would.
+    pub left_unchoke_unused: bool,
 }
 
 /// Decides, round after round, which peers we upload to.

@@ -31,8 +31,8 @@ impl Optimistic {
         self.peer.map(|_| self.rotate_at)
     }
 
-    /// Keeps the optimistic peer until its turn ends, unless it left, lost interest or was
-    /// promoted to a regular slot; otherwise draws a new one, preferring anyone but the
+    /// Keeps the optimistic peer until its turn ends, unless it left, lost interest, was
+    /// promoted to a regular slot or left its unchoke unused; otherwise draws a new one, preferring anyone but the
     /// outgoing peer. `interested` is sorted by key.
     pub(super) fn update(
         &mut self,
@@ -42,11 +42,15 @@ impl Optimistic {
         config: &ChokerConfig,
         draw: &Draw,
     ) -> Option<PeerKey> {
-        let eligible: Vec<&Candidate> = interested
+        let mut eligible: Vec<&Candidate> = interested
             .iter()
             .filter(|c| !regular.contains(&c.peer))
             .copied()
             .collect();
+        // Peers that left an unchoke unused get another only when nobody else waits.
+        if eligible.iter().any(|c| !c.left_unchoke_unused) {
+            eligible.retain(|c| !c.left_unchoke_unused);
+        }
         let current = self.peer;
         let current_eligible = eligible.iter().any(|c| Some(c.peer) == current);
         if current_eligible && now < self.rotate_at {

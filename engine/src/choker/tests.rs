@@ -17,6 +17,7 @@ fn peer(key: PeerKey, download_rate: u64, upload_rate: u64) -> Candidate {
         upload_rate,
         connected_at: Duration::ZERO,
         unchoked: false,
+        left_unchoke_unused: false,
     }
 }
 
@@ -69,6 +70,7 @@ fn leeching_ties_keep_unchoked_peers_then_go_by_seed() {
     let candidates: Vec<Candidate> = (1..=8)
         .map(|key| Candidate {
             unchoked: key == 5,
+            left_unchoke_unused: false,
             ..peer(key, 1_000, 0)
         })
         .collect();
@@ -115,6 +117,7 @@ fn assert_seeding_rotation_is_fair(lag: usize) {
         let candidates: Vec<Candidate> = (1..=10)
             .map(|key| Candidate {
                 unchoked: recent(key, 1),
+                left_unchoke_unused: false,
                 ..peer(
                     key,
                     0,
@@ -363,6 +366,8 @@ fn candidates_of(peers: &BTreeMap<PeerKey, PeerParams>) -> Vec<Candidate> {
             upload_rate: up,
             connected_at: secs(at),
             unchoked,
+            // Some peers left an unchoke unused: every property holds for them too.
+            left_unchoke_unused: key % 7 == 3,
         })
         .collect()
 }
@@ -401,5 +406,28 @@ proptest! {
             backwards.reverse();
             prop_assert_eq!(reversed.rechoke(now, &backwards, *seeding), unchoked);
         }
+    }
+}
+
+/// A peer that left an unchoke unused ranks behind every other, seeding or leeching, and
+/// the optimistic slot passes it over while anyone else waits; alone, it is still served.
+#[test]
+fn peers_that_left_an_unchoke_unused_come_last() {
+    let squatter = |key| Candidate {
+        left_unchoke_unused: true,
+        ..peer(key, 0, 0)
+    };
+    for seeding in [true, false] {
+        let candidates = [squatter(1), squatter(2), peer(3, 0, 0), peer(4, 0, 0)];
+        let mut choker = Choker::new(config(2), 7);
+        let unchoked = choker.rechoke(secs(0), &candidates, seeding);
+        assert_eq!(unchoked.len(), 2);
+        assert!(
+            !unchoked.contains(&1) && !unchoked.contains(&2),
+            "seeding {seeding}: {unchoked:?}"
+        );
+        let alone = [squatter(1)];
+        let mut choker = Choker::new(config(2), 7);
+        assert_eq!(choker.rechoke(secs(0), &alone, seeding), vec![1]);
     }
 }

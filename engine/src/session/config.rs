@@ -29,6 +29,19 @@ pub struct SessionConfig {
     /// this way). Without it, peers that take every slot and then only wait (choked, or
     /// never reading) lock every newcomer out for as long as they stay.
     pub replace_idle_after: Duration,
+    /// The same for a suspect peer (see `Peer::is_suspect`): one that asked for blocks it
+    /// had no leave to ask for before we ever unchoked it, or that left an unchoke unused;
+    /// such peers also go first. A peer that takes a slot, sends a few requests while
+    /// choked or says it is interested and asks for nothing when unchoked, and then only
+    /// waits (the flood's never-readers and squatters), gives way to a newcomer this soon,
+    /// while peers that wait as the protocol asks keep the longer `replace_idle_after`.
+    pub replace_suspect_after: Duration,
+    /// An interested peer we unchoked that asks for nothing for this long is choked again
+    /// and ranked behind every other peer until it uses an unchoke (a real peer asks
+    /// within a round trip). Without it, peers that say they are interested and then only
+    /// wait take a seeding torrent's upload slots in turn, each for a whole rotation,
+    /// while leechers that would use them wait behind.
+    pub unchoke_unused_after: Duration,
     /// Send a keep-alive after this long without sending anything.
     pub keepalive_interval: Duration,
     /// Drop a peer silent for this long.
@@ -55,6 +68,8 @@ impl Default for SessionConfig {
             request_timeout: Duration::from_secs(20),
             snubbed_timeout: Duration::from_secs(120),
             replace_idle_after: Duration::from_secs(30),
+            replace_suspect_after: Duration::from_secs(5),
+            unchoke_unused_after: Duration::from_secs(3),
             keepalive_interval: Duration::from_secs(90),
             idle_timeout: Duration::from_secs(180),
             uninterested_timeout: Duration::from_secs(600),

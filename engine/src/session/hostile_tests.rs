@@ -359,6 +359,150 @@ fn a_full_torrent_replaces_its_longest_idle_peer_with_a_newcomer() {
     let _ = newcomer;
 }
 
+/// A peer that asks for blocks before we ever unchoked it, outside its allowed-fast set,
+/// and then only waits (as the flood's never-readers do) gives way to a newcomer after
+/// `replace_suspect_after`, ahead of peers that wait as the protocol asks, which keep
+/// the longer `replace_idle_after`. Requests that cross our choke after an unchoke are
+/// the wire's doing and do not count.
+#[test]
+fn a_peer_with_unbidden_requests_gives_way_first_and_sooner() {
+    // One upload slot, which `polite` takes: the other two stay choked.
+    let config = SessionConfig {
+        max_peers: 3,
+        choker: crate::choker::ChokerConfig {
+            upload_slots: 1,
+            ..Default::default()
+        },
+        ..SessionConfig::default()
+    };
+    let (soon, later) = (config.replace_suspect_after, config.replace_idle_after);
+    assert!(soon < later);
+    let mut t = torrent(64, true, config);
+    let polite = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let pushy = t.add_peer(Duration::from_secs(1), addr(2), FAST).unwrap();
+    let raced = t.add_peer(Duration::ZERO, addr(3), FAST).unwrap();
+    for key in [polite, pushy, raced] {
+        send(&mut t, key, Message::HaveNone).unwrap();
+        send(&mut t, key, Message::Interested).unwrap();
+    }
+    let outside_allowed = (0..64)
+        .find(|&p| !t.peers[&pushy].fast_sets.allows_out(p))
+        .unwrap();
+    let request = || {
+        Message::Request(BlockRef {
+            piece: outside_allowed,
+            offset: 0,
+            len: BLOCK_LEN,
+        })
+    };
+    send(&mut t, pushy, request()).unwrap();
+    // `raced` was unchoked once: its requests after our choke are the wire's doing.
+    t.peers.get_mut(&raced).unwrap().ever_unchoked = true;
+    send(&mut t, raced, request()).unwrap();
+    while t.poll_action().is_some() {}
+    assert!(!t.peers[&polite].am_choking && t.peers[&pushy].am_choking);
+    assert!(t.peers[&pushy].unbidden_requests);
+    assert!(!t.peers[&raced].unbidden_requests);
+
+    let at = Duration::from_secs(1) + soon;
+    assert!(matches!(
+        t.add_peer(at - Duration::from_millis(1), addr(4), FAST),
+        Err(DropReason::TooManyPeers(3))
+    ));
+    t.add_peer(at, addr(4), FAST).unwrap();
+    let mut dropped = Vec::new();
+    while let Some(action) = t.poll_action() {
+        if let Action::Disconnect(key, why) = action {
+            dropped.push((key, why));
+        }
+    }
+    assert_eq!(dropped, vec![(pushy, DropReason::Replaced(soon))]);
+    // The polite peers keep their slots until `replace_idle_after`.
+    assert!(matches!(
+        t.add_peer(later - Duration::from_millis(1), addr(5), FAST),
+        Err(DropReason::TooManyPeers(3))
+    ));
+}
+
+/// A peer that says it is interested and then asks for nothing when unchoked (a squatter)
+/// would hold a seeding torrent's upload slot for a whole turn while a leecher waits: its
+/// unchoke passes to the leecher after `unchoke_unused_after`, and it ranks last until it
+/// uses an unchoke.
+#[test]
+fn an_unchoke_left_unused_goes_to_a_peer_that_waits() {
+    let config = SessionConfig {
+        choker: crate::choker::ChokerConfig {
+            upload_slots: 1,
+            ..Default::default()
+        },
+        ..SessionConfig::default()
+    };
+    let unused = config.unchoke_unused_after;
+    let mut t = torrent(64, true, config);
+    let squatter = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let leecher = t.add_peer(Duration::ZERO, addr(2), FAST).unwrap();
+    for key in [squatter, leecher] {
+        send(&mut t, key, Message::HaveNone).unwrap();
+        send(&mut t, key, Message::Interested).unwrap();
+    }
+    while t.poll_action().is_some() {}
+    assert!(
+        !t.peers[&squatter].am_choking,
+        "the first interested peer got the slot"
+    );
+    assert!(t.peers[&leecher].am_choking);
+    assert!(t.next_tick() <= unused);
+    t.tick(unused - Duration::from_millis(100));
+    assert!(!t.peers[&squatter].am_choking, "not yet");
+    t.tick(unused);
+    assert!(t.peers[&squatter].am_choking && t.peers[&squatter].left_unchoke_unused);
+    assert!(
+        !t.peers[&leecher].am_choking,
+        "the waiting peer has the slot"
+    );
+    // The leecher uses it; at the rounds that follow, the squatter stays behind it.
+    let request = Message::Request(BlockRef {
+        piece: 0,
+        offset: 0,
+        len: BLOCK_LEN,
+    });
+    send(&mut t, leecher, request).unwrap();
+    let mut now = unused;
+    for _ in 0..12 {
+        now += Duration::from_secs(10);
+        t.on_block_sent(now, leecher, BLOCK_LEN);
+        t.tick(now);
+        assert!(t.peers[&squatter].am_choking, "unchoked again at {now:?}");
+        assert!(!t.peers[&leecher].am_choking);
+    }
+    t.check_invariants();
+}
+
+/// A peer that left an unchoke unused is a suspect: a full torrent gives its slot to a
+/// newcomer after `replace_suspect_after`, not `replace_idle_after`.
+#[test]
+fn a_squatter_on_an_unchoke_gives_way_to_a_newcomer_sooner() {
+    let config = SessionConfig {
+        max_peers: 2,
+        ..SessionConfig::default()
+    };
+    let (unused, soon) = (config.unchoke_unused_after, config.replace_suspect_after);
+    let mut t = torrent(64, true, config);
+    let squatter = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let waiting = t.add_peer(Duration::ZERO, addr(2), FAST).unwrap();
+    send(&mut t, squatter, Message::HaveNone).unwrap();
+    send(&mut t, squatter, Message::Interested).unwrap();
+    send(&mut t, waiting, Message::HaveNone).unwrap();
+    t.tick(unused);
+    assert!(t.peers[&squatter].is_suspect() && !t.peers[&waiting].is_suspect());
+    while t.poll_action().is_some() {}
+    t.add_peer(soon, addr(3), FAST).unwrap();
+    assert!(matches!(
+        t.poll_action(),
+        Some(Action::Disconnect(k, DropReason::Replaced(_))) if k == squatter
+    ));
+}
+
 /// Blocks nobody asked for do not keep a squatter from being replaced.
 #[test]
 fn unrequested_blocks_do_not_keep_a_peer_from_being_replaced() {

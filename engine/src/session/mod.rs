@@ -377,16 +377,24 @@ impl Torrent {
     }
 
     /// The peer a newcomer may replace in a full torrent: of those that moved no block
-    /// for `replace_idle_after`, one that neither side is interested in, else the one idle
-    /// longest (lowest key on a tie, so the choice repeats). With how long it was idle.
+    /// for `replace_idle_after` (`replace_suspect_after` for a suspect, see
+    /// `Peer::is_suspect`), a suspect, else one that neither side is interested in, else
+    /// the one idle longest (lowest key on a tie, so the choice repeats). With how long it
+    /// was idle.
     fn replaceable_peer(&self, now: Duration) -> Option<(PeerKey, Duration)> {
         self.peers
             .iter()
             .map(|(&key, p)| (key, p, now.saturating_sub(p.last_payload)))
-            .filter(|&(_, _, idle)| idle >= self.config.replace_idle_after)
+            .filter(|&(_, p, idle)| {
+                idle >= if p.is_suspect() {
+                    self.config.replace_suspect_after
+                } else {
+                    self.config.replace_idle_after
+                }
+            })
             .min_by_key(|&(key, p, idle)| {
                 let useful = p.am_interested || p.peer_interested;
-                (useful, std::cmp::Reverse(idle), key)
+                (!p.is_suspect(), useful, std::cmp::Reverse(idle), key)
             })
             .map(|(key, _, idle)| (key, idle))
     }
@@ -685,6 +693,10 @@ impl Torrent {
         let Some(index) = self.layout.piece(block.piece) else {
             return Err(DropReason::BadRequest(block));
         };
+        if !peer.am_choking {
+            peer.requested_since_unchoke = true;
+            peer.left_unchoke_unused = false;
+        }
         let piece_len = self.layout.piece_len(index);
         let in_piece = block
             .offset
@@ -715,6 +727,9 @@ impl Torrent {
         }
         if peer.am_choking || full || !have {
             if peer.am_choking {
+                if !peer.ever_unchoked && !peer.fast_sets.allows_out(block.piece) {
+                    peer.unbidden_requests = true;
+                }
                 peer.choked_requests += 1;
                 if peer.choked_requests > self.config.choked_request_allowance {
                     return Err(DropReason::RequestsWhileChoked);
@@ -1010,16 +1025,40 @@ impl Torrent {
             }
             self.picker.on_peer_gone(key);
         }
-        if now >= self.choker.next_rechoke() {
+        if self.mark_unused_unchokes(now) || now >= self.choker.next_rechoke() {
             self.rechoke(now);
         }
         self.pex_round(now);
         self.refill_all(now);
     }
 
+    /// Marks the unchoked peers that have asked for nothing within `unchoke_unused_after`
+    /// of their unchoke; true if there were any, so that their slots go to others now.
+    fn mark_unused_unchokes(&mut self, now: Duration) -> bool {
+        let after = self.config.unchoke_unused_after;
+        let mut any = false;
+        for peer in self.peers.values_mut() {
+            let unused = !peer.am_choking
+                && peer.peer_interested
+                && !peer.requested_since_unchoke
+                && !peer.left_unchoke_unused
+                && now.saturating_sub(peer.unchoked_at) >= after;
+            if unused {
+                peer.left_unchoke_unused = true;
+                any = true;
+            }
+        }
+        any
+    }
+
     /// When [`Torrent::tick`] next has timed work.
     pub fn next_tick(&self) -> Duration {
-        self.choker.next_rechoke()
+        let after = self.config.unchoke_unused_after;
+        self.peers
+            .values()
+            .filter(|p| !p.am_choking && !p.requested_since_unchoke && !p.left_unchoke_unused)
+            .map(|p| p.unchoked_at.saturating_add(after))
+            .fold(self.choker.next_rechoke(), Duration::min)
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -1189,6 +1228,7 @@ impl Torrent {
                 upload_rate: p.upload.rate(now),
                 connected_at: p.connected_at,
                 unchoked: !p.am_choking,
+                left_unchoke_unused: p.left_unchoke_unused,
             })
             .collect();
         let seeding = self.picker.is_done();
@@ -1202,6 +1242,10 @@ impl Torrent {
             let should = unchoke.contains(&key);
             if should && peer.am_choking {
                 peer.am_choking = false;
+                peer.unchoked_at = now;
+                peer.requested_since_unchoke = false;
+                peer.ever_unchoked = true;
+                peer.unbidden_requests = false;
                 peer.choked_requests = 0;
                 self.choked_budgets.reset(peer.addr.ip());
                 Message::Unchoke.encode(&mut peer.outbox);

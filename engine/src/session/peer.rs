@@ -31,6 +31,20 @@ pub(super) struct Peer {
     pub queued: ServeQueue,
     /// Requests received while we choke it, since the last choke.
     pub choked_requests: u32,
+    /// We have unchoked it at least once on this connection.
+    pub ever_unchoked: bool,
+    /// Before we ever unchoked it, it asked for a block outside its allowed-fast set. No
+    /// choke can have crossed such a request on the wire, so neither BEP 3 nor BEP 6
+    /// explains it: a full torrent replaces such a peer sooner
+    /// (`SessionConfig::replace_suspect_after`).
+    pub unbidden_requests: bool,
+    /// When we last unchoked it.
+    pub unchoked_at: Duration,
+    /// It has asked for a block since we last unchoked it.
+    pub requested_since_unchoke: bool,
+    /// It let an unchoke pass unused for `SessionConfig::unchoke_unused_after`: the choker
+    /// ranks it last until it uses one.
+    pub left_unchoke_unused: bool,
     /// Since when it has let requests time out without delivering a block: it gets one
     /// request at a time until it delivers again, and is dropped after
     /// `SessionConfig::snubbed_timeout`.
@@ -77,6 +91,11 @@ impl Peer {
             sent_requests: VecDeque::new(),
             queued: ServeQueue::default(),
             choked_requests: 0,
+            ever_unchoked: false,
+            unbidden_requests: false,
+            unchoked_at: now,
+            requested_since_unchoke: false,
+            left_unchoke_unused: false,
             snubbed_since: None,
             download: RateMeter::new(),
             upload: RateMeter::new(),
@@ -92,6 +111,12 @@ impl Peer {
             fast_sets: FastSets::default(),
             pex: PexPeer::default(),
         }
+    }
+
+    /// It asked for blocks it had no leave to ask for, or it left an unchoke unused: a
+    /// full torrent replaces it first, after `SessionConfig::replace_suspect_after`.
+    pub fn is_suspect(&self) -> bool {
+        self.unbidden_requests || self.left_unchoke_unused
     }
 
     /// Where it accepts connections, if we know: its address if we dialled it, else its
