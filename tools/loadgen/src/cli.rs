@@ -88,7 +88,8 @@ enum Command {
         run: RunArgs,
     },
     /// Hostile connections against a target: half-open, garbage handshakes, slowloris,
-    /// never-readers, request and HAVE floods; reports what the target did with each kind.
+    /// never-readers, squatters, request and HAVE floods; reports what the target did with
+    /// each kind.
     Flood {
         /// The .torrent whose info hash the handshakes name.
         #[arg(long)]

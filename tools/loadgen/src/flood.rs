@@ -1,7 +1,8 @@
 //! `flood`: hostile connections against a target, of the kinds a seedbox on the internet
 //! meets: connections that never send a handshake, garbage handshakes, a handshake
 //! trickled a byte a second (slowloris), peers that ask for blocks and never read them,
-//! request floods and HAVE floods.
+//! peers that take a slot and wait as the protocol asks (squatters), request floods and
+//! HAVE floods.
 //!
 //! Connection `i` is of kind `kinds[i mod kinds]` and runs on shard `i mod shards`. Each
 //! holds its connection as long as the target lets it, then dials again after a pause, so
@@ -56,17 +57,21 @@ pub enum Kind {
     Slowloris,
     /// Handshakes, asks for blocks, and never reads a byte.
     NeverRead,
+    /// Handshakes, says it is interested, and waits with keep-alives, asking for nothing:
+    /// as a real peer waiting for an upload slot does.
+    Squat,
     /// Handshakes and floods requests (reading what comes back).
     RequestSpam,
     /// Handshakes and floods HAVE, HAVE ALL and HAVE NONE.
     HaveSpam,
 }
 
-pub const ALL_KINDS: [Kind; 6] = [
+pub const ALL_KINDS: [Kind; 7] = [
     Kind::HalfOpen,
     Kind::Garbage,
     Kind::Slowloris,
     Kind::NeverRead,
+    Kind::Squat,
     Kind::RequestSpam,
     Kind::HaveSpam,
 ];
@@ -391,6 +396,39 @@ async fn misbehave(
                     return;
                 }
                 sent(ka.len());
+            }
+        }
+        Kind::Squat => {
+            let mut out = handshake.to_vec();
+            Message::HaveNone.encode(&mut out);
+            Message::Interested.encode(&mut out);
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            sent(out.len());
+            let mut inbox = [0u8; 1024];
+            loop {
+                let read = futures_lite::future::or(
+                    async { Some(stream.read(&mut inbox).await) },
+                    async {
+                        glommio::timer::sleep(Duration::from_secs(5)).await;
+                        None
+                    },
+                );
+                match read.await {
+                    Some(Ok(0)) | Some(Err(_)) => return,
+                    Some(Ok(n)) => {
+                        tally.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    None => {
+                        let mut ka = Vec::new();
+                        Message::KeepAlive.encode(&mut ka);
+                        if stream.write_all(&ka).await.is_err() {
+                            return;
+                        }
+                        sent(ka.len());
+                    }
+                }
             }
         }
         Kind::RequestSpam | Kind::HaveSpam => {
