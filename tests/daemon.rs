@@ -801,7 +801,7 @@ fn hash_of(torrent: &Path) -> String {
 /// reload the other two are unchoked and a new peer stays.
 #[test]
 fn upload_slots_and_the_peer_cap_follow_a_reload() {
-    use common::wire_peer::{closed_within, connect, handshake, message, wait_for};
+    use common::wire_peer::{closed_within, connect, handshake, message, request, wait_for};
     use std::io::Write;
     const INTERESTED: u8 = 2;
     const UNCHOKE: u8 = 1;
@@ -840,10 +840,25 @@ fn upload_slots_and_the_peer_cap_follow_a_reload() {
             s
         })
         .collect();
-    // One slot: the first rechoke unchokes exactly one of them.
-    let unchoked: Vec<usize> = (0..3)
-        .filter(|&i| wait_for(&mut peers[i], UNCHOKE, Duration::from_secs(4)).is_some())
-        .collect();
+    // One slot: the first rechoke unchokes exactly one of them. Each watches at once and
+    // asks for a block as soon as it is unchoked, as a real leecher does: one that asks for
+    // nothing would give way to the next after `unchoke_unused_after`.
+    let unchoked: Vec<usize> = std::thread::scope(|scope| {
+        let watchers: Vec<_> = peers
+            .iter_mut()
+            .map(|peer| {
+                scope.spawn(move || {
+                    let got = wait_for(peer, UNCHOKE, Duration::from_secs(4)).is_some();
+                    if got {
+                        peer.write_all(&request(0, 0, 16_384)).unwrap();
+                    }
+                    got
+                })
+            })
+            .collect();
+        let got: Vec<bool> = watchers.into_iter().map(|w| w.join().unwrap()).collect();
+        (0..3).filter(|&i| got[i]).collect()
+    });
     assert_eq!(
         unchoked.len(),
         1,
