@@ -15,6 +15,12 @@ pub struct SessionConfig {
     /// Requests a peer may send while we choke it before it is dropped. Some arrive
     /// legitimately after a choke crosses them on the wire.
     pub choked_request_allowance: u32,
+    /// After we choke a peer we had unchoked, its requests for this long are refused but
+    /// counted only against `max_queued_requests` (plus the allowance), not the
+    /// allowance: a leecher with a deep pipeline answers every block that was in our
+    /// socket buffer ahead of the choke with a new request, hundreds on a fast link
+    /// (libtorrent likewise counts requests while choked only 2 s after its choke).
+    pub choke_grace: Duration,
     /// Hash failures a peer may contribute to before it is banned from the torrent.
     pub hash_failures_to_ban: u32,
     /// A request unanswered this long goes back to the picker and the peer counts as snubbed.
@@ -64,6 +70,7 @@ impl Default for SessionConfig {
             max_peers: 80,
             max_queued_requests: 2000,
             choked_request_allowance: 32,
+            choke_grace: Duration::from_secs(2),
             hash_failures_to_ban: 2,
             request_timeout: Duration::from_secs(20),
             snubbed_timeout: Duration::from_secs(120),

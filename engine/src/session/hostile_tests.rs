@@ -529,3 +529,53 @@ fn unrequested_blocks_do_not_keep_a_peer_from_being_replaced() {
         Some(Action::Disconnect(k, DropReason::Replaced(_))) if k == squatter
     ));
 }
+
+/// Requests that cross our choke on the wire (a deep pipeline answers every block that was
+/// in the socket buffer ahead of the choke) are refused but do not drop the peer; past
+/// `choke_grace`, the allowance holds again.
+#[test]
+fn requests_crossing_a_choke_do_not_drop_a_deep_pipeline() {
+    let config = SessionConfig {
+        choker: crate::choker::ChokerConfig {
+            upload_slots: 1,
+            ..Default::default()
+        },
+        ..SessionConfig::default()
+    };
+    let (unused, grace) = (config.unchoke_unused_after, config.choke_grace);
+    let allowance = config.choked_request_allowance;
+    let mut t = torrent(64, true, config);
+    let peer = t.add_peer(Duration::ZERO, addr(1), FAST).unwrap();
+    let other = t.add_peer(Duration::ZERO, addr(2), FAST).unwrap();
+    for key in [peer, other] {
+        send(&mut t, key, Message::HaveNone).unwrap();
+        send(&mut t, key, Message::Interested).unwrap();
+    }
+    assert!(!t.peers[&peer].am_choking);
+    // Choked (for leaving its unchoke unused; a rotation would do the same).
+    t.tick(unused);
+    assert!(t.peers[&peer].am_choking);
+    let mut at = unused;
+    for i in 0..500 {
+        at = unused + grace * i / 600;
+        let msg = Message::Request(block(i % 64));
+        assert!(
+            t.on_message(at, peer, &msg).is_ok(),
+            "request {i} at {at:?}"
+        );
+        while t.poll_action().is_some() {}
+        let mut out = Vec::new();
+        t.take_outbox(peer, &mut out);
+    }
+    assert!(at < unused + grace);
+    let after = unused + grace;
+    for i in 0..allowance {
+        let msg = Message::Request(block(i));
+        t.on_message(after, peer, &msg).unwrap();
+    }
+    assert_eq!(
+        t.on_message(after, peer, &Message::Request(block(0))),
+        Err(DropReason::RequestsWhileChoked)
+    );
+    t.check_invariants();
+}

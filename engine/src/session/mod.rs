@@ -730,8 +730,23 @@ impl Torrent {
                 if !peer.ever_unchoked && !peer.fast_sets.allows_out(block.piece) {
                     peer.unbidden_requests = true;
                 }
-                peer.choked_requests += 1;
-                if peer.choked_requests > self.config.choked_request_allowance {
+                let crossing = peer
+                    .choked_at
+                    .is_some_and(|at| now.saturating_sub(at) < self.config.choke_grace);
+                let (count, allowance) = if crossing {
+                    let bound = self.config.max_queued_requests as u32;
+                    (
+                        &mut peer.requests_crossing_choke,
+                        bound.saturating_add(self.config.choked_request_allowance),
+                    )
+                } else {
+                    (
+                        &mut peer.choked_requests,
+                        self.config.choked_request_allowance,
+                    )
+                };
+                *count += 1;
+                if *count > allowance {
                     return Err(DropReason::RequestsWhileChoked);
                 }
             }
@@ -1247,10 +1262,12 @@ impl Torrent {
                 peer.ever_unchoked = true;
                 peer.unbidden_requests = false;
                 peer.choked_requests = 0;
+                peer.requests_crossing_choke = 0;
                 self.choked_budgets.reset(peer.addr.ip());
                 Message::Unchoke.encode(&mut peer.outbox);
             } else if !should && !peer.am_choking {
                 peer.am_choking = true;
+                peer.choked_at = Some(now);
                 Message::Choke.encode(&mut peer.outbox);
                 // Requests under its allowed-fast set stay (BEP 6); the rest are refused.
                 let sets = &peer.fast_sets;

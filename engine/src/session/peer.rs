@@ -29,8 +29,14 @@ pub(super) struct Peer {
     pub sent_requests: VecDeque<(BlockRef, Duration)>,
     /// Its requests to us, not yet served. Bounded by `max_queued_requests` slots.
     pub queued: ServeQueue,
-    /// Requests received while we choke it, since the last choke.
+    /// Requests received while we choke it, since the last choke, past its grace.
     pub choked_requests: u32,
+    /// When we last choked it after an unchoke: requests already on the wire, and those
+    /// it sends for blocks that were in our socket buffer ahead of the choke, arrive
+    /// within `SessionConfig::choke_grace` of it and are counted apart.
+    pub choked_at: Option<Duration>,
+    /// Requests received within the grace of the last choke.
+    pub requests_crossing_choke: u32,
     /// We have unchoked it at least once on this connection.
     pub ever_unchoked: bool,
     /// Before we ever unchoked it, it asked for a block outside its allowed-fast set. No
@@ -91,6 +97,8 @@ impl Peer {
             sent_requests: VecDeque::new(),
             queued: ServeQueue::default(),
             choked_requests: 0,
+            choked_at: None,
+            requests_crossing_choke: 0,
             ever_unchoked: false,
             unbidden_requests: false,
             unchoked_at: now,
