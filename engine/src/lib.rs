@@ -17,6 +17,7 @@ pub mod dht;
 pub mod extension;
 pub mod hash;
 pub mod http;
+pub mod lsd;
 pub mod magnet;
 pub mod metadata;
 pub mod metainfo;
