@@ -292,6 +292,14 @@ pub struct SwarmArgs {
     /// Join the DHT through this node instead of the well-known routers (repeatable).
     #[arg(long = "dht-bootstrap", value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub dht_bootstrap: Vec<String>,
+    /// Run no local service discovery (BEP 14); `CCBT_LSD_ENABLED=false` does the same.
+    /// LSD is off anyway while peers listen on loopback only and no --lsd-interface is set.
+    #[arg(long)]
+    pub no_lsd: bool,
+    /// Multicast LSD announces on the interface with this IPv4 address (default: the
+    /// --listen address, or the kernel's choice when that is every address).
+    #[arg(long, value_name = "IPV4")]
+    pub lsd_interface: Option<std::net::Ipv4Addr>,
     #[command(flatten)]
     pub shards: ShardArgs,
 }

@@ -29,7 +29,7 @@ pub use layers::{check_file, check_str, find_file, load, Loaded, Origin, Sources
 pub use paths::process_env;
 pub use reload::Reloader;
 pub use schema::{
-    is_live, Blocklist, ByteRate, Config, Daemon, Dht, Hooks, Limits, Live, Pex, Preallocate,
+    is_live, Blocklist, ByteRate, Config, Daemon, Dht, Hooks, Limits, Live, Lsd, Pex, Preallocate,
     Queue, ServeReads, Share, ShareAction, ShareLimits, Storage, WebSeeds,
 };
 pub use show::{diff, show, value_of, Change};

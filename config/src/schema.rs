@@ -208,6 +208,16 @@ fn shard_count(value: &u32) -> Result<(), String> {
     Ok(())
 }
 
+#[allow(clippy::ptr_arg)] // the schema macro hands every check a `&T`
+fn ipv4_or_empty(value: &String) -> Result<(), String> {
+    if value.is_empty() || value.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "{value:?} is not an IPv4 address (\"\" picks the interface from the peer address)"
+    ))
+}
+
 // The macro hands every check a `&T`.
 #[allow(clippy::ptr_arg)]
 fn not_empty(value: &String) -> Result<(), String> {
@@ -347,6 +357,17 @@ sections! {
         /// ["router.bittorrent.com:6881", "dht.transmissionbt.com:6881",
         /// "router.utorrent.com:6881"].
         bootstrap: Vec<String>, Restart, host_ports;
+    }
+
+    /// `[lsd]`: local service discovery (BEP 14), multicast on one IPv4 interface.
+    [lsd] Lsd {
+        /// Announce public torrents to peers on the local network and take the peers
+        /// they announce (private torrents never are, BEP 27). Off while peers listen on
+        /// loopback only, unless `interface` is set. Default true.
+        enabled: bool, Restart, any;
+        /// The IPv4 address of the interface to multicast on; "" for the kernel's choice
+        /// (the default route's). Default "".
+        interface: String, Restart, ipv4_or_empty;
     }
 
     /// `[trackers]`: how announces are paced, per shard (each shard has its own line).
@@ -510,6 +531,10 @@ impl Config {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            },
+            lsd: Lsd {
+                enabled: true,
+                interface: String::new(),
             },
             trackers: Trackers {
                 announces_per_host: 4,

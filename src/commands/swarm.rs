@@ -11,7 +11,7 @@ use ccbt_engine::metainfo::Metainfo;
 use ccbt_engine::session::SessionConfig;
 use ccbt_engine::Bitfield;
 use ccbt_shards::swarm::{
-    DhtConfig, MagnetSpec, Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus,
+    DhtConfig, LsdConfig, MagnetSpec, Preallocate, Swarm, SwarmConfig, TorrentSpec, TorrentStatus,
 };
 use ccbt_shards::{PieceState, RecheckReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -55,8 +55,22 @@ pub fn config(args: &SwarmArgs) -> SwarmConfig {
         },
         serve_reads: args.serve_reads.into(),
         dht: dht_config(args),
+        lsd: LsdConfig {
+            enabled: !args.no_lsd && lsd_allowed_by_env(),
+            interface: args.lsd_interface,
+        },
         ..SwarmConfig::default()
     }
+}
+
+/// `CCBT_LSD_ENABLED`, the daemon's `[lsd] enabled` variable, turns LSD off for the
+/// one-shot commands too (tests set it so that nothing multicasts beyond their hosts).
+fn lsd_allowed_by_env() -> bool {
+    let value = std::env::var("CCBT_LSD_ENABLED").unwrap_or_default();
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "false" | "0" | "no" | "off"
+    )
 }
 
 fn dht_config(args: &SwarmArgs) -> DhtConfig {

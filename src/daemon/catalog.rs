@@ -90,7 +90,7 @@ pub struct Live {
     pub state: TorrentState,
     pub peers: u64,
     /// Connected peers by `PeerOrigin` index.
-    pub peers_from: [u32; 5],
+    pub peers_from: [u32; ccbt_shards::swarm::PeerOrigin::ALL.len()],
     pub have_pieces: u64,
     pub checked_pieces: u64,
     /// Wanted pieces still missing: a count of pieces, not bytes (as the shard publishes it).

@@ -135,6 +135,11 @@ fn swarm_config(config: &Config, pin: bool) -> SwarmConfig {
             bootstrap: config.dht.bootstrap.clone(),
             state_file: Some(config.daemon.state_dir.join("dht.dat")),
         },
+        lsd: ccbt_shards::swarm::LsdConfig {
+            enabled: config.lsd.enabled,
+            // Checked when the config was read.
+            interface: config.lsd.interface.parse().ok(),
+        },
         ..SwarmConfig::default()
     }
 }

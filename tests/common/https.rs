@@ -92,6 +92,7 @@ pub fn download_trusting(torrent: &Path, out: &Path, trust: &Path) -> Running {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
             cmd.args(&args)
                 .env("CCBT_LOG", "info")
+                .env("CCBT_LSD_ENABLED", "false")
                 .env("SSL_CERT_FILE", &trust);
             cmd
         },

@@ -17,7 +17,11 @@ pub use ccbt_loadgen::bytes;
 
 /// The ccbt-uring binary cargo built for these tests.
 pub fn ccbt() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ccbt-uring"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
+    // Nothing a test starts multicasts onto the machine's network (BEP 14); tests/lsd.rs
+    // turns it on inside network namespaces of its own.
+    cmd.env("CCBT_LSD_ENABLED", "false");
+    cmd
 }
 
 /// A finished program: exit code and output.

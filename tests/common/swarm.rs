@@ -452,10 +452,14 @@ where
     let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     Running::start(name, |_| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccbt-uring"));
-        cmd.args(&args).env("RUST_BACKTRACE", "1").env(
-            "CCBT_LOG",
-            std::env::var("CCBT_LOG").unwrap_or("info".into()),
-        );
+        // No LSD multicast beyond the test's hosts (see `common::ccbt`).
+        cmd.args(&args)
+            .env("CCBT_LSD_ENABLED", "false")
+            .env("RUST_BACKTRACE", "1")
+            .env(
+                "CCBT_LOG",
+                std::env::var("CCBT_LOG").unwrap_or("info".into()),
+            );
         cmd
     })
 }

@@ -385,6 +385,8 @@ impl OurRun<'_> {
             .arg(self.data)
             .args(["--peer-port", &peer_port.to_string(), "--no-pin"])
             .args(["--control", "127.0.0.1:0"])
+            // The others run with LPD off too; and nothing multicasts off the machine.
+            .env("CCBT_LSD_ENABLED", "false")
             .env("HOME", home)
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("XDG_DATA_HOME");

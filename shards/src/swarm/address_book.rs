@@ -39,6 +39,8 @@ pub enum PeerSource {
     Pex,
     /// A DHT lookup (BEP 5).
     Dht,
+    /// A local service discovery announce (BEP 14).
+    Lsd,
     /// The user (`--peer`, a magnet link's `x.pe`).
     Manual,
 }
@@ -50,6 +52,7 @@ impl From<PeerSource> for super::status::PeerOrigin {
             PeerSource::Tracker => PeerOrigin::Tracker,
             PeerSource::Pex => PeerOrigin::Pex,
             PeerSource::Dht => PeerOrigin::Dht,
+            PeerSource::Lsd => PeerOrigin::Lsd,
             PeerSource::Manual => PeerOrigin::Manual,
         }
     }

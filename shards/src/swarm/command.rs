@@ -158,6 +158,13 @@ pub(crate) enum Command {
         info_hash: InfoHash,
         peers: Vec<std::net::SocketAddr>,
     },
+    /// For shard 0, which runs LSD: announce this torrent on the local network (see `lsd`).
+    Lsd(InfoHash),
+    /// A peer on the local network announced one of this shard's torrents.
+    LsdPeer {
+        info_hash: InfoHash,
+        peer: std::net::SocketAddr,
+    },
 }
 
 /// A reply on its way: await it, or [`Pending::wait`] for it on a plain thread.

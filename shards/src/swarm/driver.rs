@@ -45,6 +45,9 @@ pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
     // BEP 27: a private torrent is never looked up or announced on the DHT.
     let dht = rt.shard().dht.clone().filter(|_| rt.uses_dht());
     let mut dht_asks = super::dht::AskSchedule::new(rt.now());
+    // BEP 14 likewise.
+    let lsd = rt.shard().lsd.clone().filter(|_| rt.uses_lsd());
+    let mut lsd_asks = super::lsd::Schedule::new(rt.now());
     while !rt.stop_signal().is_set() && !rt.has_failed() {
         let now = rt.now();
         if let Some(dht) = &dht {
@@ -56,6 +59,9 @@ pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
                 };
                 super::dht::ask(dht, request);
             }
+        }
+        if let Some(lsd) = &lsd {
+            lsd_asks.ask(lsd, rt.meta().info_hash, now);
         }
         rt.engine().borrow_mut().tick(now);
         rt.drive();
@@ -86,6 +92,9 @@ pub async fn run(rt: Rc<TorrentRt>, keep_seeding: bool) {
         }
         if dht.is_some() {
             sleep = sleep.min(dht_asks.next().saturating_sub(now).max(TICK));
+        }
+        if lsd.is_some() {
+            sleep = sleep.min(lsd_asks.next().saturating_sub(now).max(TICK));
         }
         rt.alarm().sleep(sleep).await;
     }

@@ -243,9 +243,9 @@ impl Fetch {
         self.spec.save_dir.clone()
     }
 
-    /// Adds addresses (from the DHT) to the book.
-    pub fn learn(&self, peers: &[std::net::SocketAddr]) {
-        self.book.learn(peers, PeerSource::Dht);
+    /// Adds addresses (from the DHT or LSD) to the book.
+    pub fn learn(&self, peers: &[std::net::SocketAddr], source: PeerSource) {
+        self.book.learn(peers, source);
         self.alarm.ring();
     }
 
@@ -268,6 +268,8 @@ impl Fetch {
         // the metadata; like other clients, look it up (without announcing: we have
         // nothing to serve yet).
         let mut dht_asks = super::dht::AskSchedule::new(self.now());
+        // On the LAN it announces as libtorrent does: peers that have the torrent connect.
+        let mut lsd_asks = super::lsd::Schedule::new(self.now());
         let failure = loop {
             if self.stop.is_set() || self.fetched.borrow().is_some() {
                 break None;
@@ -305,6 +307,9 @@ impl Fetch {
                     };
                     super::dht::ask(dht, request);
                 }
+            }
+            if let Some(lsd) = &self.ctx.lsd {
+                lsd_asks.ask(lsd, self.spec.info_hash, now);
             }
             self.dial_more();
             self.publish();

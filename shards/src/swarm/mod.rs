@@ -39,6 +39,7 @@ mod handshakes;
 mod inbox;
 mod ip_guard;
 mod lazy_storage;
+mod lsd;
 mod magnet;
 mod offload;
 mod peer;
@@ -80,6 +81,7 @@ pub use command::{CommandError, Pending, TorrentOp, TorrentSnapshot};
 pub use dht::{DhtConfig, DEFAULT_BOOTSTRAP as DHT_DEFAULT_BOOTSTRAP};
 pub use events::{EventSink, FileStamp, SwarmEvent};
 pub use ip_guard::Refusal;
+pub use lsd::LsdConfig;
 pub use magnet::MagnetSpec;
 pub use resolver::{Resolve, ResolveError, Resolver};
 pub use stats::{
@@ -149,6 +151,9 @@ pub struct SwarmConfig {
     pub web_seeds: bool,
     /// The DHT (BEP 5): one node per process, on shard 0, on UDP at `port`.
     pub dht: DhtConfig,
+    /// Local service discovery (BEP 14): multicast announces on one interface, run by
+    /// shard 0; off when peers listen on loopback only and no interface is set.
+    pub lsd: LsdConfig,
     /// A complete torrent with at least this many peers is served from every shard, not
     /// only its own (see `replica`); 0 keeps every torrent on its own shard.
     pub hot_torrent_peers: usize,
@@ -198,6 +203,7 @@ impl Default for SwarmConfig {
             announce: AnnounceConfig::default(),
             web_seeds: true,
             dht: DhtConfig::default(),
+            lsd: LsdConfig::default(),
             hot_torrent_peers: 8,
         }
     }

@@ -33,6 +33,7 @@ use super::handoff::Handoff;
 use super::handshakes::{Handshakes, Pending};
 use super::inbox::{self, Inbox};
 use super::ip_guard::IpGuard;
+use super::lsd::LsdService;
 use super::magnet::Fetch;
 use super::replica::{self, Role};
 use super::resolver::DnsCache;
@@ -103,6 +104,10 @@ pub struct ShardCtx {
     pub inboxes: Vec<inbox::Sender<Command>>,
     /// The DHT node itself, on shard 0 only.
     dht_service: RefCell<Option<Rc<DhtService>>>,
+    /// Shard 0's inbox, where LSD announces are asked for (`None`: LSD is off).
+    pub lsd: Option<inbox::Sender<Command>>,
+    /// The LSD service itself, on shard 0 only.
+    lsd_service: RefCell<Option<Rc<LsdService>>>,
     /// Other shards' hot torrents this shard serves too, at most one replica each.
     replicas: RefCell<HashMap<InfoHash, Rc<TorrentRt>>>,
     torrents: RefCell<HashMap<InfoHash, Rc<Slot>>>,
@@ -229,6 +234,8 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     let announces = AnnounceGate::new(config.announce.limits, shared.clock);
     let random = entropy(id);
     let stats = shared.stats[id.0 as usize].clone();
+    // Every shard decides alike: whether to send announces to shard 0 at all.
+    let lsd_interface = super::lsd::interface(&config.lsd, config.listen);
     let ctx = Rc::new(ShardCtx {
         id,
         stats: stats.clone(),
@@ -265,6 +272,9 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
         checks: Semaphore::new(1),
         dht: (config.dht.enabled && !shared.inboxes.is_empty()).then(|| shared.inboxes[0].clone()),
         dht_service: RefCell::default(),
+        lsd: (lsd_interface.is_ok() && !shared.inboxes.is_empty())
+            .then(|| shared.inboxes[0].clone()),
+        lsd_service: RefCell::default(),
         inboxes: shared.inboxes.clone(),
         replicas: RefCell::default(),
         torrents: RefCell::default(),
@@ -327,6 +337,23 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     };
     *ctx.dht_service.borrow_mut() = dht.clone();
     let dht_task = dht.clone().map(|d| glommio::spawn_local(d.run()));
+    // Local service discovery, beside it.
+    let lsd = match (id.0, lsd_interface) {
+        (0, Ok(interface)) => LsdService::start(
+            interface,
+            ctx.config.port,
+            shared.clock,
+            random ^ 0x15d,
+            shared.inboxes.clone(),
+        ),
+        (0, Err(why)) => {
+            tracing::debug!("LSD off: {why}");
+            None
+        }
+        _ => None,
+    };
+    *ctx.lsd_service.borrow_mut() = lsd.clone();
+    let lsd_task = lsd.map(|l| glommio::spawn_local(l.run()));
     let gate = glommio::spawn_local(ctx.announces.clone().run());
     let scraping = glommio::spawn_local(ctx.scraper.clone().run());
     shared.listening.fetch_add(1, Ordering::Release);
@@ -350,6 +377,10 @@ pub async fn run(id: ShardId, shared: Arc<Shared>) -> Result<(), String> {
     drop(accepting);
     drop(sharing);
     drop(dht_task);
+    drop(lsd_task);
+    if let Some(lsd) = ctx.lsd_service.borrow_mut().take() {
+        tracing::debug!(counters = ?lsd.counters(), "LSD stopped");
+    }
     if let Some(dht) = ctx.dht_service.borrow_mut().take() {
         dht.save();
     }
@@ -514,7 +545,23 @@ fn handle(ctx: &Rc<ShardCtx>, command: Command) {
             if let Some(rt) = ctx.torrent(&info_hash).and_then(|slot| slot.running()) {
                 rt.learn(&peers, super::address_book::PeerSource::Dht);
             } else if let Some(fetch) = ctx.fetch(&info_hash) {
-                fetch.learn(&peers);
+                fetch.learn(&peers, super::address_book::PeerSource::Dht);
+            }
+        }
+        Command::Lsd(info_hash) => {
+            if let Some(lsd) = ctx.lsd_service.borrow().as_ref() {
+                lsd.request(info_hash);
+            }
+        }
+        Command::LsdPeer { info_hash, peer } => {
+            // BEP 27: a private torrent takes peers from its trackers only.
+            ctx.stats.lsd_peer();
+            if let Some(rt) = ctx.torrent(&info_hash).and_then(|slot| slot.running()) {
+                if rt.uses_lsd() {
+                    rt.learn(&[peer], super::address_book::PeerSource::Lsd);
+                }
+            } else if let Some(fetch) = ctx.fetch(&info_hash) {
+                fetch.learn(&[peer], super::address_book::PeerSource::Lsd);
             }
         }
         Command::Stop { .. } => unreachable!("handled by the shard loop"),

@@ -275,6 +275,8 @@ pub struct ShardStats {
     handshake_evictions: AtomicU64,
     /// Peer addresses the DHT found for this shard's torrents (see `dht`).
     dht_peers: AtomicU64,
+    /// Peers on the local network that announced this shard's torrents (see `lsd`).
+    lsd_peers: AtomicU64,
     /// Incoming connections a replica of another shard's hot torrent took here instead of
     /// handing them to the owner (see `replica`).
     replica_accepts: AtomicU64,
@@ -339,6 +341,7 @@ pub struct ShardStatsSnapshot {
     pub accept_errors: u64,
     pub handshake_evictions: u64,
     pub dht_peers: u64,
+    pub lsd_peers: u64,
     pub replica_accepts: u64,
 }
 
@@ -385,6 +388,10 @@ impl ShardStats {
 
     pub(crate) fn dht_peers(&self, peers: usize) {
         self.dht_peers.fetch_add(peers as u64, Relaxed);
+    }
+
+    pub(crate) fn lsd_peer(&self) {
+        self.lsd_peers.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn served_by_replica(&self) {
@@ -471,6 +478,7 @@ impl ShardStats {
             accept_errors: self.accept_errors.load(Relaxed),
             handshake_evictions: self.handshake_evictions.load(Relaxed),
             dht_peers: self.dht_peers.load(Relaxed),
+            lsd_peers: self.lsd_peers.load(Relaxed),
             replica_accepts: self.replica_accepts.load(Relaxed),
         }
     }

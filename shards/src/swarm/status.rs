@@ -180,15 +180,17 @@ pub enum PeerOrigin {
     Dht,
     Pex,
     Manual,
+    Lsd,
 }
 
 impl PeerOrigin {
-    pub const ALL: [PeerOrigin; 5] = [
+    pub const ALL: [PeerOrigin; 6] = [
         PeerOrigin::Incoming,
         PeerOrigin::Tracker,
         PeerOrigin::Dht,
         PeerOrigin::Pex,
         PeerOrigin::Manual,
+        PeerOrigin::Lsd,
     ];
 
     pub fn index(self) -> usize {
@@ -222,7 +224,7 @@ pub struct TorrentStatus {
     pub web_seeds_failing: AtomicU64,
     /// Connected peers by [`PeerOrigin`] (its `index`); a hot torrent's peers on other
     /// shards all came in, and count as incoming.
-    pub peers_from: [AtomicU32; 5],
+    pub peers_from: [AtomicU32; PeerOrigin::ALL.len()],
     /// Pieces hashed so far by the running check (with [`TorrentState::Checking`]).
     pub checked_pieces: AtomicU64,
     /// Every wanted piece is verified and written.

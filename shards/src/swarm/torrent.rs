@@ -67,7 +67,7 @@ pub struct TorrentRt {
     role: Role,
     /// Connected peers here by [`PeerOrigin`] index, published with the other figures;
     /// and each peer's, so its count goes when it does (one entry per connected peer).
-    peers_from: Cell<[u32; 5]>,
+    peers_from: Cell<[u32; PeerOrigin::ALL.len()]>,
     peer_origins: RefCell<HashMap<PeerKey, PeerOrigin>>,
 }
 
@@ -115,7 +115,7 @@ impl TorrentRt {
             throttle,
             outbox_reported: Cell::new(0),
             role,
-            peers_from: Cell::new([0; 5]),
+            peers_from: Cell::new([0; PeerOrigin::ALL.len()]),
             peer_origins: RefCell::default(),
         }
     }
@@ -532,6 +532,12 @@ impl TorrentRt {
     /// Whether this torrent uses the DHT: it is on, and the torrent is not private (BEP 27).
     pub fn uses_dht(&self) -> bool {
         self.shard.dht.is_some() && !self.meta().info.private
+    }
+
+    /// Whether it announces on, and takes peers from, the local network (BEP 14; never
+    /// for a private torrent, BEP 27).
+    pub fn uses_lsd(&self) -> bool {
+        self.shard.lsd.is_some() && !self.meta().info.private
     }
 
     /// Adds addresses (from trackers, the DHT, the user or peer exchange) to the book.

@@ -155,6 +155,12 @@ impl Collected {
         )?;
         self.counter_pair(
             enc,
+            "lsd_peers",
+            "Peers on the local network that announced the shard's torrents (BEP 14)",
+            |s| s.lsd_peers,
+        )?;
+        self.counter_pair(
+            enc,
             "replica_accepts",
             "Incoming connections a hot torrent's replica served on this shard instead of handing them to the torrent's own shard",
             |s| s.replica_accepts,

@@ -53,6 +53,7 @@ fn flags(p: &PeerInfo) -> (String, String) {
         (p.origin == PeerOrigin::Incoming, "I", "Incoming connection"),
         (p.origin == PeerOrigin::Dht, "H", "Peer from DHT"),
         (p.origin == PeerOrigin::Pex, "X", "Peer from PEX"),
+        (p.origin == PeerOrigin::Lsd, "L", "Peer from LSD"),
     ] {
         if on {
             letters.push(letter);

@@ -415,7 +415,7 @@ pub(crate) mod tests {
             live: Live {
                 state,
                 peers: 0,
-                peers_from: [0; 5],
+                peers_from: Default::default(),
                 have_pieces: 0,
                 checked_pieces: 0,
                 wanted_left: 40_000,

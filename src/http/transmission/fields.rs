@@ -466,13 +466,14 @@ pub fn value<'a>(ctx: &Context, t: &Torrent<'a>, field: Field) -> Out<'a> {
             t.peers.unwrap_or_default().iter().map(peer_json).collect(),
         )),
         // Transmission's categories; a peer the user named (`--peer`, a magnet link's
-        // `x.pe`) is in none of them. We keep no peer cache, find no peers by LPD, and
-        // take none from an LTEP handshake.
+        // `x.pe`) is in none of them. We keep no peer cache and take no peers from an
+        // LTEP handshake.
         PeersFrom => {
             let from = |o: PeerOrigin| live.peers_from[o.index()];
             Out::Json(json!({
                 "fromCache": 0, "fromDht": from(PeerOrigin::Dht),
-                "fromIncoming": from(PeerOrigin::Incoming), "fromLpd": 0, "fromLtep": 0,
+                "fromIncoming": from(PeerOrigin::Incoming),
+                "fromLpd": from(PeerOrigin::Lsd), "fromLtep": 0,
                 "fromPex": from(PeerOrigin::Pex), "fromTracker": from(PeerOrigin::Tracker)
             }))
         }
@@ -678,7 +679,7 @@ pub(super) mod tests {
         let mut live = Live {
             state,
             peers: 0,
-            peers_from: [0; 5],
+            peers_from: Default::default(),
             have_pieces: have,
             checked_pieces: 0,
             wanted_left: 10 - have,

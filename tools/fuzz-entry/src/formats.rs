@@ -199,6 +199,35 @@ pub fn krpc(data: &[u8]) {
     }
 }
 
+/// An LSD datagram (BEP 14), as the shard reads one off the multicast group: what parses
+/// keeps its bounds and re-encodes, in datagrams within the size BEP 14 asks, to the same
+/// announce; the service passes on at most one peer per info hash read.
+pub fn lsd(data: &[u8]) {
+    use ccbt_engine::lsd::{encode, Announce, Lsd, DATAGRAM_MAX, READ_HASHES_MAX};
+    if let Ok(announce) = Announce::parse(data) {
+        assert!(announce.port != 0);
+        assert!(!announce.info_hashes.is_empty() && announce.info_hashes.len() <= READ_HASHES_MAX);
+        let cookie = announce.cookie.clone().unwrap_or_default();
+        let datagrams = encode(announce.port, &cookie, &announce.info_hashes);
+        let mut again = Vec::new();
+        for datagram in &datagrams {
+            assert!(datagram.len() <= DATAGRAM_MAX, "{} bytes", datagram.len());
+            let read = Announce::parse(datagram).expect("what we encode parses");
+            assert_eq!(read.port, announce.port);
+            assert_eq!(read.cookie.as_deref(), Some(cookie.as_str()));
+            again.extend(read.info_hashes);
+        }
+        assert_eq!(again, announce.info_hashes);
+    }
+    let mut lsd = Lsd::new(6881, 1, Default::default());
+    let from = std::net::SocketAddr::from(([10, 0, 0, 2], 6771));
+    let found = lsd.handle_datagram(std::time::Duration::ZERO, from, data);
+    assert!(found.len() <= READ_HASHES_MAX);
+    assert!(found
+        .iter()
+        .all(|f| f.peer.ip() == from.ip() && f.peer.port() != 0));
+}
+
 /// A UDP tracker datagram, read as from an IPv4 and from an IPv6 tracker.
 pub fn udp_tracker(data: &[u8]) {
     for ipv6 in [false, true] {

@@ -92,6 +92,10 @@ pub const TARGETS: &[Target] = &[
         name: "krpc",
         run: formats::krpc,
     },
+    Target {
+        name: "lsd",
+        run: formats::lsd,
+    },
 ];
 
 /// The entry function of target `name`.
