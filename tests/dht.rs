@@ -8,7 +8,10 @@
 //!
 //! - libtorrent downloads a magnet link from a ccbt-uring seeder it found through the DHT;
 //! - the daemon keeps its routing table in `dht.dat` and rejoins from it after a restart;
-//! - a peer's `port` message gets its DHT node one ping (none for a private torrent).
+//! - a peer's `port` message gets its DHT node one ping (none for a private torrent);
+//! - a DHT of 22 nodes (18 libtorrent nodes holding no torrent, a libtorrent seeder and
+//!   downloader, and two of ours) carries both ways: each side finds the other's seeder
+//!   having joined through a mesh node that is not that seeder.
 //!
 //! libtorrent comes from Debian's python3-libtorrent (`tools/install-deps.sh`); without it
 //! the first test skips unless `CCBT_REQUIRE_INTEROP` is set.
@@ -199,6 +202,106 @@ fn a_private_torrent_is_never_looked_up_or_announced() {
     let queries = log.lines().filter(|l| l.starts_with("query ")).count();
     eprintln!("{queries} queries reached the bootstrap node, none for the private torrent");
     drop(seeder);
+}
+
+/// Libtorrent nodes of the mesh (`lt_dht_mesh.py`), besides the four peers.
+const MESH_NODES: usize = 18;
+
+#[test]
+fn a_dht_of_twenty_two_nodes_finds_seeders_both_ways() {
+    if !interop_ready(&[Client::Libtorrent]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mesh_ports: Vec<u16> = (0..MESH_NODES).map(|_| free_port()).collect();
+    let ports: Vec<String> = mesh_ports.iter().map(u16::to_string).collect();
+    let mesh = Running::start("libtorrent DHT mesh", move |_| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg("-u").arg(script("lt_dht_mesh.py")).args(&ports);
+        cmd
+    });
+    wait_log(&mesh, Duration::from_secs(30), "form one DHT", |l| {
+        l == "mesh: ready"
+    });
+    let node = |i: usize| format!("127.0.0.1:{}", mesh_ports[i]);
+
+    // libtorrent seeds A (joining through mesh node 0); we fetch A through node 17.
+    let lt_dir = dir.path().join("lt-seed");
+    let a = make_torrent(
+        &lt_dir,
+        "mesh-a",
+        &[("a.bin", 2 << 20), ("s/b.bin", 99_991)],
+        false,
+    );
+    let a_hash = our_info_hash(&a);
+    let (lt_torrent, lt_save, lt_port, lt_boot) =
+        (a.clone(), lt_dir.clone(), free_port(), mesh_ports[0]);
+    let _lt_seed = Running::start("libtorrent seeder", move |_| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script("lt_dht_seed.py"))
+            .arg(&lt_torrent)
+            .arg(&lt_save)
+            .arg(lt_port.to_string())
+            .arg(lt_boot.to_string());
+        cmd
+    });
+    // We seed B (joining through node 1); libtorrent fetches B through node 16.
+    let our_dir = dir.path().join("our-seed");
+    let b = make_torrent(
+        &our_dir,
+        "mesh-b",
+        &[("c.bin", 1 << 20), ("d/e.bin", 77_777)],
+        false,
+    );
+    let b_hash = our_info_hash(&b);
+    let _our_seed = Running::start("ccbt-uring seeder", |_| {
+        let mut cmd = ccbt();
+        cmd.arg("seed")
+            .arg(&b)
+            .arg("--data")
+            .arg(&our_dir)
+            .args(["--listen", "127.0.0.1", "--port", &free_port().to_string()])
+            .args(["--dht-bootstrap", &node(1)]);
+        cmd
+    });
+
+    let started = Instant::now();
+    let out = dir.path().join("our-out");
+    let mut our_leech = Running::start("ccbt-uring downloader", |_| {
+        let mut cmd = ccbt();
+        cmd.args(["download", &format!("magnet:?xt=urn:btih:{a_hash}"), "-o"])
+            .arg(&out)
+            .args(["--listen", "127.0.0.1", "--port", &free_port().to_string()])
+            .args(["--dht-bootstrap", &node(MESH_NODES - 1)])
+            .env("RUST_LOG", "info,ccbt_shards::swarm::dht=debug");
+        cmd
+    });
+    let lt_out = dir.path().join("lt-out");
+    std::fs::create_dir_all(&lt_out).unwrap();
+    let (magnet_b, lt_out2, lt_boot2) = (
+        format!("magnet:?xt=urn:btih:{b_hash}"),
+        lt_out.clone(),
+        mesh_ports[MESH_NODES - 2],
+    );
+    let mut lt_leech = Running::start("libtorrent downloader", move |_| {
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script("lt_dht_download.py"))
+            .arg(&magnet_b)
+            .arg(&lt_out2)
+            .arg(free_port().to_string())
+            .arg(lt_boot2.to_string());
+        cmd
+    });
+    our_leech.wait_success(Duration::from_secs(60));
+    eprintln!(
+        "ccbt-uring found libtorrent's seeder in {:.1?}",
+        started.elapsed()
+    );
+    lt_leech.wait_success(Duration::from_secs(60));
+    eprintln!("libtorrent found our seeder in {:.1?}", started.elapsed());
+    assert_same_tree(&lt_dir.join("mesh-a"), &out.join("mesh-a"));
+    assert_same_tree(&our_dir.join("mesh-b"), &lt_out.join("mesh-b"));
+    drop(mesh);
 }
 
 #[test]
